@@ -1,0 +1,1 @@
+//! gRPC services: convert proto <-> domain, call the domain, map errors to `Status`.

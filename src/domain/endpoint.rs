@@ -1,0 +1,247 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Timestamp;
+use super::metric::validate_name;
+use crate::error::{Error, Result};
+
+/// What read RPCs show instead of a secret header value.
+pub const SECRET_MASK: &str = "********";
+
+/// An endpoint under test and how to call it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// UUID.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// How it is called.
+    pub target: Target,
+    /// Most calls in flight for one run; 0: server default.
+    pub max_concurrency: u32,
+    /// Retries after a retryable failure.
+    pub max_retries: u32,
+    /// Most calls per second for one run; 0: unlimited.
+    pub rate_limit_per_second: f64,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// The kinds of target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Target {
+    /// A generic HTTP API.
+    Http(HttpTarget),
+    /// An OpenAI-compatible chat-completions API.
+    OpenAiChat(OpenAiChatTarget),
+}
+
+/// A generic HTTP target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpTarget {
+    /// Absolute URL.
+    pub url: String,
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Headers; values may be `${env:NAME}`, resolved at call time.
+    pub headers: BTreeMap<String, String>,
+    /// JSON document whose strings are minijinja templates.
+    pub body_template: String,
+    /// Where the answer is in the response.
+    pub response_mapping: ResponseMapping,
+    /// Timeout of one call.
+    pub timeout_ms: u32,
+}
+
+/// JSONPath expressions into the response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseMapping {
+    /// Path of the answer.
+    pub output: String,
+    /// Path of the context.
+    pub context: Option<String>,
+    /// Path of extra data.
+    pub metadata: Option<String>,
+}
+
+/// An OpenAI-compatible chat target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenAiChatTarget {
+    /// Base URL including the version path.
+    pub base_url: String,
+    /// Model name.
+    pub model: String,
+    /// System message.
+    pub system_prompt: Option<String>,
+    /// Environment variable with the API key.
+    pub api_key_env: Option<String>,
+    /// Timeout of one call.
+    pub timeout_ms: u32,
+}
+
+/// Default body of an HTTP target without a template.
+pub const DEFAULT_BODY_TEMPLATE: &str = r#"{"prompt": "{{ prompt }}"}"#;
+/// Default output path of an HTTP target.
+pub const DEFAULT_OUTPUT_PATH: &str = "$.output";
+
+/// Whether a header's value is a secret: Authorization-like names, or names that speak of a key,
+/// token, secret, password or cookie.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "authorization"
+        || name == "proxy-authorization"
+        || ["key", "token", "secret", "password", "cookie"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// Whether a header value hides its secret in the environment: `${env:NAME}`, possibly after an
+/// auth scheme word (`Bearer ${env:NAME}`). Such a value is no secret itself.
+fn is_env_reference(value: &str) -> bool {
+    let mut rest = String::new();
+    let mut found = false;
+    let mut tail = value;
+    while let Some(start) = tail.find("${env:") {
+        let Some(len) = tail[start..].find('}') else {
+            break;
+        };
+        rest.push_str(&tail[..start]);
+        tail = &tail[start + len + 1..];
+        found = true;
+    }
+    rest.push_str(tail);
+    let scheme = rest.trim().to_ascii_lowercase();
+    found && ["", "bearer", "basic", "token"].contains(&scheme.as_str())
+}
+
+impl Endpoint {
+    /// The endpoint as read RPCs show it: secret header values masked.
+    pub fn masked(mut self) -> Self {
+        if let Target::Http(http) = &mut self.target {
+            for (name, value) in http.headers.iter_mut() {
+                if is_secret_header(name) && !is_env_reference(value) {
+                    *value = SECRET_MASK.to_string();
+                }
+            }
+        }
+        self
+    }
+
+    /// Keeps the stored secret for every header whose new value is the mask sent back unchanged.
+    pub fn keep_masked_secrets(&mut self, stored: &Endpoint) {
+        if let (Target::Http(new), Target::Http(old)) = (&mut self.target, &stored.target) {
+            for (name, value) in new.headers.iter_mut() {
+                if value == SECRET_MASK
+                    && let Some(previous) = old.headers.get(name)
+                {
+                    value.clone_from(previous);
+                }
+            }
+        }
+    }
+
+    /// Checks the endpoint's settings; field names are paths below `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        validate_name(&self.name, &field("name"))?;
+        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
+            return Err(Error::invalid(
+                field("rate_limit_per_second"),
+                format!(
+                    "must be a finite number >= 0, got {}",
+                    self.rate_limit_per_second
+                ),
+            ));
+        }
+        match &self.target {
+            Target::Http(http) => {
+                validate_url(&http.url, &field("http.url"))?;
+                if reqwest::Method::from_bytes(http.method.as_bytes()).is_err() {
+                    return Err(Error::invalid(
+                        field("http.method"),
+                        format!("{:?} is not an HTTP method", http.method),
+                    ));
+                }
+                for name in http.headers.keys() {
+                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        return Err(Error::invalid(
+                            field("http.headers"),
+                            format!("{name:?} is not a valid header name"),
+                        ));
+                    }
+                }
+                crate::target::BodyTemplate::parse(&http.body_template)
+                    .map_err(|reason| Error::invalid(field("http.body_template"), reason))?;
+                let mapping = &http.response_mapping;
+                for (name, path) in [
+                    ("output", Some(&mapping.output)),
+                    ("context", mapping.context.as_ref()),
+                    ("metadata", mapping.metadata.as_ref()),
+                ] {
+                    if let Some(path) = path
+                        && let Err(e) = serde_json_path::JsonPath::parse(path)
+                    {
+                        return Err(Error::invalid(
+                            field(&format!("http.response_mapping.{name}")),
+                            format!("{path:?} is not a JSONPath: {e}"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Target::OpenAiChat(chat) => {
+                validate_url(&chat.base_url, &field("openai_chat.base_url"))?;
+                if chat.model.trim().is_empty() {
+                    return Err(Error::invalid(field("openai_chat.model"), "is required"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn validate_url(url: &str, field: &str) -> Result<()> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err(Error::invalid(
+            field,
+            format!("{url:?} is not an absolute http(s) URL"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_headers_are_recognised_by_name() {
+        for name in [
+            "Authorization",
+            "x-api-key",
+            "X-Auth-Token",
+            "client_secret",
+            "Cookie",
+        ] {
+            assert!(is_secret_header(name), "{name}");
+        }
+        for name in ["Content-Type", "Accept", "X-Request-Id"] {
+            assert!(!is_secret_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn env_references_are_not_secrets() {
+        assert!(is_env_reference("${env:OPENAI_KEY}"));
+        assert!(is_env_reference("Bearer ${env:OPENAI_KEY}"));
+        assert!(!is_env_reference("sk-live-123 ${env:OPENAI_KEY}"));
+        assert!(!is_env_reference("sk-live-123"));
+    }
+}

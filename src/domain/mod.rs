@@ -1,0 +1,26 @@
+//! Domain types: what Assay stores and reasons about, free of transport and storage.
+
+mod behavior;
+mod endpoint;
+mod metric;
+mod page;
+mod reference;
+mod run;
+mod test_set;
+
+pub use behavior::Behavior;
+pub use endpoint::{
+    DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
+    ResponseMapping, SECRET_MASK, Target, is_secret_header,
+};
+pub use metric::{LlmJudge, Metric, MetricKind, ScoreType, ThresholdOperator};
+pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
+pub use reference::Ref;
+pub use run::{
+    ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunStatus,
+    RunSummary, TestResult, TestRun,
+};
+pub use test_set::{Test, TestSet};
+
+/// Timestamps of every resource.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,200 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Timestamp;
+
+/// How the tests of a run are dispatched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// Concurrently, bounded by the concurrency limits.
+    #[default]
+    Parallel,
+    /// One at a time in test-set order.
+    Sequential,
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// Called the endpoint.
+    Execution,
+    /// Scored stored outputs again.
+    Rescore,
+}
+
+/// State of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// In progress.
+    Running,
+    /// No result is an error.
+    Completed,
+    /// Some results are errors.
+    Partial,
+    /// All results are errors, or the run could not proceed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Stable text used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Outcome of one test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    /// Every metric passed.
+    Passed,
+    /// Some metric did not pass.
+    Failed,
+    /// The endpoint failed or no metric could be evaluated.
+    Error,
+}
+
+/// One execution or rescore of a test set against an endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestRun {
+    /// UUID.
+    pub id: Uuid,
+    /// Test set run.
+    pub test_set_id: Uuid,
+    /// Endpoint run against.
+    pub endpoint_id: Uuid,
+    /// Execution or rescore.
+    pub kind: RunKind,
+    /// Dispatch mode.
+    pub mode: ExecutionMode,
+    /// Current state.
+    pub status: RunStatus,
+    /// The run a rescore read.
+    pub source_run_id: Option<Uuid>,
+    /// Number of tests.
+    pub total: u32,
+    /// Metrics used.
+    pub metric_ids: Vec<Uuid>,
+    /// Concurrency allowed.
+    pub max_concurrency: u32,
+    /// Template parameters.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Why the run could not proceed.
+    pub error: Option<String>,
+    /// Present once ended.
+    pub summary: Option<RunSummary>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Start time.
+    pub started_at: Option<Timestamp>,
+    /// End time.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Counts and statistics of an ended run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Tests in the run.
+    pub total: u32,
+    /// Passed results.
+    pub passed: u32,
+    /// Failed results.
+    pub failed: u32,
+    /// Errored results.
+    pub errored: u32,
+    /// passed / total.
+    pub pass_rate: f64,
+    /// Run duration.
+    pub duration_ms: u64,
+    /// Per metric, in order of first use.
+    pub metrics: Vec<MetricStats>,
+}
+
+/// Statistics of one metric over a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricStats {
+    /// Metric id.
+    pub metric_id: Uuid,
+    /// Metric name.
+    pub metric_name: String,
+    /// Evaluated without error.
+    pub evaluated: u32,
+    /// Passed.
+    pub passed: u32,
+    /// Could not evaluate.
+    pub errored: u32,
+    /// Mean score over evaluated results with a score.
+    pub mean_score: f64,
+}
+
+/// The result of one test in a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// UUID.
+    pub id: Uuid,
+    /// Run.
+    pub run_id: Uuid,
+    /// Test.
+    pub test_id: Uuid,
+    /// Outcome.
+    pub status: ResultStatus,
+    /// The endpoint's answer; `None` when the endpoint failed.
+    pub output: Option<String>,
+    /// Context from the endpoint.
+    pub context: Vec<String>,
+    /// Extra data from the endpoint.
+    pub metadata: Option<serde_json::Value>,
+    /// Endpoint latency.
+    pub latency_ms: u64,
+    /// Endpoint error, or why nothing was scored.
+    pub error: Option<String>,
+    /// One per metric.
+    pub metric_results: Vec<MetricResult>,
+    /// Prompt sent (snapshot of the test).
+    pub prompt: String,
+    /// Expected response (snapshot of the test).
+    pub expected_response: Option<String>,
+    /// Behaviour of the test at run time (snapshot), for rescoring by the hierarchy.
+    pub behavior_id: Option<Uuid>,
+    /// When stored.
+    pub created_at: Timestamp,
+}
+
+/// The verdict of one metric on one answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    /// Metric id.
+    pub metric_id: Uuid,
+    /// Metric name at scoring time.
+    pub metric_name: String,
+    /// Score, when given.
+    pub score: Option<f64>,
+    /// Category, for categorical metrics.
+    pub category: Option<String>,
+    /// Passed.
+    pub passed: bool,
+    /// Why.
+    pub reason: String,
+    /// Why it could not be evaluated.
+    pub error: Option<String>,
+}
+
+/// Which runs a list returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs of this test set.
+    pub test_set_id: Option<Uuid>,
+    /// Only runs against this endpoint.
+    pub endpoint_id: Option<Uuid>,
+}

@@ -1,0 +1,1 @@
+//! Runs: execution, rescoring, streaming of results.

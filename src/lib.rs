@@ -1,0 +1,19 @@
+//! Assay: a gRPC service that runs test suites against LLM applications and scores every answer.
+//!
+//! Layers, each knowing only the ones below it:
+//! - [`api`]: tonic services; converts proto <-> domain and maps [`error::Error`] to `Status`.
+//! - [`engine`]: runs, rescoring and streaming of results.
+//! - [`scoring`] and [`target`]: scoring answers and calling endpoints.
+//! - [`store`]: persistence behind the [`store::Store`] trait.
+//! - [`domain`]: plain types, free of transport and storage.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod proto;
+pub mod scoring;
+pub mod server;
+pub mod store;
+pub mod target;

@@ -1,0 +1,113 @@
+//! Persistence behind one trait, [`Store`], so that a backend (SQLite today, PostgreSQL next) can
+//! be added without touching the API or the engine. Every backend must pass the contract suite
+//! in `tests/store_contract.rs`.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{
+    Behavior, Endpoint, Metric, Page, PageRequest, Ref, RunFilter, Test, TestResult, TestRun,
+    TestSet,
+};
+use crate::error::Result;
+
+/// Everything Assay persists. Methods that take a [`Ref`] answer `Error::NotFound` naming the
+/// reference; methods that write a unique name answer `Error::AlreadyExists`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- metrics
+    /// Stores a new metric.
+    async fn create_metric(&self, metric: &Metric) -> Result<()>;
+    /// One metric by id or name.
+    async fn get_metric(&self, metric: &Ref) -> Result<Metric>;
+    /// Metrics by reference, in the order given, without repeats; the first unknown reference
+    /// fails the whole call.
+    async fn resolve_metrics(&self, metrics: &[Ref]) -> Result<Vec<Metric>>;
+    /// A page of metrics in creation order.
+    async fn list_metrics(&self, page: PageRequest) -> Result<Page<Metric>>;
+    /// Replaces a stored metric (found by `metric.id`).
+    async fn update_metric(&self, metric: &Metric) -> Result<()>;
+    /// Deletes a metric; `Error::FailedPrecondition` naming the behaviours and test sets that
+    /// still use it.
+    async fn delete_metric(&self, id: Uuid) -> Result<()>;
+
+    // ---- behaviours
+    /// Stores a new behaviour.
+    async fn create_behavior(&self, behavior: &Behavior) -> Result<()>;
+    /// One behaviour by id or name.
+    async fn get_behavior(&self, behavior: &Ref) -> Result<Behavior>;
+    /// Behaviours by id; unknown ids are skipped.
+    async fn get_behaviors(&self, ids: &[Uuid]) -> Result<Vec<Behavior>>;
+    /// A page of behaviours in creation order.
+    async fn list_behaviors(&self, page: PageRequest) -> Result<Page<Behavior>>;
+    /// Replaces a stored behaviour.
+    async fn update_behavior(&self, behavior: &Behavior) -> Result<()>;
+    /// Deletes a behaviour; `Error::FailedPrecondition` naming the test sets whose tests use it.
+    async fn delete_behavior(&self, id: Uuid) -> Result<()>;
+
+    // ---- endpoints
+    /// Stores a new endpoint.
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// One endpoint by id or name (secrets in clear: callers mask).
+    async fn get_endpoint(&self, endpoint: &Ref) -> Result<Endpoint>;
+    /// A page of endpoints in creation order.
+    async fn list_endpoints(&self, page: PageRequest) -> Result<Page<Endpoint>>;
+    /// Replaces a stored endpoint.
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Deletes an endpoint; its runs stay.
+    async fn delete_endpoint(&self, id: Uuid) -> Result<()>;
+
+    // ---- test sets and tests
+    /// Stores a new test set.
+    async fn create_test_set(&self, test_set: &TestSet) -> Result<()>;
+    /// One test set by id or name, with its `test_count`.
+    async fn get_test_set(&self, test_set: &Ref) -> Result<TestSet>;
+    /// A page of test sets in creation order, with their `test_count`.
+    async fn list_test_sets(&self, page: PageRequest) -> Result<Page<TestSet>>;
+    /// Replaces a stored test set (its tests are untouched).
+    async fn update_test_set(&self, test_set: &TestSet) -> Result<()>;
+    /// Deletes a test set and its tests; its runs stay.
+    async fn delete_test_set(&self, id: Uuid) -> Result<()>;
+    /// Adds and removes metrics of a test set atomically; returns its metric ids afterwards.
+    /// Adding one already there or removing one not there changes nothing.
+    async fn change_test_set_metrics(
+        &self,
+        test_set_id: Uuid,
+        add: &[Uuid],
+        remove: &[Uuid],
+    ) -> Result<Vec<Uuid>>;
+    /// Appends tests to a test set in one transaction.
+    async fn add_tests(&self, test_set_id: Uuid, tests: &[Test]) -> Result<()>;
+    /// A page of a test set's tests in test-set order.
+    async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>>;
+    /// Removes tests from a test set, all or nothing: an id not in the set is
+    /// `Error::NotFound` and removes nothing. Returns how many were removed.
+    async fn remove_tests(&self, test_set_id: Uuid, test_ids: &[Uuid]) -> Result<u32>;
+
+    // ---- runs and results
+    /// Stores a new run.
+    async fn create_run(&self, run: &TestRun) -> Result<()>;
+    /// Replaces a stored run (status, summary, times).
+    async fn update_run(&self, run: &TestRun) -> Result<()>;
+    /// One run by id.
+    async fn get_run(&self, id: Uuid) -> Result<TestRun>;
+    /// A page of runs, newest first.
+    async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<Page<TestRun>>;
+    /// The latest `Completed` run (by finish time) of a test set and endpoint, if any.
+    async fn latest_completed_run(
+        &self,
+        test_set_id: Uuid,
+        endpoint_id: Uuid,
+    ) -> Result<Option<TestRun>>;
+    /// Marks every run still `Running` as `Failed` with `reason` (at start-up: those runs were
+    /// cut short by a stop of the server). Returns how many.
+    async fn fail_unfinished_runs(&self, reason: &str) -> Result<u64>;
+    /// Stores results, all in one transaction, in the order given.
+    async fn insert_results(&self, results: &[TestResult]) -> Result<()>;
+    /// A page of a run's results in the order they were stored.
+    async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;
+}

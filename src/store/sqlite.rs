@@ -1,0 +1,4 @@
+//! SQLite backend (stub).
+
+/// SQLite store.
+pub struct SqliteStore;
