@@ -1,0 +1,1 @@
+//! The storage contract: every Store backend must pass these tests.
