@@ -1,1 +1,1003 @@
 //! The storage contract: every Store backend must pass these tests.
+//!
+//! Each contract is a plain async function over a [`Backend`] (something that opens a store on
+//! one database, again and again); [`contract!`] runs every one of them against every backend,
+//! each in a fresh database. A new backend is one more `backend!` line there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use assay::domain::{
+    Behavior, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode, HttpTarget,
+    Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus, RunFilter, RunKind,
+    RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet, ThresholdOperator, Timestamp,
+};
+use assay::error::Error;
+use assay::store::{SqliteStore, Store};
+use async_trait::async_trait;
+use chrono::{Duration, Utc};
+use uuid::Uuid;
+
+/// A database for one test.
+#[async_trait]
+trait Backend: Send + Sync {
+    /// A store on this backend's database; a second call opens the same database again.
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// SQLite in a file of its own temporary directory.
+struct SqliteBackend {
+    dir: tempfile::TempDir,
+}
+
+impl SqliteBackend {
+    async fn new() -> Self {
+        SqliteBackend {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn open(&self) -> Arc<dyn Store> {
+        let url = format!("sqlite://{}", self.dir.path().join("assay.db").display());
+        Arc::new(
+            SqliteStore::open(&url)
+                .await
+                .expect("open the SQLite store"),
+        )
+    }
+}
+
+/// One `#[tokio::test]` per contract for one backend.
+macro_rules! backend {
+    ($module:ident, $backend:expr, $($contract:ident),+) => {
+        mod $module {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $contract() {
+                    let backend = $backend;
+                    super::$contract(&backend).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Every contract against every backend.
+macro_rules! contract {
+    ($($contract:ident),+ $(,)?) => {
+        backend!(sqlite, SqliteBackend::new().await, $($contract),+);
+    };
+}
+
+contract!(
+    catalogue_records_are_found_by_id_and_by_name,
+    a_taken_name_is_already_exists,
+    an_unknown_reference_is_not_found_naming_it,
+    resolve_metrics_keeps_order_and_drops_repeats,
+    get_behaviors_skips_unknown_ids,
+    lists_page_through_in_creation_order,
+    updates_replace_and_renames_cannot_take_a_name,
+    a_metric_in_use_cannot_be_deleted,
+    a_behavior_in_use_cannot_be_deleted,
+    ten_thousand_tests_are_added_in_one_call_and_listed_in_order,
+    remove_tests_is_all_or_nothing,
+    deleting_a_test_set_deletes_its_tests_but_not_its_runs,
+    change_test_set_metrics_is_idempotent,
+    runs_are_listed_newest_first_and_filtered,
+    latest_completed_run_is_the_last_completed_by_finish_time,
+    fail_unfinished_runs_fails_only_running_ones,
+    results_are_listed_in_insertion_order_by_page,
+    data_survives_reopening,
+);
+
+// ---- values
+
+fn now() -> Timestamp {
+    Utc::now()
+}
+
+fn metric(name: &str) -> Metric {
+    Metric {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        description: format!("{name} checks things"),
+        score_type: ScoreType::Binary,
+        threshold: None,
+        threshold_operator: ThresholdOperator::Eq,
+        categories: vec![],
+        passing_categories: vec![],
+        requires_expected: true,
+        requires_context: false,
+        kind: MetricKind::ExactMatch {
+            value: None,
+            ignore_case: true,
+            trim: true,
+        },
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn behavior(name: &str, metrics: &[&Metric]) -> Behavior {
+    Behavior {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        description: String::new(),
+        metric_ids: metrics.iter().map(|m| m.id).collect(),
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn endpoint(name: &str) -> Endpoint {
+    Endpoint {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        description: String::new(),
+        target: Target::Http(HttpTarget {
+            url: "http://127.0.0.1:9/chat".into(),
+            method: "POST".into(),
+            headers: BTreeMap::from([("Authorization".into(), "Bearer secret".into())]),
+            body_template: DEFAULT_BODY_TEMPLATE.into(),
+            response_mapping: ResponseMapping {
+                output: DEFAULT_OUTPUT_PATH.into(),
+                context: None,
+                metadata: None,
+            },
+            timeout_ms: 1000,
+        }),
+        max_concurrency: 4,
+        max_retries: 1,
+        rate_limit_per_second: 0.0,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn test_set(name: &str, metrics: &[&Metric]) -> TestSet {
+    TestSet {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        description: String::new(),
+        metric_ids: metrics.iter().map(|m| m.id).collect(),
+        test_count: 0,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn test(test_set: &TestSet, prompt: &str, behavior: Option<&Behavior>) -> Test {
+    Test {
+        id: Uuid::now_v7(),
+        test_set_id: test_set.id,
+        prompt: prompt.into(),
+        expected_response: Some(format!("answer to {prompt}")),
+        behavior_id: behavior.map(|b| b.id),
+        category: "cat".into(),
+        topic: "topic".into(),
+        metadata: BTreeMap::from([("k".into(), "v \"quoted\"\n".into())]),
+        created_at: now(),
+    }
+}
+
+fn run(test_set: &TestSet, endpoint: &Endpoint, status: RunStatus) -> TestRun {
+    TestRun {
+        id: Uuid::now_v7(),
+        test_set_id: test_set.id,
+        endpoint_id: endpoint.id,
+        kind: RunKind::Execution,
+        mode: ExecutionMode::Parallel,
+        status,
+        source_run_id: None,
+        total: 0,
+        metric_ids: vec![],
+        max_concurrency: 0,
+        parameters: serde_json::Map::new(),
+        error: None,
+        summary: None,
+        created_at: now(),
+        started_at: Some(now()),
+        finished_at: (status != RunStatus::Running).then(now),
+    }
+}
+
+fn result(run: &TestRun, prompt: &str) -> TestResult {
+    TestResult {
+        id: Uuid::now_v7(),
+        run_id: run.id,
+        test_id: Uuid::now_v7(),
+        status: ResultStatus::Passed,
+        output: Some(format!("output of {prompt}")),
+        context: vec!["ctx".into()],
+        metadata: Some(serde_json::json!({"tokens": 3})),
+        latency_ms: 12,
+        error: None,
+        metric_results: vec![],
+        prompt: prompt.into(),
+        expected_response: None,
+        behavior_id: None,
+        created_at: now(),
+    }
+}
+
+fn name(s: &str) -> Ref {
+    Ref::Name(s.into())
+}
+
+/// Asserts `NotFound` of `kind` naming `reference`.
+fn assert_not_found<T: std::fmt::Debug>(
+    outcome: assay::error::Result<T>,
+    kind: &str,
+    reference: &str,
+) {
+    match outcome {
+        Err(Error::NotFound {
+            kind: k,
+            reference: r,
+        }) if k == kind && r == reference => {}
+        other => panic!("expected {kind} {reference:?} not found, got {other:?}"),
+    }
+}
+
+/// Creates a test set and an endpoint to hang runs on.
+async fn run_targets(store: &dyn Store) -> (TestSet, Endpoint) {
+    let set = test_set("suite", &[]);
+    let target = endpoint("bot");
+    store.create_test_set(&set).await.unwrap();
+    store.create_endpoint(&target).await.unwrap();
+    (set, target)
+}
+
+// ---- contracts
+
+async fn catalogue_records_are_found_by_id_and_by_name(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let m = metric("exact");
+    let b = behavior("polite", &[&m]);
+    let e = endpoint("bot");
+    let s = test_set("smoke", &[&m]);
+    store.create_metric(&m).await.unwrap();
+    store.create_behavior(&b).await.unwrap();
+    store.create_endpoint(&e).await.unwrap();
+    store.create_test_set(&s).await.unwrap();
+
+    assert_eq!(store.get_metric(&Ref::Id(m.id)).await.unwrap(), m);
+    assert_eq!(store.get_metric(&name("exact")).await.unwrap(), m);
+    assert_eq!(store.get_behavior(&Ref::Id(b.id)).await.unwrap(), b);
+    assert_eq!(store.get_behavior(&name("polite")).await.unwrap(), b);
+    assert_eq!(store.get_endpoint(&Ref::Id(e.id)).await.unwrap(), e);
+    assert_eq!(store.get_endpoint(&name("bot")).await.unwrap(), e);
+    assert_eq!(store.get_test_set(&Ref::Id(s.id)).await.unwrap(), s);
+    assert_eq!(store.get_test_set(&name("smoke")).await.unwrap(), s);
+}
+
+async fn a_taken_name_is_already_exists(backend: &dyn Backend) {
+    let store = backend.open().await;
+    store.create_metric(&metric("exact")).await.unwrap();
+    let err = store.create_metric(&metric("exact")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { kind: "metric", name } if name == "exact"),
+        "{err:?}"
+    );
+    store.create_test_set(&test_set("s", &[])).await.unwrap();
+    let err = store
+        .create_test_set(&test_set("s", &[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { kind: "test set", name } if name == "s"),
+        "{err:?}"
+    );
+    // The same name in another kind is no clash.
+    store.create_endpoint(&endpoint("exact")).await.unwrap();
+}
+
+async fn an_unknown_reference_is_not_found_naming_it(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let id = Uuid::now_v7();
+    assert_not_found(store.get_metric(&name("nope")).await, "metric", "nope");
+    assert_not_found(
+        store.get_behavior(&Ref::Id(id)).await,
+        "behavior",
+        &id.to_string(),
+    );
+    assert_not_found(store.get_endpoint(&name("nope")).await, "endpoint", "nope");
+    assert_not_found(store.get_test_set(&name("nope")).await, "test set", "nope");
+    assert_not_found(store.get_run(id).await, "test run", &id.to_string());
+    assert_not_found(store.delete_metric(id).await, "metric", &id.to_string());
+    assert_not_found(store.delete_endpoint(id).await, "endpoint", &id.to_string());
+    assert_not_found(store.add_tests(id, &[]).await, "test set", &id.to_string());
+    assert_not_found(
+        store.list_tests(id, PageRequest::first(10)).await,
+        "test set",
+        &id.to_string(),
+    );
+    assert_not_found(
+        store.list_results(id, PageRequest::first(10)).await,
+        "test run",
+        &id.to_string(),
+    );
+    // A behaviour naming a metric that does not exist is refused too.
+    let ghost = metric("ghost");
+    assert_not_found(
+        store.create_behavior(&behavior("b", &[&ghost])).await,
+        "metric",
+        &ghost.id.to_string(),
+    );
+}
+
+async fn resolve_metrics_keeps_order_and_drops_repeats(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (a, b, c) = (metric("a"), metric("b"), metric("c"));
+    for m in [&a, &b, &c] {
+        store.create_metric(m).await.unwrap();
+    }
+    let got = store
+        .resolve_metrics(&[
+            name("c"),
+            Ref::Id(a.id),
+            name("a"),
+            Ref::Id(c.id),
+            name("b"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![c.clone(), a.clone(), b.clone()]);
+    assert_eq!(store.resolve_metrics(&[]).await.unwrap(), vec![]);
+    assert_not_found(
+        store
+            .resolve_metrics(&[name("a"), name("missing"), name("also missing")])
+            .await,
+        "metric",
+        "missing",
+    );
+}
+
+async fn get_behaviors_skips_unknown_ids(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (x, y) = (behavior("x", &[]), behavior("y", &[]));
+    store.create_behavior(&x).await.unwrap();
+    store.create_behavior(&y).await.unwrap();
+    let got = store
+        .get_behaviors(&[y.id, Uuid::now_v7(), x.id])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![y, x]);
+}
+
+async fn lists_page_through_in_creation_order(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let mut created = Vec::new();
+    for i in 0..120 {
+        let m = metric(&format!("m{i:03}"));
+        store.create_metric(&m).await.unwrap();
+        created.push(m);
+    }
+    let mut listed = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_metrics(PageRequest { size: 50, after })
+            .await
+            .unwrap();
+        sizes.push((page.items.len(), page.next.is_some()));
+        listed.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, vec![(50, true), (50, true), (20, false)]);
+    assert_eq!(listed, created);
+
+    // A page that ends exactly at the last item has no next page.
+    let exact = store.list_metrics(PageRequest::first(120)).await.unwrap();
+    assert_eq!((exact.items.len(), exact.next), (120, None));
+
+    // Test sets come with their test counts.
+    let (s1, s2) = (test_set("s1", &[]), test_set("s2", &[]));
+    store.create_test_set(&s1).await.unwrap();
+    store.create_test_set(&s2).await.unwrap();
+    store
+        .add_tests(s2.id, &[test(&s2, "p1", None), test(&s2, "p2", None)])
+        .await
+        .unwrap();
+    let sets = store.list_test_sets(PageRequest::first(10)).await.unwrap();
+    let counts: Vec<_> = sets
+        .items
+        .iter()
+        .map(|s| (s.name.as_str(), s.test_count))
+        .collect();
+    assert_eq!(counts, vec![("s1", 0), ("s2", 2)]);
+    assert_eq!(store.get_test_set(&name("s2")).await.unwrap().test_count, 2);
+}
+
+async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let mut a = metric("a");
+    store.create_metric(&a).await.unwrap();
+    store.create_metric(&metric("b")).await.unwrap();
+
+    a.name = "a2".into();
+    a.description = "changed".into();
+    a.updated_at = now();
+    store.update_metric(&a).await.unwrap();
+    assert_eq!(store.get_metric(&name("a2")).await.unwrap(), a);
+    assert_not_found(store.get_metric(&name("a")).await, "metric", "a");
+
+    let mut clash = a.clone();
+    clash.name = "b".into();
+    let err = store.update_metric(&clash).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { kind: "metric", name } if name == "b"),
+        "{err:?}"
+    );
+    assert_eq!(store.get_metric(&Ref::Id(a.id)).await.unwrap(), a);
+
+    let unknown = endpoint("ghost");
+    assert_not_found(
+        store.update_endpoint(&unknown).await,
+        "endpoint",
+        &unknown.id.to_string(),
+    );
+
+    let mut e = endpoint("e");
+    store.create_endpoint(&e).await.unwrap();
+    e.max_retries = 7;
+    store.update_endpoint(&e).await.unwrap();
+    assert_eq!(store.get_endpoint(&Ref::Id(e.id)).await.unwrap(), e);
+}
+
+async fn a_metric_in_use_cannot_be_deleted(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let m = metric("exact");
+    let other = metric("other");
+    store.create_metric(&m).await.unwrap();
+    store.create_metric(&other).await.unwrap();
+    let mut b = behavior("polite", &[&other, &m]);
+    store.create_behavior(&b).await.unwrap();
+    let s = test_set("smoke", &[&m]);
+    store.create_test_set(&s).await.unwrap();
+
+    let err = store.delete_metric(m.id).await.unwrap_err();
+    match &err {
+        Error::FailedPrecondition {
+            subject,
+            description,
+        } => {
+            assert_eq!(subject, "metric exact");
+            assert_eq!(
+                description,
+                "metric \"exact\" is still used by behavior \"polite\", test set \"smoke\""
+            );
+        }
+        other => panic!("expected a failed precondition, got {other:?}"),
+    }
+
+    b.metric_ids = vec![other.id];
+    store.update_behavior(&b).await.unwrap();
+    let err = store.delete_metric(m.id).await.unwrap_err().to_string();
+    assert!(
+        err.contains("test set \"smoke\"") && !err.contains("polite"),
+        "{err}"
+    );
+
+    store
+        .change_test_set_metrics(s.id, &[], &[m.id])
+        .await
+        .unwrap();
+    store.delete_metric(m.id).await.unwrap();
+    assert_not_found(store.get_metric(&name("exact")).await, "metric", "exact");
+    assert_not_found(store.delete_metric(m.id).await, "metric", &m.id.to_string());
+}
+
+async fn a_behavior_in_use_cannot_be_deleted(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let b = behavior("polite", &[]);
+    store.create_behavior(&b).await.unwrap();
+    let s = test_set("smoke", &[]);
+    store.create_test_set(&s).await.unwrap();
+    let t = test(&s, "hello", Some(&b));
+    store
+        .add_tests(s.id, &[t.clone(), test(&s, "plain", None)])
+        .await
+        .unwrap();
+
+    let err = store.delete_behavior(b.id).await.unwrap_err();
+    match &err {
+        Error::FailedPrecondition { description, .. } => {
+            assert_eq!(
+                description,
+                "behavior \"polite\" is still used by test set \"smoke\""
+            )
+        }
+        other => panic!("expected a failed precondition, got {other:?}"),
+    }
+    store.remove_tests(s.id, &[t.id]).await.unwrap();
+    store.delete_behavior(b.id).await.unwrap();
+    assert_not_found(
+        store.get_behavior(&name("polite")).await,
+        "behavior",
+        "polite",
+    );
+
+    // Tests may only name behaviours that exist.
+    assert_not_found(
+        store.add_tests(s.id, &[test(&s, "x", Some(&b))]).await,
+        "behavior",
+        &b.id.to_string(),
+    );
+}
+
+async fn ten_thousand_tests_are_added_in_one_call_and_listed_in_order(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let s = test_set("big", &[]);
+    store.create_test_set(&s).await.unwrap();
+    let b = behavior("b", &[]);
+    store.create_behavior(&b).await.unwrap();
+    let tests: Vec<Test> = (0..10_000)
+        .map(|i| test(&s, &format!("prompt {i}"), (i % 3 == 0).then_some(&b)))
+        .collect();
+
+    let started = Instant::now();
+    store.add_tests(s.id, &tests).await.unwrap();
+    eprintln!("add_tests: 10,000 tests in {:?}", started.elapsed());
+
+    assert_eq!(
+        store.get_test_set(&Ref::Id(s.id)).await.unwrap().test_count,
+        10_000
+    );
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_tests(s.id, PageRequest { size: 1000, after })
+            .await
+            .unwrap();
+        listed.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), tests.len());
+    assert!(listed == tests, "tests come back as stored, in order");
+}
+
+async fn remove_tests_is_all_or_nothing(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, other) = (test_set("s", &[]), test_set("other", &[]));
+    store.create_test_set(&s).await.unwrap();
+    store.create_test_set(&other).await.unwrap();
+    let tests = vec![
+        test(&s, "1", None),
+        test(&s, "2", None),
+        test(&s, "3", None),
+    ];
+    store.add_tests(s.id, &tests).await.unwrap();
+    let foreign = test(&other, "f", None);
+    store
+        .add_tests(other.id, std::slice::from_ref(&foreign))
+        .await
+        .unwrap();
+
+    let unknown = Uuid::now_v7();
+    assert_not_found(
+        store.remove_tests(s.id, &[tests[0].id, unknown]).await,
+        "test",
+        &unknown.to_string(),
+    );
+    assert_not_found(
+        store.remove_tests(s.id, &[tests[1].id, foreign.id]).await,
+        "test",
+        &foreign.id.to_string(),
+    );
+    assert_eq!(
+        store.get_test_set(&Ref::Id(s.id)).await.unwrap().test_count,
+        3
+    );
+
+    let removed = store
+        .remove_tests(s.id, &[tests[2].id, tests[0].id])
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    let left = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(left.items, vec![tests[1].clone()]);
+    assert_eq!(
+        store
+            .get_test_set(&Ref::Id(other.id))
+            .await
+            .unwrap()
+            .test_count,
+        1
+    );
+}
+
+async fn deleting_a_test_set_deletes_its_tests_but_not_its_runs(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    store
+        .add_tests(s.id, &[test(&s, "1", None), test(&s, "2", None)])
+        .await
+        .unwrap();
+    let r = run(&s, &e, RunStatus::Completed);
+    store.create_run(&r).await.unwrap();
+
+    store.delete_test_set(s.id).await.unwrap();
+    store.delete_endpoint(e.id).await.unwrap();
+    assert_not_found(
+        store.list_tests(s.id, PageRequest::first(10)).await,
+        "test set",
+        &s.id.to_string(),
+    );
+    assert_eq!(store.get_run(r.id).await.unwrap(), r);
+    assert_not_found(
+        store.delete_test_set(s.id).await,
+        "test set",
+        &s.id.to_string(),
+    );
+
+    // The name is free again, and the new set starts empty.
+    let again = test_set(&s.name, &[]);
+    store.create_test_set(&again).await.unwrap();
+    assert_eq!(
+        store.get_test_set(&name(&s.name)).await.unwrap().test_count,
+        0
+    );
+}
+
+async fn change_test_set_metrics_is_idempotent(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (a, b, c) = (metric("a"), metric("b"), metric("c"));
+    for m in [&a, &b, &c] {
+        store.create_metric(m).await.unwrap();
+    }
+    let s = test_set("s", &[]);
+    store.create_test_set(&s).await.unwrap();
+
+    let ids = store
+        .change_test_set_metrics(s.id, &[a.id, b.id], &[])
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![a.id, b.id]);
+    let stamped = store.get_test_set(&Ref::Id(s.id)).await.unwrap().updated_at;
+
+    let again = store
+        .change_test_set_metrics(s.id, &[b.id, a.id], &[c.id])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![a.id, b.id]);
+    let unchanged = store.get_test_set(&Ref::Id(s.id)).await.unwrap();
+    assert_eq!(
+        unchanged.updated_at, stamped,
+        "nothing changed, nothing written"
+    );
+
+    let ids = store
+        .change_test_set_metrics(s.id, &[c.id], &[a.id])
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![b.id, c.id]);
+    assert_eq!(
+        store.get_test_set(&Ref::Id(s.id)).await.unwrap().metric_ids,
+        vec![b.id, c.id]
+    );
+
+    let ghost = Uuid::now_v7();
+    assert_not_found(
+        store
+            .change_test_set_metrics(s.id, &[a.id, ghost], &[])
+            .await,
+        "metric",
+        &ghost.to_string(),
+    );
+    assert_eq!(
+        store.get_test_set(&Ref::Id(s.id)).await.unwrap().metric_ids,
+        vec![b.id, c.id]
+    );
+    assert_not_found(
+        store.change_test_set_metrics(ghost, &[], &[]).await,
+        "test set",
+        &ghost.to_string(),
+    );
+}
+
+async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s1, e1) = run_targets(store.as_ref()).await;
+    let (s2, e2) = (test_set("s2", &[]), endpoint("e2"));
+    let r1 = run(&s1, &e1, RunStatus::Running);
+    let r2 = run(&s1, &e2, RunStatus::Running);
+    let r3 = run(&s2, &e1, RunStatus::Running);
+    let r4 = run(&s1, &e1, RunStatus::Running);
+    for r in [&r1, &r2, &r3, &r4] {
+        store.create_run(r).await.unwrap();
+    }
+
+    let mut done = r1.clone();
+    done.status = RunStatus::Partial;
+    done.total = 3;
+    done.finished_at = Some(now());
+    done.summary = Some(assay::domain::RunSummary {
+        total: 3,
+        passed: 2,
+        errored: 1,
+        pass_rate: 2.0 / 3.0,
+        ..Default::default()
+    });
+    store.update_run(&done).await.unwrap();
+    assert_eq!(store.get_run(r1.id).await.unwrap(), done);
+
+    let ids = |filter: RunFilter| {
+        let store = store.clone();
+        async move {
+            let page = store
+                .list_runs(&filter, PageRequest::first(10))
+                .await
+                .unwrap();
+            page.items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ids(RunFilter::default()).await,
+        vec![r4.id, r3.id, r2.id, r1.id]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            test_set_id: Some(s1.id),
+            endpoint_id: None
+        })
+        .await,
+        vec![r4.id, r2.id, r1.id]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            test_set_id: None,
+            endpoint_id: Some(e1.id)
+        })
+        .await,
+        vec![r4.id, r3.id, r1.id]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            test_set_id: Some(s1.id),
+            endpoint_id: Some(e1.id)
+        })
+        .await,
+        vec![r4.id, r1.id]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            test_set_id: Some(s2.id),
+            endpoint_id: Some(e2.id)
+        })
+        .await,
+        Vec::<Uuid>::new()
+    );
+
+    let first = store
+        .list_runs(&RunFilter::default(), PageRequest::first(3))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 3);
+    let rest = store
+        .list_runs(
+            &RunFilter::default(),
+            PageRequest {
+                size: 3,
+                after: first.next,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![r1.id]
+    );
+    assert_eq!(rest.next, None);
+}
+
+/// `update_run` on an unknown id is `NotFound` (checked apart: the id is only known here).
+async fn update_of_an_unknown_run_is_not_found(store: &dyn Store, run: &TestRun) {
+    assert_not_found(store.update_run(run).await, "test run", &run.id.to_string());
+}
+
+async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let other = endpoint("other");
+    store.create_endpoint(&other).await.unwrap();
+    assert_eq!(store.latest_completed_run(s.id, e.id).await.unwrap(), None);
+
+    let base = now();
+    let finished = |status: RunStatus, minutes: i64, endpoint: &Endpoint| {
+        let mut r = run(&s, endpoint, status);
+        r.finished_at = Some(base + Duration::minutes(minutes));
+        r
+    };
+    // Created in this order; finish times differ from creation order on purpose.
+    let late_completed = finished(RunStatus::Completed, 10, &e);
+    let early_completed = finished(RunStatus::Completed, 5, &e);
+    let later_partial = finished(RunStatus::Partial, 20, &e);
+    let later_failed = finished(RunStatus::Failed, 30, &e);
+    let other_endpoint = finished(RunStatus::Completed, 40, &other);
+    let mut rescore = finished(RunStatus::Running, 0, &e);
+    rescore.kind = RunKind::Rescore;
+    rescore.finished_at = None;
+    for r in [
+        &late_completed,
+        &early_completed,
+        &later_partial,
+        &later_failed,
+        &other_endpoint,
+        &rescore,
+    ] {
+        store.create_run(r).await.unwrap();
+    }
+    update_of_an_unknown_run_is_not_found(store.as_ref(), &finished(RunStatus::Completed, 0, &e))
+        .await;
+
+    let latest = store.latest_completed_run(s.id, e.id).await.unwrap();
+    assert_eq!(latest, Some(late_completed.clone()));
+
+    // A rescore that completes later becomes the latest: either kind counts.
+    rescore.status = RunStatus::Completed;
+    rescore.finished_at = Some(base + Duration::minutes(50));
+    store.update_run(&rescore).await.unwrap();
+    let latest = store.latest_completed_run(s.id, e.id).await.unwrap();
+    assert_eq!(latest, Some(rescore));
+    assert_eq!(
+        store.latest_completed_run(s.id, other.id).await.unwrap(),
+        Some(other_endpoint)
+    );
+}
+
+async fn fail_unfinished_runs_fails_only_running_ones(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let running = [
+        run(&s, &e, RunStatus::Running),
+        run(&s, &e, RunStatus::Running),
+    ];
+    let completed = run(&s, &e, RunStatus::Completed);
+    for r in running.iter().chain([&completed]) {
+        store.create_run(r).await.unwrap();
+    }
+
+    let failed = store
+        .fail_unfinished_runs("server restarted")
+        .await
+        .unwrap();
+    assert_eq!(failed, 2);
+    for r in &running {
+        let got = store.get_run(r.id).await.unwrap();
+        assert_eq!(got.status, RunStatus::Failed);
+        assert_eq!(got.error.as_deref(), Some("server restarted"));
+        assert!(got.finished_at.is_some());
+        assert_eq!(got.metric_ids, r.metric_ids);
+    }
+    assert_eq!(store.get_run(completed.id).await.unwrap(), completed);
+    assert_eq!(store.fail_unfinished_runs("again").await.unwrap(), 0);
+    // The status column follows the body: failed runs are not "completed".
+    assert_eq!(
+        store.latest_completed_run(s.id, e.id).await.unwrap(),
+        Some(completed)
+    );
+}
+
+async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let (r, other) = (
+        run(&s, &e, RunStatus::Running),
+        run(&s, &e, RunStatus::Running),
+    );
+    store.create_run(&r).await.unwrap();
+    store.create_run(&other).await.unwrap();
+
+    let mut stored: Vec<TestResult> = (0..7).map(|i| result(&r, &format!("p{i}"))).collect();
+    stored.reverse(); // order given, not id order
+    store.insert_results(&stored).await.unwrap();
+    store
+        .insert_results(&[result(&other, "elsewhere")])
+        .await
+        .unwrap();
+    let more: Vec<TestResult> = (7..10).map(|i| result(&r, &format!("p{i}"))).collect();
+    store.insert_results(&more).await.unwrap();
+    stored.extend(more);
+
+    let mut pages = Vec::new();
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_results(r.id, PageRequest { size: 4, after })
+            .await
+            .unwrap();
+        pages.push(page.items.len());
+        listed.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, vec![4, 4, 2]);
+    assert_eq!(listed, stored);
+
+    // Followers read on from the position of the last result they saw, even on a short page.
+    let first = store.results_after(r.id, None, 6).await.unwrap();
+    assert_eq!(first.len(), 6);
+    let rest = store
+        .results_after(r.id, first.last().map(|(seq, _)| *seq), 6)
+        .await
+        .unwrap();
+    let followed: Vec<TestResult> = first.into_iter().chain(rest).map(|(_, r)| r).collect();
+    assert_eq!(followed, stored);
+    let (last, _) = store
+        .results_after(r.id, None, 100)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        store.results_after(r.id, Some(last), 100).await.unwrap(),
+        vec![]
+    );
+
+    let empty = store
+        .list_results(run(&s, &e, RunStatus::Running).id, PageRequest::first(4))
+        .await;
+    assert!(matches!(empty, Err(Error::NotFound { .. })), "{empty:?}");
+    let ghost = run(&s, &e, RunStatus::Running);
+    assert_not_found(
+        store.insert_results(&[result(&ghost, "x")]).await,
+        "test run",
+        &ghost.id.to_string(),
+    );
+}
+
+async fn data_survives_reopening(backend: &dyn Backend) {
+    let (m, s, r, t, res);
+    {
+        let store = backend.open().await;
+        m = metric("exact");
+        store.create_metric(&m).await.unwrap();
+        let e;
+        (s, e) = run_targets(store.as_ref()).await;
+        t = test(&s, "kept", None);
+        store
+            .add_tests(s.id, std::slice::from_ref(&t))
+            .await
+            .unwrap();
+        r = run(&s, &e, RunStatus::Completed);
+        store.create_run(&r).await.unwrap();
+        res = result(&r, "kept");
+        store
+            .insert_results(std::slice::from_ref(&res))
+            .await
+            .unwrap();
+    }
+    let store = backend.open().await;
+    assert_eq!(store.get_metric(&name("exact")).await.unwrap(), m);
+    let mut expected = s.clone();
+    expected.test_count = 1;
+    assert_eq!(store.get_test_set(&Ref::Id(s.id)).await.unwrap(), expected);
+    let tests = store.list_tests(s.id, PageRequest::first(5)).await.unwrap();
+    assert_eq!(tests.items, vec![t]);
+    assert_eq!(store.get_run(r.id).await.unwrap(), r);
+    let results = store
+        .list_results(r.id, PageRequest::first(5))
+        .await
+        .unwrap();
+    assert_eq!(results.items, vec![res]);
+}
