@@ -1,1 +1,146 @@
-//! The gRPC server.
+//! The gRPC server: opens the store (migrations run first), registers Assay's services with
+//! reflection and health, and shuts down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
+
+use crate::api::{BehaviorApi, EndpointApi, ExecutionApi, MetricApi, TestSetApi};
+use crate::config::ServeConfig;
+use crate::engine::Engine;
+use crate::proto::v1::{
+    behavior_service_server::BehaviorServiceServer, endpoint_service_server::EndpointServiceServer,
+    metric_service_server::MetricServiceServer,
+    test_execution_service_server::TestExecutionServiceServer,
+    test_set_service_server::TestSetServiceServer,
+};
+use crate::store::{SqliteStore, Store};
+
+/// Largest request accepted: bulk `AddTests` imports are big.
+const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding or reading the listen address failed.
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] crate::error::Error),
+    /// The reflection service could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs the server on `config.listen` until SIGINT or SIGTERM.
+pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
+    let listener = TcpListener::bind(config.listen).await?;
+    serve(config, listener, shutdown_signal()).await
+}
+
+/// Opens the store named by a database URL.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::open(url).await?));
+    }
+    Err(crate::error::Error::invalid("database", format!("{url:?} is not a supported database URL (use sqlite://PATH)")).into())
+}
+
+/// Serves on an already bound `listener` until `shutdown` completes; then stops the runs in
+/// progress (stored as failed) and drains the connections.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = open_store(&config.database).await?;
+    let interrupted = store.fail_unfinished_runs("the server stopped before the run ended").await?;
+    if interrupted > 0 {
+        tracing::warn!(runs = interrupted, "runs cut short by an earlier stop were marked failed");
+    }
+    let engine = Engine::new(Arc::clone(&store), config.default_concurrency);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Migrations have run: only now does the server say it is serving.
+    health.set_serving::<MetricServiceServer<MetricApi>>().await;
+    health.set_serving::<BehaviorServiceServer<BehaviorApi>>().await;
+    health.set_serving::<EndpointServiceServer<EndpointApi>>().await;
+    health.set_serving::<TestSetServiceServer<TestSetApi>>().await;
+    health.set_serving::<TestExecutionServiceServer<ExecutionApi>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    // Client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) are not server faults: debug level.
+    // Server faults are logged at error level where they are mapped to a status.
+    let trace = TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+
+    tracing::info!(address = %listener.local_addr()?, database = %config.database, "assay serving");
+    let stop_engine = Arc::clone(&engine);
+    tonic::transport::Server::builder()
+        .layer(trace)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(&store))))
+        .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(&store))))
+        .add_service(EndpointServiceServer::new(EndpointApi::new(Arc::clone(&store))))
+        .add_service(
+            TestSetServiceServer::new(TestSetApi::new(Arc::clone(&store)))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(TestExecutionServiceServer::new(ExecutionApi::new(Arc::clone(&store), engine)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            // Ends the live runs, which ends their streams, so the connections can drain.
+            stop_engine.shutdown().await;
+        })
+        .await?;
+    tracing::info!("assay stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

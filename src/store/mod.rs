@@ -110,4 +110,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_results(&self, results: &[TestResult]) -> Result<()>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;
+    /// At most `limit` results of a run stored after position `after` (the `seq` cursor; `None`:
+    /// from the start), in order, each with its position. Followers of a live run poll this, so
+    /// unlike `list_results` it always tells the position of the last item.
+    async fn results_after(
+        &self,
+        run_id: Uuid,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, TestResult)>>;
 }

@@ -19,12 +19,12 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::error::ErrorKind;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, SqlSafeStr, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::Store;
@@ -41,15 +41,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bind parameters per statement of a bulk insert, well below SQLite's limit (32766).
 const MAX_BINDS_PER_STATEMENT: usize = 8000;
 
-/// The schema versions, embedded so that the binary needs no files at run time. Version and
-/// description follow the file names (`0001_init.sql`), as `sqlx::migrate!` would embed them, so
-/// the checksums recorded in `_sqlx_migrations` stay the same if the macro is used later (it
-/// needs sqlx's `macros` feature, which the crate does not enable).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+/// The schema versions of this backend, embedded so that the binary needs no files at run time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// [`Store`] on an SQLite database file.
 #[derive(Clone, Debug)]
@@ -77,7 +70,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        migrator()
+        MIGRATOR
             .run(&writer)
             .await
             .map_err(|e| Error::Storage(format!("migrating the database: {e}")))?;
@@ -269,24 +262,6 @@ impl SqliteStore {
         }
         Ok(page)
     }
-}
-
-/// The embedded migrations.
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, description, text)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    text.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
 }
 
 // ---- how records map to tables

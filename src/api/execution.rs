@@ -1,0 +1,358 @@
+//! `TestExecutionService`: requests to the [`Engine`], runs and results to proto, and the
+//! test-set metrics RPCs.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{metrics, reference, references, timestamp, uuid};
+use crate::domain::{
+    ExecutionMode, MetricResult, PageRequest, Ref, ResultStatus, RunFilter, RunKind, RunStatus,
+    TestResult, TestRun,
+};
+use crate::engine::{Engine, ExecuteSpec, RescoreSpec, RunEvent, RunEvents};
+use crate::error::{Error, Result};
+use crate::proto::v1 as pb;
+use crate::proto::v1::execution_event::Event;
+use crate::store::Store;
+
+/// A stream of execution events as tonic sends it.
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ExecutionEvent, Status>> + Send>>;
+
+/// The gRPC `TestExecutionService`.
+pub struct ExecutionApi {
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+}
+
+impl ExecutionApi {
+    /// A service over `store`, running through `engine`.
+    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
+        ExecutionApi { store, engine }
+    }
+
+    /// The metrics of a test set, in the order they were added.
+    async fn test_set_metrics(&self, metric_ids: &[Uuid]) -> Result<Vec<pb::Metric>> {
+        let refs: Vec<Ref> = metric_ids.iter().copied().map(Ref::Id).collect();
+        Ok(self.store.resolve_metrics(&refs).await?.into_iter().map(metrics::to_proto).collect())
+    }
+
+    /// Ids of the metrics named by `given`; an unknown one fails the whole call.
+    async fn metric_ids(&self, given: &[String]) -> Result<Vec<Uuid>> {
+        let refs = references(given, "metrics")?;
+        Ok(self.store.resolve_metrics(&refs).await?.into_iter().map(|m| m.id).collect())
+    }
+
+    /// Adds and removes metrics of a test set; returns its metrics afterwards.
+    async fn change_metrics(&self, test_set: &str, add: &[String], remove: &[String]) -> Result<Vec<pb::Metric>> {
+        let test_set = self.store.get_test_set(&reference(test_set, "test_set")?).await?;
+        let (add, remove) = (self.metric_ids(add).await?, self.metric_ids(remove).await?);
+        let after = self.store.change_test_set_metrics(test_set.id, &add, &remove).await?;
+        self.test_set_metrics(&after).await
+    }
+}
+
+fn mode_from_proto(value: i32) -> Result<ExecutionMode> {
+    match pb::ExecutionMode::try_from(value) {
+        Ok(pb::ExecutionMode::Unspecified | pb::ExecutionMode::Parallel) => Ok(ExecutionMode::Parallel),
+        Ok(pb::ExecutionMode::Sequential) => Ok(ExecutionMode::Sequential),
+        Err(_) => Err(Error::invalid(
+            "mode",
+            format!("{value} is not an ExecutionMode: use EXECUTION_MODE_PARALLEL or EXECUTION_MODE_SEQUENTIAL"),
+        )),
+    }
+}
+
+fn mode_to_proto(mode: ExecutionMode) -> pb::ExecutionMode {
+    match mode {
+        ExecutionMode::Parallel => pb::ExecutionMode::Parallel,
+        ExecutionMode::Sequential => pb::ExecutionMode::Sequential,
+    }
+}
+
+fn kind_to_proto(kind: RunKind) -> pb::RunKind {
+    match kind {
+        RunKind::Execution => pb::RunKind::Execution,
+        RunKind::Rescore => pb::RunKind::Rescore,
+    }
+}
+
+fn status_to_proto(status: RunStatus) -> pb::RunStatus {
+    match status {
+        RunStatus::Running => pb::RunStatus::Running,
+        RunStatus::Completed => pb::RunStatus::Completed,
+        RunStatus::Partial => pb::RunStatus::Partial,
+        RunStatus::Failed => pb::RunStatus::Failed,
+        RunStatus::Cancelled => pb::RunStatus::Cancelled,
+    }
+}
+
+fn result_status_to_proto(status: ResultStatus) -> pb::ResultStatus {
+    match status {
+        ResultStatus::Passed => pb::ResultStatus::Passed,
+        ResultStatus::Failed => pb::ResultStatus::Failed,
+        ResultStatus::Error => pb::ResultStatus::Error,
+    }
+}
+
+/// The summary of an ended run; `None` while it runs.
+fn summary_to_proto(run: &TestRun) -> Option<pb::TestRunSummary> {
+    let s = run.summary.as_ref()?;
+    Some(pb::TestRunSummary {
+        run_id: run.id.to_string(),
+        status: status_to_proto(run.status) as i32,
+        kind: kind_to_proto(run.kind) as i32,
+        total: s.total,
+        passed: s.passed,
+        failed: s.failed,
+        errored: s.errored,
+        pass_rate: s.pass_rate,
+        started_at: run.started_at.map(timestamp),
+        finished_at: run.finished_at.map(timestamp),
+        duration_ms: s.duration_ms,
+        metrics: s
+            .metrics
+            .iter()
+            .map(|m| pb::MetricSummary {
+                metric_id: m.metric_id.to_string(),
+                metric_name: m.metric_name.clone(),
+                evaluated: m.evaluated,
+                passed: m.passed,
+                errored: m.errored,
+                mean_score: m.mean_score,
+            })
+            .collect(),
+        test_set_id: run.test_set_id.to_string(),
+        endpoint_id: run.endpoint_id.to_string(),
+        source_run_id: run.source_run_id.map(|id| id.to_string()).unwrap_or_default(),
+    })
+}
+
+fn run_to_proto(run: TestRun) -> pb::TestRun {
+    pb::TestRun {
+        summary: summary_to_proto(&run),
+        id: run.id.to_string(),
+        test_set_id: run.test_set_id.to_string(),
+        endpoint_id: run.endpoint_id.to_string(),
+        kind: kind_to_proto(run.kind) as i32,
+        mode: mode_to_proto(run.mode) as i32,
+        status: status_to_proto(run.status) as i32,
+        source_run_id: run.source_run_id.map(|id| id.to_string()).unwrap_or_default(),
+        total: run.total,
+        metrics: run.metric_ids.iter().map(Uuid::to_string).collect(),
+        max_concurrency: run.max_concurrency,
+        parameters: Some(json::to_struct(run.parameters)),
+        error: run.error.unwrap_or_default(),
+        created_at: Some(timestamp(run.created_at)),
+        started_at: run.started_at.map(timestamp),
+        finished_at: run.finished_at.map(timestamp),
+    }
+}
+
+fn metric_result_to_proto(m: MetricResult) -> pb::MetricResult {
+    pb::MetricResult {
+        metric_id: m.metric_id.to_string(),
+        metric_name: m.metric_name,
+        score: m.score,
+        category: m.category.unwrap_or_default(),
+        passed: m.passed,
+        reason: m.reason,
+        error: m.error.unwrap_or_default(),
+    }
+}
+
+fn result_to_proto(r: TestResult) -> pb::TestResult {
+    pb::TestResult {
+        id: r.id.to_string(),
+        run_id: r.run_id.to_string(),
+        test_id: r.test_id.to_string(),
+        status: result_status_to_proto(r.status) as i32,
+        output: r.output.unwrap_or_default(),
+        context: r.context,
+        metadata: r.metadata.and_then(json::object_to_struct),
+        latency_ms: r.latency_ms,
+        error: r.error.unwrap_or_default(),
+        metric_results: r.metric_results.into_iter().map(metric_result_to_proto).collect(),
+        prompt: r.prompt,
+        expected_response: r.expected_response.unwrap_or_default(),
+        created_at: Some(timestamp(r.created_at)),
+    }
+}
+
+fn event_to_proto(event: RunEvent) -> pb::ExecutionEvent {
+    let event = match event {
+        RunEvent::Started(run) => Event::RunStarted(run_to_proto(run)),
+        RunEvent::Result(result) => Event::Result(result_to_proto(result)),
+        RunEvent::Finished(run) => match summary_to_proto(&run) {
+            Some(summary) => Event::RunFinished(summary),
+            // A run whose end could not be stored is reported as it stands.
+            None => Event::RunStarted(run_to_proto(run)),
+        },
+    };
+    pb::ExecutionEvent { event: Some(event) }
+}
+
+fn event_stream(events: RunEvents) -> Response<EventStream> {
+    Response::new(Box::pin(events.map(|e| e.map(event_to_proto).map_err(Status::from))))
+}
+
+#[tonic::async_trait]
+impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
+    type ExecuteStream = EventStream;
+    type RescoreStream = EventStream;
+    type WatchTestRunStream = EventStream;
+
+    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<EventStream>, Status> {
+        let r = request.into_inner();
+        let spec = ExecuteSpec {
+            mode: mode_from_proto(r.mode)?,
+            test_set: reference(&r.test_set, "test_set")?,
+            endpoint: reference(&r.endpoint, "endpoint")?,
+            metrics: references(&r.metrics, "metrics")?,
+            max_concurrency: r.max_concurrency,
+            parameters: r.parameters.map(json::from_struct).unwrap_or_default(),
+        };
+        Ok(event_stream(self.engine.execute(spec).await?))
+    }
+
+    async fn rescore(&self, request: Request<pb::RescoreRequest>) -> Result<Response<EventStream>, Status> {
+        let r = request.into_inner();
+        let spec = RescoreSpec {
+            test_set: reference(&r.test_set, "test_set")?,
+            endpoint: reference(&r.endpoint, "endpoint")?,
+            run: if r.run.is_empty() { None } else { Some(uuid(&r.run, "run")?) },
+            metrics: references(&r.metrics, "metrics")?,
+        };
+        Ok(event_stream(self.engine.rescore(spec).await?))
+    }
+
+    async fn last_run(&self, request: Request<pb::LastRunRequest>) -> Result<Response<pb::LastRunResponse>, Status> {
+        let r = request.into_inner();
+        let test_set = reference(&r.test_set, "test_set")?;
+        let endpoint = reference(&r.endpoint, "endpoint")?;
+        let run = self.engine.last_run(&test_set, &endpoint).await?;
+        Ok(Response::new(pb::LastRunResponse { run: run.as_ref().and_then(summary_to_proto) }))
+    }
+
+    async fn list_test_set_metrics(&self, request: Request<pb::ListTestSetMetricsRequest>) -> Result<Response<pb::ListTestSetMetricsResponse>, Status> {
+        let r = request.into_inner();
+        let test_set = self.store.get_test_set(&reference(&r.test_set, "test_set")?).await?;
+        let metrics = self.test_set_metrics(&test_set.metric_ids).await?;
+        Ok(Response::new(pb::ListTestSetMetricsResponse { metrics }))
+    }
+
+    async fn add_test_set_metrics(&self, request: Request<pb::AddTestSetMetricsRequest>) -> Result<Response<pb::AddTestSetMetricsResponse>, Status> {
+        let r = request.into_inner();
+        if r.metrics.is_empty() {
+            return Err(Error::invalid("metrics", "give at least one metric id or name").into());
+        }
+        let metrics = self.change_metrics(&r.test_set, &r.metrics, &[]).await?;
+        Ok(Response::new(pb::AddTestSetMetricsResponse { metrics }))
+    }
+
+    async fn remove_test_set_metrics(&self, request: Request<pb::RemoveTestSetMetricsRequest>) -> Result<Response<pb::RemoveTestSetMetricsResponse>, Status> {
+        let r = request.into_inner();
+        if r.metrics.is_empty() {
+            return Err(Error::invalid("metrics", "give at least one metric id or name").into());
+        }
+        let metrics = self.change_metrics(&r.test_set, &[], &r.metrics).await?;
+        Ok(Response::new(pb::RemoveTestSetMetricsResponse { metrics }))
+    }
+
+    async fn get_test_run(&self, request: Request<pb::GetTestRunRequest>) -> Result<Response<pb::TestRun>, Status> {
+        let id = uuid(&request.into_inner().run, "run")?;
+        Ok(Response::new(run_to_proto(self.store.get_run(id).await?)))
+    }
+
+    async fn list_test_runs(&self, request: Request<pb::ListTestRunsRequest>) -> Result<Response<pb::ListTestRunsResponse>, Status> {
+        let r = request.into_inner();
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let mut filter = RunFilter::default();
+        if !r.test_set.is_empty() {
+            filter.test_set_id = Some(self.store.get_test_set(&Ref::parse(&r.test_set)).await?.id);
+        }
+        if !r.endpoint.is_empty() {
+            filter.endpoint_id = Some(self.store.get_endpoint(&Ref::parse(&r.endpoint)).await?.id);
+        }
+        let page = self.store.list_runs(&filter, page).await?;
+        Ok(Response::new(pb::ListTestRunsResponse {
+            next_page_token: page.next_token(),
+            runs: page.items.into_iter().map(run_to_proto).collect(),
+        }))
+    }
+
+    async fn list_test_results(&self, request: Request<pb::ListTestResultsRequest>) -> Result<Response<pb::ListTestResultsResponse>, Status> {
+        let r = request.into_inner();
+        let id = uuid(&r.run, "run")?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        self.store.get_run(id).await?;
+        let page = self.store.list_results(id, page).await?;
+        Ok(Response::new(pb::ListTestResultsResponse {
+            next_page_token: page.next_token(),
+            results: page.items.into_iter().map(result_to_proto).collect(),
+        }))
+    }
+
+    async fn watch_test_run(&self, request: Request<pb::WatchTestRunRequest>) -> Result<Response<EventStream>, Status> {
+        let id = uuid(&request.into_inner().run, "run")?;
+        Ok(event_stream(self.engine.watch(id).await?))
+    }
+
+    async fn cancel_test_run(&self, request: Request<pb::CancelTestRunRequest>) -> Result<Response<pb::TestRun>, Status> {
+        let id = uuid(&request.into_inner().run, "run")?;
+        Ok(Response::new(run_to_proto(self.engine.cancel(id).await?)))
+    }
+}
+
+/// `google.protobuf.Struct` <-> JSON objects.
+mod json {
+    use prost_types::value::Kind;
+    use prost_types::{ListValue, Struct, Value};
+    use serde_json::{Map, Number, Value as Json};
+
+    /// A JSON object as a Struct.
+    pub(super) fn to_struct(map: Map<String, Json>) -> Struct {
+        Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
+    }
+
+    /// A JSON value as a Struct, when it is an object.
+    pub(super) fn object_to_struct(value: Json) -> Option<Struct> {
+        match value {
+            Json::Object(map) => Some(to_struct(map)),
+            _ => None,
+        }
+    }
+
+    fn to_value(v: Json) -> Value {
+        let kind = match v {
+            Json::Null => Kind::NullValue(0),
+            Json::Bool(b) => Kind::BoolValue(b),
+            Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            Json::String(s) => Kind::StringValue(s),
+            Json::Array(items) => Kind::ListValue(ListValue { values: items.into_iter().map(to_value).collect() }),
+            Json::Object(map) => Kind::StructValue(to_struct(map)),
+        };
+        Value { kind: Some(kind) }
+    }
+
+    /// A Struct as a JSON object. Whole numbers become integers, so `{{ parameters.n }}` renders
+    /// `3`, not `3.0`.
+    pub(super) fn from_struct(s: Struct) -> Map<String, Json> {
+        s.fields.into_iter().map(|(k, v)| (k, from_value(v))).collect()
+    }
+
+    fn from_value(v: Value) -> Json {
+        match v.kind {
+            None | Some(Kind::NullValue(_)) => Json::Null,
+            Some(Kind::BoolValue(b)) => Json::Bool(b),
+            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9e15 => Json::Number(Number::from(n as i64)),
+            Some(Kind::NumberValue(n)) => Number::from_f64(n).map_or(Json::Null, Json::Number),
+            Some(Kind::StringValue(s)) => Json::String(s),
+            Some(Kind::ListValue(l)) => Json::Array(l.values.into_iter().map(from_value).collect()),
+            Some(Kind::StructValue(s)) => Json::Object(from_struct(s)),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Driving one run: dispatch the jobs (bounded by the run's concurrency; sequential is a
+//! concurrency of one, which keeps test-set order), score each answer, store results in small
+//! batches, announce progress, and store the run's end.
+
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::summary::Tally;
+use super::{Engine, Job, Progress};
+use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
+use crate::scoring::ScoreInput;
+use crate::target::PreparedTarget;
+
+/// Most results stored in one transaction: results that are ready together are written
+/// together, which keeps the store off the critical path of a fast endpoint.
+const MAX_BATCH: usize = 64;
+
+impl Engine {
+    /// Runs `jobs` to the end (or until cancelled) and stores the run's final state.
+    pub(super) async fn drive(
+        self: Arc<Self>,
+        mut run: TestRun,
+        jobs: Vec<Job>,
+        target: Option<Arc<PreparedTarget>>,
+        cancel: CancellationToken,
+        progress: watch::Sender<Progress>,
+    ) {
+        let started = Instant::now();
+        let mut tally = Tally::new(run.total);
+        let run_id = run.id;
+        let this = &self;
+        let results = futures::stream::iter(jobs)
+            .map(|job| {
+                let target = target.clone();
+                async move { this.process(run_id, job, target.as_deref()).await }
+            })
+            .buffer_unordered(run.max_concurrency.max(1) as usize);
+        tokio::pin!(results);
+
+        let mut interrupted = None;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { interrupted = Some(RunStatus::Cancelled); break; }
+                _ = self.stopping.cancelled() => {
+                    run.error = Some("the server stopped before the run ended".into());
+                    interrupted = Some(RunStatus::Failed);
+                    break;
+                }
+                next = results.next() => next,
+            };
+            let Some(first) = next else { break };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match results.next().now_or_never() {
+                    Some(Some(result)) => batch.push(result),
+                    _ => break,
+                }
+            }
+            // Stored before announced: whatever a client is sent is durable.
+            if let Err(e) = self.store.insert_results(&batch).await {
+                tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
+                run.error = Some(format!("results could not be stored: {e}"));
+                interrupted = Some(RunStatus::Failed);
+                break;
+            }
+            batch.iter().for_each(|r| tally.add(r));
+            progress.send_modify(|p| p.stored += batch.len());
+        }
+        // Dropping the stream aborts calls still in flight: a cancelled run dispatches nothing more
+        // and stores nothing half-done.
+        drop(results);
+
+        let now = chrono::Utc::now();
+        run.status = interrupted.unwrap_or_else(|| tally.status());
+        run.summary = Some(tally.summary(started.elapsed().as_millis() as u64));
+        run.finished_at = Some(now);
+        if let Err(e) = self.store.update_run(&run).await {
+            tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored");
+        }
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(&run_id);
+        progress.send_modify(|p| p.ended = true);
+        let summary = run.summary.as_ref();
+        tracing::info!(
+            run_id = %run_id,
+            status = run.status.as_str(),
+            passed = summary.map_or(0, |s| s.passed),
+            failed = summary.map_or(0, |s| s.failed),
+            errored = summary.map_or(0, |s| s.errored),
+            "run finished"
+        );
+    }
+
+    /// The result of one job: the endpoint's answer (or the stored one), scored by the job's
+    /// metrics. Never fails: every failure is recorded in the result.
+    async fn process(&self, run_id: Uuid, job: Job, target: Option<&PreparedTarget>) -> TestResult {
+        let test = job.test;
+        let mut result = TestResult {
+            id: Uuid::now_v7(),
+            run_id,
+            test_id: test.id,
+            status: ResultStatus::Error,
+            output: None,
+            context: Vec::new(),
+            metadata: None,
+            latency_ms: 0,
+            error: None,
+            metric_results: Vec::new(),
+            prompt: String::new(),
+            expected_response: None,
+            behavior_id: test.behavior_id,
+            created_at: chrono::Utc::now(),
+        };
+        match (job.source, target) {
+            (Some(source), _) => {
+                result.output = source.output;
+                result.context = source.context;
+                result.metadata = source.metadata;
+                result.latency_ms = source.latency_ms;
+                result.error = source.error.filter(|_| result.output.is_none());
+            }
+            (None, Some(target)) => match target.call(&test).await {
+                Ok(answer) => {
+                    result.output = Some(answer.output);
+                    result.context = answer.context;
+                    result.metadata = answer.metadata;
+                    result.latency_ms = answer.latency_ms;
+                }
+                Err(e) => result.error = Some(e.to_string()),
+            },
+            (None, None) => result.error = Some("no endpoint to call and no stored output".into()),
+        }
+        if let Some(output) = result.output.as_deref() {
+            if job.metrics.is_empty() {
+                result.error = Some("no metrics".into());
+            } else {
+                let input = ScoreInput {
+                    prompt: &test.prompt,
+                    expected_response: test.expected_response.as_deref(),
+                    output,
+                    context: &result.context,
+                };
+                let scores = futures::future::join_all(job.metrics.iter().map(|m| self.scorer.score(m, &input))).await;
+                result.metric_results = scores;
+                result.status = if result.metric_results.iter().all(|m| m.error.is_some()) {
+                    result.error = Some("no metric could be evaluated".into());
+                    ResultStatus::Error
+                } else if result.metric_results.iter().all(|m| m.passed) {
+                    ResultStatus::Passed
+                } else {
+                    ResultStatus::Failed
+                };
+            }
+        }
+        result.created_at = chrono::Utc::now();
+        result.prompt = test.prompt;
+        result.expected_response = test.expected_response;
+        result
+    }
+}

@@ -1,0 +1,165 @@
+//! Running totals of a run, turned into its [`RunSummary`] and final [`RunStatus`].
+
+use uuid::Uuid;
+
+use crate::domain::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult};
+
+/// Counts results as they are stored.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    total: u32,
+    passed: u32,
+    failed: u32,
+    errored: u32,
+    metrics: Vec<MetricTally>,
+}
+
+#[derive(Debug)]
+struct MetricTally {
+    stats: MetricStats,
+    scored: u32,
+    score_sum: f64,
+}
+
+impl Tally {
+    /// A tally for a run of `total` tests.
+    pub(super) fn new(total: u32) -> Self {
+        Tally { total, ..Tally::default() }
+    }
+
+    /// Counts one stored result.
+    pub(super) fn add(&mut self, result: &TestResult) {
+        match result.status {
+            ResultStatus::Passed => self.passed += 1,
+            ResultStatus::Failed => self.failed += 1,
+            ResultStatus::Error => self.errored += 1,
+        }
+        for m in &result.metric_results {
+            let tally = self.metric(m.metric_id, &m.metric_name);
+            if m.error.is_some() {
+                tally.stats.errored += 1;
+                continue;
+            }
+            tally.stats.evaluated += 1;
+            tally.stats.passed += u32::from(m.passed);
+            if let Some(score) = m.score {
+                tally.scored += 1;
+                tally.score_sum += score;
+            }
+        }
+    }
+
+    fn metric(&mut self, id: Uuid, name: &str) -> &mut MetricTally {
+        // Runs use few metrics: a linear search beats hashing and keeps first-use order.
+        let index = match self.metrics.iter().position(|m| m.stats.metric_id == id) {
+            Some(i) => i,
+            None => {
+                self.metrics.push(MetricTally {
+                    stats: MetricStats {
+                        metric_id: id,
+                        metric_name: name.to_string(),
+                        ..MetricStats::default()
+                    },
+                    scored: 0,
+                    score_sum: 0.0,
+                });
+                self.metrics.len() - 1
+            }
+        };
+        &mut self.metrics[index]
+    }
+
+    /// Results counted so far.
+    pub(super) fn stored(&self) -> u32 {
+        self.passed + self.failed + self.errored
+    }
+
+    /// The final status of a run that was not cancelled: failed when every result is an
+    /// error, partial when some are, completed otherwise.
+    pub(super) fn status(&self) -> RunStatus {
+        if self.stored() == 0 || self.errored == self.stored() {
+            RunStatus::Failed
+        } else if self.errored > 0 {
+            RunStatus::Partial
+        } else {
+            RunStatus::Completed
+        }
+    }
+
+    /// The summary; `pass_rate` is passed / total, so untested tests of a cancelled run count
+    /// as not passed.
+    pub(super) fn summary(&self, duration_ms: u64) -> RunSummary {
+        RunSummary {
+            total: self.total,
+            passed: self.passed,
+            failed: self.failed,
+            errored: self.errored,
+            pass_rate: if self.total == 0 { 0.0 } else { f64::from(self.passed) / f64::from(self.total) },
+            duration_ms,
+            metrics: self
+                .metrics
+                .iter()
+                .map(|m| MetricStats {
+                    mean_score: if m.scored == 0 { 0.0 } else { m.score_sum / f64::from(m.scored) },
+                    ..m.stats.clone()
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MetricResult;
+
+    fn result(status: ResultStatus, score: Option<f64>, error: Option<&str>) -> TestResult {
+        TestResult {
+            id: Uuid::now_v7(),
+            run_id: Uuid::nil(),
+            test_id: Uuid::nil(),
+            status,
+            output: Some("x".into()),
+            context: vec![],
+            metadata: None,
+            latency_ms: 1,
+            error: None,
+            metric_results: vec![MetricResult {
+                metric_id: Uuid::nil(),
+                metric_name: "m".into(),
+                score,
+                category: None,
+                passed: status == ResultStatus::Passed,
+                reason: String::new(),
+                error: error.map(str::to_string),
+            }],
+            prompt: "p".into(),
+            expected_response: None,
+            behavior_id: None,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_errors() {
+        let mut t = Tally::new(3);
+        t.add(&result(ResultStatus::Passed, Some(1.0), None));
+        t.add(&result(ResultStatus::Failed, Some(0.0), None));
+        assert_eq!(t.status(), RunStatus::Completed);
+        t.add(&result(ResultStatus::Error, None, Some("boom")));
+        assert_eq!(t.status(), RunStatus::Partial);
+        let s = t.summary(5);
+        assert_eq!((s.total, s.passed, s.failed, s.errored), (3, 1, 1, 1));
+        assert!((s.pass_rate - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(s.metrics[0].evaluated, 2);
+        assert_eq!(s.metrics[0].errored, 1);
+        assert!((s.metrics[0].mean_score - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn all_errors_fail_the_run() {
+        let mut t = Tally::new(1);
+        t.add(&result(ResultStatus::Error, None, Some("boom")));
+        assert_eq!(t.status(), RunStatus::Failed);
+    }
+}

@@ -1,0 +1,410 @@
+//! `Execute`, streaming, modes, the metric hierarchy, statuses and summaries.
+
+use assay::proto::v1 as pb;
+use futures::StreamExt;
+use pb::execution_event::Event;
+use tonic::Code;
+
+use crate::fixtures::*;
+use crate::harness::Server;
+use crate::target::Target;
+
+#[tokio::test]
+async fn execute_streams_the_run_then_every_result_then_the_summary() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, contains("mentions-paris", &["paris"])).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = vec![
+        test("capital of France?", "", &[("answer", "Paris")]),
+        test("capital of Italy?", "", &[("answer", "Rome")]),
+        test("largest city of France?", "", &[("answer", "Paris, by far")]),
+    ];
+    create_test_set(&server, "geo", &["mentions-paris"], tests).await;
+
+    let (run, results, summary) = execute(&server, execute_request("geo", "app")).await;
+
+    assert_eq!(run.status, pb::RunStatus::Running as i32);
+    assert_eq!(run.kind, pb::RunKind::Execution as i32);
+    assert_eq!(run.mode, pb::ExecutionMode::Parallel as i32);
+    assert_eq!(run.total, 3);
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r.run_id == run.id));
+    let passed = results.iter().filter(|r| r.status == pb::ResultStatus::Passed as i32).count();
+    assert_eq!(passed, 2);
+    let rome = results.iter().find(|r| r.output == "Rome").expect("Rome result");
+    assert_eq!(rome.status, pb::ResultStatus::Failed as i32);
+    assert_eq!(rome.metric_results.len(), 1);
+    assert!(!rome.metric_results[0].passed);
+    assert_eq!(rome.metric_results[0].metric_name, "mentions-paris");
+    assert_eq!(summary.run_id, run.id);
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+    assert_eq!((summary.total, summary.passed, summary.failed, summary.errored), (3, 2, 1, 0));
+    assert!((summary.pass_rate - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(summary.metrics.len(), 1);
+    assert_eq!(summary.metrics[0].evaluated, 3);
+    assert_eq!(summary.metrics[0].passed, 2);
+    assert_eq!(target.calls(), 3);
+
+    // Every streamed result is stored.
+    let stored = server
+        .execution()
+        .list_test_results(pb::ListTestResultsRequest { run: run.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let mut streamed_ids: Vec<_> = results.iter().map(|r| r.id.clone()).collect();
+    let mut stored_ids: Vec<_> = stored.iter().map(|r| r.id.clone()).collect();
+    streamed_ids.sort();
+    stored_ids.sort();
+    assert_eq!(streamed_ids, stored_ids);
+}
+
+#[tokio::test]
+async fn results_stream_as_soon_as_they_are_scored() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = vec![test("fast", "", &[]), test("slow", "", &[("delay_ms", "3000")])];
+    create_test_set(&server, "mixed", &["anything"], tests).await;
+
+    let mut stream = server.execution().execute(execute_request("mixed", "app")).await.unwrap().into_inner();
+    let Some(Ok(pb::ExecutionEvent { event: Some(Event::RunStarted(run)) })) = stream.next().await else {
+        panic!("no run first")
+    };
+    let Some(Ok(pb::ExecutionEvent { event: Some(Event::Result(first)) })) = stream.next().await else {
+        panic!("no result second")
+    };
+    // The fast test's result arrives while the slow one is still being answered.
+    assert_eq!(first.output, "fast");
+    let now = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(now.status, pb::RunStatus::Running as i32, "the run had already ended when the first result came");
+    let rest = collect(stream).await;
+    assert!(matches!(rest.as_slice(), [Event::Result(r), Event::RunFinished(_)] if r.output == "slow"));
+}
+
+#[tokio::test]
+async fn parallel_mode_overlaps_calls_up_to_the_requested_limit() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = (0..8).map(|i| test(&format!("t{i}"), "", &[("delay_ms", "300")])).collect();
+    create_test_set(&server, "parallel", &["anything"], tests).await;
+
+    let mut request = execute_request("parallel", "app");
+    request.max_concurrency = 4;
+    request.mode = pb::ExecutionMode::Parallel as i32;
+    let (run, results, summary) = execute(&server, request).await;
+
+    assert_eq!(results.len(), 8);
+    assert_eq!(run.max_concurrency, 4);
+    assert_eq!(target.max_in_flight(), 4, "calls did not overlap up to the limit");
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+}
+
+#[tokio::test]
+async fn the_endpoint_limit_bounds_concurrency() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    endpoint.max_concurrency = 2;
+    create_endpoint(&server, endpoint).await;
+    let tests = (0..6).map(|i| test(&format!("t{i}"), "", &[("delay_ms", "200")])).collect();
+    create_test_set(&server, "bounded", &["anything"], tests).await;
+
+    let mut request = execute_request("bounded", "app");
+    request.max_concurrency = 10;
+    let (run, results, _) = execute(&server, request).await;
+
+    assert_eq!(results.len(), 6);
+    assert_eq!(run.max_concurrency, 2);
+    assert_eq!(target.max_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn sequential_mode_keeps_test_set_order_and_never_overlaps() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    // Earlier tests are slower: in parallel they would finish last.
+    let prompts: Vec<String> = (0..5).map(|i| format!("step {i}")).collect();
+    let tests = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| test(p, "", &[("delay_ms", &((5 - i) * 40).to_string())]))
+        .collect();
+    create_test_set(&server, "ordered", &["anything"], tests).await;
+
+    let mut request = execute_request("ordered", "app");
+    request.mode = pb::ExecutionMode::Sequential as i32;
+    let (run, results, _) = execute(&server, request).await;
+
+    assert_eq!(run.mode, pb::ExecutionMode::Sequential as i32);
+    assert_eq!(target.max_in_flight(), 1);
+    let sent: Vec<String> = target.bodies().iter().map(|b| b["prompt"].as_str().unwrap().to_string()).collect();
+    assert_eq!(sent, prompts);
+    let streamed: Vec<String> = results.iter().map(|r| r.output.clone()).collect();
+    assert_eq!(streamed, prompts);
+}
+
+#[tokio::test]
+async fn an_unknown_mode_is_invalid_argument() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(&server, "set", &["anything"], vec![test("p", "", &[])]).await;
+
+    let mut request = execute_request("set", "app");
+    request.mode = 7;
+    let status = server.execution().execute(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("mode"), "{}", status.message());
+    assert_eq!(target.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_empty_test_set_is_failed_precondition_and_creates_no_run() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(&server, "empty", &[], vec![]).await;
+
+    let status = server.execution().execute(execute_request("empty", "app")).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("empty"), "{}", status.message());
+    let runs = server.execution().list_test_runs(pb::ListTestRunsRequest::default()).await.unwrap().into_inner().runs;
+    assert!(runs.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_references_are_not_found() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(&server, "set", &["anything"], vec![test("p", "", &[])]).await;
+    let mut client = server.execution();
+
+    let status = client.execute(execute_request("nope", "app")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("nope"));
+    let status = client.execute(execute_request("set", "nowhere")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("nowhere"));
+    let mut request = execute_request("set", "app");
+    request.metrics = vec!["missing-metric".into()];
+    let status = client.execute(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("missing-metric"));
+    assert_eq!(target.calls(), 0);
+}
+
+#[tokio::test]
+async fn execution_metrics_replace_test_set_metrics_which_replace_behavior_metrics() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, contains("says-a", &["a-answer"])).await;
+    create_metric(&server, contains("says-b", &["b-answer"])).await;
+    create_metric(&server, contains("says-c", &["c-answer"])).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    server
+        .behaviors()
+        .create_behavior(pb::CreateBehaviorRequest {
+            behavior: Some(pb::Behavior { name: "reliability".into(), metrics: vec!["says-c".into()], ..Default::default() }),
+        })
+        .await
+        .unwrap();
+    let mut t = test("q", "", &[("answer", "c-answer")]);
+    t.behavior = "reliability".into();
+    // Test set without metrics: the behaviour's metric scores.
+    create_test_set(&server, "by-behavior", &[], vec![t.clone()]).await;
+    let (_, results, _) = execute(&server, execute_request("by-behavior", "app")).await;
+    assert_eq!(names(&results[0]), ["says-c"]);
+    assert_eq!(results[0].status, pb::ResultStatus::Passed as i32);
+
+    // Test set metrics replace the behaviour's.
+    create_test_set(&server, "by-set", &["says-b"], vec![t.clone()]).await;
+    let (run, results, _) = execute(&server, execute_request("by-set", "app")).await;
+    assert_eq!(names(&results[0]), ["says-b"]);
+    assert_eq!(results[0].status, pb::ResultStatus::Failed as i32);
+    assert_eq!(run.metrics.len(), 1);
+
+    // Execution metrics replace both.
+    let mut request = execute_request("by-set", "app");
+    request.metrics = vec!["says-a".into()];
+    let (run, results, _) = execute(&server, request).await;
+    assert_eq!(names(&results[0]), ["says-a"]);
+    let says_a = server.metrics().get_metric(pb::GetMetricRequest { metric: "says-a".into() }).await.unwrap().into_inner();
+    assert_eq!(run.metrics, vec![says_a.id]);
+}
+
+fn names(result: &pb::TestResult) -> Vec<String> {
+    result.metric_results.iter().map(|m| m.metric_name.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_test_without_metrics_is_run_stored_and_errored() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(&server, "bare", &[], vec![test("hello there", "", &[])]).await;
+
+    let (_, results, summary) = execute(&server, execute_request("bare", "app")).await;
+    assert_eq!(target.calls(), 1);
+    assert_eq!(results[0].status, pb::ResultStatus::Error as i32);
+    assert_eq!(results[0].error, "no metrics");
+    assert_eq!(results[0].output, "hello there");
+    assert_eq!(summary.status, pb::RunStatus::Failed as i32);
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_errors_only_its_result() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = vec![test("ok 1", "", &[]), test("broken", "", &[("fail_status", "503")]), test("ok 2", "", &[])];
+    create_test_set(&server, "flaky", &["anything"], tests).await;
+
+    let (_, results, summary) = execute(&server, execute_request("flaky", "app")).await;
+    assert_eq!(results.len(), 3);
+    let broken = results.iter().find(|r| r.status == pb::ResultStatus::Error as i32).expect("an errored result");
+    assert!(broken.error.contains("503"), "{}", broken.error);
+    assert!(broken.metric_results.is_empty(), "an endpoint failure must not be scored");
+    assert_eq!(summary.status, pb::RunStatus::Partial as i32);
+    assert_eq!((summary.passed, summary.errored), (2, 1));
+}
+
+#[tokio::test]
+async fn a_run_whose_every_call_fails_is_failed() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = vec![test("a", "", &[("fail_status", "500")]), test("b", "", &[("fail_status", "404")])];
+    create_test_set(&server, "down", &["anything"], tests).await;
+
+    let (_, results, summary) = execute(&server, execute_request("down", "app")).await;
+    assert!(results.iter().all(|r| r.status == pb::ResultStatus::Error as i32));
+    assert_eq!(summary.status, pb::RunStatus::Failed as i32);
+    assert_eq!(summary.pass_rate, 0.0);
+}
+
+#[tokio::test]
+async fn prompts_with_quotes_newlines_and_unicode_reach_the_target_intact() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", "(?s).")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tricky = "He said \"stop\"\nthen {{ left }} \\ backslash\ttab — ünïcödé 漢字 🎉 </script>";
+    create_test_set(&server, "tricky", &["anything"], vec![test(tricky, "", &[])]).await;
+
+    let (_, results, _) = execute(&server, execute_request("tricky", "app")).await;
+    assert_eq!(target.bodies()[0]["prompt"].as_str(), Some(tricky));
+    assert_eq!(results[0].output, tricky);
+    assert_eq!(results[0].prompt, tricky);
+}
+
+#[tokio::test]
+async fn run_parameters_reach_the_body_template_with_their_types() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
+        http.body_template = r#"{"prompt": "{{ prompt }}", "temperature": "{{ parameters.temperature }}", "tag": "run-{{ parameters.tag }}", "topic": "{{ topic }}"}"#.into();
+    }
+    create_endpoint(&server, endpoint).await;
+    let mut t = test("p", "", &[]);
+    t.topic = "geography".into();
+    create_test_set(&server, "params", &["anything"], vec![t]).await;
+
+    let mut request = execute_request("params", "app");
+    request.parameters = Some(prost_types::Struct {
+        fields: [
+            ("temperature".to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(0.25)) }),
+            ("tag".to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue("nightly".into())) }),
+        ]
+        .into_iter()
+        .collect(),
+    });
+    execute(&server, request).await;
+    let body = &target.bodies()[0];
+    assert_eq!(body["temperature"], serde_json::json!(0.25));
+    assert_eq!(body["tag"], "run-nightly");
+    assert_eq!(body["topic"], "geography");
+}
+
+#[tokio::test]
+async fn context_and_metadata_are_taken_from_the_response() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(&server, "rag", &["anything"], vec![test("q", "", &[("context", "doc one")])]).await;
+
+    let (_, results, _) = execute(&server, execute_request("rag", "app")).await;
+    assert_eq!(results[0].context, vec!["doc one".to_string()]);
+    let meta = results[0].metadata.as_ref().expect("metadata");
+    assert!(matches!(
+        meta.fields.get("model").and_then(|v| v.kind.as_ref()),
+        Some(prost_types::value::Kind::StringValue(s)) if s == "test-target"
+    ));
+}
+
+#[tokio::test]
+async fn an_openai_compatible_target_needs_no_template() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, contains("echoes", &["echo: hi"])).await;
+    unsafe { std::env::set_var("ASSAY_IT_CHAT_KEY", "sk-test-123") };
+    create_endpoint(
+        &server,
+        pb::Endpoint {
+            name: "chat".into(),
+            target: Some(pb::endpoint::Target::OpenaiChat(pb::OpenAiChatTarget {
+                base_url: format!("{}/v1", target.url),
+                model: "tiny".into(),
+                system_prompt: "be brief".into(),
+                api_key_env: "ASSAY_IT_CHAT_KEY".into(),
+                timeout_ms: 0,
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    create_test_set(&server, "chat-set", &["echoes"], vec![test("hi", "", &[])]).await;
+
+    let (_, results, summary) = execute(&server, execute_request("chat-set", "chat")).await;
+    assert_eq!(results[0].output, "echo: hi");
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+    let body = &target.bodies()[0];
+    assert_eq!(body["model"], "tiny");
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["messages"][1]["content"], "hi");
+    assert_eq!(target.headers()[0]["authorization"], "Bearer sk-test-123");
+}
+
+#[tokio::test]
+async fn header_secrets_from_the_environment_are_resolved_at_call_time() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
+        http.headers.insert("Authorization".into(), "Bearer ${env:ASSAY_IT_LATE_TOKEN}".into());
+    }
+    create_endpoint(&server, endpoint).await;
+    create_test_set(&server, "auth", &["anything"], vec![test("p", "", &[])]).await;
+
+    // Set after the endpoint was created: only a call-time lookup can see it.
+    unsafe { std::env::set_var("ASSAY_IT_LATE_TOKEN", "late-value") };
+    execute(&server, execute_request("auth", "app")).await;
+    assert_eq!(target.headers()[0]["authorization"], "Bearer late-value");
+}

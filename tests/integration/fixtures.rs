@@ -1,0 +1,152 @@
+//! Small builders for requests, shared by the test modules.
+
+use std::collections::HashMap;
+
+use assay::proto::v1 as pb;
+use futures::StreamExt;
+use tonic::Streaming;
+
+use crate::harness::Server;
+
+/// A `contains` metric (any value, case-insensitive).
+pub fn contains(name: &str, values: &[&str]) -> pb::Metric {
+    pb::Metric {
+        name: name.into(),
+        kind: Some(pb::metric::Kind::Contains(pb::Contains {
+            values: values.iter().map(|v| v.to_string()).collect(),
+            match_all: false,
+            case_sensitive: false,
+        })),
+        ..Default::default()
+    }
+}
+
+/// An `exact_match` metric against the expected response.
+pub fn exact(name: &str) -> pb::Metric {
+    pb::Metric {
+        name: name.into(),
+        kind: Some(pb::metric::Kind::ExactMatch(pb::ExactMatch::default())),
+        ..Default::default()
+    }
+}
+
+/// A `regex` metric.
+pub fn regex(name: &str, pattern: &str) -> pb::Metric {
+    pb::Metric {
+        name: name.into(),
+        kind: Some(pb::metric::Kind::Regex(pb::Regex { pattern: pattern.into() })),
+        ..Default::default()
+    }
+}
+
+/// Body template of the test target: each behaviour knob comes from the test's metadata.
+pub const TARGET_BODY: &str = r#"{"prompt": "{{ prompt }}", "answer": "{{ metadata.answer }}", "delay_ms": "{{ metadata.delay_ms }}", "fail_status": "{{ metadata.fail_status }}", "context": "{{ metadata.context }}"}"#;
+
+/// An HTTP endpoint pointing at the test target's `/answer`.
+pub fn http_endpoint(name: &str, target_url: &str) -> pb::Endpoint {
+    pb::Endpoint {
+        name: name.into(),
+        target: Some(pb::endpoint::Target::Http(pb::HttpTarget {
+            url: format!("{target_url}/answer"),
+            body_template: TARGET_BODY.into(),
+            response_mapping: Some(pb::ResponseMapping {
+                output: "$.output".into(),
+                context: "$.context".into(),
+                metadata: "$.meta".into(),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A test with a prompt, an expected response and metadata.
+pub fn test(prompt: &str, expected: &str, metadata: &[(&str, &str)]) -> pb::Test {
+    pb::Test {
+        prompt: prompt.into(),
+        expected_response: expected.into(),
+        metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+        ..Default::default()
+    }
+}
+
+/// Creates a metric and returns it.
+pub async fn create_metric(server: &Server, metric: pb::Metric) -> pb::Metric {
+    server
+        .metrics()
+        .create_metric(pb::CreateMetricRequest { metric: Some(metric) })
+        .await
+        .expect("create metric")
+        .into_inner()
+}
+
+/// Creates an endpoint and returns it.
+pub async fn create_endpoint(server: &Server, endpoint: pb::Endpoint) -> pb::Endpoint {
+    server
+        .endpoints()
+        .create_endpoint(pb::CreateEndpointRequest { endpoint: Some(endpoint) })
+        .await
+        .expect("create endpoint")
+        .into_inner()
+}
+
+/// Creates a test set with `tests` and the given test-set metrics.
+pub async fn create_test_set(server: &Server, name: &str, metrics: &[&str], tests: Vec<pb::Test>) -> pb::TestSet {
+    let mut client = server.test_sets();
+    let set = client
+        .create_test_set(pb::CreateTestSetRequest {
+            test_set: Some(pb::TestSet {
+                name: name.into(),
+                metrics: metrics.iter().map(|m| m.to_string()).collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create test set")
+        .into_inner();
+    if !tests.is_empty() {
+        client
+            .add_tests(pb::AddTestsRequest { test_set: set.id.clone(), tests })
+            .await
+            .expect("add tests");
+    }
+    set
+}
+
+/// Every event of a stream, until it ends.
+pub async fn collect(mut stream: Streaming<pb::ExecutionEvent>) -> Vec<pb::execution_event::Event> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        events.push(event.expect("stream event").event.expect("event set"));
+    }
+    events
+}
+
+/// The run, results and summary of a complete event list, checking their order.
+pub fn split(events: Vec<pb::execution_event::Event>) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+    use pb::execution_event::Event;
+    let mut iter = events.into_iter();
+    let Some(Event::RunStarted(run)) = iter.next() else { panic!("the first event is not the run") };
+    let mut results = Vec::new();
+    let mut summary = None;
+    for event in iter {
+        assert!(summary.is_none(), "an event came after the summary");
+        match event {
+            Event::Result(r) => results.push(r),
+            Event::RunFinished(s) => summary = Some(s),
+            Event::RunStarted(_) => panic!("a second run_started event"),
+        }
+    }
+    (run, results, summary.expect("no summary at the end"))
+}
+
+/// Executes and collects the whole stream.
+pub async fn execute(server: &Server, request: pb::ExecuteRequest) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+    let stream = server.execution().execute(request).await.expect("execute").into_inner();
+    split(collect(stream).await)
+}
+
+/// An execute request for a test set and endpoint with everything else default.
+pub fn execute_request(test_set: &str, endpoint: &str) -> pb::ExecuteRequest {
+    pb::ExecuteRequest { test_set: test_set.into(), endpoint: endpoint.into(), ..Default::default() }
+}

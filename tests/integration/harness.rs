@@ -1,0 +1,111 @@
+//! Starts the real server in-process: a pre-bound 127.0.0.1:0 listener (no port races) and a
+//! SQLite database in a temporary directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use assay::config::ServeConfig;
+use assay::proto::v1::{
+    behavior_service_client::BehaviorServiceClient, endpoint_service_client::EndpointServiceClient,
+    metric_service_client::MetricServiceClient,
+    test_execution_service_client::TestExecutionServiceClient,
+    test_set_service_client::TestSetServiceClient,
+};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// A running server and clients for it.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    db_path: PathBuf,
+    // Kept last: removed after the server is stopped.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A server on a fresh database.
+    pub async fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("assay.db");
+        let mut server = Server::start_on(&db_path).await;
+        server.dir = Some(dir);
+        server
+    }
+
+    /// A server on the database file at `db_path` (kept by the caller).
+    pub async fn start_on(db_path: &Path) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = ServeConfig::new(addr, format!("sqlite://{}", db_path.display()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            assay::server::serve(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server failed");
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        Server { addr, channel, stop: Some(stop), task: Some(task), db_path: db_path.to_path_buf(), dir: None }
+    }
+
+    /// Stops the server gracefully and waits for it; returns the temporary directory (if it
+    /// owns one) so a test can start a new server on the same database.
+    pub async fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        (self.db_path.clone(), self.dir.take())
+    }
+
+    /// A raw channel, for health and reflection clients.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// `MetricService` client.
+    pub fn metrics(&self) -> MetricServiceClient<Channel> {
+        MetricServiceClient::new(self.channel.clone())
+    }
+
+    /// `BehaviorService` client.
+    pub fn behaviors(&self) -> BehaviorServiceClient<Channel> {
+        BehaviorServiceClient::new(self.channel.clone())
+    }
+
+    /// `EndpointService` client.
+    pub fn endpoints(&self) -> EndpointServiceClient<Channel> {
+        EndpointServiceClient::new(self.channel.clone())
+    }
+
+    /// `TestSetService` client.
+    pub fn test_sets(&self) -> TestSetServiceClient<Channel> {
+        TestSetServiceClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// `TestExecutionService` client.
+    pub fn execution(&self) -> TestExecutionServiceClient<Channel> {
+        TestExecutionServiceClient::new(self.channel.clone())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
