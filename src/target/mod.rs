@@ -1,11 +1,304 @@
 //! Calling endpoints: HTTP targets and OpenAI-compatible chat targets.
+//!
+//! [`TargetClient`] holds the one HTTP client of the process. Once per run it
+//! [prepares](TargetClient::prepare) an endpoint (templates compiled, JSONPaths parsed, rate
+//! limiter made) into a [`PreparedTarget`] that the run's tasks share to [call](PreparedTarget::call)
+//! it for each test.
 
-/// A parsed body template (stub until the target module lands).
-pub struct BodyTemplate;
+mod env;
+pub(crate) mod http;
+mod limiter;
+pub(crate) mod openai;
+mod template;
+#[cfg(test)]
+pub(crate) mod test_server;
 
-impl BodyTemplate {
-    /// Parses a body template.
-    pub fn parse(_template: &str) -> Result<Self, String> {
-        Ok(BodyTemplate)
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use env::{EnvTemplate, MissingEnv};
+pub use limiter::RateLimiter;
+pub use template::{BodyTemplate, TemplateVars};
+
+pub(crate) use template::{describe as describe_template_error, template_environment};
+
+use crate::domain::{Endpoint, Target, Test};
+use http::{PreparedHttp, RetryPolicy, SendFailure};
+use openai::PreparedOpenAi;
+
+/// Timeout of an HTTP target call when the endpoint sets none.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u32 = 30_000;
+/// Timeout of an OpenAI chat call (and of a judge call) when none is set.
+pub const DEFAULT_CHAT_TIMEOUT_MS: u32 = 60_000;
+
+/// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls.
+#[derive(Clone, Debug)]
+pub struct TargetClient {
+    http: reqwest::Client,
+}
+
+impl Default for TargetClient {
+    fn default() -> Self {
+        Self::new()
     }
 }
+
+impl TargetClient {
+    /// A client with pooled keep-alive connections.
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("assay/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not configure the HTTP client, using defaults");
+                reqwest::Client::new()
+            });
+        TargetClient { http }
+    }
+
+    /// The underlying client, reused by the LLM judge.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Parses templates and JSONPaths once per run; bad settings give an error naming the field
+    /// (e.g. `http.body_template: ...`). Environment variables are not read here but at call time.
+    pub fn prepare(
+        &self,
+        endpoint: &Endpoint,
+        parameters: &Map<String, Value>,
+    ) -> Result<PreparedTarget, String> {
+        let (kind, timeout_ms) = match &endpoint.target {
+            Target::Http(http) => (
+                Kind::Http(Box::new(PreparedHttp::prepare(http)?)),
+                nonzero_or(http.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
+            ),
+            Target::OpenAiChat(chat) => (
+                Kind::OpenAi(PreparedOpenAi::prepare(chat, parameters)?),
+                nonzero_or(chat.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
+            ),
+        };
+        Ok(PreparedTarget {
+            client: self.http.clone(),
+            kind,
+            parameters: template::json_to_value(&Value::Object(parameters.clone())),
+            limiter: RateLimiter::new(endpoint.rate_limit_per_second),
+            policy: RetryPolicy {
+                max_retries: endpoint.max_retries,
+                timeout: Duration::from_millis(u64::from(timeout_ms)),
+            },
+        })
+    }
+}
+
+fn nonzero_or(value: u32, default: u32) -> u32 {
+    if value == 0 { default } else { value }
+}
+
+enum Kind {
+    Http(Box<PreparedHttp>),
+    OpenAi(PreparedOpenAi),
+}
+
+/// An endpoint ready to be called for the tests of one run; share it between tasks with `Arc`.
+pub struct PreparedTarget {
+    client: reqwest::Client,
+    kind: Kind,
+    /// The run's parameters as template value, converted once.
+    parameters: minijinja::Value,
+    limiter: Option<RateLimiter>,
+    policy: RetryPolicy,
+}
+
+impl std::fmt::Debug for PreparedTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedTarget")
+            .field("policy", &self.policy)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an endpoint answered for one test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetOutput {
+    /// The answer.
+    pub output: String,
+    /// Context the endpoint used (e.g. retrieved passages); empty when none.
+    pub context: Vec<String>,
+    /// Extra data taken from the response.
+    pub metadata: Option<Value>,
+    /// Duration of the successful attempt, in milliseconds.
+    pub latency_ms: u64,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+}
+
+impl PreparedTarget {
+    /// Calls the endpoint for one test with timeout, retries (connect and transport errors,
+    /// timeouts, HTTP 429 and 5xx; exponential backoff from 100 ms, `Retry-After` seconds
+    /// honoured up to 5 s) and the endpoint's rate limit (applied to every attempt).
+    pub async fn call(&self, test: &Test) -> Result<TargetOutput, TargetError> {
+        let request = match &self.kind {
+            Kind::Http(http) => http.request(test, &self.parameters)?,
+            Kind::OpenAi(chat) => chat.request(test)?,
+        };
+        let reply = http::send(&self.client, self.limiter.as_ref(), &request, self.policy)
+            .await
+            .map_err(TargetError::from)?;
+        let mapped = match &self.kind {
+            Kind::Http(http) => http.map(&reply.body)?,
+            Kind::OpenAi(chat) => chat.map(&reply.body)?,
+        };
+        Ok(TargetOutput {
+            output: mapped.output,
+            context: mapped.context,
+            metadata: mapped.metadata,
+            latency_ms: u64::try_from(reply.latency.as_millis()).unwrap_or(u64::MAX),
+            attempts: reply.attempts,
+        })
+    }
+}
+
+/// Why one attempt failed at the transport or HTTP level.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum CallError {
+    /// A non-2xx status.
+    #[error("returned HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    /// No complete answer within the timeout.
+    #[error("timed out after {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+    /// No connection.
+    #[error("could not connect: {message}")]
+    Connect { message: String },
+    /// The connection failed in another way.
+    #[error("request failed: {message}")]
+    Transport { message: String },
+}
+
+impl CallError {
+    /// Whether another attempt may succeed.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            CallError::Status { status, .. } => *status == 429 || *status >= 500,
+            CallError::Timeout { .. } | CallError::Connect { .. } | CallError::Transport { .. } => {
+                true
+            }
+        }
+    }
+}
+
+/// Why calling an endpoint failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TargetError {
+    /// The endpoint answered with a non-2xx status (`body`: its first 200 characters).
+    #[error("endpoint returned HTTP {status}: {body}{}", after(*.attempts))]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// No complete answer within the timeout.
+    #[error("endpoint timed out after {timeout_ms} ms{}", after(*.attempts))]
+    Timeout {
+        /// The timeout of one attempt.
+        timeout_ms: u64,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// No connection could be made.
+    #[error("could not connect to endpoint: {message}{}", after(*.attempts))]
+    Connect {
+        /// The cause.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The connection failed after it was made (reset, broken body, ...).
+    #[error("request to endpoint failed: {message}{}", after(*.attempts))]
+    Transport {
+        /// The cause.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The response body is not JSON.
+    #[error("endpoint response is not JSON: {reason}")]
+    NotJson {
+        /// Parser message and the start of the body.
+        reason: String,
+    },
+    /// A required JSONPath of the response mapping matched nothing.
+    #[error("response mapping {field} {path:?} matched nothing")]
+    NoMatch {
+        /// The mapping field (`output`).
+        field: &'static str,
+        /// The JSONPath.
+        path: String,
+    },
+    /// The response is JSON but lacks what the target reads.
+    #[error("unexpected endpoint response: {reason}")]
+    BadResponse {
+        /// What is missing.
+        reason: String,
+    },
+    /// A header refers to an environment variable that is not set.
+    #[error("header {header:?}: environment variable {variable:?} is not set")]
+    MissingEnv {
+        /// The header.
+        header: String,
+        /// The variable.
+        variable: String,
+    },
+    /// A header's resolved value is not a valid header value.
+    #[error("header {header:?}: the resolved value is not a valid header value")]
+    InvalidHeader {
+        /// The header.
+        header: String,
+    },
+    /// The body template failed to render for this test.
+    #[error("body template: {reason}")]
+    Template {
+        /// Where and why.
+        reason: String,
+    },
+}
+
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl From<SendFailure> for TargetError {
+    fn from(failure: SendFailure) -> Self {
+        let attempts = failure.attempts;
+        match failure.error {
+            CallError::Status { status, body } => TargetError::Status {
+                status,
+                body,
+                attempts,
+            },
+            CallError::Timeout { timeout_ms } => TargetError::Timeout {
+                timeout_ms,
+                attempts,
+            },
+            CallError::Connect { message } => TargetError::Connect { message, attempts },
+            CallError::Transport { message } => TargetError::Transport { message, attempts },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

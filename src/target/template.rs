@@ -1,0 +1,401 @@
+//! Body templates: a JSON document whose string values are minijinja templates.
+//!
+//! A string that is exactly one placeholder (`"{{ expr }}"`) takes the expression's value itself,
+//! so a prompt with quotes or newlines stays one proper JSON string and a number stays a number.
+//! Any other string containing template syntax is rendered as text. Object keys stay literal.
+
+use std::collections::BTreeMap;
+
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+use crate::domain::DEFAULT_BODY_TEMPLATE;
+
+/// Name of the variable a single-placeholder template stores its value in.
+const VALUE_SLOT: &str = "__assay_value";
+
+/// A parsed, precompiled body template; cheap to render once per call.
+pub struct BodyTemplate {
+    env: Environment<'static>,
+    root: Node,
+}
+
+impl std::fmt::Debug for BodyTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyTemplate").finish_non_exhaustive()
+    }
+}
+
+/// One node of the template's JSON tree.
+enum Node {
+    /// A JSON value without templates (numbers, booleans, null, plain strings).
+    Literal(serde_json::Value),
+    /// A string that is exactly one placeholder: the template named so stores the value.
+    Value(String),
+    /// A string rendered as text by the template named so.
+    Text(String),
+    /// An array.
+    Array(Vec<Node>),
+    /// An object; keys are literal.
+    Object(Vec<(String, Node)>),
+}
+
+/// The variables a body template sees for one test.
+pub struct TemplateVars<'a> {
+    /// The test's prompt.
+    pub prompt: &'a str,
+    /// The expected response, empty when none.
+    pub expected_response: &'a str,
+    /// The test's category.
+    pub category: &'a str,
+    /// The test's topic.
+    pub topic: &'a str,
+    /// The test's metadata.
+    pub metadata: &'a BTreeMap<String, String>,
+    /// The run's parameters, converted once per run by [`json_to_value`].
+    pub parameters: &'a Value,
+}
+
+/// A minijinja environment as Assay's templates use it: no auto-escaping, trailing newlines kept,
+/// undefined values an error when printed (but allowed in `if` tests and with `default`).
+pub(crate) fn template_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+impl BodyTemplate {
+    /// Parses a body template; an empty one is [`DEFAULT_BODY_TEMPLATE`]. Invalid JSON and
+    /// templates that do not compile are rejected with a message saying where.
+    pub fn parse(template: &str) -> Result<BodyTemplate, String> {
+        let source = if template.trim().is_empty() {
+            DEFAULT_BODY_TEMPLATE
+        } else {
+            template
+        };
+        let json: serde_json::Value = serde_json::from_str(source)
+            .map_err(|e| format!("the body template is not valid JSON: {e}"))?;
+        let mut env = template_environment();
+        let root = compile(&mut env, json, "$".to_string())?;
+        Ok(BodyTemplate { env, root })
+    }
+
+    /// Renders the body for one test.
+    pub fn render(&self, vars: &TemplateVars<'_>) -> Result<serde_json::Value, String> {
+        let ctx = minijinja::context! {
+            prompt => vars.prompt,
+            expected_response => vars.expected_response,
+            category => vars.category,
+            topic => vars.topic,
+            metadata => Value::from(vars.metadata.clone()),
+            parameters => vars.parameters.clone(),
+        };
+        self.render_node(&self.root, &ctx)
+    }
+
+    fn render_node(&self, node: &Node, ctx: &Value) -> Result<serde_json::Value, String> {
+        Ok(match node {
+            Node::Literal(value) => value.clone(),
+            Node::Text(name) => {
+                let template = self.env.get_template(name).map_err(|e| e.to_string())?;
+                let text = template
+                    .render(ctx)
+                    .map_err(|e| format!("at {name}: {}", describe(&e)))?;
+                serde_json::Value::String(text)
+            }
+            Node::Value(name) => {
+                let template = self.env.get_template(name).map_err(|e| e.to_string())?;
+                let captured = template
+                    .render_captured(ctx)
+                    .map_err(|e| format!("at {name}: {}", describe(&e)))?;
+                let value = captured
+                    .state()
+                    .lookup(VALUE_SLOT)
+                    .unwrap_or(Value::UNDEFINED);
+                let expression = expression_of(template.source());
+                if value.is_undefined() {
+                    return Err(format!("at {name}: `{expression}` is undefined"));
+                }
+                value_to_json(&value).map_err(|e| format!("at {name}: {expression}: {e}"))?
+            }
+            Node::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.render_node(item, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Node::Object(fields) => {
+                let mut map = serde_json::Map::new();
+                for (key, item) in fields {
+                    map.insert(key.clone(), self.render_node(item, ctx)?);
+                }
+                serde_json::Value::Object(map)
+            }
+        })
+    }
+}
+
+/// The message of a minijinja error, with its detail when it has one.
+pub(crate) fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) if !error.to_string().contains(detail) => format!("{error}: {detail}"),
+        _ => error.to_string(),
+    }
+}
+
+fn compile(
+    env: &mut Environment<'static>,
+    json: serde_json::Value,
+    path: String,
+) -> Result<Node, String> {
+    Ok(match json {
+        serde_json::Value::String(text) => {
+            if let Some(expression) = single_placeholder(&text) {
+                env.compile_expression(expression).map_err(|e| {
+                    format!(
+                        "at {path}: {:?} is not a valid expression: {}",
+                        text,
+                        describe(&e)
+                    )
+                })?;
+                let source = format!("{{% set {VALUE_SLOT} = ({expression}) %}}");
+                env.add_template_owned(path.clone(), source).map_err(|e| {
+                    format!(
+                        "at {path}: {:?} is not a valid expression: {}",
+                        text,
+                        describe(&e)
+                    )
+                })?;
+                Node::Value(path)
+            } else if has_template_syntax(&text) {
+                env.add_template_owned(path.clone(), text.clone())
+                    .map_err(|e| {
+                        format!(
+                            "at {path}: {text:?} is not a valid template: {}",
+                            describe(&e)
+                        )
+                    })?;
+                Node::Text(path)
+            } else {
+                Node::Literal(serde_json::Value::String(text))
+            }
+        }
+        serde_json::Value::Array(items) => Node::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| compile(env, item, format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(fields) => Node::Object(
+            fields
+                .into_iter()
+                .map(|(key, item)| {
+                    let child = format!("{path}.{key}");
+                    compile(env, item, child).map(|node| (key, node))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        other => Node::Literal(other),
+    })
+}
+
+/// The expression of a string that is exactly one `{{ ... }}` placeholder (whitespace around it
+/// and whitespace-control markers allowed).
+fn single_placeholder(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+    let inner = inner.trim();
+    if inner.is_empty() || inner.contains("{{") || inner.contains("}}") {
+        return None;
+    }
+    Some(inner)
+}
+
+/// The expression inside a single-placeholder template source.
+fn expression_of(source: &str) -> &str {
+    source
+        .strip_prefix(&format!("{{% set {VALUE_SLOT} = ("))
+        .and_then(|s| s.strip_suffix(") %}"))
+        .unwrap_or(source)
+}
+
+fn has_template_syntax(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// Converts JSON to a template value.
+pub(crate) fn json_to_value(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(items) => {
+            Value::from(items.iter().map(json_to_value).collect::<Vec<_>>())
+        }
+        serde_json::Value::Object(map) => Value::from(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect::<BTreeMap<String, Value>>(),
+        ),
+    }
+}
+
+/// Converts a template value to JSON; an undefined value is an error.
+pub(crate) fn value_to_json(value: &Value) -> Result<serde_json::Value, String> {
+    Ok(match value.kind() {
+        ValueKind::Undefined => return Err("is undefined".to_string()),
+        ValueKind::None => serde_json::Value::Null,
+        ValueKind::Bool => serde_json::Value::Bool(value.is_true()),
+        ValueKind::Number => number_to_json(value)?,
+        ValueKind::String => serde_json::Value::String(value.as_str().unwrap_or_default().into()),
+        ValueKind::Bytes => serde_json::Value::String(
+            String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned(),
+        ),
+        ValueKind::Seq | ValueKind::Iterable => serde_json::Value::Array(
+            value
+                .try_iter()
+                .map_err(|e| e.to_string())?
+                .map(|item| value_to_json(&item))
+                .collect::<Result<_, _>>()?,
+        ),
+        ValueKind::Map => {
+            let mut map = serde_json::Map::new();
+            for key in value.try_iter().map_err(|e| e.to_string())? {
+                let item = value.get_item(&key).map_err(|e| e.to_string())?;
+                let key = match key.as_str() {
+                    Some(s) => s.to_string(),
+                    None => key.to_string(),
+                };
+                map.insert(key, value_to_json(&item)?);
+            }
+            serde_json::Value::Object(map)
+        }
+        _ => serde_json::Value::String(value.to_string()),
+    })
+}
+
+fn number_to_json(value: &Value) -> Result<serde_json::Value, String> {
+    if value.is_integer() {
+        if let Ok(i) = i64::try_from(value.clone()) {
+            return Ok(i.into());
+        }
+        if let Ok(u) = u64::try_from(value.clone()) {
+            return Ok(u.into());
+        }
+    }
+    let f = f64::try_from(value.clone()).map_err(|e| e.to_string())?;
+    serde_json::Number::from_f64(f)
+        .map(serde_json::Value::Number)
+        .ok_or_else(|| format!("{f} is not a JSON number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(
+        template: &str,
+        prompt: &str,
+        parameters: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let metadata = BTreeMap::from([
+            ("lang".to_string(), "de".to_string()),
+            ("user".to_string(), "u-1".to_string()),
+        ]);
+        let parameters = json_to_value(&parameters);
+        BodyTemplate::parse(template)?.render(&TemplateVars {
+            prompt,
+            expected_response: "",
+            category: "cat",
+            topic: "top",
+            metadata: &metadata,
+            parameters: &parameters,
+        })
+    }
+
+    #[test]
+    fn awkward_prompts_stay_exact_json_strings() {
+        let prompt = "He said \"hi\"\nthen \\ left\t{{ not a template }} — ünïcödé 🎉 </script>";
+        let body = render("", prompt, json!({})).unwrap();
+        assert_eq!(body, json!({ "prompt": prompt }));
+        let text = serde_json::to_string(&body).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["prompt"], prompt);
+    }
+
+    #[test]
+    fn single_placeholders_keep_their_type() {
+        let body = render(
+            r#"{"t": "{{ parameters.temperature }}", "n": "{{parameters.n}}", "meta": "{{ metadata }}",
+                "flag": "{{- parameters.stream -}}", "opts": "{{ parameters.opts }}", "none": "{{ parameters.nothing }}",
+                "fixed": 3, "list": ["{{ prompt }}", true]}"#,
+            "q",
+            json!({"temperature": 0.2, "n": 3, "stream": false, "opts": {"a": [1, "x"]}, "nothing": null}),
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"t": 0.2, "n": 3, "meta": {"lang": "de", "user": "u-1"}, "flag": false,
+                   "opts": {"a": [1, "x"]}, "none": null, "fixed": 3, "list": ["q", true]})
+        );
+    }
+
+    #[test]
+    fn mixed_strings_render_as_text_without_escaping() {
+        let body = render(
+            r#"{"input": "Question: {{ prompt }} ({{ category }}/{{ topic }}, {{ metadata.lang }}) <b>&</b>\n",
+                "{{ keys stay }}": "plain", "t": "{{ parameters.temperature }} degrees",
+                "opt": "{% if metadata.missing %}yes{% else %}no{% endif %}{{ metadata.missing | default('-') }}"}"#,
+            "a < b & \"c\"",
+            json!({"temperature": 0.5}),
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"input": "Question: a < b & \"c\" (cat/top, de) <b>&</b>\n",
+                   "{{ keys stay }}": "plain", "t": "0.5 degrees", "opt": "no-"})
+        );
+    }
+
+    #[test]
+    fn invalid_json_and_templates_are_rejected() {
+        let err = BodyTemplate::parse(r#"{"prompt": "{{ prompt }}""#).unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+        let err = BodyTemplate::parse(r#"{"a": {"b": ["{{ prompt + }}"]}}"#).unwrap_err();
+        assert!(err.contains("$.a.b[0]"), "{err}");
+        let err = BodyTemplate::parse(r#"{"a": "x {% if prompt %} y"}"#).unwrap_err();
+        assert!(err.contains("not a valid template"), "{err}");
+        let err = BodyTemplate::parse(r#"{"a": "{{ prompt ) %}{% set x = (1 }}"}"#).unwrap_err();
+        assert!(err.contains("$.a"), "{err}");
+    }
+
+    #[test]
+    fn undefined_values_are_errors_at_render_time() {
+        let err = render(r#"{"t": "{{ parameters.temperature }}"}"#, "q", json!({})).unwrap_err();
+        assert!(
+            err.contains("$.t") && err.contains("parameters.temperature"),
+            "{err}"
+        );
+        let err = render(r#"{"t": "x {{ parameters.temperature }}"}"#, "q", json!({})).unwrap_err();
+        assert!(err.contains("$.t") && err.contains("undefined"), "{err}");
+    }
+}
