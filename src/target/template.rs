@@ -57,11 +57,12 @@ pub struct TemplateVars<'a> {
 }
 
 /// A minijinja environment as Assay's templates use it: no auto-escaping, trailing newlines kept,
-/// undefined values an error when printed (but allowed in `if` tests and with `default`).
+/// undefined values lenient (tests differ in their metadata keys: a missing `metadata.x` prints as
+/// nothing). Typos in variable names are caught when the template is parsed instead.
 pub(crate) fn template_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_undefined_behavior(UndefinedBehavior::Lenient);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
         .build()
@@ -119,10 +120,10 @@ impl BodyTemplate {
                     .state()
                     .lookup(VALUE_SLOT)
                     .unwrap_or(Value::UNDEFINED);
-                let expression = expression_of(template.source());
                 if value.is_undefined() {
-                    return Err(format!("at {name}: `{expression}` is undefined"));
+                    return Ok(serde_json::Value::Null);
                 }
+                let expression = expression_of(template.source());
                 value_to_json(&value).map_err(|e| format!("at {name}: {expression}: {e}"))?
             }
             Node::Array(items) => serde_json::Value::Array(
@@ -150,6 +151,28 @@ pub(crate) fn describe(error: &minijinja::Error) -> String {
     }
 }
 
+/// The variables a body template may use.
+const VARIABLES: [&str; 6] = ["prompt", "expected_response", "category", "topic", "metadata", "parameters"];
+
+/// Rejects a template that uses a variable Assay does not provide (a typo such as `promt` would
+/// otherwise send an empty value to every call).
+fn check_variables(env: &Environment<'static>, path: &str) -> Result<(), String> {
+    let template = env.get_template(path).map_err(|e| e.to_string())?;
+    let mut unknown: Vec<String> = template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|name| !VARIABLES.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    match unknown.first() {
+        None => Ok(()),
+        Some(name) => Err(format!(
+            "at {path}: unknown variable `{name}`; templates can use {}",
+            VARIABLES.join(", ")
+        )),
+    }
+}
+
 fn compile(
     env: &mut Environment<'static>,
     json: serde_json::Value,
@@ -173,6 +196,7 @@ fn compile(
                         describe(&e)
                     )
                 })?;
+                check_variables(env, &path)?;
                 Node::Value(path)
             } else if has_template_syntax(&text) {
                 env.add_template_owned(path.clone(), text.clone())
@@ -182,6 +206,7 @@ fn compile(
                             describe(&e)
                         )
                     })?;
+                check_variables(env, &path)?;
                 Node::Text(path)
             } else {
                 Node::Literal(serde_json::Value::String(text))
@@ -389,13 +414,17 @@ mod tests {
     }
 
     #[test]
-    fn undefined_values_are_errors_at_render_time() {
-        let err = render(r#"{"t": "{{ parameters.temperature }}"}"#, "q", json!({})).unwrap_err();
-        assert!(
-            err.contains("$.t") && err.contains("parameters.temperature"),
-            "{err}"
-        );
-        let err = render(r#"{"t": "x {{ parameters.temperature }}"}"#, "q", json!({})).unwrap_err();
-        assert!(err.contains("$.t") && err.contains("undefined"), "{err}");
+    fn missing_keys_render_as_null_or_nothing() {
+        let body = render(r#"{"t": "{{ parameters.temperature }}", "m": "x{{ metadata.nope }}y"}"#, "q", json!({})).unwrap();
+        assert_eq!(body, json!({"t": null, "m": "xy"}));
+    }
+
+    #[test]
+    fn unknown_variables_are_rejected_when_parsed() {
+        let err = BodyTemplate::parse(r#"{"a": "{{ promt }}"}"#).unwrap_err();
+        assert!(err.contains("$.a") && err.contains("`promt`"), "{err}");
+        let err = BodyTemplate::parse(r#"{"a": "say {{ question }}"}"#).unwrap_err();
+        assert!(err.contains("`question`"), "{err}");
+        BodyTemplate::parse(r#"{"a": "{% for k in metadata %}{{ k }}{% endfor %}"}"#).unwrap();
     }
 }

@@ -340,25 +340,6 @@ async fn context_mapping_accepts_strings_lists_and_nothing() {
     assert_eq!(out.context, vec!["t1".to_string(), "t2".to_string()]);
 }
 
-#[tokio::test]
-async fn undefined_parameters_fail_the_call_clearly() {
-    let server = TestServer::start(|_, _| Answer::json(json!({"output": "a"}))).await;
-    let endpoint = http_endpoint(
-        &server.url,
-        r#"{"prompt": "{{ prompt }}", "max_tokens": "{{ parameters.max_tokens }}"}"#,
-        mapping(""),
-    );
-    let prepared = TargetClient::new().prepare(&endpoint, &Map::new()).unwrap();
-    let err = prepared
-        .call(&test_case("hi"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("body template: at $.max_tokens"), "{err}");
-    assert!(err.contains("parameters.max_tokens"), "{err}");
-    assert!(server.requests().is_empty());
-}
-
 #[test]
 fn prepare_names_the_bad_field() {
     let client = TargetClient::new();
