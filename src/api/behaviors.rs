@@ -24,7 +24,7 @@ impl BehaviorApi {
     }
 
     /// A behaviour from the API: metric references resolved, validated.
-    async fn from_proto(&self, p: pb::Behavior, id: Uuid, created_at: Timestamp) -> Result<Behavior> {
+    async fn to_domain(&self, p: pb::Behavior, id: Uuid, created_at: Timestamp) -> Result<Behavior> {
         let refs = references(&p.metrics, "behavior.metrics")?;
         let metric_ids = self.store.resolve_metrics(&refs).await?.into_iter().map(|m| m.id).collect();
         let behavior = Behavior {
@@ -75,7 +75,7 @@ impl Updatable for pb::Behavior {
 impl pb::behavior_service_server::BehaviorService for BehaviorApi {
     async fn create_behavior(&self, request: Request<pb::CreateBehaviorRequest>) -> Result<Response<pb::Behavior>, Status> {
         let p = required(request.into_inner().behavior, "behavior")?;
-        let behavior = self.from_proto(p, Uuid::now_v7(), chrono::Utc::now()).await?;
+        let behavior = self.to_domain(p, Uuid::now_v7(), chrono::Utc::now()).await?;
         self.store.create_behavior(&behavior).await?;
         Ok(Response::new(to_proto(behavior)))
     }
@@ -100,7 +100,7 @@ impl pb::behavior_service_server::BehaviorService for BehaviorApi {
         let current = self.store.get_behavior(&update_target(&p.id, &p.name, "behavior")?).await?;
         let (id, created_at) = (current.id, current.created_at);
         let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
-        let behavior = self.from_proto(merged, id, created_at).await?;
+        let behavior = self.to_domain(merged, id, created_at).await?;
         self.store.update_behavior(&behavior).await?;
         Ok(Response::new(to_proto(behavior)))
     }

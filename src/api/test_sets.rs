@@ -29,7 +29,7 @@ impl TestSetApi {
     }
 
     /// A test set from the API: metric references resolved, validated.
-    async fn from_proto(&self, p: pb::TestSet, id: Uuid, created_at: Timestamp) -> Result<TestSet> {
+    async fn to_domain(&self, p: pb::TestSet, id: Uuid, created_at: Timestamp) -> Result<TestSet> {
         let refs = references(&p.metrics, "test_set.metrics")?;
         let metric_ids = self.store.resolve_metrics(&refs).await?.into_iter().map(|m| m.id).collect();
         let test_set = TestSet {
@@ -131,7 +131,7 @@ impl Updatable for pb::TestSet {
 impl pb::test_set_service_server::TestSetService for TestSetApi {
     async fn create_test_set(&self, request: Request<pb::CreateTestSetRequest>) -> Result<Response<pb::TestSet>, Status> {
         let p = required(request.into_inner().test_set, "test_set")?;
-        let test_set = self.from_proto(p, Uuid::now_v7(), chrono::Utc::now()).await?;
+        let test_set = self.to_domain(p, Uuid::now_v7(), chrono::Utc::now()).await?;
         self.store.create_test_set(&test_set).await?;
         tracing::info!(test_set_id = %test_set.id, name = %test_set.name, "test set created");
         Ok(Response::new(to_proto(test_set)))
@@ -157,7 +157,7 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         let current = self.store.get_test_set(&update_target(&p.id, &p.name, "test_set")?).await?;
         let (id, created_at, test_count) = (current.id, current.created_at, current.test_count);
         let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
-        let mut test_set = self.from_proto(merged, id, created_at).await?;
+        let mut test_set = self.to_domain(merged, id, created_at).await?;
         self.store.update_test_set(&test_set).await?;
         test_set.test_count = test_count;
         Ok(Response::new(to_proto(test_set)))

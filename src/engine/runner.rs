@@ -34,13 +34,13 @@ impl Engine {
         let mut tally = Tally::new(run.total);
         let run_id = run.id;
         let this = &self;
-        let results = futures::stream::iter(jobs)
+        // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
+        let mut results = Box::pin(futures::stream::iter(jobs)
             .map(|job| {
                 let target = target.clone();
                 async move { this.process(run_id, job, target.as_deref()).await }
             })
-            .buffer_unordered(run.max_concurrency.max(1) as usize);
-        tokio::pin!(results);
+            .buffer_unordered(run.max_concurrency.max(1) as usize));
 
         let mut interrupted = None;
         loop {

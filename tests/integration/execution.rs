@@ -408,3 +408,27 @@ async fn header_secrets_from_the_environment_are_resolved_at_call_time() {
     execute(&server, execute_request("auth", "app")).await;
     assert_eq!(target.headers()[0]["authorization"], "Bearer late-value");
 }
+
+#[tokio::test]
+async fn exact_match_compares_the_output_with_the_expected_response() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, exact("exact")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = vec![
+        test("q1", "Paris", &[("answer", "Paris")]),
+        test("q2", "Paris", &[("answer", "paris")]),
+        test("q3", "", &[("answer", "Paris")]),
+    ];
+    create_test_set(&server, "exact-set", &["exact"], tests).await;
+
+    let (_, results, summary) = execute(&server, execute_request("exact-set", "app")).await;
+    let by_prompt = |p: &str| results.iter().find(|r| r.prompt == p).unwrap().clone();
+    assert_eq!(by_prompt("q1").status, pb::ResultStatus::Passed as i32);
+    assert_eq!(by_prompt("q2").status, pb::ResultStatus::Failed as i32);
+    // No expected response: the metric cannot be evaluated.
+    let q3 = by_prompt("q3");
+    assert_eq!(q3.status, pb::ResultStatus::Error as i32);
+    assert!(q3.metric_results[0].error.contains("expected response"), "{}", q3.metric_results[0].error);
+    assert_eq!(summary.status, pb::RunStatus::Partial as i32);
+}

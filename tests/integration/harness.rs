@@ -1,7 +1,6 @@
 //! Starts the real server in-process: a pre-bound 127.0.0.1:0 listener (no port races) and a
 //! SQLite database in a temporary directory.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use assay::config::ServeConfig;
@@ -18,8 +17,6 @@ use tonic::transport::Channel;
 
 /// A running server and clients for it.
 pub struct Server {
-    /// Where it listens.
-    pub addr: SocketAddr,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -56,7 +53,7 @@ impl Server {
             .connect()
             .await
             .expect("connect");
-        Server { addr, channel, stop: Some(stop), task: Some(task), db_path: db_path.to_path_buf(), dir: None }
+        Server { channel, stop: Some(stop), task: Some(task), db_path: db_path.to_path_buf(), dir: None }
     }
 
     /// Stops the server gracefully and waits for it; returns the temporary directory (if it

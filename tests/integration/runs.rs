@@ -315,7 +315,7 @@ async fn runs_are_listed_newest_first_and_filtered() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(ids(next.runs), [a.id.clone()]);
+    assert_eq!(ids(next.runs), std::slice::from_ref(&a.id));
     assert!(next.next_page_token.is_empty());
 
     let got = client.get_test_run(pb::GetTestRunRequest { run: a.id.clone() }).await.unwrap().into_inner();
