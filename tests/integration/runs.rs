@@ -358,3 +358,58 @@ async fn a_restarted_server_keeps_runs_and_results() {
     server.stop().await;
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_does_not_hold_the_run_back() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    // Far more results than the stream's buffers hold.
+    let tests = (0..300).map(|i| test(&format!("t{i}"), "", &[])).collect();
+    create_test_set(&server, "many", &["anything"], tests).await;
+
+    let mut stream = server.execution().execute(execute_request("many", "app")).await.unwrap().into_inner();
+    let run = first_run(&mut stream).await;
+    // The stream is left unread while the run goes on to its end.
+    let mut status = pb::RunStatus::Running as i32;
+    for _ in 0..600 {
+        let got = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+        status = got.status;
+        if status != pb::RunStatus::Running as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, pb::RunStatus::Completed as i32);
+    assert_eq!(target.calls(), 300);
+    // Everything is still delivered, in full, to the slow reader.
+    let (_, results, summary) = split(
+        std::iter::once(Event::RunStarted(run)).chain(collect(stream).await).collect(),
+    );
+    assert_eq!(results.len(), 300);
+    assert_eq!(summary.passed, 300);
+}
+
+#[tokio::test]
+async fn a_run_cut_short_by_a_server_stop_is_stored_as_failed() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    slow_set(&server, &target, 5, 400).await;
+    let mut request = execute_request("slow", "app");
+    request.mode = pb::ExecutionMode::Sequential as i32;
+    let mut stream = server.execution().execute(request).await.unwrap().into_inner();
+    let run = first_run(&mut stream).await;
+    assert!(matches!(stream.next().await, Some(Ok(pb::ExecutionEvent { event: Some(Event::Result(_)) }))));
+    drop(stream);
+    let (db_path, dir) = server.stop().await;
+
+    let server = Server::start_on(&db_path).await;
+    let got = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.status, pb::RunStatus::Failed as i32);
+    assert!(got.error.contains("server stopped"), "{}", got.error);
+    let summary = got.summary.expect("summary of the interrupted run");
+    assert!(summary.passed >= 1 && summary.passed < 5);
+    server.stop().await;
+    drop(dir);
+}
