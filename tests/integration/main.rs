@@ -1,3 +1,4 @@
 //! Integration tests: one binary, so the crate links once. Each module covers one area.
 
+mod catalogue;
 mod store_contract;
