@@ -4,7 +4,10 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(version, about = "Assay: run test suites against LLM applications and score every answer")]
+#[command(
+    version,
+    about = "Assay: run test suites against LLM applications and score every answer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

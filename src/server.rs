@@ -51,7 +51,11 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::open(url).await?));
     }
-    Err(crate::error::Error::invalid("database", format!("{url:?} is not a supported database URL (use sqlite://PATH)")).into())
+    Err(crate::error::Error::invalid(
+        "database",
+        format!("{url:?} is not a supported database URL (use sqlite://PATH)"),
+    )
+    .into())
 }
 
 /// Serves on an already bound `listener` until `shutdown` completes; then stops the runs in
@@ -62,20 +66,35 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = open_store(&config.database).await?;
-    let interrupted = store.fail_unfinished_runs("the server stopped before the run ended").await?;
+    let interrupted = store
+        .fail_unfinished_runs("the server stopped before the run ended")
+        .await?;
     if interrupted > 0 {
-        tracing::warn!(runs = interrupted, "runs cut short by an earlier stop were marked failed");
+        tracing::warn!(
+            runs = interrupted,
+            "runs cut short by an earlier stop were marked failed"
+        );
     }
     let engine = Engine::new(Arc::clone(&store), config.default_concurrency);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Migrations have run: only now does the server say it is serving.
     health.set_serving::<MetricServiceServer<MetricApi>>().await;
-    health.set_serving::<BehaviorServiceServer<BehaviorApi>>().await;
-    health.set_serving::<EndpointServiceServer<EndpointApi>>().await;
-    health.set_serving::<TestSetServiceServer<TestSetApi>>().await;
-    health.set_serving::<TestExecutionServiceServer<ExecutionApi>>().await;
-    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health
+        .set_serving::<BehaviorServiceServer<BehaviorApi>>()
+        .await;
+    health
+        .set_serving::<EndpointServiceServer<EndpointApi>>()
+        .await;
+    health
+        .set_serving::<TestSetServiceServer<TestSetApi>>()
+        .await;
+    health
+        .set_serving::<TestExecutionServiceServer<ExecutionApi>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -98,17 +117,26 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(&store))))
-        .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(&store))))
-        .add_service(EndpointServiceServer::new(EndpointApi::new(Arc::clone(&store))))
+        .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(
+            &store,
+        ))))
+        .add_service(EndpointServiceServer::new(EndpointApi::new(Arc::clone(
+            &store,
+        ))))
         .add_service(
             TestSetServiceServer::new(TestSetApi::new(Arc::clone(&store)))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(TestExecutionServiceServer::new(ExecutionApi::new(Arc::clone(&store), engine)))
+        .add_service(TestExecutionServiceServer::new(ExecutionApi::new(
+            Arc::clone(&store),
+            engine,
+        )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down");
-            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             // Ends the live runs, which ends their streams, so the connections can drain.
             stop_engine.shutdown().await;
         })

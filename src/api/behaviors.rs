@@ -24,9 +24,20 @@ impl BehaviorApi {
     }
 
     /// A behaviour from the API: metric references resolved, validated.
-    async fn to_domain(&self, p: pb::Behavior, id: Uuid, created_at: Timestamp) -> Result<Behavior> {
+    async fn to_domain(
+        &self,
+        p: pb::Behavior,
+        id: Uuid,
+        created_at: Timestamp,
+    ) -> Result<Behavior> {
         let refs = references(&p.metrics, "behavior.metrics")?;
-        let metric_ids = self.store.resolve_metrics(&refs).await?.into_iter().map(|m| m.id).collect();
+        let metric_ids = self
+            .store
+            .resolve_metrics(&refs)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         let behavior = Behavior {
             id,
             name: p.name,
@@ -73,31 +84,51 @@ impl Updatable for pb::Behavior {
 
 #[tonic::async_trait]
 impl pb::behavior_service_server::BehaviorService for BehaviorApi {
-    async fn create_behavior(&self, request: Request<pb::CreateBehaviorRequest>) -> Result<Response<pb::Behavior>, Status> {
+    async fn create_behavior(
+        &self,
+        request: Request<pb::CreateBehaviorRequest>,
+    ) -> Result<Response<pb::Behavior>, Status> {
         let p = required(request.into_inner().behavior, "behavior")?;
-        let behavior = self.to_domain(p, Uuid::now_v7(), chrono::Utc::now()).await?;
+        let behavior = self
+            .to_domain(p, Uuid::now_v7(), chrono::Utc::now())
+            .await?;
         self.store.create_behavior(&behavior).await?;
         Ok(Response::new(to_proto(behavior)))
     }
 
-    async fn get_behavior(&self, request: Request<pb::GetBehaviorRequest>) -> Result<Response<pb::Behavior>, Status> {
+    async fn get_behavior(
+        &self,
+        request: Request<pb::GetBehaviorRequest>,
+    ) -> Result<Response<pb::Behavior>, Status> {
         let r = reference(&request.into_inner().behavior, "behavior")?;
         Ok(Response::new(to_proto(self.store.get_behavior(&r).await?)))
     }
 
-    async fn list_behaviors(&self, request: Request<pb::ListBehaviorsRequest>) -> Result<Response<pb::ListBehaviorsResponse>, Status> {
+    async fn list_behaviors(
+        &self,
+        request: Request<pb::ListBehaviorsRequest>,
+    ) -> Result<Response<pb::ListBehaviorsResponse>, Status> {
         let r = request.into_inner();
-        let page = self.store.list_behaviors(PageRequest::parse(r.page_size, &r.page_token)?).await?;
+        let page = self
+            .store
+            .list_behaviors(PageRequest::parse(r.page_size, &r.page_token)?)
+            .await?;
         Ok(Response::new(pb::ListBehaviorsResponse {
             next_page_token: page.next_token(),
             behaviors: page.items.into_iter().map(to_proto).collect(),
         }))
     }
 
-    async fn update_behavior(&self, request: Request<pb::UpdateBehaviorRequest>) -> Result<Response<pb::Behavior>, Status> {
+    async fn update_behavior(
+        &self,
+        request: Request<pb::UpdateBehaviorRequest>,
+    ) -> Result<Response<pb::Behavior>, Status> {
         let r = request.into_inner();
         let p = required(r.behavior, "behavior")?;
-        let current = self.store.get_behavior(&update_target(&p.id, &p.name, "behavior")?).await?;
+        let current = self
+            .store
+            .get_behavior(&update_target(&p.id, &p.name, "behavior")?)
+            .await?;
         let (id, created_at) = (current.id, current.created_at);
         let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
         let behavior = self.to_domain(merged, id, created_at).await?;
@@ -105,7 +136,10 @@ impl pb::behavior_service_server::BehaviorService for BehaviorApi {
         Ok(Response::new(to_proto(behavior)))
     }
 
-    async fn delete_behavior(&self, request: Request<pb::DeleteBehaviorRequest>) -> Result<Response<()>, Status> {
+    async fn delete_behavior(
+        &self,
+        request: Request<pb::DeleteBehaviorRequest>,
+    ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().behavior, "behavior")?;
         let behavior = self.store.get_behavior(&r).await?;
         self.store.delete_behavior(behavior.id).await?;

@@ -79,13 +79,20 @@ fn to_masked_proto(e: Endpoint) -> pb::Endpoint {
 fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoint> {
     let target = match p.target {
         None => {
-            return Err(Error::invalid("endpoint.target", "one of http, openai_chat is required"));
+            return Err(Error::invalid(
+                "endpoint.target",
+                "one of http, openai_chat is required",
+            ));
         }
         Some(PbTarget::Http(h)) => {
             let mapping = h.response_mapping.unwrap_or_default();
             Target::Http(HttpTarget {
                 url: h.url,
-                method: if h.method.is_empty() { "POST".into() } else { h.method.to_ascii_uppercase() },
+                method: if h.method.is_empty() {
+                    "POST".into()
+                } else {
+                    h.method.to_ascii_uppercase()
+                },
                 headers: h.headers.into_iter().collect(),
                 body_template: if h.body_template.trim().is_empty() {
                     DEFAULT_BODY_TEMPLATE.into()
@@ -93,11 +100,19 @@ fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoi
                     h.body_template
                 },
                 response_mapping: ResponseMapping {
-                    output: if mapping.output.is_empty() { DEFAULT_OUTPUT_PATH.into() } else { mapping.output },
+                    output: if mapping.output.is_empty() {
+                        DEFAULT_OUTPUT_PATH.into()
+                    } else {
+                        mapping.output
+                    },
                     context: non_empty(mapping.context),
                     metadata: non_empty(mapping.metadata),
                 },
-                timeout_ms: if h.timeout_ms == 0 { DEFAULT_HTTP_TIMEOUT_MS } else { h.timeout_ms },
+                timeout_ms: if h.timeout_ms == 0 {
+                    DEFAULT_HTTP_TIMEOUT_MS
+                } else {
+                    h.timeout_ms
+                },
             })
         }
         Some(PbTarget::OpenaiChat(c)) => Target::OpenAiChat(OpenAiChatTarget {
@@ -105,7 +120,11 @@ fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoi
             model: c.model,
             system_prompt: non_empty(c.system_prompt),
             api_key_env: non_empty(c.api_key_env),
-            timeout_ms: if c.timeout_ms == 0 { DEFAULT_CHAT_TIMEOUT_MS } else { c.timeout_ms },
+            timeout_ms: if c.timeout_ms == 0 {
+                DEFAULT_CHAT_TIMEOUT_MS
+            } else {
+                c.timeout_ms
+            },
         }),
     };
     Ok(Endpoint {
@@ -160,7 +179,10 @@ impl Updatable for pb::Endpoint {
 
 #[tonic::async_trait]
 impl pb::endpoint_service_server::EndpointService for EndpointApi {
-    async fn create_endpoint(&self, request: Request<pb::CreateEndpointRequest>) -> Result<Response<pb::Endpoint>, Status> {
+    async fn create_endpoint(
+        &self,
+        request: Request<pb::CreateEndpointRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
         let p = required(request.into_inner().endpoint, "endpoint")?;
         let endpoint = from_proto(p, Uuid::now_v7(), chrono::Utc::now())?;
         endpoint.validate("endpoint")?;
@@ -169,33 +191,53 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
         Ok(Response::new(to_masked_proto(endpoint)))
     }
 
-    async fn get_endpoint(&self, request: Request<pb::GetEndpointRequest>) -> Result<Response<pb::Endpoint>, Status> {
+    async fn get_endpoint(
+        &self,
+        request: Request<pb::GetEndpointRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
         let r = reference(&request.into_inner().endpoint, "endpoint")?;
-        Ok(Response::new(to_masked_proto(self.store.get_endpoint(&r).await?)))
+        Ok(Response::new(to_masked_proto(
+            self.store.get_endpoint(&r).await?,
+        )))
     }
 
-    async fn list_endpoints(&self, request: Request<pb::ListEndpointsRequest>) -> Result<Response<pb::ListEndpointsResponse>, Status> {
+    async fn list_endpoints(
+        &self,
+        request: Request<pb::ListEndpointsRequest>,
+    ) -> Result<Response<pb::ListEndpointsResponse>, Status> {
         let r = request.into_inner();
-        let page = self.store.list_endpoints(PageRequest::parse(r.page_size, &r.page_token)?).await?;
+        let page = self
+            .store
+            .list_endpoints(PageRequest::parse(r.page_size, &r.page_token)?)
+            .await?;
         Ok(Response::new(pb::ListEndpointsResponse {
             next_page_token: page.next_token(),
             endpoints: page.items.into_iter().map(to_masked_proto).collect(),
         }))
     }
 
-    async fn update_endpoint(&self, request: Request<pb::UpdateEndpointRequest>) -> Result<Response<pb::Endpoint>, Status> {
+    async fn update_endpoint(
+        &self,
+        request: Request<pb::UpdateEndpointRequest>,
+    ) -> Result<Response<pb::Endpoint>, Status> {
         let r = request.into_inner();
         let p = required(r.endpoint, "endpoint")?;
-        let stored = self.store.get_endpoint(&update_target(&p.id, &p.name, "endpoint")?).await?;
+        let stored = self
+            .store
+            .get_endpoint(&update_target(&p.id, &p.name, "endpoint")?)
+            .await?;
         let merged = mask::apply(to_proto(stored.clone()), &p, r.update_mask.as_ref())?;
         let mut endpoint = from_proto(merged, stored.id, stored.created_at)?;
-        endpoint.keep_masked_secrets(&stored);
+        endpoint.keep_masked_secrets(&stored)?;
         endpoint.validate("endpoint")?;
         self.store.update_endpoint(&endpoint).await?;
         Ok(Response::new(to_masked_proto(endpoint)))
     }
 
-    async fn delete_endpoint(&self, request: Request<pb::DeleteEndpointRequest>) -> Result<Response<()>, Status> {
+    async fn delete_endpoint(
+        &self,
+        request: Request<pb::DeleteEndpointRequest>,
+    ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().endpoint, "endpoint")?;
         let endpoint = self.store.get_endpoint(&r).await?;
         self.store.delete_endpoint(endpoint.id).await?;

@@ -37,31 +37,58 @@ impl ExecutionApi {
     /// The metrics of a test set, in the order they were added.
     async fn test_set_metrics(&self, metric_ids: &[Uuid]) -> Result<Vec<pb::Metric>> {
         let refs: Vec<Ref> = metric_ids.iter().copied().map(Ref::Id).collect();
-        Ok(self.store.resolve_metrics(&refs).await?.into_iter().map(metrics::to_proto).collect())
+        Ok(self
+            .store
+            .resolve_metrics(&refs)
+            .await?
+            .into_iter()
+            .map(metrics::to_proto)
+            .collect())
     }
 
     /// Ids of the metrics named by `given`; an unknown one fails the whole call.
     async fn metric_ids(&self, given: &[String]) -> Result<Vec<Uuid>> {
         let refs = references(given, "metrics")?;
-        Ok(self.store.resolve_metrics(&refs).await?.into_iter().map(|m| m.id).collect())
+        Ok(self
+            .store
+            .resolve_metrics(&refs)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
     }
 
     /// Adds and removes metrics of a test set; returns its metrics afterwards.
-    async fn change_metrics(&self, test_set: &str, add: &[String], remove: &[String]) -> Result<Vec<pb::Metric>> {
-        let test_set = self.store.get_test_set(&reference(test_set, "test_set")?).await?;
+    async fn change_metrics(
+        &self,
+        test_set: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Vec<pb::Metric>> {
+        let test_set = self
+            .store
+            .get_test_set(&reference(test_set, "test_set")?)
+            .await?;
         let (add, remove) = (self.metric_ids(add).await?, self.metric_ids(remove).await?);
-        let after = self.store.change_test_set_metrics(test_set.id, &add, &remove).await?;
+        let after = self
+            .store
+            .change_test_set_metrics(test_set.id, &add, &remove)
+            .await?;
         self.test_set_metrics(&after).await
     }
 }
 
 fn mode_from_proto(value: i32) -> Result<ExecutionMode> {
     match pb::ExecutionMode::try_from(value) {
-        Ok(pb::ExecutionMode::Unspecified | pb::ExecutionMode::Parallel) => Ok(ExecutionMode::Parallel),
+        Ok(pb::ExecutionMode::Unspecified | pb::ExecutionMode::Parallel) => {
+            Ok(ExecutionMode::Parallel)
+        }
         Ok(pb::ExecutionMode::Sequential) => Ok(ExecutionMode::Sequential),
         Err(_) => Err(Error::invalid(
             "mode",
-            format!("{value} is not an ExecutionMode: use EXECUTION_MODE_PARALLEL or EXECUTION_MODE_SEQUENTIAL"),
+            format!(
+                "{value} is not an ExecutionMode: use EXECUTION_MODE_PARALLEL or EXECUTION_MODE_SEQUENTIAL"
+            ),
         )),
     }
 }
@@ -127,7 +154,10 @@ fn summary_to_proto(run: &TestRun) -> Option<pb::TestRunSummary> {
             .collect(),
         test_set_id: run.test_set_id.to_string(),
         endpoint_id: run.endpoint_id.to_string(),
-        source_run_id: run.source_run_id.map(|id| id.to_string()).unwrap_or_default(),
+        source_run_id: run
+            .source_run_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     })
 }
 
@@ -140,7 +170,10 @@ fn run_to_proto(run: TestRun) -> pb::TestRun {
         kind: kind_to_proto(run.kind) as i32,
         mode: mode_to_proto(run.mode) as i32,
         status: status_to_proto(run.status) as i32,
-        source_run_id: run.source_run_id.map(|id| id.to_string()).unwrap_or_default(),
+        source_run_id: run
+            .source_run_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         total: run.total,
         metrics: run.metric_ids.iter().map(Uuid::to_string).collect(),
         max_concurrency: run.max_concurrency,
@@ -175,7 +208,11 @@ fn result_to_proto(r: TestResult) -> pb::TestResult {
         metadata: r.metadata.and_then(json::object_to_struct),
         latency_ms: r.latency_ms,
         error: r.error.unwrap_or_default(),
-        metric_results: r.metric_results.into_iter().map(metric_result_to_proto).collect(),
+        metric_results: r
+            .metric_results
+            .into_iter()
+            .map(metric_result_to_proto)
+            .collect(),
         prompt: r.prompt,
         expected_response: r.expected_response.unwrap_or_default(),
         created_at: Some(timestamp(r.created_at)),
@@ -196,7 +233,9 @@ fn event_to_proto(event: RunEvent) -> pb::ExecutionEvent {
 }
 
 fn event_stream(events: RunEvents) -> Response<EventStream> {
-    Response::new(Box::pin(events.map(|e| e.map(event_to_proto).map_err(Status::from))))
+    Response::new(Box::pin(
+        events.map(|e| e.map(event_to_proto).map_err(Status::from)),
+    ))
 }
 
 #[tonic::async_trait]
@@ -205,7 +244,10 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     type RescoreStream = EventStream;
     type WatchTestRunStream = EventStream;
 
-    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<EventStream>, Status> {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let r = request.into_inner();
         let spec = ExecuteSpec {
             mode: mode_from_proto(r.mode)?,
@@ -218,33 +260,54 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         Ok(event_stream(self.engine.execute(spec).await?))
     }
 
-    async fn rescore(&self, request: Request<pb::RescoreRequest>) -> Result<Response<EventStream>, Status> {
+    async fn rescore(
+        &self,
+        request: Request<pb::RescoreRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let r = request.into_inner();
         let spec = RescoreSpec {
             test_set: reference(&r.test_set, "test_set")?,
             endpoint: reference(&r.endpoint, "endpoint")?,
-            run: if r.run.is_empty() { None } else { Some(uuid(&r.run, "run")?) },
+            run: if r.run.is_empty() {
+                None
+            } else {
+                Some(uuid(&r.run, "run")?)
+            },
             metrics: references(&r.metrics, "metrics")?,
         };
         Ok(event_stream(self.engine.rescore(spec).await?))
     }
 
-    async fn last_run(&self, request: Request<pb::LastRunRequest>) -> Result<Response<pb::LastRunResponse>, Status> {
+    async fn last_run(
+        &self,
+        request: Request<pb::LastRunRequest>,
+    ) -> Result<Response<pb::LastRunResponse>, Status> {
         let r = request.into_inner();
         let test_set = reference(&r.test_set, "test_set")?;
         let endpoint = reference(&r.endpoint, "endpoint")?;
         let run = self.engine.last_run(&test_set, &endpoint).await?;
-        Ok(Response::new(pb::LastRunResponse { run: run.as_ref().and_then(summary_to_proto) }))
+        Ok(Response::new(pb::LastRunResponse {
+            run: run.as_ref().and_then(summary_to_proto),
+        }))
     }
 
-    async fn list_test_set_metrics(&self, request: Request<pb::ListTestSetMetricsRequest>) -> Result<Response<pb::ListTestSetMetricsResponse>, Status> {
+    async fn list_test_set_metrics(
+        &self,
+        request: Request<pb::ListTestSetMetricsRequest>,
+    ) -> Result<Response<pb::ListTestSetMetricsResponse>, Status> {
         let r = request.into_inner();
-        let test_set = self.store.get_test_set(&reference(&r.test_set, "test_set")?).await?;
+        let test_set = self
+            .store
+            .get_test_set(&reference(&r.test_set, "test_set")?)
+            .await?;
         let metrics = self.test_set_metrics(&test_set.metric_ids).await?;
         Ok(Response::new(pb::ListTestSetMetricsResponse { metrics }))
     }
 
-    async fn add_test_set_metrics(&self, request: Request<pb::AddTestSetMetricsRequest>) -> Result<Response<pb::AddTestSetMetricsResponse>, Status> {
+    async fn add_test_set_metrics(
+        &self,
+        request: Request<pb::AddTestSetMetricsRequest>,
+    ) -> Result<Response<pb::AddTestSetMetricsResponse>, Status> {
         let r = request.into_inner();
         if r.metrics.is_empty() {
             return Err(Error::invalid("metrics", "give at least one metric id or name").into());
@@ -253,7 +316,10 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         Ok(Response::new(pb::AddTestSetMetricsResponse { metrics }))
     }
 
-    async fn remove_test_set_metrics(&self, request: Request<pb::RemoveTestSetMetricsRequest>) -> Result<Response<pb::RemoveTestSetMetricsResponse>, Status> {
+    async fn remove_test_set_metrics(
+        &self,
+        request: Request<pb::RemoveTestSetMetricsRequest>,
+    ) -> Result<Response<pb::RemoveTestSetMetricsResponse>, Status> {
         let r = request.into_inner();
         if r.metrics.is_empty() {
             return Err(Error::invalid("metrics", "give at least one metric id or name").into());
@@ -262,12 +328,18 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         Ok(Response::new(pb::RemoveTestSetMetricsResponse { metrics }))
     }
 
-    async fn get_test_run(&self, request: Request<pb::GetTestRunRequest>) -> Result<Response<pb::TestRun>, Status> {
+    async fn get_test_run(
+        &self,
+        request: Request<pb::GetTestRunRequest>,
+    ) -> Result<Response<pb::TestRun>, Status> {
         let id = uuid(&request.into_inner().run, "run")?;
         Ok(Response::new(run_to_proto(self.store.get_run(id).await?)))
     }
 
-    async fn list_test_runs(&self, request: Request<pb::ListTestRunsRequest>) -> Result<Response<pb::ListTestRunsResponse>, Status> {
+    async fn list_test_runs(
+        &self,
+        request: Request<pb::ListTestRunsRequest>,
+    ) -> Result<Response<pb::ListTestRunsResponse>, Status> {
         let r = request.into_inner();
         let page = PageRequest::parse(r.page_size, &r.page_token)?;
         let mut filter = RunFilter::default();
@@ -284,7 +356,10 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         }))
     }
 
-    async fn list_test_results(&self, request: Request<pb::ListTestResultsRequest>) -> Result<Response<pb::ListTestResultsResponse>, Status> {
+    async fn list_test_results(
+        &self,
+        request: Request<pb::ListTestResultsRequest>,
+    ) -> Result<Response<pb::ListTestResultsResponse>, Status> {
         let r = request.into_inner();
         let id = uuid(&r.run, "run")?;
         let page = PageRequest::parse(r.page_size, &r.page_token)?;
@@ -296,12 +371,18 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         }))
     }
 
-    async fn watch_test_run(&self, request: Request<pb::WatchTestRunRequest>) -> Result<Response<EventStream>, Status> {
+    async fn watch_test_run(
+        &self,
+        request: Request<pb::WatchTestRunRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let id = uuid(&request.into_inner().run, "run")?;
         Ok(event_stream(self.engine.watch(id).await?))
     }
 
-    async fn cancel_test_run(&self, request: Request<pb::CancelTestRunRequest>) -> Result<Response<pb::TestRun>, Status> {
+    async fn cancel_test_run(
+        &self,
+        request: Request<pb::CancelTestRunRequest>,
+    ) -> Result<Response<pb::TestRun>, Status> {
         let id = uuid(&request.into_inner().run, "run")?;
         Ok(Response::new(run_to_proto(self.engine.cancel(id).await?)))
     }
@@ -315,7 +396,9 @@ mod json {
 
     /// A JSON object as a Struct.
     pub(super) fn to_struct(map: Map<String, Json>) -> Struct {
-        Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
+        Struct {
+            fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+        }
     }
 
     /// A JSON value as a Struct, when it is an object.
@@ -332,7 +415,9 @@ mod json {
             Json::Bool(b) => Kind::BoolValue(b),
             Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
             Json::String(s) => Kind::StringValue(s),
-            Json::Array(items) => Kind::ListValue(ListValue { values: items.into_iter().map(to_value).collect() }),
+            Json::Array(items) => Kind::ListValue(ListValue {
+                values: items.into_iter().map(to_value).collect(),
+            }),
             Json::Object(map) => Kind::StructValue(to_struct(map)),
         };
         Value { kind: Some(kind) }
@@ -341,14 +426,19 @@ mod json {
     /// A Struct as a JSON object. Whole numbers become integers, so `{{ parameters.n }}` renders
     /// `3`, not `3.0`.
     pub(super) fn from_struct(s: Struct) -> Map<String, Json> {
-        s.fields.into_iter().map(|(k, v)| (k, from_value(v))).collect()
+        s.fields
+            .into_iter()
+            .map(|(k, v)| (k, from_value(v)))
+            .collect()
     }
 
     fn from_value(v: Value) -> Json {
         match v.kind {
             None | Some(Kind::NullValue(_)) => Json::Null,
             Some(Kind::BoolValue(b)) => Json::Bool(b),
-            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9e15 => Json::Number(Number::from(n as i64)),
+            Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9e15 => {
+                Json::Number(Number::from(n as i64))
+            }
             Some(Kind::NumberValue(n)) => Number::from_f64(n).map_or(Json::Null, Json::Number),
             Some(Kind::StringValue(s)) => Json::String(s),
             Some(Kind::ListValue(l)) => Json::Array(l.values.into_iter().map(from_value).collect()),

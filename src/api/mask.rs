@@ -16,15 +16,26 @@ pub(super) trait Updatable: Sized {
 
 /// `current` with the fields named by `mask` taken from `request`. An empty mask means every
 /// field that is set in `request`.
-pub(super) fn apply<P: Updatable>(mut current: P, request: &P, mask: Option<&FieldMask>) -> Result<P> {
+pub(super) fn apply<P: Updatable>(
+    mut current: P,
+    request: &P,
+    mask: Option<&FieldMask>,
+) -> Result<P> {
     let paths: Vec<&str> = match mask.map(|m| m.paths.as_slice()).filter(|p| !p.is_empty()) {
-        None => P::PATHS.iter().copied().filter(|p| request.is_set(p)).collect(),
+        None => P::PATHS
+            .iter()
+            .copied()
+            .filter(|p| request.is_set(p))
+            .collect(),
         Some(paths) => {
             for path in paths {
                 if !P::PATHS.contains(&path.as_str()) {
                     return Err(Error::invalid(
                         "update_mask.paths",
-                        format!("{path:?} cannot be updated; allowed: {}", P::PATHS.join(", ")),
+                        format!(
+                            "{path:?} cannot be updated; allowed: {}",
+                            P::PATHS.join(", ")
+                        ),
                     ));
                 }
             }

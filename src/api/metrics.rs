@@ -30,12 +30,24 @@ impl MetricApi {
 /// A metric as the API shows it.
 pub(super) fn to_proto(m: Metric) -> pb::Metric {
     let kind = match m.kind {
-        MetricKind::ExactMatch { value, ignore_case, trim } => {
-            Kind::ExactMatch(pb::ExactMatch { value, ignore_case, trim })
-        }
-        MetricKind::Contains { values, match_all, case_sensitive } => {
-            Kind::Contains(pb::Contains { values, match_all, case_sensitive })
-        }
+        MetricKind::ExactMatch {
+            value,
+            ignore_case,
+            trim,
+        } => Kind::ExactMatch(pb::ExactMatch {
+            value,
+            ignore_case,
+            trim,
+        }),
+        MetricKind::Contains {
+            values,
+            match_all,
+            case_sensitive,
+        } => Kind::Contains(pb::Contains {
+            values,
+            match_all,
+            case_sensitive,
+        }),
         MetricKind::Regex { pattern } => Kind::Regex(pb::Regex { pattern }),
         MetricKind::LlmJudge(j) => Kind::LlmJudge(pb::LlmJudge {
             base_url: j.base_url,
@@ -71,9 +83,16 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
 /// A metric from the API, validated; `id` and times are given by the caller.
 fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> {
     let kind = match required(p.kind, "metric.kind").map_err(|_| {
-        Error::invalid("metric.kind", "one of exact_match, contains, regex, llm_judge is required")
+        Error::invalid(
+            "metric.kind",
+            "one of exact_match, contains, regex, llm_judge is required",
+        )
     })? {
-        Kind::ExactMatch(e) => MetricKind::ExactMatch { value: e.value, ignore_case: e.ignore_case, trim: e.trim },
+        Kind::ExactMatch(e) => MetricKind::ExactMatch {
+            value: e.value,
+            ignore_case: e.ignore_case,
+            trim: e.trim,
+        },
         Kind::Contains(c) => MetricKind::Contains {
             values: c.values,
             match_all: c.match_all,
@@ -87,7 +106,11 @@ fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> 
             evaluation_prompt: j.evaluation_prompt,
             min_score: j.min_score,
             // An unset maximum means the usual 0..1 scale.
-            max_score: if j.max_score == 0.0 && j.min_score == 0.0 { 1.0 } else { j.max_score },
+            max_score: if j.max_score == 0.0 && j.min_score == 0.0 {
+                1.0
+            } else {
+                j.max_score
+            },
             timeout_ms: j.timeout_ms,
         }),
     };
@@ -97,7 +120,10 @@ fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> 
         Ok(pb::ScoreType::Numeric) => ScoreType::Numeric,
         Ok(pb::ScoreType::Categorical) => ScoreType::Categorical,
         Err(_) => {
-            return Err(Error::invalid("metric.score_type", format!("{} is not a ScoreType", p.score_type)));
+            return Err(Error::invalid(
+                "metric.score_type",
+                format!("{} is not a ScoreType", p.score_type),
+            ));
         }
     };
     let threshold_operator = if p.threshold_operator.trim().is_empty() {
@@ -106,7 +132,10 @@ fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> 
         ThresholdOperator::parse(&p.threshold_operator).ok_or_else(|| {
             Error::invalid(
                 "metric.threshold_operator",
-                format!("{:?} is not one of >=, >, <=, <, ==, !=", p.threshold_operator),
+                format!(
+                    "{:?} is not one of >=, >, <=, <, ==, !=",
+                    p.threshold_operator
+                ),
             )
         })?
     };
@@ -182,7 +211,10 @@ impl Updatable for pb::Metric {
 
 #[tonic::async_trait]
 impl pb::metric_service_server::MetricService for MetricApi {
-    async fn create_metric(&self, request: Request<pb::CreateMetricRequest>) -> Result<Response<pb::Metric>, Status> {
+    async fn create_metric(
+        &self,
+        request: Request<pb::CreateMetricRequest>,
+    ) -> Result<Response<pb::Metric>, Status> {
         let p = required(request.into_inner().metric, "metric")?;
         let metric = from_proto(p, Uuid::now_v7(), chrono::Utc::now())?;
         self.store.create_metric(&metric).await?;
@@ -190,24 +222,39 @@ impl pb::metric_service_server::MetricService for MetricApi {
         Ok(Response::new(to_proto(metric)))
     }
 
-    async fn get_metric(&self, request: Request<pb::GetMetricRequest>) -> Result<Response<pb::Metric>, Status> {
+    async fn get_metric(
+        &self,
+        request: Request<pb::GetMetricRequest>,
+    ) -> Result<Response<pb::Metric>, Status> {
         let r = reference(&request.into_inner().metric, "metric")?;
         Ok(Response::new(to_proto(self.store.get_metric(&r).await?)))
     }
 
-    async fn list_metrics(&self, request: Request<pb::ListMetricsRequest>) -> Result<Response<pb::ListMetricsResponse>, Status> {
+    async fn list_metrics(
+        &self,
+        request: Request<pb::ListMetricsRequest>,
+    ) -> Result<Response<pb::ListMetricsResponse>, Status> {
         let r = request.into_inner();
-        let page = self.store.list_metrics(PageRequest::parse(r.page_size, &r.page_token)?).await?;
+        let page = self
+            .store
+            .list_metrics(PageRequest::parse(r.page_size, &r.page_token)?)
+            .await?;
         Ok(Response::new(pb::ListMetricsResponse {
             next_page_token: page.next_token(),
             metrics: page.items.into_iter().map(to_proto).collect(),
         }))
     }
 
-    async fn update_metric(&self, request: Request<pb::UpdateMetricRequest>) -> Result<Response<pb::Metric>, Status> {
+    async fn update_metric(
+        &self,
+        request: Request<pb::UpdateMetricRequest>,
+    ) -> Result<Response<pb::Metric>, Status> {
         let r = request.into_inner();
         let p = required(r.metric, "metric")?;
-        let current = self.store.get_metric(&update_target(&p.id, &p.name, "metric")?).await?;
+        let current = self
+            .store
+            .get_metric(&update_target(&p.id, &p.name, "metric")?)
+            .await?;
         let (id, created_at) = (current.id, current.created_at);
         let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
         let metric = from_proto(merged, id, created_at)?;
@@ -215,7 +262,10 @@ impl pb::metric_service_server::MetricService for MetricApi {
         Ok(Response::new(to_proto(metric)))
     }
 
-    async fn delete_metric(&self, request: Request<pb::DeleteMetricRequest>) -> Result<Response<()>, Status> {
+    async fn delete_metric(
+        &self,
+        request: Request<pb::DeleteMetricRequest>,
+    ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().metric, "metric")?;
         let metric = self.store.get_metric(&r).await?;
         self.store.delete_metric(metric.id).await?;

@@ -31,7 +31,13 @@ impl TestSetApi {
     /// A test set from the API: metric references resolved, validated.
     async fn to_domain(&self, p: pb::TestSet, id: Uuid, created_at: Timestamp) -> Result<TestSet> {
         let refs = references(&p.metrics, "test_set.metrics")?;
-        let metric_ids = self.store.resolve_metrics(&refs).await?.into_iter().map(|m| m.id).collect();
+        let metric_ids = self
+            .store
+            .resolve_metrics(&refs)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         let test_set = TestSet {
             id,
             name: p.name,
@@ -129,32 +135,52 @@ impl Updatable for pb::TestSet {
 
 #[tonic::async_trait]
 impl pb::test_set_service_server::TestSetService for TestSetApi {
-    async fn create_test_set(&self, request: Request<pb::CreateTestSetRequest>) -> Result<Response<pb::TestSet>, Status> {
+    async fn create_test_set(
+        &self,
+        request: Request<pb::CreateTestSetRequest>,
+    ) -> Result<Response<pb::TestSet>, Status> {
         let p = required(request.into_inner().test_set, "test_set")?;
-        let test_set = self.to_domain(p, Uuid::now_v7(), chrono::Utc::now()).await?;
+        let test_set = self
+            .to_domain(p, Uuid::now_v7(), chrono::Utc::now())
+            .await?;
         self.store.create_test_set(&test_set).await?;
         tracing::info!(test_set_id = %test_set.id, name = %test_set.name, "test set created");
         Ok(Response::new(to_proto(test_set)))
     }
 
-    async fn get_test_set(&self, request: Request<pb::GetTestSetRequest>) -> Result<Response<pb::TestSet>, Status> {
+    async fn get_test_set(
+        &self,
+        request: Request<pb::GetTestSetRequest>,
+    ) -> Result<Response<pb::TestSet>, Status> {
         let r = reference(&request.into_inner().test_set, "test_set")?;
         Ok(Response::new(to_proto(self.store.get_test_set(&r).await?)))
     }
 
-    async fn list_test_sets(&self, request: Request<pb::ListTestSetsRequest>) -> Result<Response<pb::ListTestSetsResponse>, Status> {
+    async fn list_test_sets(
+        &self,
+        request: Request<pb::ListTestSetsRequest>,
+    ) -> Result<Response<pb::ListTestSetsResponse>, Status> {
         let r = request.into_inner();
-        let page = self.store.list_test_sets(PageRequest::parse(r.page_size, &r.page_token)?).await?;
+        let page = self
+            .store
+            .list_test_sets(PageRequest::parse(r.page_size, &r.page_token)?)
+            .await?;
         Ok(Response::new(pb::ListTestSetsResponse {
             next_page_token: page.next_token(),
             test_sets: page.items.into_iter().map(to_proto).collect(),
         }))
     }
 
-    async fn update_test_set(&self, request: Request<pb::UpdateTestSetRequest>) -> Result<Response<pb::TestSet>, Status> {
+    async fn update_test_set(
+        &self,
+        request: Request<pb::UpdateTestSetRequest>,
+    ) -> Result<Response<pb::TestSet>, Status> {
         let r = request.into_inner();
         let p = required(r.test_set, "test_set")?;
-        let current = self.store.get_test_set(&update_target(&p.id, &p.name, "test_set")?).await?;
+        let current = self
+            .store
+            .get_test_set(&update_target(&p.id, &p.name, "test_set")?)
+            .await?;
         let (id, created_at, test_count) = (current.id, current.created_at, current.test_count);
         let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
         let mut test_set = self.to_domain(merged, id, created_at).await?;
@@ -163,32 +189,56 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         Ok(Response::new(to_proto(test_set)))
     }
 
-    async fn delete_test_set(&self, request: Request<pb::DeleteTestSetRequest>) -> Result<Response<()>, Status> {
+    async fn delete_test_set(
+        &self,
+        request: Request<pb::DeleteTestSetRequest>,
+    ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().test_set, "test_set")?;
         let test_set = self.store.get_test_set(&r).await?;
         self.store.delete_test_set(test_set.id).await?;
         Ok(Response::new(()))
     }
 
-    async fn add_tests(&self, request: Request<pb::AddTestsRequest>) -> Result<Response<pb::AddTestsResponse>, Status> {
+    async fn add_tests(
+        &self,
+        request: Request<pb::AddTestsRequest>,
+    ) -> Result<Response<pb::AddTestsResponse>, Status> {
         let r = request.into_inner();
-        let test_set = self.store.get_test_set(&reference(&r.test_set, "test_set")?).await?;
+        let test_set = self
+            .store
+            .get_test_set(&reference(&r.test_set, "test_set")?)
+            .await?;
         if r.tests.is_empty() {
             return Err(Error::invalid("tests", "give at least one test").into());
         }
         if r.tests.len() > MAX_TESTS_PER_CALL {
-            return Err(Error::invalid("tests", format!("{} tests in one call; at most {MAX_TESTS_PER_CALL}", r.tests.len())).into());
+            return Err(Error::invalid(
+                "tests",
+                format!(
+                    "{} tests in one call; at most {MAX_TESTS_PER_CALL}",
+                    r.tests.len()
+                ),
+            )
+            .into());
         }
         let tests = self.tests_from_proto(test_set.id, r.tests).await?;
         self.store.add_tests(test_set.id, &tests).await?;
         tracing::info!(test_set_id = %test_set.id, count = tests.len(), "tests added");
-        Ok(Response::new(pb::AddTestsResponse { tests: tests.into_iter().map(test_to_proto).collect() }))
+        Ok(Response::new(pb::AddTestsResponse {
+            tests: tests.into_iter().map(test_to_proto).collect(),
+        }))
     }
 
-    async fn list_tests(&self, request: Request<pb::ListTestsRequest>) -> Result<Response<pb::ListTestsResponse>, Status> {
+    async fn list_tests(
+        &self,
+        request: Request<pb::ListTestsRequest>,
+    ) -> Result<Response<pb::ListTestsResponse>, Status> {
         let r = request.into_inner();
         let page_request = PageRequest::parse(r.page_size, &r.page_token)?;
-        let test_set = self.store.get_test_set(&reference(&r.test_set, "test_set")?).await?;
+        let test_set = self
+            .store
+            .get_test_set(&reference(&r.test_set, "test_set")?)
+            .await?;
         let page = self.store.list_tests(test_set.id, page_request).await?;
         Ok(Response::new(pb::ListTestsResponse {
             next_page_token: page.next_token(),
@@ -196,9 +246,15 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         }))
     }
 
-    async fn remove_tests(&self, request: Request<pb::RemoveTestsRequest>) -> Result<Response<pb::RemoveTestsResponse>, Status> {
+    async fn remove_tests(
+        &self,
+        request: Request<pb::RemoveTestsRequest>,
+    ) -> Result<Response<pb::RemoveTestsResponse>, Status> {
         let r = request.into_inner();
-        let test_set = self.store.get_test_set(&reference(&r.test_set, "test_set")?).await?;
+        let test_set = self
+            .store
+            .get_test_set(&reference(&r.test_set, "test_set")?)
+            .await?;
         if r.test_ids.is_empty() {
             return Err(Error::invalid("test_ids", "give at least one test id").into());
         }

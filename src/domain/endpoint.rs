@@ -134,17 +134,40 @@ impl Endpoint {
         self
     }
 
-    /// Keeps the stored secret for every header whose new value is the mask sent back unchanged.
-    pub fn keep_masked_secrets(&mut self, stored: &Endpoint) {
-        if let (Target::Http(new), Target::Http(old)) = (&mut self.target, &stored.target) {
-            for (name, value) in new.headers.iter_mut() {
-                if value == SECRET_MASK
-                    && let Some(previous) = old.headers.get(name)
-                {
-                    value.clone_from(previous);
+    /// Keeps the stored secret for every header whose new value is the mask sent back unchanged
+    /// (header names compare without case, as in HTTP). A mask with no stored value behind it is
+    /// an error: it would otherwise become the secret.
+    pub fn keep_masked_secrets(&mut self, stored: &Endpoint) -> Result<()> {
+        let Target::Http(new) = &mut self.target else {
+            return Ok(());
+        };
+        let old = match &stored.target {
+            Target::Http(old) => Some(&old.headers),
+            Target::OpenAiChat(_) => None,
+        };
+        for (name, value) in new.headers.iter_mut() {
+            if value != SECRET_MASK {
+                continue;
+            }
+            let previous = old.and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            });
+            match previous {
+                Some(previous) => value.clone_from(previous),
+                None => {
+                    return Err(Error::invalid(
+                        "endpoint.http.headers",
+                        format!(
+                            "{name:?} is the mask {SECRET_MASK:?} but no value is stored for it; send the real value"
+                        ),
+                    ));
                 }
             }
         }
+        Ok(())
     }
 
     /// Checks the endpoint's settings; field names are paths below `prefix`.
@@ -243,5 +266,52 @@ mod tests {
         assert!(is_env_reference("Bearer ${env:OPENAI_KEY}"));
         assert!(!is_env_reference("sk-live-123 ${env:OPENAI_KEY}"));
         assert!(!is_env_reference("sk-live-123"));
+    }
+
+    fn http_endpoint(headers: &[(&str, &str)]) -> Endpoint {
+        Endpoint {
+            id: Uuid::now_v7(),
+            name: "e".into(),
+            description: String::new(),
+            target: Target::Http(HttpTarget {
+                url: "http://127.0.0.1:1/".into(),
+                method: "POST".into(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                body_template: DEFAULT_BODY_TEMPLATE.into(),
+                response_mapping: ResponseMapping {
+                    output: DEFAULT_OUTPUT_PATH.into(),
+                    context: None,
+                    metadata: None,
+                },
+                timeout_ms: 1000,
+            }),
+            max_concurrency: 0,
+            max_retries: 0,
+            rate_limit_per_second: 0.0,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_mask_sent_back_keeps_the_secret_whatever_the_header_case() {
+        let stored = http_endpoint(&[("Authorization", "Bearer sk-1")]);
+        let mut update = http_endpoint(&[("authorization", SECRET_MASK)]);
+        update.keep_masked_secrets(&stored).unwrap();
+        let Target::Http(http) = &update.target else {
+            unreachable!()
+        };
+        assert_eq!(http.headers["authorization"], "Bearer sk-1");
+    }
+
+    #[test]
+    fn a_mask_without_a_stored_value_is_rejected() {
+        let stored = http_endpoint(&[]);
+        let mut update = http_endpoint(&[("X-Api-Key", SECRET_MASK)]);
+        let err = update.keep_masked_secrets(&stored).unwrap_err().to_string();
+        assert!(err.contains("X-Api-Key"), "{err}");
     }
 }

@@ -143,22 +143,45 @@ impl Engine {
             tests.iter().filter_map(|t| t.behavior_id),
         )
         .await?;
-        let target = self.targets.prepare(&endpoint, &spec.parameters).map_err(|e| {
-            Error::precondition(format!("endpoint {}", endpoint.name), format!("endpoint {:?} cannot be called: {e}", endpoint.name))
-        })?;
+        let target = self
+            .targets
+            .prepare(&endpoint, &spec.parameters)
+            .map_err(|e| {
+                Error::precondition(
+                    format!("endpoint {}", endpoint.name),
+                    format!("endpoint {:?} cannot be called: {e}", endpoint.name),
+                )
+            })?;
         let concurrency = match spec.mode {
             ExecutionMode::Sequential => 1,
-            ExecutionMode::Parallel => [spec.max_concurrency, endpoint.max_concurrency, self.default_concurrency]
-                .into_iter()
-                .filter(|&c| c > 0)
-                .min()
-                .unwrap_or(1),
+            ExecutionMode::Parallel => [
+                spec.max_concurrency,
+                endpoint.max_concurrency,
+                self.default_concurrency,
+            ]
+            .into_iter()
+            .filter(|&c| c > 0)
+            .min()
+            .unwrap_or(1),
         };
         let jobs: Vec<Job> = tests
             .into_iter()
-            .map(|test| Job { metrics: plan.for_test(test.behavior_id), test, source: None })
+            .map(|test| Job {
+                metrics: plan.for_test(test.behavior_id),
+                test,
+                source: None,
+            })
             .collect();
-        let run = self.new_run(test_set.id, endpoint.id, RunKind::Execution, spec.mode, None, &jobs, concurrency, spec.parameters);
+        let run = self.new_run(
+            test_set.id,
+            endpoint.id,
+            RunKind::Execution,
+            spec.mode,
+            None,
+            &jobs,
+            concurrency,
+            spec.parameters,
+        );
         self.start(run, jobs, Some(Arc::new(target))).await
     }
 
@@ -179,20 +202,33 @@ impl Engine {
                     ));
                 }
                 if run.status == RunStatus::Running {
-                    return Err(Error::precondition(format!("run {id}"), format!("run {id} is still running")));
+                    return Err(Error::precondition(
+                        format!("run {id}"),
+                        format!("run {id} is still running"),
+                    ));
                 }
                 run
             }
-            None => self.store.latest_completed_run(test_set.id, endpoint.id).await?.ok_or_else(|| {
-                Error::precondition(
-                    format!("test set {} and endpoint {}", test_set.name, endpoint.name),
-                    format!("no completed run for test set {:?} and endpoint {:?}", test_set.name, endpoint.name),
-                )
-            })?,
+            None => self
+                .store
+                .latest_completed_run(test_set.id, endpoint.id)
+                .await?
+                .ok_or_else(|| {
+                    Error::precondition(
+                        format!("test set {} and endpoint {}", test_set.name, endpoint.name),
+                        format!(
+                            "no completed run for test set {:?} and endpoint {:?}",
+                            test_set.name, endpoint.name
+                        ),
+                    )
+                })?,
         };
         let results = collect_pages(|p| self.store.list_results(source.id, p)).await?;
         if results.is_empty() {
-            return Err(Error::precondition(format!("run {}", source.id), format!("run {} has no results to rescore", source.id)));
+            return Err(Error::precondition(
+                format!("run {}", source.id),
+                format!("run {} has no results to rescore", source.id),
+            ));
         }
         let plan = MetricPlan::resolve(
             &*self.store,
@@ -263,7 +299,9 @@ impl Engine {
     pub async fn last_run(&self, test_set: &Ref, endpoint: &Ref) -> Result<Option<TestRun>> {
         let test_set = self.store.get_test_set(test_set).await?;
         let endpoint = self.store.get_endpoint(endpoint).await?;
-        self.store.latest_completed_run(test_set.id, endpoint.id).await
+        self.store
+            .latest_completed_run(test_set.id, endpoint.id)
+            .await
     }
 
     /// Ends every live run (as failed: the server stopped) and waits until their final state is
@@ -275,7 +313,11 @@ impl Engine {
     }
 
     fn live_run(&self, run_id: Uuid) -> Option<LiveRun> {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).get(&run_id).cloned()
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&run_id)
+            .cloned()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -323,17 +365,27 @@ impl Engine {
         let run_id = run.id;
         let created = run.clone();
         // Registered before it is stored, so a watcher that finds the run also finds it live.
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).insert(
-            run_id,
-            LiveRun { progress: progress_rx.clone(), cancel: cancel.clone() },
-        );
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                run_id,
+                LiveRun {
+                    progress: progress_rx.clone(),
+                    cancel: cancel.clone(),
+                },
+            );
         if let Err(e) = self.store.create_run(&run).await {
-            self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(&run_id);
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&run_id);
             return Err(e);
         }
         tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
         let engine = Arc::clone(self);
-        self.tasks.spawn(async move { engine.drive(run, jobs, target, cancel, progress_tx).await });
+        self.tasks
+            .spawn(async move { engine.drive(run, jobs, target, cancel, progress_tx).await });
         Ok(self.follow(created, Some(progress_rx)))
     }
 

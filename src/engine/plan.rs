@@ -75,9 +75,12 @@ fn prepare(metrics: Vec<Metric>) -> Result<MetricSet> {
         .into_iter()
         .map(|m| {
             let name = m.name.clone();
-            PreparedMetric::new(m)
-                .map(Arc::new)
-                .map_err(|e| Error::precondition(format!("metric {name}"), format!("metric {name:?} cannot be used: {e}")))
+            PreparedMetric::new(m).map(Arc::new).map_err(|e| {
+                Error::precondition(
+                    format!("metric {name}"),
+                    format!("metric {name:?} cannot be used: {e}"),
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()
         .map(Arc::from)

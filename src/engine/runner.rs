@@ -35,12 +35,14 @@ impl Engine {
         let run_id = run.id;
         let this = &self;
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
-        let mut results = Box::pin(futures::stream::iter(jobs)
-            .map(|job| {
-                let target = target.clone();
-                async move { this.process(run_id, job, target.as_deref()).await }
-            })
-            .buffer_unordered(run.max_concurrency.max(1) as usize));
+        let mut results = Box::pin(
+            futures::stream::iter(jobs)
+                .map(|job| {
+                    let target = target.clone();
+                    async move { this.process(run_id, job, target.as_deref()).await }
+                })
+                .buffer_unordered(run.max_concurrency.max(1) as usize),
+        );
 
         let mut interrupted = None;
         loop {
@@ -83,7 +85,10 @@ impl Engine {
         if let Err(e) = self.store.update_run(&run).await {
             tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored");
         }
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(&run_id);
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id);
         progress.send_modify(|p| p.ended = true);
         let summary = run.summary.as_ref();
         tracing::info!(
@@ -145,7 +150,10 @@ impl Engine {
                     output,
                     context: &result.context,
                 };
-                let scores = futures::future::join_all(job.metrics.iter().map(|m| self.scorer.score(m, &input))).await;
+                let scores = futures::future::join_all(
+                    job.metrics.iter().map(|m| self.scorer.score(m, &input)),
+                )
+                .await;
                 result.metric_results = scores;
                 result.status = if result.metric_results.iter().all(|m| m.error.is_some()) {
                     result.error = Some("no metric could be evaluated".into());

@@ -24,7 +24,10 @@ struct MetricTally {
 impl Tally {
     /// A tally for a run of `total` tests.
     pub(super) fn new(total: u32) -> Self {
-        Tally { total, ..Tally::default() }
+        Tally {
+            total,
+            ..Tally::default()
+        }
     }
 
     /// Counts one stored result.
@@ -94,13 +97,21 @@ impl Tally {
             passed: self.passed,
             failed: self.failed,
             errored: self.errored,
-            pass_rate: if self.total == 0 { 0.0 } else { f64::from(self.passed) / f64::from(self.total) },
+            pass_rate: if self.total == 0 {
+                0.0
+            } else {
+                f64::from(self.passed) / f64::from(self.total)
+            },
             duration_ms,
             metrics: self
                 .metrics
                 .iter()
                 .map(|m| MetricStats {
-                    mean_score: if m.scored == 0 { 0.0 } else { m.score_sum / f64::from(m.scored) },
+                    mean_score: if m.scored == 0 {
+                        0.0
+                    } else {
+                        m.score_sum / f64::from(m.scored)
+                    },
                     ..m.stats.clone()
                 })
                 .collect(),

@@ -55,7 +55,11 @@ impl Scorer {
 
     /// The verdict of one metric on one answer. Never fails: a metric that cannot be evaluated
     /// gives a result with `error` set and `passed == false`.
-    pub async fn score(&self, prepared: &Arc<PreparedMetric>, input: &ScoreInput<'_>) -> MetricResult {
+    pub async fn score(
+        &self,
+        prepared: &Arc<PreparedMetric>,
+        input: &ScoreInput<'_>,
+    ) -> MetricResult {
         let metric = &prepared.metric;
         let mut result = MetricResult {
             metric_id: metric.id,
@@ -66,8 +70,11 @@ impl Scorer {
             reason: String::new(),
             error: None,
         };
-        if (metric.requires_expected || needs_expected(&metric.kind)) && input.expected_response.is_none() {
-            result.error = Some("the metric needs an expected response and the test has none".into());
+        if (metric.requires_expected || needs_expected(&metric.kind))
+            && input.expected_response.is_none()
+        {
+            result.error =
+                Some("the metric needs an expected response and the test has none".into());
             return result;
         }
         if metric.requires_context && input.context.is_empty() {

@@ -152,7 +152,14 @@ pub(crate) fn describe(error: &minijinja::Error) -> String {
 }
 
 /// The variables a body template may use.
-const VARIABLES: [&str; 6] = ["prompt", "expected_response", "category", "topic", "metadata", "parameters"];
+const VARIABLES: [&str; 6] = [
+    "prompt",
+    "expected_response",
+    "category",
+    "topic",
+    "metadata",
+    "parameters",
+];
 
 /// Rejects a template that uses a variable Assay does not provide (a typo such as `promt` would
 /// otherwise send an empty value to every call).
@@ -415,7 +422,12 @@ mod tests {
 
     #[test]
     fn missing_keys_render_as_null_or_nothing() {
-        let body = render(r#"{"t": "{{ parameters.temperature }}", "m": "x{{ metadata.nope }}y"}"#, "q", json!({})).unwrap();
+        let body = render(
+            r#"{"t": "{{ parameters.temperature }}", "m": "x{{ metadata.nope }}y"}"#,
+            "q",
+            json!({}),
+        )
+        .unwrap();
         assert_eq!(body, json!({"t": null, "m": "xy"}));
     }
 

@@ -18,7 +18,11 @@ async fn execute_streams_the_run_then_every_result_then_the_summary() {
     let tests = vec![
         test("capital of France?", "", &[("answer", "Paris")]),
         test("capital of Italy?", "", &[("answer", "Rome")]),
-        test("largest city of France?", "", &[("answer", "Paris, by far")]),
+        test(
+            "largest city of France?",
+            "",
+            &[("answer", "Paris, by far")],
+        ),
     ];
     create_test_set(&server, "geo", &["mentions-paris"], tests).await;
 
@@ -30,16 +34,30 @@ async fn execute_streams_the_run_then_every_result_then_the_summary() {
     assert_eq!(run.total, 3);
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r.run_id == run.id));
-    let passed = results.iter().filter(|r| r.status == pb::ResultStatus::Passed as i32).count();
+    let passed = results
+        .iter()
+        .filter(|r| r.status == pb::ResultStatus::Passed as i32)
+        .count();
     assert_eq!(passed, 2);
-    let rome = results.iter().find(|r| r.output == "Rome").expect("Rome result");
+    let rome = results
+        .iter()
+        .find(|r| r.output == "Rome")
+        .expect("Rome result");
     assert_eq!(rome.status, pb::ResultStatus::Failed as i32);
     assert_eq!(rome.metric_results.len(), 1);
     assert!(!rome.metric_results[0].passed);
     assert_eq!(rome.metric_results[0].metric_name, "mentions-paris");
     assert_eq!(summary.run_id, run.id);
     assert_eq!(summary.status, pb::RunStatus::Completed as i32);
-    assert_eq!((summary.total, summary.passed, summary.failed, summary.errored), (3, 2, 1, 0));
+    assert_eq!(
+        (
+            summary.total,
+            summary.passed,
+            summary.failed,
+            summary.errored
+        ),
+        (3, 2, 1, 0)
+    );
     assert!((summary.pass_rate - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(summary.metrics.len(), 1);
     assert_eq!(summary.metrics[0].evaluated, 3);
@@ -49,7 +67,10 @@ async fn execute_streams_the_run_then_every_result_then_the_summary() {
     // Every streamed result is stored.
     let stored = server
         .execution()
-        .list_test_results(pb::ListTestResultsRequest { run: run.id.clone(), ..Default::default() })
+        .list_test_results(pb::ListTestResultsRequest {
+            run: run.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -67,22 +88,49 @@ async fn results_stream_as_soon_as_they_are_scored() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
-    let tests = vec![test("fast", "", &[]), test("slow", "", &[("delay_ms", "3000")])];
+    let tests = vec![
+        test("fast", "", &[]),
+        test("slow", "", &[("delay_ms", "3000")]),
+    ];
     create_test_set(&server, "mixed", &["anything"], tests).await;
 
-    let mut stream = server.execution().execute(execute_request("mixed", "app")).await.unwrap().into_inner();
-    let Some(Ok(pb::ExecutionEvent { event: Some(Event::RunStarted(run)) })) = stream.next().await else {
+    let mut stream = server
+        .execution()
+        .execute(execute_request("mixed", "app"))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Ok(pb::ExecutionEvent {
+        event: Some(Event::RunStarted(run)),
+    })) = stream.next().await
+    else {
         panic!("no run first")
     };
-    let Some(Ok(pb::ExecutionEvent { event: Some(Event::Result(first)) })) = stream.next().await else {
+    let Some(Ok(pb::ExecutionEvent {
+        event: Some(Event::Result(first)),
+    })) = stream.next().await
+    else {
         panic!("no result second")
     };
     // The fast test's result arrives while the slow one is still being answered.
     assert_eq!(first.output, "fast");
-    let now = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
-    assert_eq!(now.status, pb::RunStatus::Running as i32, "the run had already ended when the first result came");
+    let now = server
+        .execution()
+        .get_test_run(pb::GetTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        now.status,
+        pb::RunStatus::Running as i32,
+        "the run had already ended when the first result came"
+    );
     let rest = collect(stream).await;
-    assert!(matches!(rest.as_slice(), [Event::Result(r), Event::RunFinished(_)] if r.output == "slow"));
+    assert!(
+        matches!(rest.as_slice(), [Event::Result(r), Event::RunFinished(_)] if r.output == "slow")
+    );
 }
 
 #[tokio::test]
@@ -91,7 +139,9 @@ async fn parallel_mode_overlaps_calls_up_to_the_requested_limit() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
-    let tests = (0..8).map(|i| test(&format!("t{i}"), "", &[("delay_ms", "300")])).collect();
+    let tests = (0..8)
+        .map(|i| test(&format!("t{i}"), "", &[("delay_ms", "300")]))
+        .collect();
     create_test_set(&server, "parallel", &["anything"], tests).await;
 
     let mut request = execute_request("parallel", "app");
@@ -101,7 +151,11 @@ async fn parallel_mode_overlaps_calls_up_to_the_requested_limit() {
 
     assert_eq!(results.len(), 8);
     assert_eq!(run.max_concurrency, 4);
-    assert_eq!(target.max_in_flight(), 4, "calls did not overlap up to the limit");
+    assert_eq!(
+        target.max_in_flight(),
+        4,
+        "calls did not overlap up to the limit"
+    );
     assert_eq!(summary.status, pb::RunStatus::Completed as i32);
 }
 
@@ -113,7 +167,9 @@ async fn the_endpoint_limit_bounds_concurrency() {
     let mut endpoint = http_endpoint("app", &target.url);
     endpoint.max_concurrency = 2;
     create_endpoint(&server, endpoint).await;
-    let tests = (0..6).map(|i| test(&format!("t{i}"), "", &[("delay_ms", "200")])).collect();
+    let tests = (0..6)
+        .map(|i| test(&format!("t{i}"), "", &[("delay_ms", "200")]))
+        .collect();
     create_test_set(&server, "bounded", &["anything"], tests).await;
 
     let mut request = execute_request("bounded", "app");
@@ -146,7 +202,11 @@ async fn sequential_mode_keeps_test_set_order_and_never_overlaps() {
 
     assert_eq!(run.mode, pb::ExecutionMode::Sequential as i32);
     assert_eq!(target.max_in_flight(), 1);
-    let sent: Vec<String> = target.bodies().iter().map(|b| b["prompt"].as_str().unwrap().to_string()).collect();
+    let sent: Vec<String> = target
+        .bodies()
+        .iter()
+        .map(|b| b["prompt"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(sent, prompts);
     let streamed: Vec<String> = results.iter().map(|r| r.output.clone()).collect();
     assert_eq!(streamed, prompts);
@@ -175,10 +235,20 @@ async fn an_empty_test_set_is_failed_precondition_and_creates_no_run() {
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
     create_test_set(&server, "empty", &[], vec![]).await;
 
-    let status = server.execution().execute(execute_request("empty", "app")).await.unwrap_err();
+    let status = server
+        .execution()
+        .execute(execute_request("empty", "app"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("empty"), "{}", status.message());
-    let runs = server.execution().list_test_runs(pb::ListTestRunsRequest::default()).await.unwrap().into_inner().runs;
+    let runs = server
+        .execution()
+        .list_test_runs(pb::ListTestRunsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
     assert!(runs.is_empty());
 }
 
@@ -191,10 +261,16 @@ async fn unknown_references_are_not_found() {
     create_test_set(&server, "set", &["anything"], vec![test("p", "", &[])]).await;
     let mut client = server.execution();
 
-    let status = client.execute(execute_request("nope", "app")).await.unwrap_err();
+    let status = client
+        .execute(execute_request("nope", "app"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("nope"));
-    let status = client.execute(execute_request("set", "nowhere")).await.unwrap_err();
+    let status = client
+        .execute(execute_request("set", "nowhere"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("nowhere"));
     let mut request = execute_request("set", "app");
@@ -216,7 +292,11 @@ async fn execution_metrics_replace_test_set_metrics_which_replace_behavior_metri
     server
         .behaviors()
         .create_behavior(pb::CreateBehaviorRequest {
-            behavior: Some(pb::Behavior { name: "reliability".into(), metrics: vec!["says-c".into()], ..Default::default() }),
+            behavior: Some(pb::Behavior {
+                name: "reliability".into(),
+                metrics: vec!["says-c".into()],
+                ..Default::default()
+            }),
         })
         .await
         .unwrap();
@@ -240,12 +320,23 @@ async fn execution_metrics_replace_test_set_metrics_which_replace_behavior_metri
     request.metrics = vec!["says-a".into()];
     let (run, results, _) = execute(&server, request).await;
     assert_eq!(names(&results[0]), ["says-a"]);
-    let says_a = server.metrics().get_metric(pb::GetMetricRequest { metric: "says-a".into() }).await.unwrap().into_inner();
+    let says_a = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "says-a".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(run.metrics, vec![says_a.id]);
 }
 
 fn names(result: &pb::TestResult) -> Vec<String> {
-    result.metric_results.iter().map(|m| m.metric_name.clone()).collect()
+    result
+        .metric_results
+        .iter()
+        .map(|m| m.metric_name.clone())
+        .collect()
 }
 
 #[tokio::test]
@@ -269,14 +360,24 @@ async fn a_failing_endpoint_errors_only_its_result() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
-    let tests = vec![test("ok 1", "", &[]), test("broken", "", &[("fail_status", "503")]), test("ok 2", "", &[])];
+    let tests = vec![
+        test("ok 1", "", &[]),
+        test("broken", "", &[("fail_status", "503")]),
+        test("ok 2", "", &[]),
+    ];
     create_test_set(&server, "flaky", &["anything"], tests).await;
 
     let (_, results, summary) = execute(&server, execute_request("flaky", "app")).await;
     assert_eq!(results.len(), 3);
-    let broken = results.iter().find(|r| r.status == pb::ResultStatus::Error as i32).expect("an errored result");
+    let broken = results
+        .iter()
+        .find(|r| r.status == pb::ResultStatus::Error as i32)
+        .expect("an errored result");
     assert!(broken.error.contains("503"), "{}", broken.error);
-    assert!(broken.metric_results.is_empty(), "an endpoint failure must not be scored");
+    assert!(
+        broken.metric_results.is_empty(),
+        "an endpoint failure must not be scored"
+    );
     assert_eq!(summary.status, pb::RunStatus::Partial as i32);
     assert_eq!((summary.passed, summary.errored), (2, 1));
 }
@@ -287,11 +388,18 @@ async fn a_run_whose_every_call_fails_is_failed() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
-    let tests = vec![test("a", "", &[("fail_status", "500")]), test("b", "", &[("fail_status", "404")])];
+    let tests = vec![
+        test("a", "", &[("fail_status", "500")]),
+        test("b", "", &[("fail_status", "404")]),
+    ];
     create_test_set(&server, "down", &["anything"], tests).await;
 
     let (_, results, summary) = execute(&server, execute_request("down", "app")).await;
-    assert!(results.iter().all(|r| r.status == pb::ResultStatus::Error as i32));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.status == pb::ResultStatus::Error as i32)
+    );
     assert_eq!(summary.status, pb::RunStatus::Failed as i32);
     assert_eq!(summary.pass_rate, 0.0);
 }
@@ -303,7 +411,13 @@ async fn prompts_with_quotes_newlines_and_unicode_reach_the_target_intact() {
     create_metric(&server, regex("anything", "(?s).")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
     let tricky = "He said \"stop\"\nthen {{ left }} \\ backslash\ttab — ünïcödé 漢字 🎉 </script>";
-    create_test_set(&server, "tricky", &["anything"], vec![test(tricky, "", &[])]).await;
+    create_test_set(
+        &server,
+        "tricky",
+        &["anything"],
+        vec![test(tricky, "", &[])],
+    )
+    .await;
 
     let (_, results, _) = execute(&server, execute_request("tricky", "app")).await;
     assert_eq!(target.bodies()[0]["prompt"].as_str(), Some(tricky));
@@ -328,8 +442,18 @@ async fn run_parameters_reach_the_body_template_with_their_types() {
     let mut request = execute_request("params", "app");
     request.parameters = Some(prost_types::Struct {
         fields: [
-            ("temperature".to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(0.25)) }),
-            ("tag".to_string(), prost_types::Value { kind: Some(prost_types::value::Kind::StringValue("nightly".into())) }),
+            (
+                "temperature".to_string(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::NumberValue(0.25)),
+                },
+            ),
+            (
+                "tag".to_string(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue("nightly".into())),
+                },
+            ),
         ]
         .into_iter()
         .collect(),
@@ -347,7 +471,13 @@ async fn context_and_metadata_are_taken_from_the_response() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
-    create_test_set(&server, "rag", &["anything"], vec![test("q", "", &[("context", "doc one")])]).await;
+    create_test_set(
+        &server,
+        "rag",
+        &["anything"],
+        vec![test("q", "", &[("context", "doc one")])],
+    )
+    .await;
 
     let (_, results, _) = execute(&server, execute_request("rag", "app")).await;
     assert_eq!(results[0].context, vec!["doc one".to_string()]);
@@ -398,7 +528,10 @@ async fn header_secrets_from_the_environment_are_resolved_at_call_time() {
     create_metric(&server, regex("anything", ".")).await;
     let mut endpoint = http_endpoint("app", &target.url);
     if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
-        http.headers.insert("Authorization".into(), "Bearer ${env:ASSAY_IT_LATE_TOKEN}".into());
+        http.headers.insert(
+            "Authorization".into(),
+            "Bearer ${env:ASSAY_IT_LATE_TOKEN}".into(),
+        );
     }
     create_endpoint(&server, endpoint).await;
     create_test_set(&server, "auth", &["anything"], vec![test("p", "", &[])]).await;
@@ -429,6 +562,10 @@ async fn exact_match_compares_the_output_with_the_expected_response() {
     // No expected response: the metric cannot be evaluated.
     let q3 = by_prompt("q3");
     assert_eq!(q3.status, pb::ResultStatus::Error as i32);
-    assert!(q3.metric_results[0].error.contains("expected response"), "{}", q3.metric_results[0].error);
+    assert!(
+        q3.metric_results[0].error.contains("expected response"),
+        "{}",
+        q3.metric_results[0].error
+    );
     assert_eq!(summary.status, pb::RunStatus::Partial as i32);
 }

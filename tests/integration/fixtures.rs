@@ -34,7 +34,9 @@ pub fn exact(name: &str) -> pb::Metric {
 pub fn regex(name: &str, pattern: &str) -> pb::Metric {
     pb::Metric {
         name: name.into(),
-        kind: Some(pb::metric::Kind::Regex(pb::Regex { pattern: pattern.into() })),
+        kind: Some(pb::metric::Kind::Regex(pb::Regex {
+            pattern: pattern.into(),
+        })),
         ..Default::default()
     }
 }
@@ -65,7 +67,10 @@ pub fn test(prompt: &str, expected: &str, metadata: &[(&str, &str)]) -> pb::Test
     pb::Test {
         prompt: prompt.into(),
         expected_response: expected.into(),
-        metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
         ..Default::default()
     }
 }
@@ -74,7 +79,9 @@ pub fn test(prompt: &str, expected: &str, metadata: &[(&str, &str)]) -> pb::Test
 pub async fn create_metric(server: &Server, metric: pb::Metric) -> pb::Metric {
     server
         .metrics()
-        .create_metric(pb::CreateMetricRequest { metric: Some(metric) })
+        .create_metric(pb::CreateMetricRequest {
+            metric: Some(metric),
+        })
         .await
         .expect("create metric")
         .into_inner()
@@ -84,14 +91,21 @@ pub async fn create_metric(server: &Server, metric: pb::Metric) -> pb::Metric {
 pub async fn create_endpoint(server: &Server, endpoint: pb::Endpoint) -> pb::Endpoint {
     server
         .endpoints()
-        .create_endpoint(pb::CreateEndpointRequest { endpoint: Some(endpoint) })
+        .create_endpoint(pb::CreateEndpointRequest {
+            endpoint: Some(endpoint),
+        })
         .await
         .expect("create endpoint")
         .into_inner()
 }
 
 /// Creates a test set with `tests` and the given test-set metrics.
-pub async fn create_test_set(server: &Server, name: &str, metrics: &[&str], tests: Vec<pb::Test>) -> pb::TestSet {
+pub async fn create_test_set(
+    server: &Server,
+    name: &str,
+    metrics: &[&str],
+    tests: Vec<pb::Test>,
+) -> pb::TestSet {
     let mut client = server.test_sets();
     let set = client
         .create_test_set(pb::CreateTestSetRequest {
@@ -106,7 +120,10 @@ pub async fn create_test_set(server: &Server, name: &str, metrics: &[&str], test
         .into_inner();
     if !tests.is_empty() {
         client
-            .add_tests(pb::AddTestsRequest { test_set: set.id.clone(), tests })
+            .add_tests(pb::AddTestsRequest {
+                test_set: set.id.clone(),
+                tests,
+            })
             .await
             .expect("add tests");
     }
@@ -123,10 +140,14 @@ pub async fn collect(mut stream: Streaming<pb::ExecutionEvent>) -> Vec<pb::execu
 }
 
 /// The run, results and summary of a complete event list, checking their order.
-pub fn split(events: Vec<pb::execution_event::Event>) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+pub fn split(
+    events: Vec<pb::execution_event::Event>,
+) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
     use pb::execution_event::Event;
     let mut iter = events.into_iter();
-    let Some(Event::RunStarted(run)) = iter.next() else { panic!("the first event is not the run") };
+    let Some(Event::RunStarted(run)) = iter.next() else {
+        panic!("the first event is not the run")
+    };
     let mut results = Vec::new();
     let mut summary = None;
     for event in iter {
@@ -141,12 +162,24 @@ pub fn split(events: Vec<pb::execution_event::Event>) -> (pb::TestRun, Vec<pb::T
 }
 
 /// Executes and collects the whole stream.
-pub async fn execute(server: &Server, request: pb::ExecuteRequest) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
-    let stream = server.execution().execute(request).await.expect("execute").into_inner();
+pub async fn execute(
+    server: &Server,
+    request: pb::ExecuteRequest,
+) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+    let stream = server
+        .execution()
+        .execute(request)
+        .await
+        .expect("execute")
+        .into_inner();
     split(collect(stream).await)
 }
 
 /// An execute request for a test set and endpoint with everything else default.
 pub fn execute_request(test_set: &str, endpoint: &str) -> pb::ExecuteRequest {
-    pb::ExecuteRequest { test_set: test_set.into(), endpoint: endpoint.into(), ..Default::default() }
+    pb::ExecuteRequest {
+        test_set: test_set.into(),
+        endpoint: endpoint.into(),
+        ..Default::default()
+    }
 }

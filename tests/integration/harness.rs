@@ -53,7 +53,13 @@ impl Server {
             .connect()
             .await
             .expect("connect");
-        Server { channel, stop: Some(stop), task: Some(task), db_path: db_path.to_path_buf(), dir: None }
+        Server {
+            channel,
+            stop: Some(stop),
+            task: Some(task),
+            db_path: db_path.to_path_buf(),
+            dir: None,
+        }
     }
 
     /// Stops the server gracefully and waits for it; returns the temporary directory (if it

@@ -18,7 +18,10 @@ async fn geo(server: &Server, target: &Target) {
     create_metric(server, contains("paris", &["paris"])).await;
     create_metric(server, contains("rome", &["rome"])).await;
     create_endpoint(server, http_endpoint("app", &target.url)).await;
-    let tests = vec![test("France?", "", &[("answer", "Paris")]), test("Italy?", "", &[("answer", "Rome")])];
+    let tests = vec![
+        test("France?", "", &[("answer", "Paris")]),
+        test("Italy?", "", &[("answer", "Rome")]),
+    ];
     create_test_set(server, "geo", &["paris"], tests).await;
 }
 
@@ -31,8 +34,16 @@ fn rescore_request(run: &str, metrics: &[&str]) -> pb::RescoreRequest {
     }
 }
 
-async fn rescore(server: &Server, request: pb::RescoreRequest) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
-    let stream = server.execution().rescore(request).await.expect("rescore").into_inner();
+async fn rescore(
+    server: &Server,
+    request: pb::RescoreRequest,
+) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+    let stream = server
+        .execution()
+        .rescore(request)
+        .await
+        .expect("rescore")
+        .into_inner();
     split(collect(stream).await)
 }
 
@@ -67,9 +78,19 @@ async fn rescore_without_a_completed_run_is_failed_precondition() {
     let server = Server::start().await;
     let target = Target::start().await;
     geo(&server, &target).await;
-    let status = server.execution().rescore(rescore_request("", &[])).await.unwrap_err();
+    let status = server
+        .execution()
+        .rescore(rescore_request("", &[]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("no completed run for test set \"geo\" and endpoint \"app\""), "{}", status.message());
+    assert!(
+        status
+            .message()
+            .contains("no completed run for test set \"geo\" and endpoint \"app\""),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
@@ -80,12 +101,28 @@ async fn rescore_of_an_unknown_or_foreign_run_is_rejected() {
     create_endpoint(&server, http_endpoint("other", &target.url)).await;
     let (other_run, _, _) = execute(&server, execute_request("geo", "other")).await;
 
-    let status = server.execution().rescore(rescore_request(&uuid_v4(), &[])).await.unwrap_err();
+    let status = server
+        .execution()
+        .rescore(rescore_request(&uuid_v4(), &[]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let status = server.execution().rescore(rescore_request(&other_run.id, &[])).await.unwrap_err();
+    let status = server
+        .execution()
+        .rescore(rescore_request(&other_run.id, &[]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains(&other_run.id), "{}", status.message());
-    let status = server.execution().rescore(rescore_request("not-a-uuid", &[])).await.unwrap_err();
+    assert!(
+        status.message().contains(&other_run.id),
+        "{}",
+        status.message()
+    );
+    let status = server
+        .execution()
+        .rescore(rescore_request("not-a-uuid", &[]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
@@ -99,7 +136,10 @@ async fn rescore_keeps_endpoint_errors_as_errors() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
-    let tests = vec![test("fine", "", &[]), test("broken", "", &[("fail_status", "502")])];
+    let tests = vec![
+        test("fine", "", &[]),
+        test("broken", "", &[("fail_status", "502")]),
+    ];
     create_test_set(&server, "geo", &["anything"], tests).await;
     let (partial, _, summary) = execute(&server, execute_request("geo", "app")).await;
     assert_eq!(summary.status, pb::RunStatus::Partial as i32);
@@ -118,11 +158,28 @@ async fn last_run_is_empty_until_a_run_completes_then_the_latest_completed() {
     let target = Target::start().await;
     geo(&server, &target).await;
     let mut client = server.execution();
-    let request = pb::LastRunRequest { test_set: "geo".into(), endpoint: "app".into() };
-    assert!(client.last_run(request.clone()).await.unwrap().into_inner().run.is_none());
+    let request = pb::LastRunRequest {
+        test_set: "geo".into(),
+        endpoint: "app".into(),
+    };
+    assert!(
+        client
+            .last_run(request.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .run
+            .is_none()
+    );
 
     let (run, _, _) = execute(&server, execute_request("geo", "app")).await;
-    let last = client.last_run(request.clone()).await.unwrap().into_inner().run.expect("a last run");
+    let last = client
+        .last_run(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .expect("a last run");
     assert_eq!(last.run_id, run.id);
     assert_eq!(last.status, pb::RunStatus::Completed as i32);
     assert_eq!((last.total, last.passed, last.failed), (2, 1, 1));
@@ -130,19 +187,34 @@ async fn last_run_is_empty_until_a_run_completes_then_the_latest_completed() {
 
     // A rescore that completes is the latest completed run too.
     let (rescored, _, _) = rescore(&server, rescore_request("", &["rome"])).await;
-    let last = client.last_run(request.clone()).await.unwrap().into_inner().run.unwrap();
+    let last = client
+        .last_run(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
     assert_eq!(last.run_id, rescored.id);
     assert_eq!(last.kind, pb::RunKind::Rescore as i32);
 
     // A partial run is not completed: the last run stays.
     server
         .test_sets()
-        .add_tests(pb::AddTestsRequest { test_set: "geo".into(), tests: vec![test("down", "", &[("fail_status", "500")])] })
+        .add_tests(pb::AddTestsRequest {
+            test_set: "geo".into(),
+            tests: vec![test("down", "", &[("fail_status", "500")])],
+        })
         .await
         .unwrap();
     let (_, _, summary) = execute(&server, execute_request("geo", "app")).await;
     assert_eq!(summary.status, pb::RunStatus::Partial as i32);
-    let last = client.last_run(request).await.unwrap().into_inner().run.unwrap();
+    let last = client
+        .last_run(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
     assert_eq!(last.run_id, rescored.id);
 }
 
@@ -151,38 +223,112 @@ async fn test_set_metrics_are_listed_added_and_removed_by_id_or_name() {
     let server = Server::start().await;
     let target = Target::start().await;
     geo(&server, &target).await;
-    let rome = server.metrics().get_metric(pb::GetMetricRequest { metric: "rome".into() }).await.unwrap().into_inner();
+    let rome = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "rome".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut client = server.execution();
     let names = |metrics: Vec<pb::Metric>| metrics.into_iter().map(|m| m.name).collect::<Vec<_>>();
 
-    let listed = client.list_test_set_metrics(pb::ListTestSetMetricsRequest { test_set: "geo".into() }).await.unwrap();
+    let listed = client
+        .list_test_set_metrics(pb::ListTestSetMetricsRequest {
+            test_set: "geo".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(names(listed.into_inner().metrics), ["paris"]);
 
-    let add = pb::AddTestSetMetricsRequest { test_set: "geo".into(), metrics: vec![rome.id.clone()] };
-    assert_eq!(names(client.add_test_set_metrics(add.clone()).await.unwrap().into_inner().metrics), ["paris", "rome"]);
+    let add = pb::AddTestSetMetricsRequest {
+        test_set: "geo".into(),
+        metrics: vec![rome.id.clone()],
+    };
+    assert_eq!(
+        names(
+            client
+                .add_test_set_metrics(add.clone())
+                .await
+                .unwrap()
+                .into_inner()
+                .metrics
+        ),
+        ["paris", "rome"]
+    );
     // Adding again changes nothing and is no error.
-    assert_eq!(names(client.add_test_set_metrics(add).await.unwrap().into_inner().metrics), ["paris", "rome"]);
+    assert_eq!(
+        names(
+            client
+                .add_test_set_metrics(add)
+                .await
+                .unwrap()
+                .into_inner()
+                .metrics
+        ),
+        ["paris", "rome"]
+    );
 
-    let remove = pb::RemoveTestSetMetricsRequest { test_set: "geo".into(), metrics: vec!["paris".into()] };
-    assert_eq!(names(client.remove_test_set_metrics(remove.clone()).await.unwrap().into_inner().metrics), ["rome"]);
-    assert_eq!(names(client.remove_test_set_metrics(remove).await.unwrap().into_inner().metrics), ["rome"]);
+    let remove = pb::RemoveTestSetMetricsRequest {
+        test_set: "geo".into(),
+        metrics: vec!["paris".into()],
+    };
+    assert_eq!(
+        names(
+            client
+                .remove_test_set_metrics(remove.clone())
+                .await
+                .unwrap()
+                .into_inner()
+                .metrics
+        ),
+        ["rome"]
+    );
+    assert_eq!(
+        names(
+            client
+                .remove_test_set_metrics(remove)
+                .await
+                .unwrap()
+                .into_inner()
+                .metrics
+        ),
+        ["rome"]
+    );
 
     // An unknown reference fails the whole call and changes nothing.
     let status = client
-        .add_test_set_metrics(pb::AddTestSetMetricsRequest { test_set: "geo".into(), metrics: vec!["paris".into(), "ghost".into()] })
+        .add_test_set_metrics(pb::AddTestSetMetricsRequest {
+            test_set: "geo".into(),
+            metrics: vec!["paris".into(), "ghost".into()],
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("ghost"));
     let status = client
-        .remove_test_set_metrics(pb::RemoveTestSetMetricsRequest { test_set: "geo".into(), metrics: vec!["rome".into(), "ghost".into()] })
+        .remove_test_set_metrics(pb::RemoveTestSetMetricsRequest {
+            test_set: "geo".into(),
+            metrics: vec!["rome".into(), "ghost".into()],
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let listed = client.list_test_set_metrics(pb::ListTestSetMetricsRequest { test_set: "geo".into() }).await.unwrap();
+    let listed = client
+        .list_test_set_metrics(pb::ListTestSetMetricsRequest {
+            test_set: "geo".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(names(listed.into_inner().metrics), ["rome"]);
 
-    let status = client.list_test_set_metrics(pb::ListTestSetMetricsRequest { test_set: "nope".into() }).await.unwrap_err();
+    let status = client
+        .list_test_set_metrics(pb::ListTestSetMetricsRequest {
+            test_set: "nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -190,13 +336,17 @@ async fn test_set_metrics_are_listed_added_and_removed_by_id_or_name() {
 async fn slow_set(server: &Server, target: &Target, n: usize, delay_ms: u64) {
     create_metric(server, regex("anything", ".")).await;
     create_endpoint(server, http_endpoint("app", &target.url)).await;
-    let tests = (0..n).map(|i| test(&format!("t{i}"), "", &[("delay_ms", &delay_ms.to_string())])).collect();
+    let tests = (0..n)
+        .map(|i| test(&format!("t{i}"), "", &[("delay_ms", &delay_ms.to_string())]))
+        .collect();
     create_test_set(server, "slow", &["anything"], tests).await;
 }
 
 async fn first_run(stream: &mut tonic::Streaming<pb::ExecutionEvent>) -> pb::TestRun {
     match stream.next().await {
-        Some(Ok(pb::ExecutionEvent { event: Some(Event::RunStarted(run)) })) => run,
+        Some(Ok(pb::ExecutionEvent {
+            event: Some(Event::RunStarted(run)),
+        })) => run,
         other => panic!("expected the run first, got {other:?}"),
     }
 }
@@ -208,11 +358,23 @@ async fn a_client_that_disconnects_does_not_stop_the_run_and_can_watch_it_again(
     slow_set(&server, &target, 4, 150).await;
     let mut request = execute_request("slow", "app");
     request.mode = pb::ExecutionMode::Sequential as i32;
-    let mut stream = server.execution().execute(request).await.unwrap().into_inner();
+    let mut stream = server
+        .execution()
+        .execute(request)
+        .await
+        .unwrap()
+        .into_inner();
     let run = first_run(&mut stream).await;
     drop(stream);
 
-    let watched = server.execution().watch_test_run(pb::WatchTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    let watched = server
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let (again, results, summary) = split(collect(watched).await);
     assert_eq!(again.id, run.id);
     assert_eq!(results.len(), 4);
@@ -226,13 +388,24 @@ async fn watching_an_ended_run_replays_its_stored_results() {
     let target = Target::start().await;
     geo(&server, &target).await;
     let (run, streamed, _) = execute(&server, execute_request("geo", "app")).await;
-    let watched = server.execution().watch_test_run(pb::WatchTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    let watched = server
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let (_, replayed, summary) = split(collect(watched).await);
     let ids = |rs: &[pb::TestResult]| rs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&replayed), ids(&streamed));
     assert_eq!(summary.run_id, run.id);
 
-    let status = server.execution().watch_test_run(pb::WatchTestRunRequest { run: uuid_v4() }).await.unwrap_err();
+    let status = server
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest { run: uuid_v4() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -243,34 +416,70 @@ async fn cancelling_stops_dispatching_and_ends_the_run_cancelled() {
     slow_set(&server, &target, 6, 300).await;
     let mut request = execute_request("slow", "app");
     request.mode = pb::ExecutionMode::Sequential as i32;
-    let mut stream = server.execution().execute(request).await.unwrap().into_inner();
+    let mut stream = server
+        .execution()
+        .execute(request)
+        .await
+        .unwrap()
+        .into_inner();
     let run = first_run(&mut stream).await;
     // Wait for one result, then cancel.
-    assert!(matches!(stream.next().await, Some(Ok(pb::ExecutionEvent { event: Some(Event::Result(_)) }))));
-    let cancelled = server.execution().cancel_test_run(pb::CancelTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(pb::ExecutionEvent {
+            event: Some(Event::Result(_))
+        }))
+    ));
+    let cancelled = server
+        .execution()
+        .cancel_test_run(pb::CancelTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(cancelled.status, pb::RunStatus::Cancelled as i32);
     let calls_at_cancel = target.calls();
     assert!(calls_at_cancel < 6, "every test was dispatched");
 
     let rest = collect(stream).await;
-    let Some(Event::RunFinished(summary)) = rest.last() else { panic!("no summary") };
+    let Some(Event::RunFinished(summary)) = rest.last() else {
+        panic!("no summary")
+    };
     assert_eq!(summary.status, pb::RunStatus::Cancelled as i32);
     assert_eq!(summary.total, 6);
     assert!(summary.passed + summary.failed + summary.errored < 6);
     // Stored results match the summary: nothing half-written.
     let stored = server
         .execution()
-        .list_test_results(pb::ListTestResultsRequest { run: run.id.clone(), ..Default::default() })
+        .list_test_results(pb::ListTestResultsRequest {
+            run: run.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .results;
-    assert_eq!(stored.len() as u32, summary.passed + summary.failed + summary.errored);
+    assert_eq!(
+        stored.len() as u32,
+        summary.passed + summary.failed + summary.errored
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(target.calls(), calls_at_cancel, "tests were dispatched after the cancel");
+    assert_eq!(
+        target.calls(),
+        calls_at_cancel,
+        "tests were dispatched after the cancel"
+    );
 
     // Cancelling again returns the cancelled run; a completed run cannot be cancelled.
-    let again = server.execution().cancel_test_run(pb::CancelTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    let again = server
+        .execution()
+        .cancel_test_run(pb::CancelTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(again.status, pb::RunStatus::Cancelled as i32);
 }
 
@@ -280,7 +489,11 @@ async fn a_completed_run_cannot_be_cancelled() {
     let target = Target::start().await;
     geo(&server, &target).await;
     let (run, _, _) = execute(&server, execute_request("geo", "app")).await;
-    let status = server.execution().cancel_test_run(pb::CancelTestRunRequest { run: run.id }).await.unwrap_err();
+    let status = server
+        .execution()
+        .cancel_test_run(pb::CancelTestRunRequest { run: run.id })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
 }
 
@@ -296,29 +509,49 @@ async fn runs_are_listed_newest_first_and_filtered() {
     let mut client = server.execution();
     let ids = |runs: Vec<pb::TestRun>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
 
-    let all = client.list_test_runs(pb::ListTestRunsRequest::default()).await.unwrap().into_inner();
+    let all = client
+        .list_test_runs(pb::ListTestRunsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ids(all.runs), [c.id.clone(), b.id.clone(), a.id.clone()]);
     let app = client
-        .list_test_runs(pb::ListTestRunsRequest { endpoint: "app".into(), ..Default::default() })
+        .list_test_runs(pb::ListTestRunsRequest {
+            endpoint: "app".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(ids(app.runs), [c.id.clone(), a.id.clone()]);
     let page = client
-        .list_test_runs(pb::ListTestRunsRequest { test_set: "geo".into(), page_size: 2, ..Default::default() })
+        .list_test_runs(pb::ListTestRunsRequest {
+            test_set: "geo".into(),
+            page_size: 2,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(ids(page.runs), [c.id.clone(), b.id.clone()]);
     let next = client
-        .list_test_runs(pb::ListTestRunsRequest { test_set: "geo".into(), page_size: 2, page_token: page.next_page_token, ..Default::default() })
+        .list_test_runs(pb::ListTestRunsRequest {
+            test_set: "geo".into(),
+            page_size: 2,
+            page_token: page.next_page_token,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(ids(next.runs), std::slice::from_ref(&a.id));
     assert!(next.next_page_token.is_empty());
 
-    let got = client.get_test_run(pb::GetTestRunRequest { run: a.id.clone() }).await.unwrap().into_inner();
+    let got = client
+        .get_test_run(pb::GetTestRunRequest { run: a.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.status, pb::RunStatus::Completed as i32);
     assert!(got.summary.is_some());
     assert!(got.finished_at.is_some());
@@ -333,11 +566,21 @@ async fn a_restarted_server_keeps_runs_and_results() {
     let (db_path, dir) = server.stop().await;
 
     let server = Server::start_on(&db_path).await;
-    let got = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    let got = server
+        .execution()
+        .get_test_run(pb::GetTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.status, pb::RunStatus::Completed as i32);
     let stored = server
         .execution()
-        .list_test_results(pb::ListTestResultsRequest { run: run.id.clone(), ..Default::default() })
+        .list_test_results(pb::ListTestResultsRequest {
+            run: run.id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -345,7 +588,10 @@ async fn a_restarted_server_keeps_runs_and_results() {
     assert_eq!(stored.len(), results.len());
     let last = server
         .execution()
-        .last_run(pb::LastRunRequest { test_set: "geo".into(), endpoint: "app".into() })
+        .last_run(pb::LastRunRequest {
+            test_set: "geo".into(),
+            endpoint: "app".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -369,12 +615,24 @@ async fn a_client_that_reads_nothing_does_not_hold_the_run_back() {
     let tests = (0..300).map(|i| test(&format!("t{i}"), "", &[])).collect();
     create_test_set(&server, "many", &["anything"], tests).await;
 
-    let mut stream = server.execution().execute(execute_request("many", "app")).await.unwrap().into_inner();
+    let mut stream = server
+        .execution()
+        .execute(execute_request("many", "app"))
+        .await
+        .unwrap()
+        .into_inner();
     let run = first_run(&mut stream).await;
     // The stream is left unread while the run goes on to its end.
     let mut status = pb::RunStatus::Running as i32;
     for _ in 0..600 {
-        let got = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+        let got = server
+            .execution()
+            .get_test_run(pb::GetTestRunRequest {
+                run: run.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         status = got.status;
         if status != pb::RunStatus::Running as i32 {
             break;
@@ -385,7 +643,9 @@ async fn a_client_that_reads_nothing_does_not_hold_the_run_back() {
     assert_eq!(target.calls(), 300);
     // Everything is still delivered, in full, to the slow reader.
     let (_, results, summary) = split(
-        std::iter::once(Event::RunStarted(run)).chain(collect(stream).await).collect(),
+        std::iter::once(Event::RunStarted(run))
+            .chain(collect(stream).await)
+            .collect(),
     );
     assert_eq!(results.len(), 300);
     assert_eq!(summary.passed, 300);
@@ -398,14 +658,31 @@ async fn a_run_cut_short_by_a_server_stop_is_stored_as_failed() {
     slow_set(&server, &target, 5, 400).await;
     let mut request = execute_request("slow", "app");
     request.mode = pb::ExecutionMode::Sequential as i32;
-    let mut stream = server.execution().execute(request).await.unwrap().into_inner();
+    let mut stream = server
+        .execution()
+        .execute(request)
+        .await
+        .unwrap()
+        .into_inner();
     let run = first_run(&mut stream).await;
-    assert!(matches!(stream.next().await, Some(Ok(pb::ExecutionEvent { event: Some(Event::Result(_)) }))));
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(pb::ExecutionEvent {
+            event: Some(Event::Result(_))
+        }))
+    ));
     drop(stream);
     let (db_path, dir) = server.stop().await;
 
     let server = Server::start_on(&db_path).await;
-    let got = server.execution().get_test_run(pb::GetTestRunRequest { run: run.id.clone() }).await.unwrap().into_inner();
+    let got = server
+        .execution()
+        .get_test_run(pb::GetTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.status, pb::RunStatus::Failed as i32);
     assert!(got.error.contains("server stopped"), "{}", got.error);
     let summary = got.summary.expect("summary of the interrupted run");

@@ -41,12 +41,17 @@ impl Target {
             .route("/answer", post(answer))
             .route("/v1/chat/completions", post(chat))
             .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind target");
         let addr: SocketAddr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("target server");
         });
-        Target { url: format!("http://{addr}"), seen }
+        Target {
+            url: format!("http://{addr}"),
+            seen,
+        }
     }
 
     /// Number of calls received.
@@ -98,7 +103,11 @@ fn number(body: &Value, key: &str) -> Option<u64> {
     }
 }
 
-async fn answer(State(seen): State<Arc<Mutex<Seen>>>, headers: axum::http::HeaderMap, Json(body): Json<Value>) -> Response {
+async fn answer(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
     if let Some(ms) = number(&body, "delay_ms") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -107,21 +116,39 @@ async fn answer(State(seen): State<Arc<Mutex<Seen>>>, headers: axum::http::Heade
         let status = StatusCode::from_u16(status as u16).expect("status");
         return (status, "target failure on purpose").into_response();
     }
-    let output = match body.get("answer").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    let output = match body
+        .get("answer")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         Some(answer) => answer.to_string(),
-        None => body.get("prompt").and_then(Value::as_str).unwrap_or_default().to_string(),
+        None => body
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
     };
     let context: Vec<Value> = match body.get("context") {
         Some(Value::String(s)) if !s.is_empty() => vec![json!(s)],
         Some(Value::Array(items)) => items.clone(),
         _ => vec![],
     };
-    Json(json!({ "output": output, "context": context, "meta": { "model": "test-target" } })).into_response()
+    Json(json!({ "output": output, "context": context, "meta": { "model": "test-target" } }))
+        .into_response()
 }
 
-async fn chat(State(seen): State<Arc<Mutex<Seen>>>, headers: axum::http::HeaderMap, Json(body): Json<Value>) -> Response {
+async fn chat(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
-    let last = body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
     Json(json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
