@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::mask::{self, Updatable};
+use super::mask;
 use super::{reference, references, required, timestamp, update_target};
 use crate::domain::{Behavior, PageRequest, Timestamp};
 use crate::error::Result;
@@ -62,25 +62,7 @@ fn to_proto(b: Behavior) -> pb::Behavior {
     }
 }
 
-impl Updatable for pb::Behavior {
-    const PATHS: &'static [&'static str] = &["name", "description", "metrics"];
-
-    fn is_set(&self, path: &str) -> bool {
-        match path {
-            "name" => !self.name.is_empty(),
-            "description" => !self.description.is_empty(),
-            _ => !self.metrics.is_empty(),
-        }
-    }
-
-    fn copy_from(&mut self, s: &Self, path: &str) {
-        match path {
-            "name" => self.name.clone_from(&s.name),
-            "description" => self.description.clone_from(&s.description),
-            _ => self.metrics.clone_from(&s.metrics),
-        }
-    }
-}
+mask::named_with_metrics!(pb::Behavior);
 
 #[tonic::async_trait]
 impl pb::behavior_service_server::BehaviorService for BehaviorApi {

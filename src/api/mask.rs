@@ -47,3 +47,30 @@ pub(super) fn apply<P: Updatable>(
     }
     Ok(current)
 }
+
+/// [`Updatable`] for resources whose updatable fields are `name`, `description` and `metrics`
+/// (behaviours and test sets).
+macro_rules! named_with_metrics {
+    ($message:ty) => {
+        impl $crate::api::mask::Updatable for $message {
+            const PATHS: &'static [&'static str] = &["name", "description", "metrics"];
+
+            fn is_set(&self, path: &str) -> bool {
+                match path {
+                    "name" => !self.name.is_empty(),
+                    "description" => !self.description.is_empty(),
+                    _ => !self.metrics.is_empty(),
+                }
+            }
+
+            fn copy_from(&mut self, s: &Self, path: &str) {
+                match path {
+                    "name" => self.name.clone_from(&s.name),
+                    "description" => self.description.clone_from(&s.description),
+                    _ => self.metrics.clone_from(&s.metrics),
+                }
+            }
+        }
+    };
+}
+pub(super) use named_with_metrics;

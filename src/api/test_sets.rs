@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::mask::{self, Updatable};
+use super::mask;
 use super::{non_empty, reference, references, required, timestamp, update_target, uuid};
 use crate::domain::{PageRequest, Ref, Test, TestSet, Timestamp};
 use crate::error::{Error, Result};
@@ -113,25 +113,7 @@ fn test_to_proto(t: Test) -> pb::Test {
     }
 }
 
-impl Updatable for pb::TestSet {
-    const PATHS: &'static [&'static str] = &["name", "description", "metrics"];
-
-    fn is_set(&self, path: &str) -> bool {
-        match path {
-            "name" => !self.name.is_empty(),
-            "description" => !self.description.is_empty(),
-            _ => !self.metrics.is_empty(),
-        }
-    }
-
-    fn copy_from(&mut self, s: &Self, path: &str) {
-        match path {
-            "name" => self.name.clone_from(&s.name),
-            "description" => self.description.clone_from(&s.description),
-            _ => self.metrics.clone_from(&s.metrics),
-        }
-    }
-}
+mask::named_with_metrics!(pb::TestSet);
 
 #[tonic::async_trait]
 impl pb::test_set_service_server::TestSetService for TestSetApi {

@@ -1,7 +1,6 @@
 //! `Execute`, streaming, modes, the metric hierarchy, statuses and summaries.
 
 use assay::proto::v1 as pb;
-use futures::StreamExt;
 use pb::execution_event::Event;
 use tonic::Code;
 
@@ -65,16 +64,7 @@ async fn execute_streams_the_run_then_every_result_then_the_summary() {
     assert_eq!(target.calls(), 3);
 
     // Every streamed result is stored.
-    let stored = server
-        .execution()
-        .list_test_results(pb::ListTestResultsRequest {
-            run: run.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let stored = stored_results(&server, &run.id).await;
     let mut streamed_ids: Vec<_> = results.iter().map(|r| r.id.clone()).collect();
     let mut stored_ids: Vec<_> = stored.iter().map(|r| r.id.clone()).collect();
     streamed_ids.sort();
@@ -94,34 +84,11 @@ async fn results_stream_as_soon_as_they_are_scored() {
     ];
     create_test_set(&server, "mixed", &["anything"], tests).await;
 
-    let mut stream = server
-        .execution()
-        .execute(execute_request("mixed", "app"))
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(Ok(pb::ExecutionEvent {
-        event: Some(Event::RunStarted(run)),
-    })) = stream.next().await
-    else {
-        panic!("no run first")
-    };
-    let Some(Ok(pb::ExecutionEvent {
-        event: Some(Event::Result(first)),
-    })) = stream.next().await
-    else {
-        panic!("no result second")
-    };
+    let (run, mut stream) = start(&server, execute_request("mixed", "app")).await;
+    let first = next_result(&mut stream).await;
     // The fast test's result arrives while the slow one is still being answered.
     assert_eq!(first.output, "fast");
-    let now = server
-        .execution()
-        .get_test_run(pb::GetTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let now = get_run(&server, &run.id).await;
     assert_eq!(
         now.status,
         pb::RunStatus::Running as i32,

@@ -183,3 +183,57 @@ pub fn execute_request(test_set: &str, endpoint: &str) -> pb::ExecuteRequest {
         ..Default::default()
     }
 }
+
+/// Starts an execution and returns its run (the first event) and the rest of the stream.
+pub async fn start(
+    server: &Server,
+    request: pb::ExecuteRequest,
+) -> (pb::TestRun, Streaming<pb::ExecutionEvent>) {
+    let mut stream = server
+        .execution()
+        .execute(request)
+        .await
+        .expect("execute")
+        .into_inner();
+    match stream.next().await {
+        Some(Ok(pb::ExecutionEvent {
+            event: Some(pb::execution_event::Event::RunStarted(run)),
+        })) => (run, stream),
+        other => panic!("expected the run first, got {other:?}"),
+    }
+}
+
+/// The next event of a stream, which must be a result.
+pub async fn next_result(stream: &mut Streaming<pb::ExecutionEvent>) -> pb::TestResult {
+    match stream.next().await {
+        Some(Ok(pb::ExecutionEvent {
+            event: Some(pb::execution_event::Event::Result(result)),
+        })) => result,
+        other => panic!("expected a result, got {other:?}"),
+    }
+}
+
+/// The results stored for a run (first page of up to 1000).
+pub async fn stored_results(server: &Server, run: &str) -> Vec<pb::TestResult> {
+    server
+        .execution()
+        .list_test_results(pb::ListTestResultsRequest {
+            run: run.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list results")
+        .into_inner()
+        .results
+}
+
+/// A run as stored now.
+pub async fn get_run(server: &Server, run: &str) -> pb::TestRun {
+    server
+        .execution()
+        .get_test_run(pb::GetTestRunRequest { run: run.into() })
+        .await
+        .expect("get run")
+        .into_inner()
+}

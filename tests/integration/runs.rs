@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use assay::proto::v1 as pb;
-use futures::StreamExt;
 use pb::execution_event::Event;
 use tonic::Code;
 
@@ -342,15 +341,6 @@ async fn slow_set(server: &Server, target: &Target, n: usize, delay_ms: u64) {
     create_test_set(server, "slow", &["anything"], tests).await;
 }
 
-async fn first_run(stream: &mut tonic::Streaming<pb::ExecutionEvent>) -> pb::TestRun {
-    match stream.next().await {
-        Some(Ok(pb::ExecutionEvent {
-            event: Some(Event::RunStarted(run)),
-        })) => run,
-        other => panic!("expected the run first, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn a_client_that_disconnects_does_not_stop_the_run_and_can_watch_it_again() {
     let server = Server::start().await;
@@ -358,13 +348,7 @@ async fn a_client_that_disconnects_does_not_stop_the_run_and_can_watch_it_again(
     slow_set(&server, &target, 4, 150).await;
     let mut request = execute_request("slow", "app");
     request.mode = pb::ExecutionMode::Sequential as i32;
-    let mut stream = server
-        .execution()
-        .execute(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let run = first_run(&mut stream).await;
+    let (run, stream) = start(&server, request).await;
     drop(stream);
 
     let watched = server
@@ -416,20 +400,9 @@ async fn cancelling_stops_dispatching_and_ends_the_run_cancelled() {
     slow_set(&server, &target, 6, 300).await;
     let mut request = execute_request("slow", "app");
     request.mode = pb::ExecutionMode::Sequential as i32;
-    let mut stream = server
-        .execution()
-        .execute(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let run = first_run(&mut stream).await;
+    let (run, mut stream) = start(&server, request).await;
     // Wait for one result, then cancel.
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(pb::ExecutionEvent {
-            event: Some(Event::Result(_))
-        }))
-    ));
+    next_result(&mut stream).await;
     let cancelled = server
         .execution()
         .cancel_test_run(pb::CancelTestRunRequest {
@@ -450,16 +423,7 @@ async fn cancelling_stops_dispatching_and_ends_the_run_cancelled() {
     assert_eq!(summary.total, 6);
     assert!(summary.passed + summary.failed + summary.errored < 6);
     // Stored results match the summary: nothing half-written.
-    let stored = server
-        .execution()
-        .list_test_results(pb::ListTestResultsRequest {
-            run: run.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let stored = stored_results(&server, &run.id).await;
     assert_eq!(
         stored.len() as u32,
         summary.passed + summary.failed + summary.errored
@@ -566,25 +530,9 @@ async fn a_restarted_server_keeps_runs_and_results() {
     let (db_path, dir) = server.stop().await;
 
     let server = Server::start_on(&db_path).await;
-    let got = server
-        .execution()
-        .get_test_run(pb::GetTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = get_run(&server, &run.id).await;
     assert_eq!(got.status, pb::RunStatus::Completed as i32);
-    let stored = server
-        .execution()
-        .list_test_results(pb::ListTestResultsRequest {
-            run: run.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let stored = stored_results(&server, &run.id).await;
     assert_eq!(stored.len(), results.len());
     let last = server
         .execution()
@@ -615,24 +563,11 @@ async fn a_client_that_reads_nothing_does_not_hold_the_run_back() {
     let tests = (0..300).map(|i| test(&format!("t{i}"), "", &[])).collect();
     create_test_set(&server, "many", &["anything"], tests).await;
 
-    let mut stream = server
-        .execution()
-        .execute(execute_request("many", "app"))
-        .await
-        .unwrap()
-        .into_inner();
-    let run = first_run(&mut stream).await;
+    let (run, stream) = start(&server, execute_request("many", "app")).await;
     // The stream is left unread while the run goes on to its end.
     let mut status = pb::RunStatus::Running as i32;
     for _ in 0..600 {
-        let got = server
-            .execution()
-            .get_test_run(pb::GetTestRunRequest {
-                run: run.id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let got = get_run(&server, &run.id).await;
         status = got.status;
         if status != pb::RunStatus::Running as i32 {
             break;
@@ -658,31 +593,13 @@ async fn a_run_cut_short_by_a_server_stop_is_stored_as_failed() {
     slow_set(&server, &target, 5, 400).await;
     let mut request = execute_request("slow", "app");
     request.mode = pb::ExecutionMode::Sequential as i32;
-    let mut stream = server
-        .execution()
-        .execute(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let run = first_run(&mut stream).await;
-    assert!(matches!(
-        stream.next().await,
-        Some(Ok(pb::ExecutionEvent {
-            event: Some(Event::Result(_))
-        }))
-    ));
+    let (run, mut stream) = start(&server, request).await;
+    next_result(&mut stream).await;
     drop(stream);
     let (db_path, dir) = server.stop().await;
 
     let server = Server::start_on(&db_path).await;
-    let got = server
-        .execution()
-        .get_test_run(pb::GetTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = get_run(&server, &run.id).await;
     assert_eq!(got.status, pb::RunStatus::Failed as i32);
     assert!(got.error.contains("server stopped"), "{}", got.error);
     let summary = got.summary.expect("summary of the interrupted run");
