@@ -73,14 +73,15 @@ async fn execute_streams_the_run_then_every_result_then_the_summary() {
 }
 
 #[tokio::test]
-async fn results_stream_as_soon_as_they_are_scored() {
+async fn results_stream_in_completion_order_as_soon_as_they_are_scored_and_stored() {
     let server = Server::start().await;
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    // The slow test comes first in the test set; its result must not hold back the fast one.
     let tests = vec![
-        test("fast", "", &[]),
         test("slow", "", &[("delay_ms", "3000")]),
+        test("fast", "", &[]),
     ];
     create_test_set(&server, "mixed", &["anything"], tests).await;
 
@@ -94,6 +95,10 @@ async fn results_stream_as_soon_as_they_are_scored() {
         pb::RunStatus::Running as i32,
         "the run had already ended when the first result came"
     );
+    // What was streamed is already stored.
+    let stored = stored_results(&server, &run.id).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, first.id);
     let rest = collect(stream).await;
     assert!(
         matches!(rest.as_slice(), [Event::Result(r), Event::RunFinished(_)] if r.output == "slow")
@@ -535,4 +540,60 @@ async fn exact_match_compares_the_output_with_the_expected_response() {
         q3.metric_results[0].error
     );
     assert_eq!(summary.status, pb::RunStatus::Partial as i32);
+}
+
+#[tokio::test]
+async fn a_metric_that_errors_is_recorded_and_counts_as_not_passed() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    // Exact match against an expected response the test does not have: it cannot be evaluated.
+    create_metric(&server, exact("exact")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(
+        &server,
+        "half",
+        &["anything", "exact"],
+        vec![test("q", "", &[])],
+    )
+    .await;
+
+    let (_, results, summary) = execute(&server, execute_request("half", "app")).await;
+    let result = &results[0];
+    assert_eq!(result.status, pb::ResultStatus::Failed as i32);
+    let errored = result
+        .metric_results
+        .iter()
+        .find(|m| m.metric_name == "exact")
+        .unwrap();
+    assert!(!errored.passed);
+    assert!(!errored.error.is_empty());
+    let passed = result
+        .metric_results
+        .iter()
+        .find(|m| m.metric_name == "anything")
+        .unwrap();
+    assert!(passed.passed);
+    assert_eq!(passed.score, Some(1.0));
+    // Per-metric statistics of the summary.
+    let stats = |name: &str| {
+        summary
+            .metrics
+            .iter()
+            .find(|m| m.metric_name == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (
+            stats("anything").evaluated,
+            stats("anything").passed,
+            stats("anything").errored
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(stats("anything").mean_score, 1.0);
+    assert_eq!((stats("exact").evaluated, stats("exact").errored), (0, 1));
+    assert!(summary.started_at.is_some() && summary.finished_at.is_some());
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
 }
