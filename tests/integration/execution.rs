@@ -597,3 +597,45 @@ async fn a_metric_that_errors_is_recorded_and_counts_as_not_passed() {
     assert!(summary.started_at.is_some() && summary.finished_at.is_some());
     assert_eq!(summary.status, pb::RunStatus::Completed as i32);
 }
+
+#[tokio::test]
+async fn an_llm_judge_scores_through_an_openai_compatible_model() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(
+        &server,
+        pb::Metric {
+            name: "judge".into(),
+            threshold: Some(0.5),
+            kind: Some(pb::metric::Kind::LlmJudge(pb::LlmJudge {
+                base_url: format!("{}/judge/v1", target.url),
+                model: "judge-model".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = vec![
+        test("capital of France?", "Paris", &[("answer", "Paris")]),
+        test("capital of Italy?", "Rome", &[("answer", "Milan")]),
+    ];
+    create_test_set(&server, "judged", &["judge"], tests).await;
+
+    let (_, results, summary) = execute(&server, execute_request("judged", "app")).await;
+    let paris = results.iter().find(|r| r.output == "Paris").unwrap();
+    assert_eq!(paris.status, pb::ResultStatus::Passed as i32);
+    assert_eq!(paris.metric_results[0].score, Some(0.9));
+    assert_eq!(paris.metric_results[0].reason, "the answer names Paris");
+    let milan = results.iter().find(|r| r.output == "Milan").unwrap();
+    assert_eq!(milan.status, pb::ResultStatus::Failed as i32);
+    assert!((summary.metrics[0].mean_score - 0.55).abs() < 1e-9);
+    // Two endpoint calls and two judge calls, the judge with its model.
+    let judged: Vec<_> = target
+        .bodies()
+        .into_iter()
+        .filter(|b| b["model"] == "judge-model")
+        .collect();
+    assert_eq!(judged.len(), 2);
+}

@@ -4,6 +4,9 @@
 //! Behaviour is chosen per request by fields of the JSON body, so each test decides through its
 //! body template and test metadata: `prompt` (echoed), `answer` (returned instead of the echo),
 //! `delay_ms`, `fail_status`, `context` (returned as the context list).
+//!
+//! `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
+//! a judge that scores 0.9 when the evaluated answer mentions Paris, else 0.2.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -40,6 +43,7 @@ impl Target {
         let app = Router::new()
             .route("/answer", post(answer))
             .route("/v1/chat/completions", post(chat))
+            .route("/judge/v1/chat/completions", post(judge))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -153,6 +157,32 @@ async fn chat(
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": format!("echo: {last}") }, "finish_reason": "stop" }]
+    }))
+    .into_response()
+}
+
+async fn judge(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body.clone());
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    let answer = user
+        .rsplit("Answer to evaluate:")
+        .next()
+        .unwrap_or_default();
+    let verdict = if answer.contains("Paris") {
+        json!({"score": 0.9, "reason": "the answer names Paris"})
+    } else {
+        json!({"score": 0.2, "reason": "the answer does not name Paris"})
+    };
+    Json(json!({
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": verdict.to_string() }, "finish_reason": "stop" }]
     }))
     .into_response()
 }
