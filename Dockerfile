@@ -35,8 +35,8 @@ WORKDIR /data
 VOLUME /data
 EXPOSE 50051
 ENV ASSAY_LOG=info
-# Flags can be overridden at `docker run ... assay serve --help`; every flag also has an ASSAY_*
-# environment variable (e.g. -e ASSAY_DEFAULT_CONCURRENCY=4). SIGTERM (docker stop) shuts the
-# server down gracefully.
+# Arguments after the image name replace CMD (`docker run IMAGE serve --help`); every flag also
+# has an ASSAY_* environment variable (e.g. -e ASSAY_DEFAULT_CONCURRENCY=4). SIGTERM (docker
+# stop) shuts the server down gracefully.
 ENTRYPOINT ["assay"]
 CMD ["serve", "--listen", "0.0.0.0:50051", "--database", "sqlite:///data/assay.db"]
