@@ -1,5 +1,11 @@
-//! Integration tests: one binary, so the crate links once. Each module covers one area.
+//! Integration tests: one binary, so the crate links once. Each module covers one area; every
+//! test talks to a real server on 127.0.0.1 through the generated client.
 
 mod catalogue;
 mod e2e;
+mod execution;
+mod fixtures;
+mod harness;
+mod runs;
 mod store_contract;
+mod target;
