@@ -1,5 +1,7 @@
 //! The `assay` command.
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -29,6 +31,8 @@ async fn main() -> std::process::ExitCode {
         .unwrap_or_else(|| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: logs piped to a file or `docker logs` stay plain.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 

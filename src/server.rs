@@ -49,7 +49,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
 /// Opens the store named by a database URL.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteStore::open(url).await?));
+        let store = SqliteStore::open(url).await.map_err(|e| {
+            crate::error::Error::Storage(format!(
+                "cannot open {url:?} (does its folder exist?): {e}"
+            ))
+        })?;
+        return Ok(Arc::new(store));
     }
     Err(crate::error::Error::invalid(
         "database",
@@ -96,13 +101,16 @@ pub async fn serve(
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
 
+    // google.rpc error details are registered too, so that grpcurl can decode them.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
     // Client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) are not server faults: debug level.
