@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench engine` starts the real server in-process on 127.0.0.1 with a temporary
 //! SQLite database and a real HTTP target, drives it through the generated gRPC client, and
-//! prints figures measured in one run, so their ratios can be compared fairly.
+//! prints figures measured in one run, so their ratios can be compared fairly. Under `cargo test`
+//! (no `--bench` argument) it runs the same scenarios on small sizes, as a smoke test.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -186,12 +187,11 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
 }
 
 /// Storing results one transaction each versus in batches, as the runner does.
-async fn store_batching(dir: &std::path::Path) {
+async fn store_batching(dir: &std::path::Path, n: usize) {
     let store = SqliteStore::open(&format!("sqlite://{}", dir.join("store.db").display()))
         .await
         .unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
-    let n = 2000;
     let mut timings = Vec::new();
     for batch in [1usize, 64] {
         let now = chrono::Utc::now();
@@ -237,12 +237,13 @@ async fn store_batching(dir: &std::path::Path) {
 
 #[tokio::main]
 async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = |n: usize| if full { n } else { n / 100 };
     let dir = tempfile::tempdir().unwrap();
     let channel = start_server(dir.path()).await;
     let target = start_target().await;
 
-    let n = 2000;
-    setup(&channel, &target, "instant", n, 0).await;
+    setup(&channel, &target, "instant", scale(2000), 0).await;
     let started = Instant::now();
     setup(&channel, &target, "bulk", 10_000, 0).await;
     println!(
@@ -290,9 +291,9 @@ async fn main() {
         }),
     )
     .await;
-    report("rescore: 2,000 stored outputs", &rescore);
+    report("rescore: the stored outputs", &rescore);
 
-    setup(&channel, &target, "slow", 200, 20).await;
+    setup(&channel, &target, "slow", scale(200), 20).await;
     let slow_parallel = run(
         &channel,
         request("slow", pb::ExecutionMode::Parallel, 16),
@@ -326,5 +327,5 @@ async fn main() {
         slow_parallel.first_result.as_secs_f64() / slow_parallel.total.as_secs_f64()
     );
     println!();
-    store_batching(dir.path()).await;
+    store_batching(dir.path(), scale(2000)).await;
 }
