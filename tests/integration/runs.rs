@@ -341,6 +341,21 @@ async fn slow_set(server: &Server, target: &Target, n: usize, delay_ms: u64) {
     create_test_set(server, "slow", &["anything"], tests).await;
 }
 
+/// A sequential run of `slow_set`, started, once its first result has arrived.
+async fn slow_run_after_one_result(
+    server: &Server,
+    target: &Target,
+    n: usize,
+    delay_ms: u64,
+) -> (pb::TestRun, tonic::Streaming<pb::ExecutionEvent>) {
+    slow_set(server, target, n, delay_ms).await;
+    let mut request = execute_request("slow", "app");
+    request.mode = pb::ExecutionMode::Sequential as i32;
+    let (run, mut stream) = start(server, request).await;
+    next_result(&mut stream).await;
+    (run, stream)
+}
+
 #[tokio::test]
 async fn a_client_that_disconnects_does_not_stop_the_run_and_can_watch_it_again() {
     let server = Server::start().await;
@@ -397,12 +412,8 @@ async fn watching_an_ended_run_replays_its_stored_results() {
 async fn cancelling_stops_dispatching_and_ends_the_run_cancelled() {
     let server = Server::start().await;
     let target = Target::start().await;
-    slow_set(&server, &target, 6, 300).await;
-    let mut request = execute_request("slow", "app");
-    request.mode = pb::ExecutionMode::Sequential as i32;
-    let (run, mut stream) = start(&server, request).await;
     // Wait for one result, then cancel.
-    next_result(&mut stream).await;
+    let (run, stream) = slow_run_after_one_result(&server, &target, 6, 300).await;
     let cancelled = server
         .execution()
         .cancel_test_run(pb::CancelTestRunRequest {
@@ -590,11 +601,7 @@ async fn a_client_that_reads_nothing_does_not_hold_the_run_back() {
 async fn a_run_cut_short_by_a_server_stop_is_stored_as_failed() {
     let server = Server::start().await;
     let target = Target::start().await;
-    slow_set(&server, &target, 5, 400).await;
-    let mut request = execute_request("slow", "app");
-    request.mode = pb::ExecutionMode::Sequential as i32;
-    let (run, mut stream) = start(&server, request).await;
-    next_result(&mut stream).await;
+    let (run, stream) = slow_run_after_one_result(&server, &target, 5, 400).await;
     drop(stream);
     let (db_path, dir) = server.stop().await;
 
