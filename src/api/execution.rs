@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{metrics, reference, references, timestamp, uuid};
+use super::{metrics, reference, references, run_id, timestamp};
 use crate::domain::{
     ExecutionMode, MetricResult, PageRequest, Ref, ResultStatus, RunFilter, RunKind, RunStatus,
     TestResult, TestRun,
@@ -271,7 +271,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
             run: if r.run.is_empty() {
                 None
             } else {
-                Some(uuid(&r.run, "run")?)
+                Some(run_id(&r.run, "run")?)
             },
             metrics: references(&r.metrics, "metrics")?,
         };
@@ -332,7 +332,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         &self,
         request: Request<pb::GetTestRunRequest>,
     ) -> Result<Response<pb::TestRun>, Status> {
-        let id = uuid(&request.into_inner().run, "run")?;
+        let id = run_id(&request.into_inner().run, "run")?;
         Ok(Response::new(run_to_proto(self.store.get_run(id).await?)))
     }
 
@@ -361,7 +361,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         request: Request<pb::ListTestResultsRequest>,
     ) -> Result<Response<pb::ListTestResultsResponse>, Status> {
         let r = request.into_inner();
-        let id = uuid(&r.run, "run")?;
+        let id = run_id(&r.run, "run")?;
         let page = PageRequest::parse(r.page_size, &r.page_token)?;
         self.store.get_run(id).await?;
         let page = self.store.list_results(id, page).await?;
@@ -375,7 +375,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         &self,
         request: Request<pb::WatchTestRunRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let id = uuid(&request.into_inner().run, "run")?;
+        let id = run_id(&request.into_inner().run, "run")?;
         Ok(event_stream(self.engine.watch(id).await?))
     }
 
@@ -383,7 +383,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         &self,
         request: Request<pb::CancelTestRunRequest>,
     ) -> Result<Response<pb::TestRun>, Status> {
-        let id = uuid(&request.into_inner().run, "run")?;
+        let id = run_id(&request.into_inner().run, "run")?;
         Ok(Response::new(run_to_proto(self.engine.cancel(id).await?)))
     }
 }

@@ -66,6 +66,15 @@ fn update_target(id: &str, name: &str, field: &str) -> Result<Ref> {
     reference(name, &format!("{field}.id"))
 }
 
+/// A required run reference. Runs have no names, so a string that is no UUID names nothing:
+/// `NotFound`, as for any unknown reference.
+fn run_id(value: &str, field: &str) -> Result<Uuid> {
+    match reference(value, field)? {
+        Ref::Id(id) => Ok(id),
+        Ref::Name(name) => Err(Error::not_found("test run", name)),
+    }
+}
+
 /// An optional text: empty means none.
 fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)

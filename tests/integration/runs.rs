@@ -122,7 +122,7 @@ async fn rescore_of_an_unknown_or_foreign_run_is_rejected() {
         .rescore(rescore_request("not-a-uuid", &[]))
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(status.code(), Code::NotFound);
 }
 
 fn uuid_v4() -> String {
@@ -613,4 +613,41 @@ async fn a_run_cut_short_by_a_server_stop_is_stored_as_failed() {
     assert!(summary.passed >= 1 && summary.passed < 5);
     server.stop().await;
     drop(dir);
+}
+
+#[tokio::test]
+async fn unknown_runs_are_not_found_naming_the_reference() {
+    let server = Server::start().await;
+    let mut client = server.execution();
+    for run in [uuid_v4(), "no-such-run".to_string()] {
+        let status = client
+            .get_test_run(pb::GetTestRunRequest { run: run.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().contains(&run), "{}", status.message());
+        let status = client
+            .cancel_test_run(pb::CancelTestRunRequest { run: run.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        let status = client
+            .list_test_results(pb::ListTestResultsRequest {
+                run: run.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+        let status = client
+            .watch_test_run(pb::WatchTestRunRequest { run: run.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    let status = client
+        .get_test_run(pb::GetTestRunRequest { run: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
 }
