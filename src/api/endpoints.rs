@@ -16,11 +16,7 @@ use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::endpoint::Target as PbTarget;
 use crate::store::Store;
-
-/// Call timeout of HTTP targets that set none.
-const DEFAULT_HTTP_TIMEOUT_MS: u32 = 30_000;
-/// Call timeout of chat targets that set none: models can be slow.
-const DEFAULT_CHAT_TIMEOUT_MS: u32 = 60_000;
+use crate::target::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS};
 
 /// The gRPC `EndpointService`.
 pub struct EndpointApi {
