@@ -639,3 +639,84 @@ async fn an_llm_judge_scores_through_an_openai_compatible_model() {
         .collect();
     assert_eq!(judged.len(), 2);
 }
+
+/// The endpoint error of the only result of a one-test run against `endpoint`.
+async fn endpoint_error(
+    server: &Server,
+    endpoint: pb::Endpoint,
+    metadata: &[(&str, &str)],
+) -> String {
+    let name = endpoint.name.clone();
+    create_endpoint(server, endpoint).await;
+    create_test_set(server, &name, &["anything"], vec![test("q", "", metadata)]).await;
+    let (_, results, _) = execute(server, execute_request(&name, &name)).await;
+    assert_eq!(results[0].status, pb::ResultStatus::Error as i32);
+    assert!(results[0].metric_results.is_empty());
+    results[0].error.clone()
+}
+
+#[tokio::test]
+async fn endpoint_errors_say_what_went_wrong() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let with = |name: &str, change: &dyn Fn(&mut pb::HttpTarget)| {
+        let mut endpoint = http_endpoint(name, &target.url);
+        if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
+            change(http);
+        }
+        endpoint
+    };
+
+    let slow = with("slow", &|h| h.timeout_ms = 200);
+    let error = endpoint_error(&server, slow, &[("delay_ms", "2000")]).await;
+    assert!(error.contains("timed out after 200 ms"), "{error}");
+
+    let status = with("status", &|_| {});
+    let error = endpoint_error(&server, status, &[("fail_status", "429")]).await;
+    assert!(error.contains("HTTP 429"), "{error}");
+
+    let text = with("text", &|h| h.url = format!("{}/text", target.url));
+    let error = endpoint_error(&server, text, &[]).await;
+    assert!(error.contains("not JSON"), "{error}");
+
+    let unmapped = with("unmapped", &|h| {
+        h.response_mapping.as_mut().unwrap().output = "$.answer.text".into()
+    });
+    let error = endpoint_error(&server, unmapped, &[]).await;
+    assert!(
+        error.contains("$.answer.text") && error.contains("matched nothing"),
+        "{error}"
+    );
+
+    let closed = with("closed", &|h| h.url = "http://127.0.0.1:9/answer".into());
+    let error = endpoint_error(&server, closed, &[]).await;
+    assert!(error.contains("connect"), "{error}");
+}
+
+#[tokio::test]
+async fn a_failing_call_is_retried_max_retries_times() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    endpoint.max_retries = 2;
+    create_endpoint(&server, endpoint).await;
+    // The target fails while the body asks it to: a retry sends the same body, so every attempt
+    // fails and is counted.
+    create_test_set(
+        &server,
+        "retried",
+        &["anything"],
+        vec![test("q", "", &[("fail_status", "503")])],
+    )
+    .await;
+
+    let (_, results, _) = execute(&server, execute_request("retried", "app")).await;
+    assert_eq!(target.calls(), 3, "one call and two retries");
+    assert!(
+        results[0].error.contains("after 3 attempts"),
+        "{}",
+        results[0].error
+    );
+}

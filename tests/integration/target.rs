@@ -5,7 +5,7 @@
 //! body template and test metadata: `prompt` (echoed), `answer` (returned instead of the echo),
 //! `delay_ms`, `fail_status`, `context` (returned as the context list).
 //!
-//! `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
+//! `/text` answers plain text, not JSON. `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
 //! a judge that scores 0.9 when the evaluated answer mentions Paris, else 0.2.
 
 use std::net::SocketAddr;
@@ -44,6 +44,7 @@ impl Target {
             .route("/answer", post(answer))
             .route("/v1/chat/completions", post(chat))
             .route("/judge/v1/chat/completions", post(judge))
+            .route("/text", post(text))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -185,4 +186,13 @@ async fn judge(
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": verdict.to_string() }, "finish_reason": "stop" }]
     }))
     .into_response()
+}
+
+async fn text(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body);
+    "Sorry, I only speak plain text".into_response()
 }
