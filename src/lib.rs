@@ -7,6 +7,8 @@
 //! - [`store`]: persistence behind the [`store::Store`] trait.
 //! - [`domain`]: plain types, free of transport and storage.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod config;
 pub mod domain;
