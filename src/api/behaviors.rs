@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::mask;
-use super::{reference, references, required, timestamp, update_target};
+use super::{metric_ids, reference, required, timestamp, update_target};
 use crate::domain::{Behavior, PageRequest, Timestamp};
 use crate::error::Result;
 use crate::proto::v1 as pb;
@@ -30,14 +30,7 @@ impl BehaviorApi {
         id: Uuid,
         created_at: Timestamp,
     ) -> Result<Behavior> {
-        let refs = references(&p.metrics, "behavior.metrics")?;
-        let metric_ids = self
-            .store
-            .resolve_metrics(&refs)
-            .await?
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
+        let metric_ids = metric_ids(&*self.store, &p.metrics, "behavior.metrics").await?;
         let behavior = Behavior {
             id,
             name: p.name,

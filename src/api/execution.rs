@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{metrics, reference, references, run_id, timestamp};
+use super::{metric_ids, metrics, reference, references, run_id, timestamp};
 use crate::domain::{
     ExecutionMode, MetricResult, PageRequest, Ref, ResultStatus, RunFilter, RunKind, RunStatus,
     TestResult, TestRun,
@@ -46,18 +46,6 @@ impl ExecutionApi {
             .collect())
     }
 
-    /// Ids of the metrics named by `given`; an unknown one fails the whole call.
-    async fn metric_ids(&self, given: &[String]) -> Result<Vec<Uuid>> {
-        let refs = references(given, "metrics")?;
-        Ok(self
-            .store
-            .resolve_metrics(&refs)
-            .await?
-            .into_iter()
-            .map(|m| m.id)
-            .collect())
-    }
-
     /// Adds and removes metrics of a test set; returns its metrics afterwards.
     async fn change_metrics(
         &self,
@@ -69,7 +57,10 @@ impl ExecutionApi {
             .store
             .get_test_set(&reference(test_set, "test_set")?)
             .await?;
-        let (add, remove) = (self.metric_ids(add).await?, self.metric_ids(remove).await?);
+        let (add, remove) = (
+            metric_ids(&*self.store, add, "metrics").await?,
+            metric_ids(&*self.store, remove, "metrics").await?,
+        );
         let after = self
             .store
             .change_test_set_metrics(test_set.id, &add, &remove)

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::domain::{Ref, Timestamp};
 use crate::error::{Error, Result};
+use crate::store::Store;
 
 /// A domain time as a protobuf timestamp.
 fn timestamp(t: Timestamp) -> prost_types::Timestamp {
@@ -43,6 +44,18 @@ fn references(values: &[String], field: &str) -> Result<Vec<Ref>> {
         .enumerate()
         .map(|(i, v)| reference(v, &format!("{field}[{i}]")))
         .collect()
+}
+
+/// Ids of the metrics named in a repeated reference field, in the order given; an unknown one
+/// fails the whole call with `NotFound`.
+async fn metric_ids(store: &dyn Store, given: &[String], field: &str) -> Result<Vec<Uuid>> {
+    let refs = references(given, field)?;
+    Ok(store
+        .resolve_metrics(&refs)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect())
 }
 
 /// A required UUID field.

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::mask;
-use super::{non_empty, reference, references, required, timestamp, update_target, uuid};
+use super::{metric_ids, non_empty, reference, required, timestamp, update_target, uuid};
 use crate::domain::{PageRequest, Ref, Test, TestSet, Timestamp};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
@@ -30,14 +30,7 @@ impl TestSetApi {
 
     /// A test set from the API: metric references resolved, validated.
     async fn to_domain(&self, p: pb::TestSet, id: Uuid, created_at: Timestamp) -> Result<TestSet> {
-        let refs = references(&p.metrics, "test_set.metrics")?;
-        let metric_ids = self
-            .store
-            .resolve_metrics(&refs)
-            .await?
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
+        let metric_ids = metric_ids(&*self.store, &p.metrics, "test_set.metrics").await?;
         let test_set = TestSet {
             id,
             name: p.name,
