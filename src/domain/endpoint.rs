@@ -186,17 +186,26 @@ impl Endpoint {
         match &self.target {
             Target::Http(http) => {
                 validate_url(&http.url, &field("http.url"))?;
-                if reqwest::Method::from_bytes(http.method.as_bytes()).is_err() {
+                if http::Method::from_bytes(http.method.as_bytes()).is_err() {
                     return Err(Error::invalid(
                         field("http.method"),
                         format!("{:?} is not an HTTP method", http.method),
                     ));
                 }
-                for name in http.headers.keys() {
-                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                for (name, value) in &http.headers {
+                    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                         return Err(Error::invalid(
                             field("http.headers"),
                             format!("{name:?} is not a valid header name"),
+                        ));
+                    }
+                    // Checked now rather than failing every call of a run later.
+                    if http::HeaderValue::from_str(value).is_err() {
+                        return Err(Error::invalid(
+                            field("http.headers"),
+                            format!(
+                                "the value of {name:?} is not a valid header value (control characters?)"
+                            ),
                         ));
                     }
                 }
@@ -231,7 +240,7 @@ impl Endpoint {
 }
 
 fn validate_url(url: &str, field: &str) -> Result<()> {
-    match reqwest::Url::parse(url) {
+    match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
         _ => Err(Error::invalid(
             field,
@@ -313,5 +322,15 @@ mod tests {
         let mut update = http_endpoint(&[("X-Api-Key", SECRET_MASK)]);
         let err = update.keep_masked_secrets(&stored).unwrap_err().to_string();
         assert!(err.contains("X-Api-Key"), "{err}");
+    }
+
+    #[test]
+    fn header_values_with_control_characters_are_rejected() {
+        let endpoint = http_endpoint(&[("Authorization", "Bearer s3cr3t\n")]);
+        let err = endpoint.validate("endpoint").unwrap_err().to_string();
+        assert!(
+            err.contains("endpoint.http.headers") && err.contains("Authorization"),
+            "{err}"
+        );
     }
 }
