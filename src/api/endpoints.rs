@@ -84,31 +84,15 @@ fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoi
             let mapping = h.response_mapping.unwrap_or_default();
             Target::Http(HttpTarget {
                 url: h.url,
-                method: if h.method.is_empty() {
-                    "POST".into()
-                } else {
-                    h.method.to_ascii_uppercase()
-                },
+                method: or_default(h.method.to_ascii_uppercase(), "POST"),
                 headers: h.headers.into_iter().collect(),
-                body_template: if h.body_template.trim().is_empty() {
-                    DEFAULT_BODY_TEMPLATE.into()
-                } else {
-                    h.body_template
-                },
+                body_template: or_default(h.body_template, DEFAULT_BODY_TEMPLATE),
                 response_mapping: ResponseMapping {
-                    output: if mapping.output.is_empty() {
-                        DEFAULT_OUTPUT_PATH.into()
-                    } else {
-                        mapping.output
-                    },
+                    output: or_default(mapping.output, DEFAULT_OUTPUT_PATH),
                     context: non_empty(mapping.context),
                     metadata: non_empty(mapping.metadata),
                 },
-                timeout_ms: if h.timeout_ms == 0 {
-                    DEFAULT_HTTP_TIMEOUT_MS
-                } else {
-                    h.timeout_ms
-                },
+                timeout_ms: nonzero_or(h.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
             })
         }
         Some(PbTarget::OpenaiChat(c)) => Target::OpenAiChat(OpenAiChatTarget {
@@ -116,11 +100,7 @@ fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoi
             model: c.model,
             system_prompt: non_empty(c.system_prompt),
             api_key_env: non_empty(c.api_key_env),
-            timeout_ms: if c.timeout_ms == 0 {
-                DEFAULT_CHAT_TIMEOUT_MS
-            } else {
-                c.timeout_ms
-            },
+            timeout_ms: nonzero_or(c.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
         }),
     };
     Ok(Endpoint {
@@ -134,6 +114,20 @@ fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoi
         created_at,
         updated_at: chrono::Utc::now(),
     })
+}
+
+/// A text field, or `default` when it is blank (proto3 cannot tell unset from empty).
+fn or_default(value: String, default: &str) -> String {
+    if value.trim().is_empty() {
+        default.to_string()
+    } else {
+        value
+    }
+}
+
+/// A number field, or `default` when it is 0 (unset).
+fn nonzero_or(value: u32, default: u32) -> u32 {
+    if value == 0 { default } else { value }
 }
 
 impl Updatable for pb::Endpoint {

@@ -2705,16 +2705,6 @@ async fn health_reports_serving_for_the_server_and_every_service() {
     assert_eq!(status.code(), Code::NotFound);
 }
 
-/// Every service that reflection must list.
-const SERVICES: &[&str] = &[
-    "assay.v1.MetricService",
-    "assay.v1.BehaviorService",
-    "assay.v1.EndpointService",
-    "assay.v1.TestSetService",
-    "assay.v1.TestExecutionService",
-    "grpc.health.v1.Health",
-];
-
 #[tokio::test]
 async fn reflection_v1_lists_every_service_and_describes_them() {
     use tonic_reflection::pb::v1::{

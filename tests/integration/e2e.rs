@@ -216,16 +216,9 @@ fn grpcurl_lists_every_service_through_reflection() {
     let server = Assay::start(&dir.path().join("e2e.db"));
     let listed = grpcurl_ok(&[&server.addr(), "list"]);
     let services: Vec<&str> = listed.lines().map(str::trim).collect();
-    for expected in [
-        "assay.v1.MetricService",
-        "assay.v1.BehaviorService",
-        "assay.v1.EndpointService",
-        "assay.v1.TestSetService",
-        "assay.v1.TestExecutionService",
-        "grpc.health.v1.Health",
-    ] {
+    for expected in crate::fixtures::SERVICES {
         assert!(
-            services.contains(&expected),
+            services.contains(expected),
             "{expected} missing from `grpcurl list`:\n{listed}"
         );
     }

@@ -237,3 +237,13 @@ pub async fn get_run(server: &Server, run: &str) -> pb::TestRun {
         .expect("get run")
         .into_inner()
 }
+
+/// Every service the server registers (besides reflection): what reflection must list.
+pub const SERVICES: &[&str] = &[
+    "assay.v1.MetricService",
+    "assay.v1.BehaviorService",
+    "assay.v1.EndpointService",
+    "assay.v1.TestSetService",
+    "assay.v1.TestExecutionService",
+    "grpc.health.v1.Health",
+];
