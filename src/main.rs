@@ -1,4 +1,5 @@
-//! The `assay` command.
+//! The `assay` command: `serve` runs the server; every other subcommand is a client of one
+//! (see [`assay::cli`]).
 
 use std::io::IsTerminal;
 
@@ -11,6 +12,9 @@ use tracing_subscriber::EnvFilter;
     about = "Assay: run test suites against LLM applications and score every answer"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: assay::cli::Global,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +23,9 @@ struct Cli {
 enum Command {
     /// Run the gRPC server.
     Serve(assay::config::ServeConfig),
+    /// Client commands, sent to the server named by `--server`.
+    #[command(flatten)]
+    Client(assay::cli::ClientCommand),
 }
 
 #[tokio::main]
@@ -36,15 +43,16 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    // Usage errors exit with code 2 here, before any call is made.
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(config) => assay::server::run(config).await,
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "assay stopped");
-            std::process::ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Serve(config) => match assay::server::run(config).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "assay stopped");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Client(command) => assay::cli::run(cli.global, command).await,
     }
 }
