@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::CliError;
 use super::args::{CatalogueCommand, CreateArgs, Global};
 use super::client::Clients;
-use super::json::{from_json, key_value, read_document, set_path, to_json};
+use super::json::{ProtoJson, from_json, key_value, read_document, set_path, to_json};
 use super::output::Output;
 use crate::proto::v1 as pb;
 
@@ -61,7 +61,7 @@ pub async fn run(
             let resources = resources(kind, &args)?;
             let clients = Clients::connect(&global.server).await?;
             for resource in resources {
-                out.value(&create(&clients, kind, resource).await?);
+                out.value(&create(&clients, kind, resource).await?)?;
             }
         }
         CatalogueCommand::List => {
@@ -76,18 +76,20 @@ pub async fn run(
                 }
                 token = next;
             }
-            out.list(&all, kind.columns());
+            out.list(&all, kind.columns())?;
         }
         CatalogueCommand::Get(args) => {
             let clients = Clients::connect(&global.server).await?;
-            out.value(&get(&clients, kind, args.reference).await?);
+            out.value(&get(&clients, kind, args.reference).await?)?;
         }
         CatalogueCommand::Delete(args) => {
             let clients = Clients::connect(&global.server).await?;
             delete(&clients, kind, args.reference.clone()).await?;
-            if !out.json {
-                println!("deleted {} {}", kind.message(), args.reference);
-            }
+            out.note(format_args!(
+                "deleted {} {}",
+                kind.message(),
+                args.reference
+            ))?;
         }
     }
     Ok(())
@@ -159,7 +161,7 @@ fn resources(kind: Kind, args: &CreateArgs) -> Result<Vec<Value>, CliError> {
 }
 
 /// Creates one resource; returns it as the server stored it.
-async fn create(clients: &Clients, kind: Kind, value: Value) -> Result<Value, CliError> {
+async fn create(clients: &Clients, kind: Kind, value: Value) -> Result<ProtoJson, CliError> {
     let what = "resource";
     Ok(match kind {
         Kind::Metric => {
@@ -202,7 +204,7 @@ async fn list(
     clients: &Clients,
     kind: Kind,
     page_token: String,
-) -> Result<(Vec<Value>, String), CliError> {
+) -> Result<(Vec<ProtoJson>, String), CliError> {
     Ok(match kind {
         Kind::Metric => {
             let page = clients
@@ -252,12 +254,12 @@ async fn list(
 }
 
 /// Messages as proto JSON.
-fn all_json<M: prost::Message>(messages: &[M], name: &str) -> Vec<Value> {
+fn all_json<M: prost::Message>(messages: &[M], name: &str) -> Vec<ProtoJson> {
     messages.iter().map(|m| to_json(m, name)).collect()
 }
 
 /// One resource by id or name.
-async fn get(clients: &Clients, kind: Kind, reference: String) -> Result<Value, CliError> {
+async fn get(clients: &Clients, kind: Kind, reference: String) -> Result<ProtoJson, CliError> {
     Ok(match kind {
         Kind::Metric => to_json(
             clients

@@ -27,8 +27,16 @@ impl Clients {
             .await
             .map(|channel| Clients { channel })
             .map_err(|e| {
-                let cause = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-                CliError::Connect(url.to_string(), cause)
+                // The transport error alone says "transport error"; its causes say why.
+                let mut causes = vec![e.to_string()];
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    if causes.last() != Some(&cause.to_string()) {
+                        causes.push(cause.to_string());
+                    }
+                    source = cause.source();
+                }
+                CliError::Connect(url.to_string(), causes.join(": "))
             })
     }
 

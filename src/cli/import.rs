@@ -111,9 +111,12 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
         }
     };
     if out.json {
-        out.value(&serde_json::json!({"testSet": request.test_set, "imported": added}));
+        out.value(&serde_json::json!({"testSet": request.test_set, "imported": added}))?;
     } else {
-        println!("imported {added} tests into test set {}", args.test_set);
+        out.note(format_args!(
+            "imported {added} tests into test set {}",
+            args.test_set
+        ))?;
     }
     Ok(())
 }

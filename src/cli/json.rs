@@ -32,13 +32,30 @@ fn descriptor(name: &str) -> MessageDescriptor {
         .unwrap_or_else(|| panic!("{full} is in the descriptor set"))
 }
 
-/// A message as proto JSON (lowerCamelCase, defaults left out, enums by name).
-pub fn to_json<M: prost::Message>(message: &M, name: &str) -> Value {
+/// A message that serializes as proto JSON (lowerCamelCase, defaults left out, enums by name),
+/// its fields in the order of the proto, as grpcurl prints them.
+pub struct ProtoJson(DynamicMessage);
+
+impl ProtoJson {
+    /// As a JSON value (for picking fields; objects lose the field order).
+    pub fn value(&self) -> Value {
+        serde_json::to_value(self).expect("proto JSON is serializable")
+    }
+}
+
+impl serde::Serialize for ProtoJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// A message as proto JSON; `name` is its message name, e.g. `Metric`.
+pub fn to_json<M: prost::Message>(message: &M, name: &str) -> ProtoJson {
     let mut dynamic = DynamicMessage::new(descriptor(name));
     dynamic
         .transcode_from(message)
         .expect("a generated message decodes with its own descriptor");
-    serde_json::to_value(&dynamic).expect("proto JSON is serializable")
+    ProtoJson(dynamic)
 }
 
 /// Reads proto JSON (either field-name style) into the message `name`; `what` names the input
@@ -120,10 +137,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(metric.name, "m");
-        let printed = to_json(&metric, "Metric");
+        let printed = serde_json::to_string(&to_json(&metric, "Metric")).unwrap();
+        // Proto field order, as grpcurl prints it.
         assert_eq!(
             printed,
-            json!({"name": "m", "contains": {"values": ["Paris"]}, "scoreType": "SCORE_TYPE_BINARY"})
+            r#"{"name":"m","scoreType":"SCORE_TYPE_BINARY","contains":{"values":["Paris"]}}"#
         );
     }
 

@@ -60,6 +60,8 @@ impl CliError {
 pub async fn run(global: Global, command: ClientCommand) -> ExitCode {
     match dispatch(&global, command).await {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nobody is left to tell.
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -1,6 +1,18 @@
 //! Printing for people or for scripts (`--json`): resources, lists and aligned tables.
 
+use std::fmt::Display;
+use std::io::{self, Write};
+
+use serde::Serialize;
 use serde_json::Value;
+
+use super::json::ProtoJson;
+
+/// Prints a line on standard output; an error (a closed pipe) ends the command instead of
+/// panicking as `println!` would.
+pub fn line(text: impl Display) -> io::Result<()> {
+    writeln!(io::stdout().lock(), "{text}")
+}
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug)]
@@ -16,29 +28,34 @@ impl Output {
     }
 
     /// One resource: a JSON line for scripts, indented JSON (as grpcurl shows it) for people.
-    pub fn value(&self, value: &Value) {
-        if self.json {
-            println!("{value}");
+    pub fn value(&self, value: &impl Serialize) -> io::Result<()> {
+        let text = if self.json {
+            serde_json::to_string(value)
         } else {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("JSON values serialize")
-            );
-        }
+            serde_json::to_string_pretty(value)
+        };
+        line(text.map_err(io::Error::other)?)
+    }
+
+    /// A message for people; nothing for scripts.
+    pub fn note(&self, text: impl Display) -> io::Result<()> {
+        if self.json { Ok(()) } else { line(text) }
     }
 
     /// Many resources: a JSON line each for scripts, a table of `columns` (proto JSON field
     /// names) for people.
-    pub fn list(&self, values: &[Value], columns: &[&str]) {
+    pub fn list(&self, items: &[ProtoJson], columns: &[&str]) -> io::Result<()> {
         if self.json {
-            values.iter().for_each(|v| println!("{v}"));
-            return;
+            return items.iter().try_for_each(|item| self.value(item));
         }
-        let rows: Vec<Vec<String>> = values
+        let rows: Vec<Vec<String>> = items
             .iter()
-            .map(|v| columns.iter().map(|c| cell(&v[*c])).collect())
+            .map(|item| {
+                let value = item.value();
+                columns.iter().map(|c| cell(&value[*c])).collect()
+            })
             .collect();
-        print!("{}", table(columns, &rows));
+        write!(io::stdout().lock(), "{}", table(columns, &rows))
     }
 }
 

@@ -1,13 +1,13 @@
 //! Live progress of a run as its events stream in: a bar with counts and throughput on a
 //! terminal, plain lines otherwise, or one JSON line per event for scripts.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::json::to_json;
-use super::output::{shorten, table};
+use super::output::{line, shorten, table};
 use super::report::brief_reason;
 use crate::proto::v1 as pb;
 
@@ -64,23 +64,24 @@ impl Progress {
     }
 
     /// Shows one event.
-    pub fn event(&mut self, event: &pb::ExecutionEvent) {
+    pub fn event(&mut self, event: &pb::ExecutionEvent) -> io::Result<()> {
         use pb::execution_event::Event;
         if let Display::Json = self.display {
-            println!("{}", to_json(event, "ExecutionEvent"));
+            let json = serde_json::to_string(&to_json(event, "ExecutionEvent"))?;
+            line(json)?;
         }
         match &event.event {
             Some(Event::RunStarted(run)) => self.started(run),
             Some(Event::Result(result)) => self.result(result),
             Some(Event::RunFinished(summary)) => self.finished(summary),
-            None => {}
+            None => Ok(()),
         }
     }
 
-    fn started(&mut self, run: &pb::TestRun) {
+    fn started(&mut self, run: &pb::TestRun) -> io::Result<()> {
         self.total = u64::from(run.total);
         self.started = Instant::now();
-        let line = format!(
+        let text = format!(
             "run {} started: {} tests ({})",
             run.id,
             run.total,
@@ -95,13 +96,14 @@ impl Progress {
             Display::Json => {}
             Display::Bar(bar) => {
                 bar.set_length(self.total);
-                bar.println(line);
+                bar.println(text);
             }
-            Display::Plain => println!("{line}"),
+            Display::Plain => line(text)?,
         }
+        Ok(())
     }
 
-    fn result(&mut self, result: &pb::TestResult) {
+    fn result(&mut self, result: &pb::TestResult) -> io::Result<()> {
         let status = pb::ResultStatus::try_from(result.status).unwrap_or_default();
         self.done += 1;
         let label = match status {
@@ -129,28 +131,29 @@ impl Progress {
             Display::Json => {}
             Display::Bar(bar) => {
                 if let Some(brief) = brief {
-                    bar.suspend(|| println!("{brief}"));
+                    bar.suspend(|| line(brief))?;
                 }
                 bar.set_position(self.done);
                 bar.set_message(self.counts());
             }
             Display::Plain => {
                 if let Some(brief) = brief {
-                    println!("{brief}");
+                    line(brief)?;
                 }
                 // About ten progress lines per run, whatever its size.
                 let every = (self.total / 10).max(1);
                 if self.done.is_multiple_of(every) && self.done < self.total {
-                    println!(
+                    line(format_args!(
                         "progress: {}/{} {} ({:.1}/s)",
                         self.done,
                         self.total,
                         self.counts(),
                         self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
-                    );
+                    ))?;
                 }
             }
         }
+        Ok(())
     }
 
     fn counts(&self) -> String {
@@ -160,14 +163,14 @@ impl Progress {
         )
     }
 
-    fn finished(&mut self, summary: &pb::TestRunSummary) {
+    fn finished(&mut self, summary: &pb::TestRunSummary) -> io::Result<()> {
         if let Display::Bar(bar) = &self.display {
             bar.finish_and_clear();
         }
         if let Display::Json = self.display {
-            return;
+            return Ok(());
         }
-        println!("{}", summary_text(summary));
+        line(summary_text(summary))
     }
 }
 

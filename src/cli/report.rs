@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
-use serde_json::json;
 
 use super::CliError;
 use super::args::{ReportArgs, ReportFormat};
-use super::json::to_json;
+use super::json::{ProtoJson, to_json};
 use super::output::shorten;
 use crate::proto::v1 as pb;
 
@@ -93,16 +92,28 @@ fn format_of(path: &Path) -> Result<ReportFormat, CliError> {
     }
 }
 
+/// The JSON report: the run, its summary and every result, in proto JSON.
+#[derive(serde::Serialize)]
+struct JsonReport {
+    run: ProtoJson,
+    summary: ProtoJson,
+    results: Vec<ProtoJson>,
+}
+
 /// Writes `report` in `format`.
 pub fn write(report: &Report, format: ReportFormat, out: &mut impl Write) -> io::Result<()> {
     match format {
         ReportFormat::Junit => junit(report, out),
         ReportFormat::Json => {
-            let value = json!({
-                "run": to_json(&report.run, "TestRun"),
-                "summary": to_json(&report.summary, "TestRunSummary"),
-                "results": report.results.iter().map(|r| to_json(r, "TestResult")).collect::<Vec<_>>(),
-            });
+            let value = JsonReport {
+                run: to_json(&report.run, "TestRun"),
+                summary: to_json(&report.summary, "TestRunSummary"),
+                results: report
+                    .results
+                    .iter()
+                    .map(|r| to_json(r, "TestResult"))
+                    .collect(),
+            };
             serde_json::to_writer_pretty(&mut *out, &value)?;
             writeln!(out)
         }

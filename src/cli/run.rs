@@ -12,7 +12,7 @@ use super::args::{
 };
 use super::client::Clients;
 use super::json::{key_value, to_json};
-use super::output::Output;
+use super::output::{Output, line};
 use super::progress::Progress;
 use super::report::{Destination, Report};
 use crate::proto::v1 as pb;
@@ -47,7 +47,7 @@ impl Outcome {
         let (mut run, mut results, mut summary) = (None, Vec::new(), None);
         while let Some(event) = stream.next().await {
             let event = event?;
-            progress.event(&event);
+            progress.event(&event)?;
             match event.event {
                 Some(Event::RunStarted(r)) => run = Some(r),
                 Some(Event::Result(r)) => results.push(r),
@@ -55,11 +55,15 @@ impl Outcome {
                 None => {}
             }
         }
-        let (Some(run), Some(summary)) = (run, summary) else {
+        let (Some(mut run), Some(summary)) = (run, summary) else {
             return Err(
                 tonic::Status::unavailable("the stream ended before the run finished").into(),
             );
         };
+        // The run as it ended, not as it started, goes into the report.
+        run.status = summary.status;
+        run.finished_at = summary.finished_at;
+        run.summary = Some(summary.clone());
         if let Some(destination) = &self.destination {
             let suite = suite_name(clients, &run.test_set_id).await;
             destination.write(&Report {
@@ -145,12 +149,12 @@ pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(
         .await?
         .into_inner();
     match response.run {
-        Some(summary) => out.value(&to_json(&summary, "TestRunSummary")),
-        None if out.json => out.value(&Value::Object(Default::default())),
-        None => println!(
+        Some(summary) => out.value(&to_json(&summary, "TestRunSummary"))?,
+        None if out.json => out.value(&Value::Object(Default::default()))?,
+        None => line(format_args!(
             "no completed run of test set {} on endpoint {}",
             args.test_set, args.endpoint
-        ),
+        ))?,
     }
     Ok(())
 }
@@ -163,7 +167,7 @@ pub async fn cancel(global: &Global, out: &Output, args: RunArgs) -> Result<(), 
         .cancel_test_run(pb::CancelTestRunRequest { run: args.run })
         .await?
         .into_inner();
-    out.value(&to_json(&run, "TestRun"));
+    out.value(&to_json(&run, "TestRun"))?;
     Ok(())
 }
 
@@ -242,8 +246,8 @@ pub async fn test_set_metrics(
                 .metrics
         }
     };
-    let values: Vec<Value> = metrics.iter().map(|m| to_json(m, "Metric")).collect();
-    out.list(&values, &["id", "name", "scoreType"]);
+    let items: Vec<_> = metrics.iter().map(|m| to_json(m, "Metric")).collect();
+    out.list(&items, &["id", "name", "scoreType"])?;
     Ok(())
 }
 
