@@ -25,6 +25,13 @@ pub struct Global {
 /// The client subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
+    /// Create metrics, behaviours, endpoints and test sets from one YAML/JSON file with the
+    /// lists `metrics`, `behaviors`, `endpoints` and `testSets` (created in that order).
+    Create {
+        /// The file (`-` reads standard input).
+        #[arg(short, long)]
+        file: PathBuf,
+    },
     /// Metrics: what scores one answer.
     #[command(subcommand)]
     Metric(CatalogueCommand),

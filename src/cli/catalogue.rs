@@ -1,12 +1,14 @@
 //! `metric|behavior|endpoint|test-set create|list|get|delete`: one set of commands over the
 //! four catalogue services.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::CliError;
 use super::args::{CatalogueCommand, CreateArgs, Global};
 use super::client::Clients;
-use super::json::{ProtoJson, from_json, key_value, read_document, set_path, to_json};
+use super::json::{ProtoJson, check_json, from_json, key_value, read_document, set_path, to_json};
 use super::output::Output;
 use crate::proto::v1 as pb;
 
@@ -143,21 +145,71 @@ fn resources(kind: Kind, args: &CreateArgs) -> Result<Vec<Value>, CliError> {
             set_path(value, path, field.clone())?;
         }
     }
-    // Converting now reports a misspelt field before anything is created.
-    for (index, value) in values.iter().enumerate() {
-        let what = format!("resource {}", index + 1);
-        match kind {
-            Kind::Metric => from_json::<pb::Metric>(value.clone(), "Metric", &what).map(drop)?,
-            Kind::Behavior => {
-                from_json::<pb::Behavior>(value.clone(), "Behavior", &what).map(drop)?
+    check(kind, &values, "resource")?;
+    Ok(values)
+}
+
+/// Reads every resource as its message, so that a misspelt field is reported before anything
+/// is created; `what` names them in errors (`resource 2`).
+fn check(kind: Kind, values: &[Value], what: &str) -> Result<(), CliError> {
+    values.iter().enumerate().try_for_each(|(index, value)| {
+        check_json(
+            value.clone(),
+            kind.message(),
+            &format!("{what} {}", index + 1),
+        )
+    })
+}
+
+/// The sections of a file for `assay create -f`, in the order they are created: what a
+/// resource refers to is created before it.
+const SECTIONS: [(&str, &str, Kind); 4] = [
+    ("metrics", "metrics", Kind::Metric),
+    ("behaviors", "behaviors", Kind::Behavior),
+    ("endpoints", "endpoints", Kind::Endpoint),
+    ("testSets", "test_sets", Kind::TestSet),
+];
+
+/// `create -f FILE`: resources of every kind from one file with the sections `metrics`,
+/// `behaviors`, `endpoints` and `testSets`; all are checked before the first is created.
+pub async fn create_all(global: &Global, out: &Output, path: &Path) -> Result<(), CliError> {
+    let Value::Object(mut document) = read_document(path)? else {
+        return Err(CliError::usage(format!(
+            "{}: expected an object with the lists metrics, behaviors, endpoints, testSets",
+            path.display()
+        )));
+    };
+    let mut batches = Vec::new();
+    for (json_name, proto_name, kind) in SECTIONS {
+        let section = document
+            .remove(json_name)
+            .or_else(|| document.remove(proto_name));
+        let values = match section {
+            None => continue,
+            Some(Value::Array(values)) => values,
+            Some(_) => {
+                return Err(CliError::usage(format!(
+                    "{}: {json_name} must be a list",
+                    path.display()
+                )));
             }
-            Kind::Endpoint => {
-                from_json::<pb::Endpoint>(value.clone(), "Endpoint", &what).map(drop)?
-            }
-            Kind::TestSet => from_json::<pb::TestSet>(value.clone(), "TestSet", &what).map(drop)?,
+        };
+        check(kind, &values, &format!("{}: {json_name}:", path.display()))?;
+        batches.push((kind, values));
+    }
+    if let Some(unknown) = document.keys().next() {
+        return Err(CliError::usage(format!(
+            "{}: unknown section {unknown:?} (expected metrics, behaviors, endpoints, testSets)",
+            path.display()
+        )));
+    }
+    let clients = Clients::connect(&global.server).await?;
+    for (kind, values) in batches {
+        for value in values {
+            out.value(&create(&clients, kind, value).await?)?;
         }
     }
-    Ok(values)
+    Ok(())
 }
 
 /// Creates one resource; returns it as the server stored it.

@@ -65,10 +65,18 @@ pub fn from_json<M: prost::Message + Default>(
     name: &str,
     what: &str,
 ) -> Result<M, CliError> {
-    let dynamic = DynamicMessage::deserialize(descriptor(name), value)
-        .map_err(|e| CliError::usage(format!("{what}: not a valid {name}: {e}")))?;
-    dynamic
+    dynamic(value, name, what)?
         .transcode_to()
+        .map_err(|e| CliError::usage(format!("{what}: not a valid {name}: {e}")))
+}
+
+/// Checks that proto JSON reads as the message `name`; `what` names the input in the error.
+pub fn check_json(value: Value, name: &str, what: &str) -> Result<(), CliError> {
+    dynamic(value, name, what).map(drop)
+}
+
+fn dynamic(value: Value, name: &str, what: &str) -> Result<DynamicMessage, CliError> {
+    DynamicMessage::deserialize(descriptor(name), value)
         .map_err(|e| CliError::usage(format!("{what}: not a valid {name}: {e}")))
 }
 

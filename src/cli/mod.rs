@@ -74,6 +74,7 @@ async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliErro
     use catalogue::Kind;
     let out = output::Output::new(global.json);
     match command {
+        ClientCommand::Create { file } => catalogue::create_all(global, &out, &file).await,
         ClientCommand::Metric(c) => catalogue::run(global, &out, Kind::Metric, c).await,
         ClientCommand::Behavior(c) => catalogue::run(global, &out, Kind::Behavior, c).await,
         ClientCommand::Endpoint(c) => catalogue::run(global, &out, Kind::Endpoint, c).await,

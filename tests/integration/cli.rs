@@ -692,6 +692,41 @@ async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("contanis"), "{}", stderr(&output));
 
+    // One file of several kinds: all checked first, then created in dependency order.
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "metrics:\n  - {name: m1, contains: {values: [a]}}\ntestSets:\n  - {name: s1, metrcs: [m1]}\n",
+    )
+    .unwrap();
+    let output = assay(&server, dir.path(), &["create", "-f", "typo.yaml"]).await;
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("metrcs"), "{}", stderr(&output));
+    let missing = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "m1".into(),
+        })
+        .await;
+    assert_eq!(
+        missing.expect_err("m1 was created").code(),
+        tonic::Code::NotFound
+    );
+    std::fs::write(
+        dir.path().join("all.yaml"),
+        "testSets:\n  - {name: s1, metrics: [m1]}\nbehaviors:\n  - {name: b1, metrics: [m1]}\nmetrics:\n  - {name: m1, contains: {values: [a]}}\n",
+    )
+    .unwrap();
+    ok(&assay(&server, dir.path(), &["create", "-f", "all.yaml"]).await);
+    let set = server
+        .test_sets()
+        .get_test_set(pb::GetTestSetRequest {
+            test_set: "s1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.metrics.len(), 1);
+
     ok(&assay(&server, dir.path(), &["behavior", "delete", "precise"]).await);
     let output = assay(&server, dir.path(), &["behavior", "get", "precise"]).await;
     assert_eq!(code(&output), 1);
