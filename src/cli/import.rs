@@ -12,7 +12,7 @@ use super::CliError;
 use super::args::{Global, ImportArgs, ImportFormat};
 use super::client::{Clients, MAX_MESSAGE_BYTES};
 use super::json::read_text;
-use super::output::Output;
+use super::output::{Output, extension};
 use crate::proto::v1 as pb;
 
 /// The columns a test file may have (besides `metadata.<key>` in CSV).
@@ -123,11 +123,7 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
 
 /// The format named by a file's extension.
 fn format_of(path: &Path) -> Result<ImportFormat, CliError> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
+    match extension(path).as_deref() {
         Some("jsonl" | "ndjson") => Ok(ImportFormat::Jsonl),
         Some("csv") => Ok(ImportFormat::Csv),
         Some("yaml" | "yml") => Ok(ImportFormat::Yaml),

@@ -92,6 +92,13 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
+/// The extension of a file name, lowercase (`report.XML` -> `xml`).
+pub fn extension(path: &std::path::Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
 /// The first line of `text`, cut to `max` characters with an ellipsis.
 pub fn shorten(text: &str, max: usize) -> String {
     let first = text.lines().next().unwrap_or("");

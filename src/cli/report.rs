@@ -10,7 +10,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use super::CliError;
 use super::args::{ReportArgs, ReportFormat};
 use super::json::{ProtoJson, to_json};
-use super::output::shorten;
+use super::output::{extension, shorten};
 use crate::proto::v1 as pb;
 
 /// Longest testcase name: the prompt's first line, cut.
@@ -77,11 +77,7 @@ impl Destination {
 }
 
 fn format_of(path: &Path) -> Result<ReportFormat, CliError> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
+    match extension(path).as_deref() {
         Some("xml") => Ok(ReportFormat::Junit),
         Some("json") => Ok(ReportFormat::Json),
         Some("csv") => Ok(ReportFormat::Csv),

@@ -177,18 +177,15 @@ async fn import_reads_jsonl_csv_and_yaml() {
 async fn a_bad_file_reports_every_bad_line_and_imports_nothing() {
     let (server, _target, dir) = setup().await;
     create_test_set(&server, "existing", &[], vec![]).await;
-    let behavior = pb::Behavior {
-        name: "factual".into(),
-        metrics: vec!["says-paris".into()],
-        ..Default::default()
-    };
-    server
-        .behaviors()
-        .create_behavior(pb::CreateBehaviorRequest {
-            behavior: Some(behavior),
-        })
-        .await
-        .expect("create behavior");
+    let args = [
+        "behavior",
+        "create",
+        "--name",
+        "factual",
+        "--metric",
+        "says-paris",
+    ];
+    assert_eq!(code(&assay(&server, dir.path(), &args).await), 0);
     let text = [
         r#"{"prompt": "fine", "behavior": "factual"}"#,
         r#"{"prompt": ""}"#,
