@@ -137,6 +137,8 @@ fn format_of(path: &Path) -> Result<ImportFormat, CliError> {
 /// Every row of the file, each an object or the reason it could not be read; `Err` when the
 /// file as a whole cannot be read (a CSV header or YAML syntax error).
 pub fn parse(text: &str, format: ImportFormat) -> Result<Vec<RawRow>, String> {
+    // Spreadsheets save CSV with a byte-order mark, which would otherwise join the first column.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
         ImportFormat::Jsonl => Ok(text
             .lines()
@@ -404,6 +406,7 @@ mod tests {
     #[test]
     fn csv_rejects_unknown_columns_and_reports_bad_lines() {
         assert!(parse("prompt,answer\nx,y\n", ImportFormat::Csv).is_err());
+        assert!(parse("\u{feff}prompt\nx\n", ImportFormat::Csv).is_ok());
         let bad = bad_locations("prompt,topic\nok,t\n,t\nok,t,extra\n", ImportFormat::Csv);
         let lines: Vec<Location> = bad.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [Location::Line(3), Location::Line(4)]);

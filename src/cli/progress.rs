@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::json::to_json;
 use super::output::{line, shorten, table};
@@ -13,6 +13,10 @@ use crate::proto::v1 as pb;
 
 /// How many characters of a failing test's prompt are shown.
 const PROMPT_CHARS: usize = 80;
+
+/// How many failing tests are shown one by one; the report has them all, and a run where
+/// everything fails should not bury its summary.
+const MAX_BRIEFS: u64 = 50;
 
 /// How progress is shown.
 enum Display {
@@ -44,9 +48,15 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ({per_sec})",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ({rate})",
                 )
-                .expect("the template is valid"),
+                .expect("the template is valid")
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}/s", state.per_sec());
+                    },
+                ),
             );
             Display::Bar(bar)
         } else {
@@ -120,7 +130,8 @@ impl Progress {
                 Some("FAILED")
             }
         };
-        let brief = label.map(|label| {
+        let shown = self.failed + self.errored <= MAX_BRIEFS;
+        let brief = label.filter(|_| shown).map(|label| {
             format!(
                 "{label} {}\n       {}",
                 shorten(&result.prompt, PROMPT_CHARS),
@@ -169,6 +180,12 @@ impl Progress {
         }
         if let Display::Json = self.display {
             return Ok(());
+        }
+        let not_shown = (self.failed + self.errored).saturating_sub(MAX_BRIEFS);
+        if not_shown > 0 {
+            line(format_args!(
+                "... and {not_shown} more tests that did not pass (all are in --report)"
+            ))?;
         }
         line(summary_text(summary))
     }

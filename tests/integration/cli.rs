@@ -443,6 +443,43 @@ async fn exit_codes_tell_pass_gate_failure_bad_usage_and_server_errors() {
     );
 }
 
+#[tokio::test]
+async fn failing_tests_are_shown_one_by_one_up_to_fifty_then_counted() {
+    let (server, _target, dir) = setup().await;
+    let tests = (0..60)
+        .map(|i| test(&format!("question {i}"), "", &[("answer", "Rome")]))
+        .collect();
+    create_test_set(&server, "all-fail", &["says-paris"], tests).await;
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "all-fail", "bot", "--report", "all.xml"],
+    )
+    .await;
+    assert_eq!(code(&output), GATE_FAILED);
+    let text = stdout(&output);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("FAILED question "))
+            .count(),
+        50,
+        "{text}"
+    );
+    assert!(
+        text.contains("... and 10 more tests that did not pass"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(dir.path().join("all.xml")).unwrap();
+    assert_eq!(
+        elements(&xml)
+            .iter()
+            .filter(|(n, _, _)| n == "failure")
+            .count(),
+        60
+    );
+}
+
 async fn list_runs(server: &Server) -> usize {
     server
         .execution()
