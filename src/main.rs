@@ -9,7 +9,10 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Assay: run test suites against LLM applications and score every answer"
+    about = "Assay: run test suites against LLM applications and score every answer",
+    after_help = "Exit codes of the client commands: 0 success; 1 the server refused (its gRPC \
+                  code and message are printed) or could not be reached; 2 a usage error, \
+                  found before any call; 3 the run finished under its gate (--fail-under)."
 )]
 struct Cli {
     #[command(flatten)]

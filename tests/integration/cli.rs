@@ -432,6 +432,27 @@ async fn exit_codes_tell_pass_gate_failure_bad_usage_and_server_errors() {
         "a usage error started a run"
     );
 
+    // No server there: 1; not a URL: 2.
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--server", "http://127.0.0.1:1", "metric", "list"],
+    )
+    .await;
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("cannot connect to http://127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--server", "not a url", "metric", "list"],
+    )
+    .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+
     // The server says no: 1, with the code and the message.
     let output = assay(&server, dir.path(), &["execute", "no-such-set", "bot"]).await;
     assert_eq!(code(&output), 1);
