@@ -6,10 +6,13 @@
 //! - [`scoring`] and [`target`]: scoring answers and calling endpoints.
 //! - [`store`]: persistence behind the [`store::Store`] trait.
 //! - [`domain`]: plain types, free of transport and storage.
+//!
+//! [`cli`] is the `assay` command's client: it talks to a server through the generated clients.
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;

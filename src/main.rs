@@ -1,4 +1,5 @@
-//! The `assay` command.
+//! The `assay` command: `serve` runs the server; every other subcommand is a client of one
+//! (see [`assay::cli`]).
 
 use std::io::IsTerminal;
 
@@ -8,9 +9,15 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Assay: run test suites against LLM applications and score every answer"
+    about = "Assay: run test suites against LLM applications and score every answer",
+    after_help = "Exit codes of the client commands: 0 success; 1 the server refused (its gRPC \
+                  code and message are printed) or could not be reached; 2 a usage error, \
+                  found before any call; 3 the run finished under its gate (--fail-under)."
 )]
 struct Cli {
+    #[command(flatten)]
+    global: assay::cli::Global,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +26,9 @@ struct Cli {
 enum Command {
     /// Run the gRPC server.
     Serve(assay::config::ServeConfig),
+    /// Client commands, sent to the server named by `--server`.
+    #[command(flatten)]
+    Client(assay::cli::ClientCommand),
 }
 
 #[tokio::main]
@@ -36,15 +46,16 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    // Usage errors exit with code 2 here, before any call is made.
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(config) => assay::server::run(config).await,
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "assay stopped");
-            std::process::ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Serve(config) => match assay::server::run(config).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "assay stopped");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Client(command) => assay::cli::run(cli.global, command).await,
     }
 }

@@ -20,8 +20,8 @@ use crate::proto::v1::{
 };
 use crate::store::{SqliteStore, Store};
 
-/// Largest request accepted: bulk `AddTests` imports are big.
-const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+/// Largest request accepted: bulk `AddTests` imports are big (the CLI sends them in one call).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

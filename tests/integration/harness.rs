@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 /// A running server and clients for it.
 pub struct Server {
     channel: Channel,
+    url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     db_path: PathBuf,
@@ -55,6 +56,7 @@ impl Server {
             .expect("connect");
         Server {
             channel,
+            url: format!("http://{addr}"),
             stop: Some(stop),
             task: Some(task),
             db_path: db_path.to_path_buf(),
@@ -72,6 +74,11 @@ impl Server {
             task.await.expect("server task");
         }
         (self.db_path.clone(), self.dir.take())
+    }
+
+    /// The server's URL, e.g. `http://127.0.0.1:1234`, for clients in other processes.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// A raw channel, for health and reflection clients.

@@ -2,6 +2,7 @@
 //! test talks to a real server on 127.0.0.1 through the generated client.
 
 mod catalogue;
+mod cli;
 mod e2e;
 mod execution;
 mod fixtures;

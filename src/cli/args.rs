@@ -1,0 +1,325 @@
+//! The command line of the client subcommands (clap): what a user types, nothing more.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Where the server is and how to print; shared by every client subcommand.
+#[derive(Clone, Debug, Args)]
+pub struct Global {
+    /// URL of the Assay server.
+    #[arg(
+        long,
+        global = true,
+        env = "ASSAY_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+
+    /// Machine-readable output: resources and events as JSON (one object per line), the same
+    /// JSON that grpcurl prints.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create metrics, behaviours, endpoints and test sets from one YAML/JSON file with the
+    /// lists `metrics`, `behaviors`, `endpoints` and `testSets` (created in that order).
+    Create {
+        /// The file (`-` reads standard input).
+        #[arg(short, long)]
+        file: PathBuf,
+    },
+    /// Metrics: what scores one answer.
+    #[command(subcommand)]
+    Metric(CatalogueCommand),
+    /// Behaviours: named groups of metrics that score the tests of that behaviour.
+    #[command(subcommand)]
+    Behavior(CatalogueCommand),
+    /// Endpoints: the applications under test.
+    #[command(subcommand)]
+    Endpoint(CatalogueCommand),
+    /// Test sets, their tests and their metrics.
+    #[command(subcommand)]
+    TestSet(TestSetCommand),
+    /// Run a test set against an endpoint with live progress; exits 3 when the gate fails.
+    Execute(ExecuteArgs),
+    /// Score the stored outputs of an earlier run again, without calling the endpoint.
+    Rescore(RescoreArgs),
+    /// The summary of the latest completed run of a test set and an endpoint.
+    LastRun(PairArgs),
+    /// Follow a run by id: its stored results, then the live ones, then the summary.
+    Watch(WatchArgs),
+    /// Cancel a run by id.
+    Cancel(RunArgs),
+    /// Write the report of a stored run (JUnit XML, JSON or CSV).
+    Report(ReportCommandArgs),
+}
+
+/// Create, list, get, delete: the same for every kind of catalogue resource.
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// Create from a YAML/JSON file (proto JSON, as grpcurl shows it) and/or from flags.
+    Create(CreateArgs),
+    /// List all of them (every page).
+    List,
+    /// Show one, by id or name.
+    Get(RefArgs),
+    /// Delete one, by id or name.
+    Delete(RefArgs),
+}
+
+/// The test-set commands: the catalogue ones, import, and the test set's metrics.
+#[derive(Debug, Subcommand)]
+pub enum TestSetCommand {
+    /// Create, list, get, delete.
+    #[command(flatten)]
+    Catalogue(CatalogueCommand),
+    /// Import tests from a JSONL, CSV or YAML file, all or nothing, in one call.
+    Import(ImportArgs),
+    /// The test set's own metrics (the middle tier of the metric hierarchy).
+    #[command(subcommand)]
+    Metrics(TestSetMetricsCommand),
+}
+
+/// `test-set metrics list|add|remove`.
+#[derive(Debug, Subcommand)]
+pub enum TestSetMetricsCommand {
+    /// List the test set's metrics.
+    List {
+        /// Test set id or name.
+        test_set: String,
+    },
+    /// Add metrics (ids or names); adding one already there changes nothing.
+    Add(TestSetMetricsArgs),
+    /// Remove metrics (ids or names); removing one not there changes nothing.
+    Remove(TestSetMetricsArgs),
+}
+
+/// A test set and metric references.
+#[derive(Debug, Args)]
+pub struct TestSetMetricsArgs {
+    /// Test set id or name.
+    pub test_set: String,
+    /// Metric ids or names.
+    #[arg(required = true)]
+    pub metrics: Vec<String>,
+}
+
+/// A resource named by id or name.
+#[derive(Debug, Args)]
+pub struct RefArgs {
+    /// Id or name.
+    pub reference: String,
+}
+
+/// How to build a new resource.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// YAML or JSON file holding the resource, or a list of resources, in the proto JSON form
+    /// (`-` reads standard input).
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Name (overrides the file's).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Description (overrides the file's).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Metric id or name (behaviours and test sets; repeatable).
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
+    /// Any other field, as `path=value`: a dotted path in the proto JSON form and a JSON or
+    /// plain-text value, e.g. `contains.values=["Paris"]` or `http.url=http://127.0.0.1:8000`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub fields: Vec<String>,
+}
+
+/// `test-set import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// File of tests: `.jsonl`, `.csv`, `.yaml`/`.yml` (or give `--format`).
+    pub file: PathBuf,
+    /// Test set to add the tests to (id or name).
+    #[arg(long, short = 't')]
+    pub test_set: String,
+    /// File format, when the extension does not tell.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub format: Option<ImportFormat>,
+    /// Create the test set (named by `--test-set`) before importing.
+    #[arg(long)]
+    pub create: bool,
+    /// With `--create`: metrics of the new test set (repeatable).
+    #[arg(long = "metric", requires = "create")]
+    pub metrics: Vec<String>,
+}
+
+/// Formats of test files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header row, then one test per row.
+    Csv,
+    /// A list of tests, or `{tests: [...]}`.
+    Yaml,
+}
+
+/// Execution mode, as users write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Tests run concurrently.
+    Parallel,
+    /// One test at a time, in the test set's order.
+    Sequential,
+}
+
+/// A test set and an endpoint.
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// Test set id or name.
+    pub test_set: String,
+    /// Endpoint id or name.
+    pub endpoint: String,
+}
+
+/// A run id.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run id.
+    pub run: String,
+}
+
+/// `execute`.
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// Test set and endpoint.
+    #[command(flatten)]
+    pub pair: PairArgs,
+    /// `parallel` or `sequential` (any case).
+    #[arg(long, value_enum, ignore_case = true, default_value = "parallel")]
+    pub mode: Mode,
+    /// Metric id or name that scores every test, replacing the test set's and behaviours'
+    /// (repeatable).
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
+    /// Most endpoint calls in flight at once.
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
+    /// Run parameter for the body template, `key=value` (value as JSON, else text; repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Gate and report.
+    #[command(flatten)]
+    pub outcome: OutcomeArgs,
+}
+
+/// `rescore`.
+#[derive(Debug, Args)]
+pub struct RescoreArgs {
+    /// Test set and endpoint.
+    #[command(flatten)]
+    pub pair: PairArgs,
+    /// Run whose outputs to score (default: the latest completed one).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Metric id or name (repeatable).
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
+    /// Gate and report.
+    #[command(flatten)]
+    pub outcome: OutcomeArgs,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Run id.
+    pub run: String,
+    /// Gate and report.
+    #[command(flatten)]
+    pub outcome: OutcomeArgs,
+}
+
+/// What to do with a finished run: the CI gate and the report file.
+#[derive(Debug, Args)]
+pub struct OutcomeArgs {
+    /// Exit with code 3 when the pass rate is under this: a fraction (`0.9`) or a percentage
+    /// (`90%`). Default: any test that did not pass fails the gate.
+    #[arg(long, value_parser = parse_rate)]
+    pub fail_under: Option<f64>,
+    /// Report options.
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Where and how to write a report.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Report file; its extension (`.xml`, `.json`, `.csv`) picks the format unless
+    /// `--format` is given.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub format: Option<ReportFormat>,
+}
+
+/// `report RUN`.
+#[derive(Debug, Args)]
+pub struct ReportCommandArgs {
+    /// Run id.
+    pub run: String,
+    /// Report options; without `--report` the report goes to standard output (JUnit unless
+    /// `--format` says otherwise).
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// JUnit XML, read natively by GitHub Actions, GitLab and Jenkins.
+    Junit,
+    /// The run, its summary and every result, in proto JSON.
+    Json,
+    /// One row per result, with a score, verdict and reason column per metric.
+    Csv,
+}
+
+/// Reads `0.9` or `90%` as a rate in 0..=1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.trim().strip_suffix('%') {
+        Some(percent) => (percent, 100.0),
+        None => (text.trim(), 1.0),
+    };
+    let rate = number
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{text:?} is not a number"))?
+        / scale;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{text:?} is out of range: give a fraction in 0..1 or a percentage in 0%..100%"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_are_fractions_or_percentages() {
+        assert_eq!(parse_rate("0.9"), Ok(0.9));
+        assert_eq!(parse_rate("90%"), Ok(0.9));
+        assert_eq!(parse_rate("1"), Ok(1.0));
+        assert!(parse_rate("90").is_err());
+        assert!(parse_rate("-0.1").is_err());
+        assert!(parse_rate("abc").is_err());
+    }
+}

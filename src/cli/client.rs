@@ -1,0 +1,76 @@
+//! The connection to the server and the generated clients on it.
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::CliError;
+use crate::proto::v1::{
+    behavior_service_client::BehaviorServiceClient, endpoint_service_client::EndpointServiceClient,
+    metric_service_client::MetricServiceClient,
+    test_execution_service_client::TestExecutionServiceClient,
+    test_set_service_client::TestSetServiceClient,
+};
+
+/// Largest message sent or received: a bulk import and its answer (every test back, with ids)
+/// go in one message, as large as the server accepts.
+pub const MAX_MESSAGE_BYTES: usize = crate::server::MAX_REQUEST_BYTES;
+
+/// One connection to the server, shared by the clients of each service.
+pub struct Clients {
+    channel: Channel,
+}
+
+impl Clients {
+    /// Checks the URL, then connects.
+    pub async fn connect(url: &str) -> Result<Clients, CliError> {
+        Clients::endpoint(url)?
+            .connect()
+            .await
+            .map(|channel| Clients { channel })
+            .map_err(|e| {
+                // The transport error alone says "transport error"; its causes say why.
+                let mut causes = vec![e.to_string()];
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    if causes.last() != Some(&cause.to_string()) {
+                        causes.push(cause.to_string());
+                    }
+                    source = cause.source();
+                }
+                CliError::Connect(url.to_string(), causes.join(": "))
+            })
+    }
+
+    /// The endpoint of a server URL; a malformed URL is a usage error.
+    pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
+        Endpoint::from_shared(url.to_string())
+            .map_err(|e| CliError::usage(format!("--server {url:?} is not a valid URL: {e}")))
+    }
+
+    /// `MetricService`.
+    pub fn metrics(&self) -> MetricServiceClient<Channel> {
+        MetricServiceClient::new(self.channel.clone())
+    }
+
+    /// `BehaviorService`.
+    pub fn behaviors(&self) -> BehaviorServiceClient<Channel> {
+        BehaviorServiceClient::new(self.channel.clone())
+    }
+
+    /// `EndpointService`.
+    pub fn endpoints(&self) -> EndpointServiceClient<Channel> {
+        EndpointServiceClient::new(self.channel.clone())
+    }
+
+    /// `TestSetService`, with room for bulk imports.
+    pub fn test_sets(&self) -> TestSetServiceClient<Channel> {
+        TestSetServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// `TestExecutionService`; a page of results of long outputs can be large.
+    pub fn execution(&self) -> TestExecutionServiceClient<Channel> {
+        TestExecutionServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}

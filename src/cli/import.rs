@@ -1,0 +1,425 @@
+//! `test-set import FILE`: reads JSONL, CSV or YAML tests, checks every row (reporting all bad
+//! rows with their line numbers), then adds them all in one `AddTests` call, or none.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use prost::Message;
+use serde_json::{Map, Value};
+
+use super::CliError;
+use super::args::{Global, ImportArgs, ImportFormat};
+use super::client::{Clients, MAX_MESSAGE_BYTES};
+use super::json::read_text;
+use super::output::{Output, extension};
+use crate::proto::v1 as pb;
+
+/// The columns a test file may have (besides `metadata.<key>` in CSV).
+const COLUMNS: [&str; 6] = [
+    "prompt",
+    "expected_response",
+    "behavior",
+    "category",
+    "topic",
+    "metadata",
+];
+
+/// Where a row is in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A line number (1-based).
+    Line(usize),
+    /// An item of a YAML list (1-based) whose line could not be told.
+    Item(usize),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Item(n) => write!(f, "item {n}"),
+        }
+    }
+}
+
+/// A row as read, before it is checked: an object, or why it could not be read.
+type RawRow = (Location, Result<Value, String>);
+
+/// A bad row and what is wrong with it.
+type BadRow = (Location, String);
+
+/// Runs the import.
+pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), CliError> {
+    let format = match args.format {
+        Some(format) => format,
+        None => format_of(&args.file)?,
+    };
+    let text = read_text(&args.file)?;
+    let rows = parse(&text, format)
+        .map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
+    let (locations, tests) = check(rows).map_err(|bad| bad_rows(&args.file, &bad))?;
+    if tests.is_empty() {
+        return Err(CliError::usage(format!(
+            "{}: no tests in the file",
+            args.file.display()
+        )));
+    }
+    let mut request = pb::AddTestsRequest {
+        test_set: args.test_set.clone(),
+        tests,
+    };
+    if request.encoded_len() > MAX_MESSAGE_BYTES {
+        return Err(CliError::usage(format!(
+            "{}: {} bytes of tests are more than one call carries ({MAX_MESSAGE_BYTES}); split the file",
+            args.file.display(),
+            request.encoded_len()
+        )));
+    }
+
+    let clients = Clients::connect(&global.server).await?;
+    let unknown = unknown_behaviors(&clients, &request.tests, &locations).await?;
+    if !unknown.is_empty() {
+        return Err(bad_rows(&args.file, &unknown));
+    }
+    let mut test_sets = clients.test_sets();
+    if args.create {
+        let created = test_sets
+            .create_test_set(pb::CreateTestSetRequest {
+                test_set: Some(pb::TestSet {
+                    name: args.test_set.clone(),
+                    metrics: args.metrics.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        request.test_set = created.id;
+    }
+    let added = match test_sets.add_tests(request.clone()).await {
+        Ok(added) => added.into_inner().tests.len(),
+        Err(status) => {
+            if args.create {
+                // All or nothing: the test set made for this import goes too.
+                let _ = test_sets
+                    .delete_test_set(pb::DeleteTestSetRequest {
+                        test_set: request.test_set.clone(),
+                    })
+                    .await;
+            }
+            return Err(status.into());
+        }
+    };
+    if out.json {
+        out.value(&serde_json::json!({"testSet": request.test_set, "imported": added}))?;
+    } else {
+        out.note(format_args!(
+            "imported {added} tests into test set {}",
+            args.test_set
+        ))?;
+    }
+    Ok(())
+}
+
+/// The format named by a file's extension.
+fn format_of(path: &Path) -> Result<ImportFormat, CliError> {
+    match extension(path).as_deref() {
+        Some("jsonl" | "ndjson") => Ok(ImportFormat::Jsonl),
+        Some("csv") => Ok(ImportFormat::Csv),
+        Some("yaml" | "yml") => Ok(ImportFormat::Yaml),
+        _ => Err(CliError::usage(format!(
+            "{}: cannot tell the format from the extension (.jsonl, .csv, .yaml); give --format",
+            path.display()
+        ))),
+    }
+}
+
+/// Every row of the file, each an object or the reason it could not be read; `Err` when the
+/// file as a whole cannot be read (a CSV header or YAML syntax error).
+pub fn parse(text: &str, format: ImportFormat) -> Result<Vec<RawRow>, String> {
+    // Spreadsheets save CSV with a byte-order mark, which would otherwise join the first column.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match format {
+        ImportFormat::Jsonl => Ok(text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                let row = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"));
+                (Location::Line(i + 1), row)
+            })
+            .collect()),
+        ImportFormat::Csv => parse_csv(text),
+        ImportFormat::Yaml => parse_yaml(text),
+    }
+}
+
+fn parse_csv(text: &str) -> Result<Vec<RawRow>, String> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("line 1: {e}"))?
+        .clone();
+    for header in &headers {
+        if !COLUMNS.contains(&header) && !header.starts_with("metadata.") {
+            return Err(format!(
+                "line 1: unknown column {header:?} (expected {}, or metadata.<key>)",
+                COLUMNS.join(", ")
+            ));
+        }
+    }
+    Ok(reader
+        .records()
+        .map(|record| match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| p.line() as usize);
+                (Location::Line(line), csv_row(&headers, &record))
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                (Location::Line(line), Err(e.to_string()))
+            }
+        })
+        .collect())
+}
+
+/// A CSV record as an object: empty cells are unset; `metadata` is a JSON object and
+/// `metadata.<key>` columns add keys to it.
+fn csv_row(headers: &csv::StringRecord, record: &csv::StringRecord) -> Result<Value, String> {
+    let mut row = Map::new();
+    let mut metadata = Map::new();
+    for (header, cell) in headers.iter().zip(record) {
+        if cell.is_empty() {
+            continue;
+        }
+        if header == "metadata" {
+            match serde_json::from_str(cell) {
+                Ok(Value::Object(object)) => metadata.extend(object),
+                _ => return Err(format!("metadata {cell:?} is not a JSON object")),
+            }
+        } else if let Some(key) = header.strip_prefix("metadata.") {
+            metadata.insert(key.to_string(), Value::from(cell));
+        } else {
+            row.insert(header.to_string(), Value::from(cell));
+        }
+    }
+    if !metadata.is_empty() {
+        row.insert("metadata".into(), Value::Object(metadata));
+    }
+    Ok(Value::Object(row))
+}
+
+fn parse_yaml(text: &str) -> Result<Vec<RawRow>, String> {
+    let document: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    let items = match document {
+        Value::Array(items) => items,
+        Value::Object(mut object) => match object.remove("tests") {
+            Some(Value::Array(items)) if object.is_empty() => items,
+            _ => return Err("expected a list of tests or {tests: [...]}".into()),
+        },
+        _ => return Err("expected a list of tests or {tests: [...]}".into()),
+    };
+    let lines = yaml_item_lines(text, items.len());
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let location = lines
+                .as_ref()
+                .map_or(Location::Item(i + 1), |l| Location::Line(l[i]));
+            (location, Ok(item))
+        })
+        .collect())
+}
+
+/// The line where each item of the tests list starts, in block style (`- prompt: ...`): the
+/// lines that open a list item at the indentation of the first one. `None` when that does not
+/// match the number of items (flow style, nested lists), and items are then named by index.
+fn yaml_item_lines(text: &str, count: usize) -> Option<Vec<usize>> {
+    let opens = |line: &str| {
+        let rest = line.trim_start();
+        (rest.starts_with("- ") || rest == "-").then(|| line.len() - rest.len())
+    };
+    let indent = text.lines().find_map(opens)?;
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| opens(line) == Some(indent))
+        .map(|(i, _)| i + 1)
+        .collect();
+    (lines.len() == count).then_some(lines)
+}
+
+/// Checks every row; the tests with their locations, or every bad row with its reason.
+pub fn check(rows: Vec<RawRow>) -> Result<(Vec<Location>, Vec<pb::Test>), Vec<BadRow>> {
+    let mut good = (Vec::new(), Vec::new());
+    let mut bad = Vec::new();
+    for (location, row) in rows {
+        match row.and_then(test_of) {
+            Ok(test) => {
+                good.0.push(location);
+                good.1.push(test);
+            }
+            Err(reason) => bad.push((location, reason)),
+        }
+    }
+    if bad.is_empty() { Ok(good) } else { Err(bad) }
+}
+
+/// One row as a test, or what is wrong with it.
+fn test_of(row: Value) -> Result<pb::Test, String> {
+    let Value::Object(mut row) = row else {
+        return Err("a test must be an object".into());
+    };
+    // The JSON name of the proto field is accepted too, as grpcurl writes it.
+    if let Some(expected) = row.remove("expectedResponse") {
+        row.entry("expected_response").or_insert(expected);
+    }
+    if let Some(unknown) = row.keys().find(|k| !COLUMNS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown field {unknown:?} (expected {})",
+            COLUMNS.join(", ")
+        ));
+    }
+    let text = |row: &mut Map<String, Value>, field: &str| match row.remove(field) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(format!("{field} must be text, not {other}")),
+    };
+    let test = pb::Test {
+        prompt: text(&mut row, "prompt")?,
+        expected_response: text(&mut row, "expected_response")?,
+        behavior: text(&mut row, "behavior")?,
+        category: text(&mut row, "category")?,
+        topic: text(&mut row, "topic")?,
+        metadata: metadata(row.remove("metadata"))?,
+        ..Default::default()
+    };
+    if test.prompt.trim().is_empty() {
+        return Err("prompt is required".into());
+    }
+    Ok(test)
+}
+
+/// Metadata: an object of text, numbers or booleans (stored as text).
+fn metadata(value: Option<Value>) -> Result<std::collections::HashMap<String, String>, String> {
+    let object = match value {
+        None | Some(Value::Null) => return Ok(Default::default()),
+        Some(Value::Object(object)) => object,
+        Some(other) => return Err(format!("metadata must be an object, not {other}")),
+    };
+    object
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(key, value)| match value {
+            Value::String(s) => Ok((key, s)),
+            Value::Number(_) | Value::Bool(_) => Ok((key, value.to_string())),
+            other => Err(format!(
+                "metadata.{key} must be text, a number or a boolean, not {other}"
+            )),
+        })
+        .collect()
+}
+
+/// The rows whose behaviour the server does not know (one lookup per distinct behaviour).
+async fn unknown_behaviors(
+    clients: &Clients,
+    tests: &[pb::Test],
+    locations: &[Location],
+) -> Result<Vec<BadRow>, CliError> {
+    let names: BTreeSet<&str> = tests
+        .iter()
+        .map(|t| t.behavior.as_str())
+        .filter(|b| !b.is_empty())
+        .collect();
+    let mut unknown = BTreeMap::new();
+    for name in names {
+        let found = clients
+            .behaviors()
+            .get_behavior(pb::GetBehaviorRequest {
+                behavior: name.to_string(),
+            })
+            .await;
+        match found {
+            Ok(_) => {}
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                unknown.insert(name, status.message().to_string());
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+    Ok(tests
+        .iter()
+        .zip(locations)
+        .filter_map(|(test, location)| {
+            let message = unknown.get(test.behavior.as_str())?;
+            Some((*location, message.clone()))
+        })
+        .collect())
+}
+
+/// The error listing every bad row; nothing was imported.
+fn bad_rows(file: &Path, bad: &[BadRow]) -> CliError {
+    let lines: Vec<String> = bad
+        .iter()
+        .map(|(location, reason)| format!("  {}:{location}: {reason}", file.display()))
+        .collect();
+    CliError::usage(format!(
+        "{} bad rows, nothing imported:\n{}",
+        bad.len(),
+        lines.join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad_locations(text: &str, format: ImportFormat) -> Vec<BadRow> {
+        check(parse(text, format).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn jsonl_reports_every_bad_line() {
+        let text = "{\"prompt\": \"a\"}\n\nnot json\n{\"prompt\": \"\"}\n{\"promt\": \"x\"}\n";
+        let bad = bad_locations(text, ImportFormat::Jsonl);
+        let lines: Vec<Location> = bad.iter().map(|(l, _)| *l).collect();
+        assert_eq!(
+            lines,
+            [Location::Line(3), Location::Line(4), Location::Line(5)]
+        );
+        assert!(bad[1].1.contains("prompt is required"));
+        assert!(bad[2].1.contains("unknown field \"promt\""));
+    }
+
+    #[test]
+    fn csv_reads_metadata_columns_and_json_metadata() {
+        let text = "prompt,expected_response,metadata,metadata.level\n\
+                    hi,hello,\"{\"\"lang\"\": \"\"en\"\", \"\"n\"\": 2}\",easy\n";
+        let (_, tests) = check(parse(text, ImportFormat::Csv).unwrap()).unwrap();
+        assert_eq!(tests[0].expected_response, "hello");
+        assert_eq!(tests[0].metadata["lang"], "en");
+        assert_eq!(tests[0].metadata["n"], "2");
+        assert_eq!(tests[0].metadata["level"], "easy");
+    }
+
+    #[test]
+    fn csv_rejects_unknown_columns_and_reports_bad_lines() {
+        assert!(parse("prompt,answer\nx,y\n", ImportFormat::Csv).is_err());
+        assert!(parse("\u{feff}prompt\nx\n", ImportFormat::Csv).is_ok());
+        let bad = bad_locations("prompt,topic\nok,t\n,t\nok,t,extra\n", ImportFormat::Csv);
+        let lines: Vec<Location> = bad.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [Location::Line(3), Location::Line(4)]);
+    }
+
+    #[test]
+    fn yaml_items_are_located_by_line() {
+        let text =
+            "tests:\n  - prompt: a\n  - prompt: b\n    metadata:\n      x: [1]\n  - topic: t\n";
+        let bad = bad_locations(text, ImportFormat::Yaml);
+        let lines: Vec<Location> = bad.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [Location::Line(3), Location::Line(6)]);
+        let flow = bad_locations("[{prompt: a}, {topic: t}]", ImportFormat::Yaml);
+        assert_eq!(flow[0].0, Location::Item(2));
+    }
+}

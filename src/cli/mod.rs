@@ -1,0 +1,95 @@
+//! The `assay` client: subcommands that talk to a running server through the generated gRPC
+//! clients, read resource and test files, show live progress and write reports for CI.
+//!
+//! Exit codes: 0 success; 1 the server refused or could not be reached (the gRPC code and
+//! message are printed); 2 a usage error, found before any call (bad flag or value, bad file);
+//! 3 the run finished but failed its gate (`--fail-under`).
+
+pub mod args;
+mod catalogue;
+mod client;
+mod import;
+mod json;
+mod output;
+mod progress;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+pub use args::{ClientCommand, Global};
+
+/// Why a client command did not succeed; each kind has its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments or input files, found before any call was made.
+    #[error("{0}")]
+    Usage(String),
+    /// The server answered with an error.
+    #[error("server error: {code:?}: {message}", code = .0.code(), message = .0.message())]
+    Status(#[from] tonic::Status),
+    /// The server could not be reached.
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    /// Writing output or a report failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The run ended but did not meet the gate.
+    #[error("{0}")]
+    Gate(String),
+}
+
+impl CliError {
+    /// The process exit code for this error (see the module docs).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Status(_) | CliError::Connect(..) | CliError::Io(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::Gate(_) => 3,
+        }
+    }
+
+    /// A usage error.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        CliError::Usage(message.into())
+    }
+}
+
+/// Runs one client command against the server named in `global`; prints the error, if any,
+/// and returns the exit code.
+pub async fn run(global: Global, command: ClientCommand) -> ExitCode {
+    match dispatch(&global, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nobody is left to tell.
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliError> {
+    use args::TestSetCommand;
+    use catalogue::Kind;
+    let out = output::Output::new(global.json);
+    match command {
+        ClientCommand::Create { file } => catalogue::create_all(global, &out, &file).await,
+        ClientCommand::Metric(c) => catalogue::run(global, &out, Kind::Metric, c).await,
+        ClientCommand::Behavior(c) => catalogue::run(global, &out, Kind::Behavior, c).await,
+        ClientCommand::Endpoint(c) => catalogue::run(global, &out, Kind::Endpoint, c).await,
+        ClientCommand::TestSet(TestSetCommand::Catalogue(c)) => {
+            catalogue::run(global, &out, Kind::TestSet, c).await
+        }
+        ClientCommand::TestSet(TestSetCommand::Import(a)) => import::run(global, &out, a).await,
+        ClientCommand::TestSet(TestSetCommand::Metrics(c)) => {
+            run::test_set_metrics(global, &out, c).await
+        }
+        ClientCommand::Execute(a) => run::execute(global, &out, a).await,
+        ClientCommand::Rescore(a) => run::rescore(global, &out, a).await,
+        ClientCommand::LastRun(a) => run::last_run(global, &out, a).await,
+        ClientCommand::Watch(a) => run::watch(global, &out, a).await,
+        ClientCommand::Cancel(a) => run::cancel(global, &out, a).await,
+        ClientCommand::Report(a) => run::report(global, a).await,
+    }
+}

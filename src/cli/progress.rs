@@ -1,0 +1,264 @@
+//! Live progress of a run as its events stream in: a bar with counts and throughput on a
+//! terminal, plain lines otherwise, or one JSON line per event for scripts.
+
+use std::io::{self, IsTerminal};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+use super::json::to_json;
+use super::output::{line, shorten, table};
+use super::report::brief_reason;
+use crate::proto::v1 as pb;
+
+/// How many characters of a failing test's prompt are shown.
+const PROMPT_CHARS: usize = 80;
+
+/// How many failing tests are shown one by one; the report has them all, and a run where
+/// everything fails should not bury its summary.
+const MAX_BRIEFS: u64 = 50;
+
+/// How progress is shown.
+enum Display {
+    /// `--json`: every event as one JSON line.
+    Json,
+    /// A terminal: a bar on stderr, failing tests above it.
+    Bar(ProgressBar),
+    /// Not a terminal: failing tests and a progress line every tenth of the run.
+    Plain,
+}
+
+/// Shows one run's events.
+pub struct Progress {
+    display: Display,
+    total: u64,
+    done: u64,
+    passed: u64,
+    failed: u64,
+    errored: u64,
+    started: Instant,
+}
+
+impl Progress {
+    /// Progress for people (a bar when stderr is a terminal), or JSON lines.
+    pub fn new(json: bool) -> Progress {
+        let display = if json {
+            Display::Json
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ({rate})",
+                )
+                .expect("the template is valid")
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}/s", state.per_sec());
+                    },
+                ),
+            );
+            Display::Bar(bar)
+        } else {
+            Display::Plain
+        };
+        Progress {
+            display,
+            total: 0,
+            done: 0,
+            passed: 0,
+            failed: 0,
+            errored: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Shows one event.
+    pub fn event(&mut self, event: &pb::ExecutionEvent) -> io::Result<()> {
+        use pb::execution_event::Event;
+        if let Display::Json = self.display {
+            let json = serde_json::to_string(&to_json(event, "ExecutionEvent"))?;
+            line(json)?;
+        }
+        match &event.event {
+            Some(Event::RunStarted(run)) => self.started(run),
+            Some(Event::Result(result)) => self.result(result),
+            Some(Event::RunFinished(summary)) => self.finished(summary),
+            None => Ok(()),
+        }
+    }
+
+    fn started(&mut self, run: &pb::TestRun) -> io::Result<()> {
+        self.total = u64::from(run.total);
+        self.started = Instant::now();
+        let text = format!(
+            "run {} started: {} tests ({})",
+            run.id,
+            run.total,
+            pb::ExecutionMode::try_from(run.mode)
+                .map(|m| m
+                    .as_str_name()
+                    .trim_start_matches("EXECUTION_MODE_")
+                    .to_lowercase())
+                .unwrap_or_default()
+        );
+        match &self.display {
+            Display::Json => {}
+            Display::Bar(bar) => {
+                bar.set_length(self.total);
+                bar.println(text);
+            }
+            Display::Plain => line(text)?,
+        }
+        Ok(())
+    }
+
+    fn result(&mut self, result: &pb::TestResult) -> io::Result<()> {
+        let status = pb::ResultStatus::try_from(result.status).unwrap_or_default();
+        self.done += 1;
+        let label = match status {
+            pb::ResultStatus::Passed => {
+                self.passed += 1;
+                None
+            }
+            pb::ResultStatus::Error => {
+                self.errored += 1;
+                Some("ERROR ")
+            }
+            _ => {
+                self.failed += 1;
+                Some("FAILED")
+            }
+        };
+        let shown = self.failed + self.errored <= MAX_BRIEFS;
+        let brief = label.filter(|_| shown).map(|label| {
+            format!(
+                "{label} {}\n       {}",
+                shorten(&result.prompt, PROMPT_CHARS),
+                brief_reason(result)
+            )
+        });
+        match &self.display {
+            Display::Json => {}
+            Display::Bar(bar) => {
+                if let Some(brief) = brief {
+                    bar.suspend(|| line(brief))?;
+                }
+                bar.set_position(self.done);
+                bar.set_message(self.counts());
+            }
+            Display::Plain => {
+                if let Some(brief) = brief {
+                    line(brief)?;
+                }
+                // About ten progress lines per run, whatever its size.
+                let every = (self.total / 10).max(1);
+                if self.done.is_multiple_of(every) && self.done < self.total {
+                    line(format_args!(
+                        "progress: {}/{} {} ({:.1}/s)",
+                        self.done,
+                        self.total,
+                        self.counts(),
+                        self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
+                    ))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn counts(&self) -> String {
+        format!(
+            "passed {} failed {} errored {}",
+            self.passed, self.failed, self.errored
+        )
+    }
+
+    fn finished(&mut self, summary: &pb::TestRunSummary) -> io::Result<()> {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+        if let Display::Json = self.display {
+            return Ok(());
+        }
+        let not_shown = (self.failed + self.errored).saturating_sub(MAX_BRIEFS);
+        if not_shown > 0 {
+            line(format_args!(
+                "... and {not_shown} more tests that did not pass (all are in --report)"
+            ))?;
+        }
+        line(summary_text(summary))
+    }
+}
+
+/// The closing lines: totals, then a table per metric.
+fn summary_text(summary: &pb::TestRunSummary) -> String {
+    let status = pb::RunStatus::try_from(summary.status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("RUN_STATUS_")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut text = format!(
+        "\nrun {} {status} in {:.2}s: {} tests, {} passed, {} failed, {} errored (pass rate {:.1}%)\n",
+        summary.run_id,
+        summary.duration_ms as f64 / 1000.0,
+        summary.total,
+        summary.passed,
+        summary.failed,
+        summary.errored,
+        summary.pass_rate * 100.0
+    );
+    if !summary.metrics.is_empty() {
+        let rows: Vec<Vec<String>> = summary
+            .metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    m.metric_name.clone(),
+                    m.evaluated.to_string(),
+                    m.passed.to_string(),
+                    m.errored.to_string(),
+                    format!("{:.3}", m.mean_score),
+                ]
+            })
+            .collect();
+        text.push('\n');
+        text.push_str(&table(
+            &["METRIC", "EVALUATED", "PASSED", "ERRORED", "MEAN SCORE"],
+            &rows,
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_totals_and_each_metric() {
+        let text = summary_text(&pb::TestRunSummary {
+            run_id: "r1".into(),
+            status: pb::RunStatus::Completed as i32,
+            total: 4,
+            passed: 3,
+            failed: 1,
+            pass_rate: 0.75,
+            duration_ms: 1500,
+            metrics: vec![pb::MetricSummary {
+                metric_name: "exact".into(),
+                evaluated: 4,
+                passed: 3,
+                mean_score: 0.75,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert!(text.contains(
+            "run r1 COMPLETED in 1.50s: 4 tests, 3 passed, 1 failed, 0 errored (pass rate 75.0%)"
+        ));
+        assert!(text.contains("METRIC  EVALUATED  PASSED  ERRORED  MEAN SCORE\nexact   4          3       0        0.750"));
+    }
+}

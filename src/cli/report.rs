@@ -1,0 +1,425 @@
+//! Reports of a run for CI: JUnit XML (one testcase per result, failures with the metric
+//! reasons, errors for errored results), proto JSON, or CSV with columns per metric.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+
+use super::CliError;
+use super::args::{ReportArgs, ReportFormat};
+use super::json::{ProtoJson, to_json};
+use super::output::{extension, shorten};
+use crate::proto::v1 as pb;
+
+/// Longest testcase name: the prompt's first line, cut.
+const NAME_CHARS: usize = 120;
+
+/// A finished (or stopped) run with every result it stored.
+#[derive(Debug)]
+pub struct Report {
+    /// Name of the test set (its id when it is gone).
+    pub suite: String,
+    /// The run.
+    pub run: pb::TestRun,
+    /// Its summary.
+    pub summary: pb::TestRunSummary,
+    /// Its results.
+    pub results: Vec<pb::TestResult>,
+}
+
+/// Where a report goes and in which format.
+#[derive(Debug)]
+pub struct Destination {
+    /// The format.
+    pub format: ReportFormat,
+    /// The file; `None` is standard output.
+    pub path: Option<PathBuf>,
+}
+
+impl Destination {
+    /// The destination asked for, checked before any call: `--format`, else the extension of
+    /// `--report`. `None` when no report was asked for and `stdout_default` is false.
+    pub fn of(args: &ReportArgs, stdout_default: bool) -> Result<Option<Destination>, CliError> {
+        let Some(path) = &args.report else {
+            return Ok(
+                (stdout_default || args.format.is_some()).then(|| Destination {
+                    format: args.format.unwrap_or(ReportFormat::Junit),
+                    path: None,
+                }),
+            );
+        };
+        let format = match args.format {
+            Some(format) => format,
+            None => format_of(path)?,
+        };
+        Ok(Some(Destination {
+            format,
+            path: Some(path.clone()),
+        }))
+    }
+
+    /// Writes `report` here.
+    pub fn write(&self, report: &Report) -> Result<(), CliError> {
+        let mut bytes = Vec::new();
+        write(report, self.format, &mut bytes)?;
+        match &self.path {
+            Some(path) => std::fs::write(path, bytes).map_err(|e| {
+                CliError::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot write {}: {e}", path.display()),
+                ))
+            }),
+            None => Ok(io::stdout().write_all(&bytes)?),
+        }
+    }
+}
+
+fn format_of(path: &Path) -> Result<ReportFormat, CliError> {
+    match extension(path).as_deref() {
+        Some("xml") => Ok(ReportFormat::Junit),
+        Some("json") => Ok(ReportFormat::Json),
+        Some("csv") => Ok(ReportFormat::Csv),
+        _ => Err(CliError::usage(format!(
+            "--report {}: cannot tell the format from the extension (.xml, .json, .csv); give --format",
+            path.display()
+        ))),
+    }
+}
+
+/// The JSON report: the run, its summary and every result, in proto JSON.
+#[derive(serde::Serialize)]
+struct JsonReport {
+    run: ProtoJson,
+    summary: ProtoJson,
+    results: Vec<ProtoJson>,
+}
+
+/// Writes `report` in `format`.
+pub fn write(report: &Report, format: ReportFormat, out: &mut impl Write) -> io::Result<()> {
+    match format {
+        ReportFormat::Junit => junit(report, out),
+        ReportFormat::Json => {
+            let value = JsonReport {
+                run: to_json(&report.run, "TestRun"),
+                summary: to_json(&report.summary, "TestRunSummary"),
+                results: report
+                    .results
+                    .iter()
+                    .map(|r| to_json(r, "TestResult"))
+                    .collect(),
+            };
+            serde_json::to_writer_pretty(&mut *out, &value)?;
+            writeln!(out)
+        }
+        ReportFormat::Csv => csv(report, out),
+    }
+}
+
+fn status(result: &pb::TestResult) -> pb::ResultStatus {
+    pb::ResultStatus::try_from(result.status).unwrap_or(pb::ResultStatus::Unspecified)
+}
+
+/// `metric: reason` of every metric that did not pass.
+fn failed_metrics(result: &pb::TestResult) -> Vec<String> {
+    result
+        .metric_results
+        .iter()
+        .filter(|m| !m.passed)
+        .map(|m| {
+            let why = if m.error.is_empty() {
+                &m.reason
+            } else {
+                &m.error
+            };
+            match m.score {
+                Some(score) => format!("{} (score {score}): {why}", m.metric_name),
+                None => format!("{}: {why}", m.metric_name),
+            }
+        })
+        .collect()
+}
+
+/// Why a result is an error: the endpoint's error, else the metrics'.
+fn error_text(result: &pb::TestResult) -> String {
+    if result.error.is_empty() {
+        failed_metrics(result).join("; ")
+    } else {
+        result.error.clone()
+    }
+}
+
+/// Why a result did not pass, as one line: its endpoint error or the failed metrics' reasons.
+pub fn brief_reason(result: &pb::TestResult) -> String {
+    match status(result) {
+        pb::ResultStatus::Error => error_text(result),
+        _ => failed_metrics(result).join("; "),
+    }
+}
+
+/// Text safe in XML 1.0: control characters other than tab and newlines are dropped.
+fn xml_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+        .collect()
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
+fn junit(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let count = |s: pb::ResultStatus| report.results.iter().filter(|r| status(r) == s).count();
+    let tests = report.results.len().to_string();
+    let failures = count(pb::ResultStatus::Failed).to_string();
+    let errors = count(pb::ResultStatus::Error).to_string();
+    let time = seconds(report.summary.duration_ms);
+    let suite = xml_text(&report.suite);
+    let counts = [
+        ("tests", tests.as_str()),
+        ("failures", failures.as_str()),
+        ("errors", errors.as_str()),
+        ("time", time.as_str()),
+    ];
+    let timestamp = report
+        .run
+        .started_at
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let run_status = pb::RunStatus::try_from(report.summary.status)
+        .map(|s| s.as_str_name())
+        .unwrap_or("RUN_STATUS_UNSPECIFIED");
+
+    let mut writer = Writer::new_with_indent(out, b' ', 2);
+    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    writer
+        .create_element("testsuites")
+        .with_attribute(("name", "assay"))
+        .with_attributes(counts)
+        .write_inner_content(|w| {
+            w.create_element("testsuite")
+                .with_attribute(("name", suite.as_str()))
+                .with_attributes(counts)
+                .with_attributes([
+                    ("skipped", "0"),
+                    ("timestamp", timestamp.as_str()),
+                    ("id", report.run.id.as_str()),
+                ])
+                .write_inner_content(|w| {
+                    w.create_element("properties").write_inner_content(|w| {
+                        for (name, value) in [
+                            ("run_id", report.run.id.as_str()),
+                            ("test_set_id", report.run.test_set_id.as_str()),
+                            ("endpoint_id", report.run.endpoint_id.as_str()),
+                            ("run_status", run_status),
+                        ] {
+                            w.create_element("property")
+                                .with_attributes([("name", name), ("value", value)])
+                                .write_empty()?;
+                        }
+                        Ok(())
+                    })?;
+                    for result in &report.results {
+                        testcase(w, &suite, result)?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    writeln!(writer.get_mut())
+}
+
+fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, result: &pb::TestResult) -> io::Result<()> {
+    let name = xml_text(&shorten(&result.prompt, NAME_CHARS));
+    let time = seconds(result.latency_ms);
+    let details = xml_text(&format!(
+        "test: {}\nprompt: {}\nexpected: {}\noutput: {}\n{}",
+        result.test_id,
+        result.prompt,
+        result.expected_response,
+        result.output,
+        result
+            .metric_results
+            .iter()
+            .map(|m| format!(
+                "{} {}: score {} {}{}",
+                if m.passed { "PASS" } else { "FAIL" },
+                m.metric_name,
+                m.score.map_or("-".to_string(), |s| s.to_string()),
+                m.reason,
+                if m.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (error: {})", m.error)
+                }
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
+    let element = w.create_element("testcase").with_attributes([
+        ("classname", suite),
+        ("name", name.as_str()),
+        ("time", time.as_str()),
+    ]);
+    let verdict = match status(result) {
+        pb::ResultStatus::Passed => None,
+        pb::ResultStatus::Error => Some(("error", "error", xml_text(&error_text(result)))),
+        _ => Some((
+            "failure",
+            "metric",
+            xml_text(&failed_metrics(result).join("; ")),
+        )),
+    };
+    element.write_inner_content(|w| {
+        if let Some((tag, kind, message)) = &verdict {
+            w.create_element(*tag)
+                .with_attributes([("message", message.as_str()), ("type", *kind)])
+                .write_text_content(BytesText::new(&details))?;
+        }
+        w.create_element("system-out")
+            .write_text_content(BytesText::new(&details))?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    // One score/passed/reason triple per metric, in order of first appearance.
+    let mut metrics: Vec<&str> = Vec::new();
+    for m in report.results.iter().flat_map(|r| &r.metric_results) {
+        if !metrics.contains(&m.metric_name.as_str()) {
+            metrics.push(&m.metric_name);
+        }
+    }
+    let mut writer = csv::Writer::from_writer(out);
+    let mut header: Vec<String> = [
+        "test_id",
+        "status",
+        "prompt",
+        "expected_response",
+        "output",
+        "error",
+        "latency_ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    for m in &metrics {
+        header.extend(["score", "passed", "reason"].map(|c| format!("{m}.{c}")));
+    }
+    writer.write_record(&header)?;
+    for r in &report.results {
+        let mut row = vec![
+            r.test_id.clone(),
+            status(r)
+                .as_str_name()
+                .trim_start_matches("RESULT_STATUS_")
+                .to_string(),
+            r.prompt.clone(),
+            r.expected_response.clone(),
+            r.output.clone(),
+            r.error.clone(),
+            r.latency_ms.to_string(),
+        ];
+        for name in &metrics {
+            match r.metric_results.iter().find(|m| m.metric_name == *name) {
+                Some(m) => row.extend([
+                    m.score.map_or(String::new(), |s| s.to_string()),
+                    m.passed.to_string(),
+                    if m.error.is_empty() {
+                        m.reason.clone()
+                    } else {
+                        m.error.clone()
+                    },
+                ]),
+                None => row.extend([String::new(), String::new(), String::new()]),
+            }
+        }
+        writer.write_record(&row)?;
+    }
+    writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: pb::ResultStatus, passed: bool, error: &str) -> pb::TestResult {
+        pb::TestResult {
+            test_id: "t".into(),
+            status: status as i32,
+            prompt: "What is <b> & \"c\"?".into(),
+            error: error.into(),
+            latency_ms: 1500,
+            metric_results: vec![pb::MetricResult {
+                metric_name: "exact".into(),
+                score: Some(if passed { 1.0 } else { 0.0 }),
+                passed,
+                reason: "differs".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            suite: "geo".into(),
+            run: pb::TestRun {
+                id: "r".into(),
+                ..Default::default()
+            },
+            summary: pb::TestRunSummary {
+                duration_ms: 2000,
+                ..Default::default()
+            },
+            results: vec![
+                result(pb::ResultStatus::Passed, true, ""),
+                result(pb::ResultStatus::Failed, false, ""),
+                result(pb::ResultStatus::Error, false, "connection refused"),
+            ],
+        }
+    }
+
+    #[test]
+    fn junit_has_counts_failures_and_errors() {
+        let mut bytes = Vec::new();
+        write(&report(), ReportFormat::Junit, &mut bytes).unwrap();
+        let xml = String::from_utf8(bytes).unwrap();
+        assert!(
+            xml.contains(
+                r#"<testsuites name="assay" tests="3" failures="1" errors="1" time="2.000">"#
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure message="exact (score 0): differs" type="metric">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<error message="connection refused" type="error">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"name="What is &lt;b&gt; &amp; &quot;c&quot;?" time="1.500""#),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn csv_has_a_column_triple_per_metric() {
+        let mut bytes = Vec::new();
+        write(&report(), ReportFormat::Csv, &mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "test_id,status,prompt,expected_response,output,error,latency_ms,exact.score,exact.passed,exact.reason"
+        );
+        assert_eq!(
+            lines.nth(1).unwrap(),
+            "t,FAILED,\"What is <b> & \"\"c\"\"?\",,,,1500,0,false,differs"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! Execution commands: `execute`, `rescore`, `watch` (live progress, report, gate),
+//! `last-run`, `cancel`, `report RUN` and `test-set metrics`.
+
+use futures::StreamExt;
+use serde_json::Value;
+use tonic::Streaming;
+
+use super::CliError;
+use super::args::{
+    ExecuteArgs, Global, Mode, OutcomeArgs, PairArgs, ReportCommandArgs, RescoreArgs, RunArgs,
+    TestSetMetricsCommand, WatchArgs,
+};
+use super::client::Clients;
+use super::json::{key_value, to_json};
+use super::output::{Output, line};
+use super::progress::Progress;
+use super::report::{Destination, Report};
+use crate::proto::v1 as pb;
+
+/// Page size when reading a run's results: the largest the server serves.
+const PAGE_SIZE: i32 = 1000;
+
+/// The gate and report of a streamed run, checked before any call.
+struct Outcome {
+    fail_under: f64,
+    destination: Option<Destination>,
+}
+
+impl Outcome {
+    fn of(args: &OutcomeArgs) -> Result<Outcome, CliError> {
+        Ok(Outcome {
+            // Default: every test must pass.
+            fail_under: args.fail_under.unwrap_or(1.0),
+            destination: Destination::of(&args.report, false)?,
+        })
+    }
+
+    /// Follows the stream to its end with live progress, writes the report, applies the gate.
+    async fn follow(
+        self,
+        clients: &Clients,
+        out: &Output,
+        mut stream: Streaming<pb::ExecutionEvent>,
+    ) -> Result<(), CliError> {
+        use pb::execution_event::Event;
+        let mut progress = Progress::new(out.json);
+        let (mut run, mut results, mut summary) = (None, Vec::new(), None);
+        while let Some(event) = stream.next().await {
+            let event = event?;
+            progress.event(&event)?;
+            match event.event {
+                Some(Event::RunStarted(r)) => run = Some(r),
+                Some(Event::Result(r)) => results.push(r),
+                Some(Event::RunFinished(s)) => summary = Some(s),
+                None => {}
+            }
+        }
+        let (Some(mut run), Some(summary)) = (run, summary) else {
+            return Err(
+                tonic::Status::unavailable("the stream ended before the run finished").into(),
+            );
+        };
+        // The run as it ended, not as it started, goes into the report.
+        run.status = summary.status;
+        run.finished_at = summary.finished_at;
+        run.summary = Some(summary.clone());
+        if let Some(destination) = &self.destination {
+            let suite = suite_name(clients, &run.test_set_id).await;
+            destination.write(&Report {
+                suite,
+                run,
+                summary: summary.clone(),
+                results,
+            })?;
+        }
+        if summary.pass_rate < self.fail_under {
+            return Err(CliError::Gate(format!(
+                "gate failed: pass rate {:.1}% is under {:.1}% ({} failed, {} errored of {})",
+                summary.pass_rate * 100.0,
+                self.fail_under * 100.0,
+                summary.failed,
+                summary.errored,
+                summary.total
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `execute`.
+pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result<(), CliError> {
+    let outcome = Outcome::of(&args.outcome)?;
+    let mut parameters = serde_json::Map::new();
+    for param in &args.params {
+        let (key, value) = key_value(param, "--param")?;
+        parameters.insert(key, value);
+    }
+    let request = pb::ExecuteRequest {
+        test_set: args.pair.test_set,
+        endpoint: args.pair.endpoint,
+        mode: match args.mode {
+            Mode::Parallel => pb::ExecutionMode::Parallel,
+            Mode::Sequential => pb::ExecutionMode::Sequential,
+        } as i32,
+        metrics: args.metrics,
+        max_concurrency: args.max_concurrency.unwrap_or(0),
+        parameters: (!parameters.is_empty()).then(|| struct_of(parameters)),
+    };
+    let clients = Clients::connect(&global.server).await?;
+    let stream = clients.execution().execute(request).await?.into_inner();
+    outcome.follow(&clients, out, stream).await
+}
+
+/// `rescore`.
+pub async fn rescore(global: &Global, out: &Output, args: RescoreArgs) -> Result<(), CliError> {
+    let outcome = Outcome::of(&args.outcome)?;
+    let clients = Clients::connect(&global.server).await?;
+    let request = pb::RescoreRequest {
+        test_set: args.pair.test_set,
+        endpoint: args.pair.endpoint,
+        run: args.run.unwrap_or_default(),
+        metrics: args.metrics,
+    };
+    let stream = clients.execution().rescore(request).await?.into_inner();
+    outcome.follow(&clients, out, stream).await
+}
+
+/// `watch`.
+pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(), CliError> {
+    let outcome = Outcome::of(&args.outcome)?;
+    let clients = Clients::connect(&global.server).await?;
+    let stream = clients
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest { run: args.run })
+        .await?
+        .into_inner();
+    outcome.follow(&clients, out, stream).await
+}
+
+/// `last-run`.
+pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(), CliError> {
+    let clients = Clients::connect(&global.server).await?;
+    let response = clients
+        .execution()
+        .last_run(pb::LastRunRequest {
+            test_set: args.test_set.clone(),
+            endpoint: args.endpoint.clone(),
+        })
+        .await?
+        .into_inner();
+    match response.run {
+        Some(summary) => out.value(&to_json(&summary, "TestRunSummary"))?,
+        None if out.json => out.value(&Value::Object(Default::default()))?,
+        None => line(format_args!(
+            "no completed run of test set {} on endpoint {}",
+            args.test_set, args.endpoint
+        ))?,
+    }
+    Ok(())
+}
+
+/// `cancel`.
+pub async fn cancel(global: &Global, out: &Output, args: RunArgs) -> Result<(), CliError> {
+    let clients = Clients::connect(&global.server).await?;
+    let run = clients
+        .execution()
+        .cancel_test_run(pb::CancelTestRunRequest { run: args.run })
+        .await?
+        .into_inner();
+    out.value(&to_json(&run, "TestRun"))?;
+    Ok(())
+}
+
+/// `report RUN`: the same report as `execute --report`, for a stored run.
+pub async fn report(global: &Global, args: ReportCommandArgs) -> Result<(), CliError> {
+    let destination = Destination::of(&args.report, true)?.expect("stdout is the default");
+    let clients = Clients::connect(&global.server).await?;
+    let mut execution = clients.execution();
+    let run = execution
+        .get_test_run(pb::GetTestRunRequest {
+            run: args.run.clone(),
+        })
+        .await?
+        .into_inner();
+    let mut results = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = execution
+            .list_test_results(pb::ListTestResultsRequest {
+                run: run.id.clone(),
+                page_size: PAGE_SIZE,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        results.extend(page.results);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let summary = run.summary.clone().unwrap_or_default();
+    let suite = suite_name(&clients, &run.test_set_id).await;
+    destination.write(&Report {
+        suite,
+        run,
+        summary,
+        results,
+    })
+}
+
+/// `test-set metrics list|add|remove`: prints the test set's metrics afterwards.
+pub async fn test_set_metrics(
+    global: &Global,
+    out: &Output,
+    command: TestSetMetricsCommand,
+) -> Result<(), CliError> {
+    let clients = Clients::connect(&global.server).await?;
+    let mut execution = clients.execution();
+    let metrics = match command {
+        TestSetMetricsCommand::List { test_set } => {
+            execution
+                .list_test_set_metrics(pb::ListTestSetMetricsRequest { test_set })
+                .await?
+                .into_inner()
+                .metrics
+        }
+        TestSetMetricsCommand::Add(args) => {
+            execution
+                .add_test_set_metrics(pb::AddTestSetMetricsRequest {
+                    test_set: args.test_set,
+                    metrics: args.metrics,
+                })
+                .await?
+                .into_inner()
+                .metrics
+        }
+        TestSetMetricsCommand::Remove(args) => {
+            execution
+                .remove_test_set_metrics(pb::RemoveTestSetMetricsRequest {
+                    test_set: args.test_set,
+                    metrics: args.metrics,
+                })
+                .await?
+                .into_inner()
+                .metrics
+        }
+    };
+    let items: Vec<_> = metrics.iter().map(|m| to_json(m, "Metric")).collect();
+    out.list(&items, &["id", "name", "scoreType"])?;
+    Ok(())
+}
+
+/// The name of a run's test set for the report, or its id when it was deleted since.
+async fn suite_name(clients: &Clients, test_set_id: &str) -> String {
+    clients
+        .test_sets()
+        .get_test_set(pb::GetTestSetRequest {
+            test_set: test_set_id.to_string(),
+        })
+        .await
+        .map(|t| t.into_inner().name)
+        .unwrap_or_else(|_| test_set_id.to_string())
+}
+
+/// A JSON object as a `google.protobuf.Struct`.
+fn struct_of(object: serde_json::Map<String, Value>) -> prost_types::Struct {
+    super::json::from_json(Value::Object(object), "google.protobuf.Struct", "--param")
+        .expect("any JSON object is a Struct")
+}

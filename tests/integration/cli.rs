@@ -1,0 +1,858 @@
+//! The `assay` client as users run it: the built binary as a real process, against the real
+//! server (in-process, on 127.0.0.1) and the real HTTP target. Each test checks what the command
+//! promises through its exit code, its output, its report file, and what the server stored.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Output;
+
+use assay::proto::v1 as pb;
+use quick_xml::events::Event as Xml;
+use serde_json::Value;
+
+use crate::fixtures::{
+    contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
+    http_endpoint, test,
+};
+use crate::harness::Server;
+use crate::target::Target;
+
+/// Exit code of a failed gate (documented in `assay::cli`).
+const GATE_FAILED: i32 = 3;
+
+/// Runs `assay ARGS` in `dir` against `server`; waits for it to exit.
+async fn assay(server: &Server, dir: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(args)
+        .current_dir(dir)
+        .env("ASSAY_SERVER", server.url())
+        .env("ASSAY_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run the assay binary")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// Every test of a test set, through the generated client (all pages).
+async fn stored_tests(server: &Server, test_set: &str) -> Vec<pb::Test> {
+    let mut tests = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = server
+            .test_sets()
+            .list_tests(pb::ListTestsRequest {
+                test_set: test_set.into(),
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .expect("list tests")
+            .into_inner();
+        tests.extend(page.tests);
+        if page.next_page_token.is_empty() {
+            return tests;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// A server, a target, an endpoint `bot` on it and a `contains` metric `says-paris`; tests
+/// pass when their `answer` metadata mentions Paris.
+async fn setup() -> (Server, Target, tempfile::TempDir) {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_endpoint(&server, http_endpoint("bot", &target.url)).await;
+    create_metric(&server, contains("says-paris", &["Paris"])).await;
+    (server, target, tempfile::tempdir().expect("temp dir"))
+}
+
+/// Tests of which two pass, one fails and one is an endpoint error.
+fn mixed_tests() -> Vec<pb::Test> {
+    vec![
+        test("capital of France?", "Paris", &[("answer", "Paris")]),
+        test("city of light?", "Paris", &[("answer", "It is Paris")]),
+        test("capital of Italy?", "Rome", &[("answer", "Milan")]),
+        test("broken", "", &[("fail_status", "500")]),
+    ]
+}
+
+/// The elements of an XML document, in document order: name, attributes, and the names of
+/// their ancestors.
+fn elements(xml: &str) -> Vec<(String, HashMap<String, String>, Vec<String>)> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut open: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    loop {
+        // An empty element closes at once; a start tag stays open until its end.
+        let (element, opens) = match reader.read_event().expect("well-formed XML") {
+            Xml::Start(e) => (e, true),
+            Xml::Empty(e) => (e, false),
+            Xml::End(_) => {
+                open.pop();
+                continue;
+            }
+            Xml::Eof => return found,
+            _ => continue,
+        };
+        let name = element.name().into_inner().to_string();
+        let attributes = element
+            .attributes()
+            .map(|a| {
+                let a = a.expect("attribute");
+                let value = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .expect("attribute value");
+                (a.key.into_inner().to_string(), value.into_owned())
+            })
+            .collect();
+        found.push((name.clone(), attributes, open.clone()));
+        if opens {
+            open.push(name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn import_reads_jsonl_csv_and_yaml() {
+    let (server, _target, dir) = setup().await;
+    let files = [
+        (
+            "tests.jsonl",
+            "{\"prompt\": \"capital of France?\", \"expected_response\": \"Paris\", \"category\": \"capitals\", \"metadata\": {\"level\": 1}}\n\n{\"prompt\": \"2 + 2?\", \"topic\": \"sums\"}\n",
+        ),
+        (
+            "tests.csv",
+            "prompt,expected_response,category,topic,metadata.level\ncapital of France?,Paris,capitals,,1\n\"2 + 2?\",,,sums,\n",
+        ),
+        (
+            "tests.yaml",
+            "tests:\n  - prompt: capital of France?\n    expected_response: Paris\n    category: capitals\n    metadata: {level: 1}\n  - prompt: 2 + 2?\n    topic: sums\n",
+        ),
+    ];
+    for (file, text) in files {
+        std::fs::write(dir.path().join(file), text).unwrap();
+        let set = format!("from-{file}");
+        let output = assay(
+            &server,
+            dir.path(),
+            &["test-set", "import", file, "--test-set", &set, "--create"],
+        )
+        .await;
+        assert_eq!(code(&output), 0, "{file}: {}", stderr(&output));
+        assert!(
+            stdout(&output).contains("imported 2 tests"),
+            "{file}: {}",
+            stdout(&output)
+        );
+
+        let tests = stored_tests(&server, &set).await;
+        assert_eq!(tests.len(), 2, "{file}");
+        assert_eq!(tests[0].prompt, "capital of France?", "{file}");
+        assert_eq!(tests[0].expected_response, "Paris", "{file}");
+        assert_eq!(tests[0].category, "capitals", "{file}");
+        assert_eq!(
+            tests[0].metadata.get("level").map(String::as_str),
+            Some("1"),
+            "{file}"
+        );
+        assert_eq!(tests[1].prompt, "2 + 2?", "{file}");
+        assert_eq!(tests[1].topic, "sums", "{file}");
+        assert!(tests[1].metadata.is_empty(), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_file_reports_every_bad_line_and_imports_nothing() {
+    let (server, _target, dir) = setup().await;
+    create_test_set(&server, "existing", &[], vec![]).await;
+    let args = [
+        "behavior",
+        "create",
+        "--name",
+        "factual",
+        "--metric",
+        "says-paris",
+    ];
+    assert_eq!(code(&assay(&server, dir.path(), &args).await), 0);
+    let text = [
+        r#"{"prompt": "fine", "behavior": "factual"}"#,
+        r#"{"prompt": ""}"#,
+        r#"{"prompt": "fine too"}"#,
+        r#"{"promt": "typo"}"#,
+        r#"not json"#,
+        r#"{"prompt": "x", "metadata": {"nested": {"no": 1}}}"#,
+    ]
+    .join("\n");
+    std::fs::write(dir.path().join("bad.jsonl"), text).unwrap();
+    std::fs::write(
+        dir.path().join("unknown-behavior.jsonl"),
+        "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"behavior\": \"no-such-behavior\"}\n",
+    )
+    .unwrap();
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["test-set", "import", "bad.jsonl", "-t", "existing"],
+    )
+    .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    let errors = stderr(&output);
+    for line in [
+        "bad.jsonl:line 2:",
+        "bad.jsonl:line 4:",
+        "bad.jsonl:line 5:",
+        "bad.jsonl:line 6:",
+    ] {
+        assert!(errors.contains(line), "{line} missing from:\n{errors}");
+    }
+    assert!(errors.contains("4 bad rows, nothing imported"), "{errors}");
+    assert!(
+        !errors.contains("line 1:") && !errors.contains("line 3:"),
+        "{errors}"
+    );
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "test-set",
+            "import",
+            "unknown-behavior.jsonl",
+            "-t",
+            "existing",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown-behavior.jsonl:line 2:"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("no-such-behavior"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stored_tests(&server, "existing").await.is_empty(),
+        "a bad file imported tests"
+    );
+
+    // With --create, a bad file does not even leave an empty test set behind.
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "test-set",
+            "import",
+            "bad.jsonl",
+            "-t",
+            "new-set",
+            "--create",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    let missing = server
+        .test_sets()
+        .get_test_set(pb::GetTestSetRequest {
+            test_set: "new-set".into(),
+        })
+        .await
+        .expect_err("the test set was created");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn ten_thousand_rows_import_in_one_call() {
+    let (server, _target, dir) = setup().await;
+    let rows: Vec<String> = (0..10_000)
+        .map(|i| format!(r#"{{"prompt": "question {i}: what is the capital of France?", "expected_response": "Paris", "metadata": {{"row": {i}}}}}"#))
+        .collect();
+    std::fs::write(dir.path().join("big.jsonl"), rows.join("\n")).unwrap();
+    let output = assay(
+        &server,
+        dir.path(),
+        &["test-set", "import", "big.jsonl", "-t", "big", "--create"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+
+    let tests = stored_tests(&server, "big").await;
+    assert_eq!(tests.len(), 10_000);
+    assert_eq!(tests[9_999].metadata["row"], "9999");
+    // One AddTests call stamps every test with the same time.
+    let first = tests[0].created_at;
+    assert!(
+        tests.iter().all(|t| t.created_at == first),
+        "the tests came in more than one call"
+    );
+}
+
+#[tokio::test]
+async fn execute_writes_a_junit_report_with_a_testcase_per_test() {
+    let (server, _target, dir) = setup().await;
+    create_test_set(&server, "geo", &["says-paris"], mixed_tests()).await;
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "geo", "bot", "--report", "report.xml"],
+    )
+    .await;
+    assert_eq!(code(&output), GATE_FAILED, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("FAILED capital of Italy?"), "{text}");
+    assert!(text.contains("ERROR  broken"), "{text}");
+    assert!(
+        text.contains("4 tests, 2 passed, 1 failed, 1 errored (pass rate 50.0%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("says-paris  3          2       0        0.667"),
+        "{text}"
+    );
+
+    let xml = std::fs::read_to_string(dir.path().join("report.xml")).expect("report written");
+    let elements = elements(&xml);
+    let named = |name: &str| -> Vec<_> { elements.iter().filter(|(n, _, _)| n == name).collect() };
+    let (_, suites, _) = named("testsuites")[0];
+    let (_, suite, parents) = named("testsuite")[0];
+    assert_eq!(parents, &["testsuites"]);
+    for counts in [suites, suite] {
+        assert_eq!(counts["tests"], "4");
+        assert_eq!(counts["failures"], "1");
+        assert_eq!(counts["errors"], "1");
+    }
+    assert_eq!(suite["name"], "geo");
+    let cases = named("testcase");
+    assert_eq!(cases.len(), 4);
+    for (_, case, parents) in &cases {
+        assert_eq!(parents, &["testsuites", "testsuite"]);
+        assert_eq!(case["classname"], "geo");
+        assert!(case["time"].parse::<f64>().is_ok(), "{case:?}");
+    }
+    let names: Vec<&str> = cases.iter().map(|(_, c, _)| c["name"].as_str()).collect();
+    for prompt in [
+        "capital of France?",
+        "city of light?",
+        "capital of Italy?",
+        "broken",
+    ] {
+        assert!(names.contains(&prompt), "{prompt} not in {names:?}");
+    }
+    let failures = named("failure");
+    assert_eq!(failures.len(), 1);
+    let (_, failure, parents) = failures[0];
+    assert_eq!(parents.last().map(String::as_str), Some("testcase"));
+    assert!(
+        failure["message"].starts_with("says-paris (score 0): "),
+        "{failure:?}"
+    );
+    assert_eq!(failure["type"], "metric");
+    let errors = named("error");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].1["message"].contains("500"), "{:?}", errors[0].1);
+}
+
+#[tokio::test]
+async fn exit_codes_tell_pass_gate_failure_bad_usage_and_server_errors() {
+    let (server, target, dir) = setup().await;
+    create_test_set(&server, "geo", &["says-paris"], mixed_tests()).await;
+    create_test_set(
+        &server,
+        "easy",
+        &["says-paris"],
+        vec![test("capital of France?", "Paris", &[("answer", "Paris")])],
+    )
+    .await;
+
+    // Every test passes: 0, whatever the mode's case.
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "easy", "bot", "--mode", "SEQUENTIAL"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "geo", "bot", "--fail-under", "0.5"],
+    )
+    .await;
+    assert_eq!(
+        code(&output),
+        0,
+        "a 50% pass rate meets --fail-under 0.5: {}",
+        stderr(&output)
+    );
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "geo", "bot", "--fail-under", "90%"],
+    )
+    .await;
+    assert_eq!(code(&output), GATE_FAILED);
+    assert!(
+        stderr(&output).contains("pass rate 50.0% is under 90.0%"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A bad mode, rate or report extension: 2, and nothing reaches the server.
+    let (calls, runs) = (target.calls(), list_runs(&server).await);
+    for args in [
+        &["execute", "geo", "bot", "--mode", "fast"][..],
+        &["execute", "geo", "bot", "--fail-under", "150"],
+        &["execute", "geo", "bot", "--report", "report.txt"],
+        &["execute", "geo"],
+    ] {
+        let output = assay(&server, dir.path(), args).await;
+        assert_eq!(code(&output), 2, "{args:?}: {}", stderr(&output));
+    }
+    assert_eq!(target.calls(), calls, "a usage error called the endpoint");
+    assert_eq!(
+        list_runs(&server).await,
+        runs,
+        "a usage error started a run"
+    );
+
+    // No server there: 1; not a URL: 2.
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--server", "http://127.0.0.1:1", "metric", "list"],
+    )
+    .await;
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("cannot connect to http://127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--server", "not a url", "metric", "list"],
+    )
+    .await;
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+
+    // The server says no: 1, with the code and the message.
+    let output = assay(&server, dir.path(), &["execute", "no-such-set", "bot"]).await;
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("NotFound"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no-such-set"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn failing_tests_are_shown_one_by_one_up_to_fifty_then_counted() {
+    let (server, _target, dir) = setup().await;
+    let tests = (0..60)
+        .map(|i| test(&format!("question {i}"), "", &[("answer", "Rome")]))
+        .collect();
+    create_test_set(&server, "all-fail", &["says-paris"], tests).await;
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "all-fail", "bot", "--report", "all.xml"],
+    )
+    .await;
+    assert_eq!(code(&output), GATE_FAILED);
+    let text = stdout(&output);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("FAILED question "))
+            .count(),
+        50,
+        "{text}"
+    );
+    assert!(
+        text.contains("... and 10 more tests that did not pass"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(dir.path().join("all.xml")).unwrap();
+    assert_eq!(
+        elements(&xml)
+            .iter()
+            .filter(|(n, _, _)| n == "failure")
+            .count(),
+        60
+    );
+}
+
+async fn list_runs(server: &Server) -> usize {
+    server
+        .execution()
+        .list_test_runs(pb::ListTestRunsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list runs")
+        .into_inner()
+        .runs
+        .len()
+}
+
+#[tokio::test]
+async fn json_prints_each_event_as_one_line_ending_with_the_summary() {
+    let (server, _target, dir) = setup().await;
+    create_test_set(&server, "geo", &["says-paris"], mixed_tests()).await;
+
+    let output = assay(&server, dir.path(), &["execute", "geo", "bot", "--json"]).await;
+    assert_eq!(code(&output), GATE_FAILED);
+    let events: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    assert_eq!(events.len(), 6, "run, four results, summary");
+    assert_eq!(events[0]["runStarted"]["total"], 4);
+    assert_eq!(events[0]["runStarted"]["status"], "RUN_STATUS_RUNNING");
+    for result in &events[1..5] {
+        assert!(
+            result["result"]["status"]
+                .as_str()
+                .unwrap()
+                .starts_with("RESULT_STATUS_"),
+            "{result}"
+        );
+    }
+    let summary = &events[5]["runFinished"];
+    assert_eq!(summary["status"], "RUN_STATUS_PARTIAL");
+    assert_eq!(
+        (
+            summary["passed"].as_u64(),
+            summary["failed"].as_u64(),
+            summary["errored"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+
+    // `watch` replays a finished run the same way.
+    let run = events[0]["runStarted"]["id"].as_str().unwrap();
+    let output = assay(
+        &server,
+        dir.path(),
+        &["watch", run, "--json", "--fail-under", "0"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let last = stdout(&output)
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap());
+    assert_eq!(last.unwrap()["runFinished"]["runId"], run);
+}
+
+#[tokio::test]
+async fn report_writes_the_report_of_a_stored_run() {
+    let (server, _target, dir) = setup().await;
+    let set = create_test_set(&server, "geo", &["says-paris"], mixed_tests()).await;
+    let (run, _, _) = execute(&server, execute_request(&set.id, "bot")).await;
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["report", &run.id, "--report", "run.csv"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let mut reader = csv::Reader::from_path(dir.path().join("run.csv")).expect("CSV report");
+    let headers = reader.headers().unwrap().clone();
+    assert!(
+        headers.iter().any(|h| h == "says-paris.reason"),
+        "{headers:?}"
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 4);
+    let statuses: Vec<&str> = rows.iter().map(|r| &r[1]).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "PASSED").count(), 2);
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["report", &run.id, "--format", "json"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("JSON report on stdout");
+    assert_eq!(report["run"]["id"], run.id.as_str());
+    assert_eq!(report["summary"]["status"], "RUN_STATUS_PARTIAL");
+    assert_eq!(report["results"].as_array().map(Vec::len), Some(4));
+
+    // Without --report: JUnit on standard output.
+    let output = assay(&server, dir.path(), &["report", &run.id]).await;
+    assert_eq!(code(&output), 0);
+    assert_eq!(
+        elements(&stdout(&output))
+            .iter()
+            .filter(|(n, _, _)| n == "testcase")
+            .count(),
+        4
+    );
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["report", "01a21787-0000-7000-8000-000000000000"],
+    )
+    .await;
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("NotFound"), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
+    let (server, target, dir) = setup().await;
+    std::fs::write(
+        dir.path().join("metrics.yaml"),
+        "- name: exact\n  exactMatch: {ignoreCase: true}\n- name: has-digit\n  regex: {pattern: '\\d'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("endpoint.json"),
+        serde_json::json!({"name": "bot2", "http": {"url": format!("{}/answer", target.url), "responseMapping": {"output": "$.output"}}}).to_string(),
+    )
+    .unwrap();
+    let ok = |output: &Output| assert_eq!(code(output), 0, "{}", stderr(output));
+
+    ok(&assay(
+        &server,
+        dir.path(),
+        &["metric", "create", "-f", "metrics.yaml"],
+    )
+    .await);
+    ok(&assay(
+        &server,
+        dir.path(),
+        &[
+            "metric",
+            "create",
+            "--name",
+            "starts-with-a",
+            "--set",
+            "regex.pattern=^a",
+        ],
+    )
+    .await);
+    ok(&assay(
+        &server,
+        dir.path(),
+        &[
+            "endpoint",
+            "create",
+            "--file",
+            "endpoint.json",
+            "--set",
+            "maxConcurrency=2",
+        ],
+    )
+    .await);
+    ok(&assay(
+        &server,
+        dir.path(),
+        &[
+            "behavior",
+            "create",
+            "--name",
+            "precise",
+            "--metric",
+            "exact",
+            "--metric",
+            "has-digit",
+        ],
+    )
+    .await);
+
+    let metric = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "has-digit".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(metric.kind, Some(pb::metric::Kind::Regex(ref r)) if r.pattern == "\\d"),
+        "{metric:?}"
+    );
+    let endpoint = server
+        .endpoints()
+        .get_endpoint(pb::GetEndpointRequest {
+            endpoint: "bot2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(endpoint.max_concurrency, 2);
+    let behavior = server
+        .behaviors()
+        .get_behavior(pb::GetBehaviorRequest {
+            behavior: "precise".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(behavior.metrics.len(), 2);
+
+    let output = assay(&server, dir.path(), &["metric", "list"]).await;
+    ok(&output);
+    for name in ["says-paris", "exact", "has-digit"] {
+        assert!(
+            stdout(&output).lines().any(|l| l.contains(name)),
+            "{name} not listed:\n{}",
+            stdout(&output)
+        );
+    }
+    let output = assay(&server, dir.path(), &["--json", "metric", "get", "exact"]).await;
+    ok(&output);
+    let got: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(got["exactMatch"]["ignoreCase"], true);
+
+    // A misspelt field is a usage error, and nothing is created.
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "metric",
+            "create",
+            "--name",
+            "typo",
+            "--set",
+            "contanis.values=[\"x\"]",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("contanis"), "{}", stderr(&output));
+
+    // One file of several kinds: all checked first, then created in dependency order.
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "metrics:\n  - {name: m1, contains: {values: [a]}}\ntestSets:\n  - {name: s1, metrcs: [m1]}\n",
+    )
+    .unwrap();
+    let output = assay(&server, dir.path(), &["create", "-f", "typo.yaml"]).await;
+    assert_eq!(code(&output), 2);
+    assert!(stderr(&output).contains("metrcs"), "{}", stderr(&output));
+    let missing = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "m1".into(),
+        })
+        .await;
+    assert_eq!(
+        missing.expect_err("m1 was created").code(),
+        tonic::Code::NotFound
+    );
+    std::fs::write(
+        dir.path().join("all.yaml"),
+        "testSets:\n  - {name: s1, metrics: [m1]}\nbehaviors:\n  - {name: b1, metrics: [m1]}\nmetrics:\n  - {name: m1, contains: {values: [a]}}\n",
+    )
+    .unwrap();
+    ok(&assay(&server, dir.path(), &["create", "-f", "all.yaml"]).await);
+    let set = server
+        .test_sets()
+        .get_test_set(pb::GetTestSetRequest {
+            test_set: "s1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.metrics.len(), 1);
+
+    ok(&assay(&server, dir.path(), &["behavior", "delete", "precise"]).await);
+    let output = assay(&server, dir.path(), &["behavior", "get", "precise"]).await;
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("NotFound"));
+}
+
+#[tokio::test]
+async fn test_set_metrics_and_rescore_and_last_run() {
+    let (server, _target, dir) = setup().await;
+    // No endpoint error: the run completes, so it is the last run and can be rescored.
+    let mut tests = mixed_tests();
+    tests.pop();
+    create_test_set(&server, "geo", &[], tests).await;
+    create_metric(&server, contains("says-rome", &["Rome"])).await;
+    let ok = |output: &Output| assert_eq!(code(output), 0, "{}", stderr(output));
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["test-set", "metrics", "add", "geo", "says-paris"],
+    )
+    .await;
+    ok(&output);
+    assert!(stdout(&output).contains("says-paris"));
+    let output = assay(
+        &server,
+        dir.path(),
+        &["execute", "geo", "bot", "--fail-under", "0"],
+    )
+    .await;
+    ok(&output);
+    let output = assay(&server, dir.path(), &["--json", "last-run", "geo", "bot"]).await;
+    ok(&output);
+    let last: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(last["passed"], 2);
+
+    // Rescoring with a metric no answer meets fails every scored test: the gate says so.
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "rescore",
+            "geo",
+            "bot",
+            "--metric",
+            "says-rome",
+            "--report",
+            "rescore.json",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), GATE_FAILED, "{}", stderr(&output));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("rescore.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["run"]["kind"], "RUN_KIND_RESCORE");
+    assert_eq!(report["summary"]["failed"], 3);
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["test-set", "metrics", "remove", "geo", "says-paris"],
+    )
+    .await;
+    ok(&output);
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--json", "test-set", "metrics", "list", "geo"],
+    )
+    .await;
+    ok(&output);
+    assert_eq!(stdout(&output).trim(), "", "the metric was not removed");
+}
