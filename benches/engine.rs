@@ -178,6 +178,8 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
         metadata: None,
         latency_ms: 3,
         error: None,
+        attempts: 1,
+        last_error: None,
         metric_results: vec![],
         prompt: format!("question {i}"),
         expected_response: None,

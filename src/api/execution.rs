@@ -199,6 +199,8 @@ fn result_to_proto(r: TestResult) -> pb::TestResult {
         metadata: r.metadata.and_then(json::object_to_struct),
         latency_ms: r.latency_ms,
         error: r.error.unwrap_or_default(),
+        attempts: r.attempts,
+        last_error: r.last_error.unwrap_or_default(),
         metric_results: r
             .metric_results
             .into_iter()

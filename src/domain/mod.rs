@@ -10,7 +10,7 @@ mod test_set;
 
 pub use behavior::Behavior;
 pub use endpoint::{
-    DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
+    CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
     ResponseMapping, SECRET_MASK, Target, is_secret_header,
 };
 pub use metric::{LlmJudge, Metric, MetricKind, ScoreType, ThresholdOperator};

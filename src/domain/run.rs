@@ -159,6 +159,12 @@ pub struct TestResult {
     pub latency_ms: u64,
     /// Endpoint error, or why nothing was scored.
     pub error: Option<String>,
+    /// Attempts made to call the endpoint (a rescore keeps the source's; 0: never called).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Error of the last failed attempt, also when a later attempt succeeded.
+    #[serde(default)]
+    pub last_error: Option<String>,
     /// One per metric.
     pub metric_results: Vec<MetricResult>,
     /// Prompt sent (snapshot of the test).

@@ -115,6 +115,8 @@ impl Engine {
             metadata: None,
             latency_ms: 0,
             error: None,
+            attempts: 0,
+            last_error: None,
             metric_results: Vec::new(),
             prompt: String::new(),
             expected_response: None,
@@ -127,6 +129,8 @@ impl Engine {
                 result.context = source.context;
                 result.metadata = source.metadata;
                 result.latency_ms = source.latency_ms;
+                result.attempts = source.attempts;
+                result.last_error = source.last_error;
                 result.error = source.error.filter(|_| result.output.is_none());
             }
             (None, Some(target)) => match target.call(&test).await {
@@ -135,8 +139,14 @@ impl Engine {
                     result.context = answer.context;
                     result.metadata = answer.metadata;
                     result.latency_ms = answer.latency_ms;
+                    result.attempts = answer.attempts;
+                    result.last_error = answer.last_error;
                 }
-                Err(e) => result.error = Some(e.to_string()),
+                Err(e) => {
+                    result.attempts = e.attempts;
+                    result.error = Some(e.to_string());
+                    result.last_error.clone_from(&result.error);
+                }
             },
             (None, None) => result.error = Some("no endpoint to call and no stored output".into()),
         }

@@ -135,6 +135,8 @@ mod tests {
             metadata: None,
             latency_ms: 1,
             error: None,
+            attempts: 1,
+            last_error: None,
             metric_results: vec![MetricResult {
                 metric_id: Uuid::nil(),
                 metric_name: "m".into(),

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use assay::domain::{
-    Behavior, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode, HttpTarget,
-    Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus, RunFilter, RunKind,
-    RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet, ThresholdOperator, Timestamp,
+    Behavior, CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode,
+    HttpTarget, Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus, RunFilter,
+    RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet, ThresholdOperator,
+    Timestamp,
 };
 use assay::error::Error;
 use assay::store::{SqliteStore, Store};
@@ -154,6 +155,12 @@ fn endpoint(name: &str) -> Endpoint {
         max_concurrency: 4,
         max_retries: 1,
         rate_limit_per_second: 0.0,
+        call_policy: CallPolicy {
+            backoff_base_ms: 10,
+            requests_per_minute: 90,
+            adaptive_concurrency: true,
+            ..CallPolicy::default()
+        },
         created_at: now(),
         updated_at: now(),
     }
@@ -217,6 +224,8 @@ fn result(run: &TestRun, prompt: &str) -> TestResult {
         metadata: Some(serde_json::json!({"tokens": 3})),
         latency_ms: 12,
         error: None,
+        attempts: 2,
+        last_error: Some("endpoint returned HTTP 503: busy".into()),
         metric_results: vec![],
         prompt: prompt.into(),
         expected_response: None,
