@@ -214,6 +214,7 @@ async fn store_batching(dir: &std::path::Path, n: usize) {
             created_at: now,
             started_at: Some(now),
             finished_at: None,
+            plan: None,
         };
         store.create_run(&run).await.unwrap();
         let results: Vec<TestResult> = (0..n).map(|i| result(run.id, i)).collect();

@@ -236,6 +236,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     type ExecuteStream = EventStream;
     type RescoreStream = EventStream;
     type WatchTestRunStream = EventStream;
+    type RetryErrorsStream = EventStream;
 
     async fn execute(
         &self,
@@ -378,6 +379,14 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     ) -> Result<Response<pb::TestRun>, Status> {
         let id = run_id(&request.into_inner().run, "run")?;
         Ok(Response::new(run_to_proto(self.engine.cancel(id).await?)))
+    }
+
+    async fn retry_errors(
+        &self,
+        request: Request<pb::RetryErrorsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let id = run_id(&request.into_inner().run, "run")?;
+        Ok(event_stream(self.engine.retry_errors(id).await?))
     }
 }
 

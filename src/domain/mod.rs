@@ -17,7 +17,7 @@ pub use metric::{LlmJudge, Metric, MetricKind, ScoreType, ThresholdOperator};
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use reference::Ref;
 pub use run::{
-    ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunStatus,
+    ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunPlan, RunStatus,
     RunSummary, TestResult, TestRun,
 };
 pub use test_set::{Test, TestSet};

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult};
+use crate::domain::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult, TestRun};
 
 /// Counts results as they are stored.
 #[derive(Debug, Default)]
@@ -87,6 +87,17 @@ impl Tally {
         } else {
             RunStatus::Completed
         }
+    }
+
+    /// Ends `run` now: its summary, with the duration from its start (a resumed run counts the
+    /// time it was down), and its finish time.
+    pub(super) fn finish(&self, run: &mut TestRun) {
+        let now = chrono::Utc::now();
+        let duration = run
+            .started_at
+            .map_or(0, |started| (now - started).num_milliseconds().max(0));
+        run.summary = Some(self.summary(duration as u64));
+        run.finished_at = Some(now);
     }
 
     /// The summary; `pass_rate` is passed / total, so untested tests of a cancelled run count

@@ -2,10 +2,12 @@
 //! test talks to a real server on 127.0.0.1 through the generated client.
 
 mod catalogue;
+mod crash;
 mod e2e;
 mod execution;
 mod fixtures;
 mod harness;
+mod resilience;
 mod runs;
 mod store_contract;
 mod target;
