@@ -107,7 +107,7 @@ pub trait Store: Send + Sync + 'static {
     /// to be resumed).
     async fn unfinished_runs(&self) -> Result<Vec<TestRun>>;
     /// Stores results, all in one transaction, in the order given. A second result for a test
-    /// of a run fails the whole call and stores nothing.
+    /// of a run is `Error::AlreadyExists` and stores nothing.
     async fn insert_results(&self, results: &[TestResult]) -> Result<()>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;

@@ -915,7 +915,16 @@ async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
         .insert_results(&[fresh.clone(), again])
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::AlreadyExists {
+                kind: "test result",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let stored = store
         .list_results(r.id, PageRequest::first(10))
         .await
