@@ -10,6 +10,7 @@
 //! next start resumes every `RUNNING` run with the tests that have no stored result.
 
 mod follow;
+mod jobs;
 mod plan;
 mod resume;
 mod runner;
@@ -33,7 +34,8 @@ use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
 use crate::target::{PreparedTarget, TargetClient};
-use plan::{MetricPlan, MetricSet, used_metric_ids};
+use jobs::{Job, call_jobs, rescore_jobs, retry_jobs};
+use plan::{MetricPlan, used_metric_ids};
 use summary::Tally;
 
 /// What a run stream carries.
@@ -93,93 +95,6 @@ struct Progress {
 struct LiveRun {
     progress: watch::Receiver<Progress>,
     cancel: CancellationToken,
-}
-
-/// Where the answer of one job comes from.
-enum Input {
-    /// The endpoint is called.
-    Call,
-    /// A stored result's output is scored again (rescore).
-    Rescore(TestResult),
-    /// A stored result is kept as it is (a retry-errors run copies what was no error).
-    Copy(TestResult),
-}
-
-/// One unit of work of a run: a test, the metrics that score it, and where its answer comes
-/// from.
-struct Job {
-    test: Test,
-    metrics: MetricSet,
-    input: Input,
-}
-
-/// Jobs that call the endpoint for `tests`.
-fn call_jobs(tests: Vec<Test>, plan: &MetricPlan) -> Vec<Job> {
-    tests
-        .into_iter()
-        .map(|test| Job {
-            metrics: plan.for_test(test.behavior_id),
-            test,
-            input: Input::Call,
-        })
-        .collect()
-}
-
-/// Jobs that score the stored results of a source run again.
-fn rescore_jobs(results: Vec<TestResult>, test_set_id: Uuid, plan: &MetricPlan) -> Vec<Job> {
-    results
-        .into_iter()
-        .map(|r| Job {
-            metrics: plan.for_test(r.behavior_id),
-            test: snapshot(&r, test_set_id),
-            input: Input::Rescore(r),
-        })
-        .collect()
-}
-
-/// Jobs of a retry-errors run: the source's errors are executed again with the test as it is
-/// now (tests removed since are left out), everything else is copied.
-fn retry_jobs(
-    results: Vec<TestResult>,
-    tests: &HashMap<Uuid, Test>,
-    plan: &MetricPlan,
-) -> Vec<Job> {
-    results
-        .into_iter()
-        .filter_map(|r| {
-            // The behaviour at the time of the source run picks the metrics, as it did then.
-            let metrics = plan.for_test(r.behavior_id);
-            if r.status != ResultStatus::Error {
-                let test = snapshot(&r, Uuid::nil());
-                return Some(Job {
-                    test,
-                    metrics,
-                    input: Input::Copy(r),
-                });
-            }
-            let test = tests.get(&r.test_id)?.clone();
-            Some(Job {
-                test,
-                metrics,
-                input: Input::Call,
-            })
-        })
-        .collect()
-}
-
-/// The test as a result recorded it (prompt, expected response, behaviour).
-fn snapshot(r: &TestResult, test_set_id: Uuid) -> Test {
-    Test {
-        id: r.test_id,
-        test_set_id,
-        prompt: r.prompt.clone(),
-        expected_response: r.expected_response.clone(),
-        behavior_id: r.behavior_id,
-        category: String::new(),
-        topic: String::new(),
-        metadata: Default::default(),
-        created_at: r.created_at,
-    }
 }
 
 /// Runs test sets and keeps track of the runs in progress.
@@ -319,7 +234,7 @@ impl Engine {
         };
         let target = self.prepare(&endpoint, &source.parameters)?;
         let tests = self.tests_by_id(test_set.id).await?;
-        let jobs = retry_jobs(results, &tests, &plan);
+        let jobs = retry_jobs(results, &tests, test_set.id, &plan);
         let mut stored_plan = RunPlan {
             retry_errors: true,
             ..RunPlan::default()

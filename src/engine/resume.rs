@@ -5,9 +5,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::jobs::{Input, Job, call_jobs, rescore_jobs, retry_jobs};
 use super::plan::MetricPlan;
 use super::summary::Tally;
-use super::{Engine, Input, Job, call_jobs, collect_pages, rescore_jobs, retry_jobs};
+use super::{Engine, collect_pages};
 use crate::domain::{Ref, RunKind, RunStatus, TestRun};
 use crate::error::{Error, Result};
 
@@ -60,26 +61,18 @@ impl Engine {
                 .ok_or_else(|| Error::Internal(format!("run {} has no source run", run.id)))?;
             collect_pages(|p| self.store.list_results(source, p)).await
         };
-        let jobs = match (run.kind, plan.retry_errors) {
-            (RunKind::Rescore, _) => {
-                rescore_jobs(source_results().await?, run.test_set_id, &metrics)
-            }
-            (RunKind::Execution, true) => {
-                self.store.get_test_set(&Ref::Id(run.test_set_id)).await?;
-                let tests = self.tests_by_id(run.test_set_id).await?;
-                retry_jobs(source_results().await?, &tests, &metrics)
-            }
-            (RunKind::Execution, false) => {
-                self.store.get_test_set(&Ref::Id(run.test_set_id)).await?;
-                let mut tests = self.tests_by_id(run.test_set_id).await?;
+        let jobs = if run.kind == RunKind::Rescore {
+            rescore_jobs(source_results().await?, run.test_set_id, &metrics)
+        } else {
+            // The tests are called as they are now; a test set deleted since ends the run.
+            self.store.get_test_set(&Ref::Id(run.test_set_id)).await?;
+            let mut tests = self.tests_by_id(run.test_set_id).await?;
+            if plan.retry_errors {
+                retry_jobs(source_results().await?, &tests, run.test_set_id, &metrics)
+            } else {
                 // In the order of the plan; tests removed since are left out.
-                let tests = plan
-                    .test_ids
-                    .iter()
-                    .filter(|id| !done.contains(id))
-                    .filter_map(|id| tests.remove(id))
-                    .collect();
-                call_jobs(tests, &metrics)
+                let tests = plan.test_ids.iter().filter_map(|id| tests.remove(id));
+                call_jobs(tests.collect(), &metrics)
             }
         };
         let jobs: Vec<Job> = jobs

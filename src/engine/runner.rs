@@ -11,8 +11,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::jobs::{Input, Job};
 use super::summary::Tally;
-use super::{Engine, Input, Job, Progress};
+use super::{Engine, Progress};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
 use crate::scoring::ScoreInput;
 use crate::target::PreparedTarget;
