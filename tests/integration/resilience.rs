@@ -106,6 +106,114 @@ async fn a_400_is_not_retried_but_a_408_is() {
 }
 
 #[tokio::test]
+async fn a_long_retry_after_is_cut_to_the_maximum_wait_and_the_retry_budget_ends_retries() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    // Every call is a 429 asking for an hour.
+    let body = r#"{"prompt": "{{ prompt }}", "fault_percent": 100, "faults": "429s", "retry_after_s": 3600}"#;
+    let mut capped = endpoint_on("capped", &target, "/flaky", body);
+    capped.max_retries = 2;
+    capped.call_policy = Some(pb::CallPolicy {
+        max_retry_wait_ms: 20,
+        ..Default::default()
+    });
+    create_endpoint(&server, capped).await;
+    // Every call is a 503; retries would go on a hundred times, but the budget is 300 ms of
+    // backoffs of 100 ms at most.
+    let body = r#"{"prompt": "{{ prompt }}", "fault_percent": 100, "faults": "503"}"#;
+    let mut budgeted = endpoint_on("budgeted", &target, "/flaky", body);
+    budgeted.max_retries = 100;
+    budgeted.call_policy = Some(pb::CallPolicy {
+        backoff_base_ms: 100,
+        backoff_max_ms: 100,
+        retry_budget_ms: 300,
+        ..Default::default()
+    });
+    create_endpoint(&server, budgeted).await;
+    create_test_set(&server, "one", &["anything"], tests(1)).await;
+
+    let (_, results, _) = execute(&server, execute_request("one", "capped")).await;
+    assert_eq!(results[0].attempts, 3, "{results:?}");
+    assert!(results[0].error.contains("HTTP 429"), "{results:?}");
+
+    let (_, results, _) = execute(&server, execute_request("one", "budgeted")).await;
+    let attempts = results[0].attempts;
+    assert!((2..100).contains(&attempts), "{attempts} attempts");
+    assert!(results[0].error.contains("HTTP 503"), "{results:?}");
+    assert_eq!(target.calls(), 3 + attempts as usize);
+}
+
+#[tokio::test]
+async fn max_concurrency_caps_the_calls_in_flight_of_all_runs_together() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    endpoint.max_concurrency = 2;
+    create_endpoint(&server, endpoint).await;
+    let slow = |n: usize| {
+        (0..n)
+            .map(|i| test(&format!("q{i}"), "", &[("delay_ms", "100")]))
+            .collect()
+    };
+    create_test_set(&server, "a", &["anything"], slow(6)).await;
+    create_test_set(&server, "b", &["anything"], slow(6)).await;
+
+    // Each run may have 2 calls in flight; together they still have 2, not 4.
+    let (_, first) = start(&server, execute_request("a", "app")).await;
+    let (_, second) = start(&server, execute_request("b", "app")).await;
+    tokio::join!(collect(first), collect(second));
+    assert_eq!(target.calls(), 12);
+    assert_eq!(target.max_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn call_policy_defaults_are_shown_and_conflicting_settings_are_invalid_argument() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    let created = create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    assert_eq!(
+        created.call_policy,
+        Some(pb::CallPolicy {
+            backoff_base_ms: 250,
+            backoff_max_ms: 10_000,
+            max_retry_wait_ms: 30_000,
+            retry_budget_ms: 120_000,
+            requests_per_minute: 0,
+            adaptive_concurrency: false,
+        })
+    );
+
+    let mut both = http_endpoint("both", &target.url);
+    both.rate_limit_per_second = 2.0;
+    both.call_policy = Some(pb::CallPolicy {
+        requests_per_minute: 60,
+        ..Default::default()
+    });
+    let mut inverted = http_endpoint("inverted", &target.url);
+    inverted.call_policy = Some(pb::CallPolicy {
+        backoff_base_ms: 500,
+        backoff_max_ms: 100,
+        ..Default::default()
+    });
+    for (endpoint, field) in [
+        (both, "endpoint.call_policy.requests_per_minute"),
+        (inverted, "endpoint.call_policy.backoff_max_ms"),
+    ] {
+        let status = server
+            .endpoints()
+            .create_endpoint(pb::CreateEndpointRequest {
+                endpoint: Some(endpoint),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(field), "{status:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_rate_limit_holds_across_two_concurrent_runs_of_one_endpoint() {
     let server = Server::start().await;
     let target = Target::start().await;

@@ -7,8 +7,8 @@
 //!
 //! `/flaky` answers like `/answer` but fails `fault_percent` of its calls (spread evenly by call
 //! number) with the `faults` of the body in turn: `500`, `503`, `429`, `429s` (429 with
-//! `Retry-After: 0` seconds), `429d` (429 with `Retry-After` as an HTTP date) and `stall`
-//! (answers after `stall_ms`). `/capacity` serves at most `capacity` calls at once (each taking
+//! `Retry-After` in seconds: `retry_after_s`, default 0), `429d` (429 with `Retry-After` as an
+//! HTTP date) and `stall` (answers after `stall_ms`). `/capacity` serves at most `capacity` calls at once (each taking
 //! `delay_ms`) and answers 429 to the rest, like a rate-limited LLM API.
 //!
 //! `/text` answers plain text, not JSON. `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
@@ -214,7 +214,10 @@ async fn flaky(
             reply(&body)
         }
         Some("429") => (too_many, "slow down").into_response(),
-        Some("429s") => (too_many, [("retry-after", "0")], "slow down").into_response(),
+        Some("429s") => {
+            let seconds = number(&body, "retry_after_s").unwrap_or(0).to_string();
+            (too_many, [("retry-after", seconds)], "slow down").into_response()
+        }
         Some("429d") => {
             let date = httpdate::fmt_http_date(SystemTime::now());
             (too_many, [("retry-after", date)], "slow down").into_response()
