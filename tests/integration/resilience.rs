@@ -4,8 +4,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use assay::domain::{ExecutionMode, PageRequest, RunKind, RunPlan, RunStatus, TestResult, TestRun};
 use assay::proto::v1 as pb;
+use assay::store::{SqliteStore, Store};
 use tonic::Code;
+use uuid::Uuid;
 
 use crate::fixtures::*;
 use crate::harness::Server;
@@ -400,7 +403,7 @@ async fn retry_errors_executes_only_the_errors_again_and_copies_the_rest() {
     assert!(status.message().contains("rescore"), "{status:?}");
     let status = client
         .retry_errors(pb::RetryErrorsRequest {
-            run: uuid::Uuid::now_v7().to_string(),
+            run: Uuid::now_v7().to_string(),
         })
         .await
         .unwrap_err();
@@ -511,6 +514,86 @@ async fn a_stopping_server_refuses_new_runs_and_a_stopped_run_resumes_at_the_nex
         assert!(results.iter().any(|s| s.id == r.id), "{} was lost", r.id);
     }
     assert_eq!(target.calls(), 5, "no test was called twice");
+    server.stop().await;
+    drop(dir);
+}
+
+#[tokio::test]
+async fn a_rescore_left_running_by_a_crash_resumes_without_calling_the_endpoint() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    let metric = create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_test_set(&server, "set", &["anything"], tests(3)).await;
+    let (source, _, _) = execute(&server, execute_request("set", "app")).await;
+    let (db_path, dir) = server.stop().await;
+
+    // What a crash leaves behind: a rescore still RUNNING with one of its results stored.
+    let store = SqliteStore::open(&format!("sqlite://{}", db_path.display()))
+        .await
+        .unwrap();
+    let id = |s: &str| Uuid::parse_str(s).unwrap();
+    let source_results = store
+        .list_results(id(&source.id), PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    let now = chrono::Utc::now();
+    let run = TestRun {
+        id: Uuid::now_v7(),
+        test_set_id: id(&source.test_set_id),
+        endpoint_id: id(&source.endpoint_id),
+        kind: RunKind::Rescore,
+        mode: ExecutionMode::Parallel,
+        status: RunStatus::Running,
+        source_run_id: Some(id(&source.id)),
+        total: 3,
+        metric_ids: vec![id(&metric.id)],
+        max_concurrency: 4,
+        parameters: Default::default(),
+        error: None,
+        summary: None,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+        plan: Some(RunPlan {
+            shared_metrics: Some(vec![id(&metric.id)]),
+            ..RunPlan::default()
+        }),
+    };
+    store.create_run(&run).await.unwrap();
+    let stored = TestResult {
+        id: Uuid::now_v7(),
+        run_id: run.id,
+        ..source_results[0].clone()
+    };
+    store
+        .insert_results(std::slice::from_ref(&stored))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let server = Server::start_on(&db_path).await;
+    let watched = server
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest {
+            run: run.id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, results, summary) = split(collect(watched).await);
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+    assert_eq!((summary.total, summary.passed), (3, 3));
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        results[0].id,
+        stored.id.to_string(),
+        "the stored result is kept"
+    );
+    let tests: HashSet<_> = results.iter().map(|r| r.test_id.as_str()).collect();
+    assert_eq!(tests.len(), 3, "no test has two results");
+    assert_eq!(target.calls(), 3, "a rescore never calls the endpoint");
     server.stop().await;
     drop(dir);
 }
