@@ -178,6 +178,8 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
         metadata: None,
         latency_ms: 3,
         error: None,
+        attempts: 1,
+        last_error: None,
         metric_results: vec![],
         prompt: format!("question {i}"),
         expected_response: None,
@@ -212,6 +214,7 @@ async fn store_batching(dir: &std::path::Path, n: usize) {
             created_at: now,
             started_at: Some(now),
             finished_at: None,
+            plan: None,
         };
         store.create_run(&run).await.unwrap();
         let results: Vec<TestResult> = (0..n).map(|i| result(run.id, i)).collect();

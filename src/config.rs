@@ -18,7 +18,15 @@ pub struct ServeConfig {
     /// endpoint asks for fewer.
     #[arg(long, env = "ASSAY_DEFAULT_CONCURRENCY", default_value_t = 16)]
     pub default_concurrency: u32,
+
+    /// On SIGTERM or SIGINT: how long, in milliseconds, the tests in flight may take to finish
+    /// and be stored before the server exits; runs not done by then resume at the next start.
+    #[arg(long, env = "ASSAY_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
+    pub shutdown_grace_ms: u64,
 }
+
+/// Default of `--shutdown-grace-ms`: below the 30 s after which orchestrators send SIGKILL.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 
 impl ServeConfig {
     /// Settings for tests and embedding: listen address and database given, defaults otherwise.
@@ -27,6 +35,7 @@ impl ServeConfig {
             listen,
             database: database.into(),
             default_concurrency: 16,
+            shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
         }
     }
 }

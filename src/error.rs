@@ -35,6 +35,9 @@ pub enum Error {
         /// Why the operation cannot proceed.
         description: String,
     },
+    /// The server cannot take the request now (it is shutting down); the client may try again.
+    #[error("{0}")]
+    Unavailable(String),
     /// The storage backend failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -63,24 +64,27 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     .into())
 }
 
-/// Serves on an already bound `listener` until `shutdown` completes; then stops the runs in
-/// progress (stored as failed) and drains the connections.
+/// Serves on an already bound `listener` until `shutdown` completes; then lets the tests in
+/// flight finish (up to the grace period), leaves unfinished runs to resume at the next start,
+/// and drains the connections. Runs left `RUNNING` by an earlier stop or crash are resumed first.
 pub async fn serve(
     config: ServeConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = open_store(&config.database).await?;
-    let interrupted = store
-        .fail_unfinished_runs("the server stopped before the run ended")
-        .await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "runs cut short by an earlier stop were marked failed"
+    let engine = Engine::new(
+        Arc::clone(&store),
+        config.default_concurrency,
+        Duration::from_millis(config.shutdown_grace_ms),
+    );
+    let resumed = engine.resume_unfinished().await?;
+    if resumed > 0 {
+        tracing::info!(
+            runs = resumed,
+            "runs cut short by an earlier stop were resumed"
         );
     }
-    let engine = Engine::new(Arc::clone(&store), config.default_concurrency);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Migrations have run: only now does the server say it is serving.
@@ -145,7 +149,8 @@ pub async fn serve(
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
-            // Ends the live runs, which ends their streams, so the connections can drain.
+            // New runs are refused from here on; live runs store what is in flight and stop, which
+            // ends their streams, so the connections can drain.
             stop_engine.shutdown().await;
         })
         .await?;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::mask::{self, Updatable};
 use super::{non_empty, reference, required, timestamp, update_target};
 use crate::domain::{
-    DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
+    CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
     PageRequest, ResponseMapping, Target, Timestamp,
 };
 use crate::error::{Error, Result};
@@ -61,9 +61,34 @@ fn to_proto(e: Endpoint) -> pb::Endpoint {
         max_concurrency: e.max_concurrency,
         max_retries: e.max_retries,
         rate_limit_per_second: e.rate_limit_per_second,
+        call_policy: Some(policy_to_proto(e.call_policy)),
         created_at: Some(timestamp(e.created_at)),
         updated_at: Some(timestamp(e.updated_at)),
     }
+}
+
+fn policy_to_proto(p: CallPolicy) -> pb::CallPolicy {
+    pb::CallPolicy {
+        backoff_base_ms: p.backoff_base_ms,
+        backoff_max_ms: p.backoff_max_ms,
+        max_retry_wait_ms: p.max_retry_wait_ms,
+        retry_budget_ms: p.retry_budget_ms,
+        requests_per_minute: p.requests_per_minute,
+        adaptive_concurrency: p.adaptive_concurrency,
+    }
+}
+
+/// A call policy from the API, unset durations at their defaults.
+fn policy_from_proto(p: pb::CallPolicy) -> CallPolicy {
+    CallPolicy {
+        backoff_base_ms: p.backoff_base_ms,
+        backoff_max_ms: p.backoff_max_ms,
+        max_retry_wait_ms: p.max_retry_wait_ms,
+        retry_budget_ms: p.retry_budget_ms,
+        requests_per_minute: p.requests_per_minute,
+        adaptive_concurrency: p.adaptive_concurrency,
+    }
+    .with_defaults()
 }
 
 /// An endpoint as read RPCs answer it.
@@ -111,6 +136,7 @@ fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoi
         max_concurrency: p.max_concurrency,
         max_retries: p.max_retries,
         rate_limit_per_second: p.rate_limit_per_second,
+        call_policy: policy_from_proto(p.call_policy.unwrap_or_default()),
         created_at,
         updated_at: chrono::Utc::now(),
     })
@@ -140,6 +166,7 @@ impl Updatable for pb::Endpoint {
         "max_concurrency",
         "max_retries",
         "rate_limit_per_second",
+        "call_policy",
     ];
 
     fn is_set(&self, path: &str) -> bool {
@@ -151,6 +178,7 @@ impl Updatable for pb::Endpoint {
             "max_concurrency" => self.max_concurrency != 0,
             "max_retries" => self.max_retries != 0,
             "rate_limit_per_second" => self.rate_limit_per_second != 0.0,
+            "call_policy" => self.call_policy.is_some(),
             _ => false,
         }
     }
@@ -162,6 +190,7 @@ impl Updatable for pb::Endpoint {
             "max_concurrency" => self.max_concurrency = s.max_concurrency,
             "max_retries" => self.max_retries = s.max_retries,
             "rate_limit_per_second" => self.rate_limit_per_second = s.rate_limit_per_second,
+            "call_policy" => self.call_policy.clone_from(&s.call_policy),
             _ => self.target.clone_from(&s.target),
         }
     }

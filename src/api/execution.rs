@@ -199,6 +199,8 @@ fn result_to_proto(r: TestResult) -> pb::TestResult {
         metadata: r.metadata.and_then(json::object_to_struct),
         latency_ms: r.latency_ms,
         error: r.error.unwrap_or_default(),
+        attempts: r.attempts,
+        last_error: r.last_error.unwrap_or_default(),
         metric_results: r
             .metric_results
             .into_iter()
@@ -234,6 +236,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     type ExecuteStream = EventStream;
     type RescoreStream = EventStream;
     type WatchTestRunStream = EventStream;
+    type RetryErrorsStream = EventStream;
 
     async fn execute(
         &self,
@@ -376,6 +379,14 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     ) -> Result<Response<pb::TestRun>, Status> {
         let id = run_id(&request.into_inner().run, "run")?;
         Ok(Response::new(run_to_proto(self.engine.cancel(id).await?)))
+    }
+
+    async fn retry_errors(
+        &self,
+        request: Request<pb::RetryErrorsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let id = run_id(&request.into_inner().run, "run")?;
+        Ok(event_stream(self.engine.retry_errors(id).await?))
     }
 }
 

@@ -33,6 +33,7 @@ impl From<Error> for Status {
                 message,
                 ErrorDetails::with_precondition_failure_violation("STATE", subject, description),
             ),
+            Error::Unavailable(_) => Status::unavailable(message),
             Error::Storage(_) | Error::Internal(_) => {
                 // Server faults are logged here, once; client mistakes stay at debug level.
                 tracing::error!(error = %message, "request failed");

@@ -21,16 +21,67 @@ pub struct Endpoint {
     pub description: String,
     /// How it is called.
     pub target: Target,
-    /// Most calls in flight for one run; 0: server default.
+    /// Most calls in flight for one run (0: server default) and to this endpoint from every run
+    /// of the process together (0: no shared limit).
     pub max_concurrency: u32,
     /// Retries after a retryable failure.
     pub max_retries: u32,
-    /// Most calls per second for one run; 0: unlimited.
+    /// Most calls per second from every run of the process; 0: unlimited. The same limit as
+    /// `call_policy.requests_per_minute / 60`: at most one of them is set.
     pub rate_limit_per_second: f64,
+    /// Backoff, retry budget, requests per minute and adaptive concurrency. Endpoints stored
+    /// before it existed read with the defaults.
+    #[serde(default)]
+    pub call_policy: CallPolicy,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+/// How an endpoint is called beyond one attempt; see `CallPolicy` in `endpoint.proto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallPolicy {
+    /// Backoff before the first retry; doubles per retry, with full jitter.
+    pub backoff_base_ms: u32,
+    /// Longest backoff.
+    pub backoff_max_ms: u32,
+    /// Longest wait a `Retry-After` header may ask for.
+    pub max_retry_wait_ms: u32,
+    /// Wall time per test from its first attempt after which no retry starts.
+    pub retry_budget_ms: u32,
+    /// Most calls per minute from every run of the process; 0: unlimited.
+    pub requests_per_minute: u32,
+    /// Halve the calls in flight on HTTP 429, grow by one per success.
+    pub adaptive_concurrency: bool,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        CallPolicy {
+            backoff_base_ms: 250,
+            backoff_max_ms: 10_000,
+            max_retry_wait_ms: 30_000,
+            retry_budget_ms: 120_000,
+            requests_per_minute: 0,
+            adaptive_concurrency: false,
+        }
+    }
+}
+
+impl CallPolicy {
+    /// The policy with every duration that is 0 (unset in proto3) replaced by its default.
+    pub fn with_defaults(self) -> Self {
+        let default = CallPolicy::default();
+        let or = |value: u32, default: u32| if value == 0 { default } else { value };
+        CallPolicy {
+            backoff_base_ms: or(self.backoff_base_ms, default.backoff_base_ms),
+            backoff_max_ms: or(self.backoff_max_ms, default.backoff_max_ms),
+            max_retry_wait_ms: or(self.max_retry_wait_ms, default.max_retry_wait_ms),
+            retry_budget_ms: or(self.retry_budget_ms, default.retry_budget_ms),
+            ..self
+        }
+    }
 }
 
 /// The kinds of target.
@@ -183,6 +234,25 @@ impl Endpoint {
                 ),
             ));
         }
+        if self.rate_limit_per_second > 0.0 && self.call_policy.requests_per_minute > 0 {
+            return Err(Error::invalid(
+                field("call_policy.requests_per_minute"),
+                format!(
+                    "{} conflicts with rate_limit_per_second {}: they are one limit, set only one",
+                    self.call_policy.requests_per_minute, self.rate_limit_per_second
+                ),
+            ));
+        }
+        let policy = &self.call_policy;
+        if policy.backoff_max_ms < policy.backoff_base_ms {
+            return Err(Error::invalid(
+                field("call_policy.backoff_max_ms"),
+                format!(
+                    "{} is below backoff_base_ms {}",
+                    policy.backoff_max_ms, policy.backoff_base_ms
+                ),
+            ));
+        }
         match &self.target {
             Target::Http(http) => {
                 validate_url(&http.url, &field("http.url"))?;
@@ -300,6 +370,7 @@ mod tests {
             max_concurrency: 0,
             max_retries: 0,
             rate_limit_per_second: 0.0,
+            call_policy: CallPolicy::default(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

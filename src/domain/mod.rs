@@ -10,14 +10,14 @@ mod test_set;
 
 pub use behavior::Behavior;
 pub use endpoint::{
-    DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
+    CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
     ResponseMapping, SECRET_MASK, Target, is_secret_header,
 };
 pub use metric::{LlmJudge, Metric, MetricKind, ScoreType, ThresholdOperator};
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use reference::Ref;
 pub use run::{
-    ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunStatus,
+    ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunPlan, RunStatus,
     RunSummary, TestResult, TestRun,
 };
 pub use test_set::{Test, TestSet};

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -80,7 +82,7 @@ pub struct TestRun {
     pub mode: ExecutionMode,
     /// Current state.
     pub status: RunStatus,
-    /// The run a rescore read.
+    /// The run a rescore read, or whose errors a retry-errors run executes again.
     pub source_run_id: Option<Uuid>,
     /// Number of tests.
     pub total: u32,
@@ -100,6 +102,27 @@ pub struct TestRun {
     pub started_at: Option<Timestamp>,
     /// End time.
     pub finished_at: Option<Timestamp>,
+    /// What resuming the run after a stop or crash needs; `None` for runs stored before it
+    /// existed.
+    #[serde(default)]
+    pub plan: Option<RunPlan>,
+}
+
+/// What a run needs to be resumed after a stop or a crash, stored with it when it starts: the
+/// tests and the metric plan as resolved then, so a resumed run scores every test as it would
+/// have. Metric definitions, the endpoint and the tests themselves are read again on resume.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// Execution runs: the tests to run, in test-set order. Rescore and retry-errors runs take
+    /// theirs from the source run's results.
+    pub test_ids: Vec<Uuid>,
+    /// Metric ids scoring every test (the execution or test-set tier), when that tier applied.
+    pub shared_metrics: Option<Vec<Uuid>>,
+    /// Metric ids by behaviour, when the behaviour tier applied.
+    pub behavior_metrics: BTreeMap<Uuid, Vec<Uuid>>,
+    /// A retry-errors run: results of the source that are not errors are copied as they are,
+    /// errors are executed again.
+    pub retry_errors: bool,
 }
 
 /// Counts and statistics of an ended run.
@@ -159,6 +182,12 @@ pub struct TestResult {
     pub latency_ms: u64,
     /// Endpoint error, or why nothing was scored.
     pub error: Option<String>,
+    /// Attempts made to call the endpoint (a rescore keeps the source's; 0: never called).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Error of the last failed attempt, also when a later attempt succeeded.
+    #[serde(default)]
+    pub last_error: Option<String>,
     /// One per metric.
     pub metric_results: Vec<MetricResult>,
     /// Prompt sent (snapshot of the test).

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::{Progress, RunEvent};
-use crate::domain::TestRun;
-use crate::error::Result;
+use crate::domain::{RunStatus, TestRun};
+use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// Results read from the store at once.
@@ -68,6 +68,12 @@ async fn follow_inner(
         }
     }
     let run = store.get_run(run_id).await?;
+    if run.status == RunStatus::Running {
+        // The server stopped before the run ended; it resumes at the next start.
+        return Err(Error::Unavailable(format!(
+            "the server stopped before run {run_id} ended; the run resumes when the server starts again: watch it then"
+        )));
+    }
     let _ = tx.send(Ok(RunEvent::Finished(run))).await;
     Ok(())
 }

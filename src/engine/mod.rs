@@ -4,14 +4,21 @@
 //! A run belongs to the engine, not to the client that started it: it is driven by its own task
 //! ([`runner`]), which stores every result and then announces progress; clients follow the
 //! store ([`follow`]), so a disconnected or slow client never holds a run back.
+//!
+//! Runs survive stops and crashes ([`resume`]): each run stores its plan when it starts, a stop
+//! lets the tests in flight finish (up to a grace period) and leaves the run `RUNNING`, and the
+//! next start resumes every `RUNNING` run with the tests that have no stored result.
 
 mod follow;
+mod jobs;
 mod plan;
+mod resume;
 mod runner;
 mod summary;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,13 +27,16 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::domain::{
-    ExecutionMode, PageRequest, Ref, RunKind, RunStatus, Test, TestResult, TestRun,
+    ExecutionMode, PageRequest, Ref, ResultStatus, RunKind, RunPlan, RunStatus, Test, TestResult,
+    TestRun,
 };
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
-use crate::target::TargetClient;
-use plan::{MetricPlan, MetricSet, used_metric_ids};
+use crate::target::{PreparedTarget, TargetClient};
+use jobs::{Job, call_jobs, rescore_jobs, retry_jobs};
+use plan::{MetricPlan, used_metric_ids};
+use summary::Tally;
 
 /// What a run stream carries.
 #[derive(Clone, Debug)]
@@ -87,20 +97,14 @@ struct LiveRun {
     cancel: CancellationToken,
 }
 
-/// One unit of work of a run: a test, the metrics that score it, and for a rescore the stored
-/// result whose output is scored again.
-struct Job {
-    test: Test,
-    metrics: MetricSet,
-    source: Option<TestResult>,
-}
-
 /// Runs test sets and keeps track of the runs in progress.
 pub struct Engine {
     store: Arc<dyn Store>,
     targets: TargetClient,
     scorer: Scorer,
     default_concurrency: u32,
+    /// How long a stop waits for the tests in flight.
+    shutdown_grace: Duration,
     live: Mutex<HashMap<Uuid, LiveRun>>,
     stopping: CancellationToken,
     tasks: TaskTracker,
@@ -110,8 +114,13 @@ pub struct Engine {
 const LOAD_PAGE: u32 = 1000;
 
 impl Engine {
-    /// An engine over `store`; a run's concurrency never exceeds `default_concurrency`.
-    pub fn new(store: Arc<dyn Store>, default_concurrency: u32) -> Arc<Self> {
+    /// An engine over `store`; a run's concurrency never exceeds `default_concurrency`; a stop
+    /// waits up to `shutdown_grace` for the tests in flight.
+    pub fn new(
+        store: Arc<dyn Store>,
+        default_concurrency: u32,
+        shutdown_grace: Duration,
+    ) -> Arc<Self> {
         let targets = TargetClient::new();
         let scorer = Scorer::new(targets.http().clone());
         Arc::new(Engine {
@@ -119,6 +128,7 @@ impl Engine {
             targets,
             scorer,
             default_concurrency: default_concurrency.max(1),
+            shutdown_grace,
             live: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -127,6 +137,7 @@ impl Engine {
 
     /// Starts a run of every test of a test set against an endpoint.
     pub async fn execute(self: &Arc<Self>, spec: ExecuteSpec) -> Result<RunEvents> {
+        self.accepting()?;
         let test_set = self.store.get_test_set(&spec.test_set).await?;
         let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
         let tests = collect_pages(|p| self.store.list_tests(test_set.id, p)).await?;
@@ -143,15 +154,7 @@ impl Engine {
             tests.iter().filter_map(|t| t.behavior_id),
         )
         .await?;
-        let target = self
-            .targets
-            .prepare(&endpoint, &spec.parameters)
-            .map_err(|e| {
-                Error::precondition(
-                    format!("endpoint {}", endpoint.name),
-                    format!("endpoint {:?} cannot be called: {e}", endpoint.name),
-                )
-            })?;
+        let target = self.prepare(&endpoint, &spec.parameters)?;
         let concurrency = match spec.mode {
             ExecutionMode::Sequential => 1,
             ExecutionMode::Parallel => [
@@ -164,14 +167,12 @@ impl Engine {
             .min()
             .unwrap_or(1),
         };
-        let jobs: Vec<Job> = tests
-            .into_iter()
-            .map(|test| Job {
-                metrics: plan.for_test(test.behavior_id),
-                test,
-                source: None,
-            })
-            .collect();
+        let mut stored_plan = RunPlan {
+            test_ids: tests.iter().map(|t| t.id).collect(),
+            ..RunPlan::default()
+        };
+        plan.store_in(&mut stored_plan);
+        let jobs = call_jobs(tests, &plan);
         let run = self.new_run(
             test_set.id,
             endpoint.id,
@@ -181,12 +182,113 @@ impl Engine {
             &jobs,
             concurrency,
             spec.parameters,
+            stored_plan,
         );
-        self.start(run, jobs, Some(Arc::new(target))).await
+        self.start(run, jobs, Some(target)).await
+    }
+
+    /// Starts a new run that executes again the tests whose result in `source` (an ended
+    /// execution run) was an error, against the same endpoint with the same metrics, and copies
+    /// every other result without calling the endpoint: the new run is complete on its own.
+    pub async fn retry_errors(self: &Arc<Self>, source: Uuid) -> Result<RunEvents> {
+        self.accepting()?;
+        let source = self.store.get_run(source).await?;
+        let subject = format!("run {}", source.id);
+        if source.status == RunStatus::Running {
+            return Err(Error::precondition(
+                subject,
+                format!("run {} is still running", source.id),
+            ));
+        }
+        if source.kind == RunKind::Rescore {
+            return Err(Error::precondition(
+                subject,
+                format!(
+                    "run {} is a rescore, which never calls the endpoint; retry the errors of the run it rescored",
+                    source.id
+                ),
+            ));
+        }
+        let results = collect_pages(|p| self.store.list_results(source.id, p)).await?;
+        if !results.iter().any(|r| r.status == ResultStatus::Error) {
+            return Err(Error::precondition(
+                subject,
+                format!("run {} has no ERROR results to retry", source.id),
+            ));
+        }
+        let test_set = self
+            .store
+            .get_test_set(&Ref::Id(source.test_set_id))
+            .await?;
+        let endpoint = self
+            .store
+            .get_endpoint(&Ref::Id(source.endpoint_id))
+            .await?;
+        let plan = match &source.plan {
+            Some(plan) => MetricPlan::load(&*self.store, plan).await?,
+            // Runs stored before plans were: the hierarchy as it is now.
+            None => {
+                let behaviors = results.iter().filter_map(|r| r.behavior_id);
+                MetricPlan::resolve(&*self.store, &[], &test_set, behaviors).await?
+            }
+        };
+        let target = self.prepare(&endpoint, &source.parameters)?;
+        let tests = self.tests_by_id(test_set.id).await?;
+        let jobs = retry_jobs(results, &tests, test_set.id, &plan);
+        let mut stored_plan = RunPlan {
+            retry_errors: true,
+            ..RunPlan::default()
+        };
+        plan.store_in(&mut stored_plan);
+        let run = self.new_run(
+            test_set.id,
+            endpoint.id,
+            RunKind::Execution,
+            source.mode,
+            Some(source.id),
+            &jobs,
+            source.max_concurrency,
+            source.parameters,
+            stored_plan,
+        );
+        self.start(run, jobs, Some(target)).await
+    }
+
+    /// Refuses new runs once the server is stopping.
+    fn accepting(&self) -> Result<()> {
+        if self.stopping.is_cancelled() {
+            return Err(Error::Unavailable(
+                "the server is shutting down and starts no new runs; try again once it is back"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An endpoint ready to be called, sharing its gate with every other run.
+    fn prepare(
+        &self,
+        endpoint: &crate::domain::Endpoint,
+        parameters: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Arc<PreparedTarget>> {
+        let target = self.targets.prepare(endpoint, parameters).map_err(|e| {
+            Error::precondition(
+                format!("endpoint {}", endpoint.name),
+                format!("endpoint {:?} cannot be called: {e}", endpoint.name),
+            )
+        })?;
+        Ok(Arc::new(target))
+    }
+
+    /// Every test of a test set, by id.
+    async fn tests_by_id(&self, test_set_id: Uuid) -> Result<HashMap<Uuid, Test>> {
+        let tests = collect_pages(|p| self.store.list_tests(test_set_id, p)).await?;
+        Ok(tests.into_iter().map(|t| (t.id, t)).collect())
     }
 
     /// Starts a run that scores the outputs of an earlier run again, never calling the endpoint.
     pub async fn rescore(self: &Arc<Self>, spec: RescoreSpec) -> Result<RunEvents> {
+        self.accepting()?;
         let test_set = self.store.get_test_set(&spec.test_set).await?;
         let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
         let source = match spec.run {
@@ -237,24 +339,9 @@ impl Engine {
             results.iter().filter_map(|r| r.behavior_id),
         )
         .await?;
-        let jobs: Vec<Job> = results
-            .into_iter()
-            .map(|r| Job {
-                metrics: plan.for_test(r.behavior_id),
-                test: Test {
-                    id: r.test_id,
-                    test_set_id: test_set.id,
-                    prompt: r.prompt.clone(),
-                    expected_response: r.expected_response.clone(),
-                    behavior_id: r.behavior_id,
-                    category: String::new(),
-                    topic: String::new(),
-                    metadata: Default::default(),
-                    created_at: r.created_at,
-                },
-                source: Some(r),
-            })
-            .collect();
+        let jobs = rescore_jobs(results, test_set.id, &plan);
+        let mut stored_plan = RunPlan::default();
+        plan.store_in(&mut stored_plan);
         let run = self.new_run(
             test_set.id,
             endpoint.id,
@@ -264,6 +351,7 @@ impl Engine {
             &jobs,
             self.default_concurrency,
             source.parameters,
+            stored_plan,
         );
         self.start(run, jobs, None).await
     }
@@ -304,8 +392,9 @@ impl Engine {
             .await
     }
 
-    /// Ends every live run (as failed: the server stopped) and waits until their final state is
-    /// stored.
+    /// Stops taking new runs and dispatching tests, waits up to the grace period for the tests
+    /// in flight and stores their results; runs that did not end stay `RUNNING`, to be resumed
+    /// at the next start.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         self.tasks.close();
@@ -331,6 +420,7 @@ impl Engine {
         jobs: &[Job],
         max_concurrency: u32,
         parameters: serde_json::Map<String, serde_json::Value>,
+        plan: RunPlan,
     ) -> TestRun {
         let now = chrono::Utc::now();
         TestRun {
@@ -350,6 +440,7 @@ impl Engine {
             created_at: now,
             started_at: Some(now),
             finished_at: None,
+            plan: Some(plan),
         }
     }
 
@@ -358,35 +449,70 @@ impl Engine {
         self: &Arc<Self>,
         run: TestRun,
         jobs: Vec<Job>,
-        target: Option<Arc<crate::target::PreparedTarget>>,
+        target: Option<Arc<PreparedTarget>>,
     ) -> Result<RunEvents> {
-        let (progress_tx, progress_rx) = watch::channel(Progress::default());
-        let cancel = CancellationToken::new();
         let run_id = run.id;
         let created = run.clone();
         // Registered before it is stored, so a watcher that finds the run also finds it live.
+        let (progress, cancel) = self.register(run_id, 0);
+        if let Err(e) = self.store.create_run(&run).await {
+            self.unregister(run_id);
+            return Err(e);
+        }
+        tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
+        let follower = progress.subscribe();
+        let tally = Tally::new(run.total);
+        self.spawn_drive(run, jobs, target, tally, cancel, progress);
+        Ok(self.follow(created, Some(follower)))
+    }
+
+    /// Makes a run live: watchers follow its progress, `cancel` can stop it.
+    fn register(
+        &self,
+        run_id: Uuid,
+        stored: usize,
+    ) -> (watch::Sender<Progress>, CancellationToken) {
+        let (progress_tx, progress_rx) = watch::channel(Progress {
+            stored,
+            ended: false,
+        });
+        let cancel = CancellationToken::new();
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(
                 run_id,
                 LiveRun {
-                    progress: progress_rx.clone(),
+                    progress: progress_rx,
                     cancel: cancel.clone(),
                 },
             );
-        if let Err(e) = self.store.create_run(&run).await {
-            self.live
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&run_id);
-            return Err(e);
-        }
-        tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
+        (progress_tx, cancel)
+    }
+
+    fn unregister(&self, run_id: Uuid) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&run_id);
+    }
+
+    /// Drives a registered run in its own task.
+    fn spawn_drive(
+        self: &Arc<Self>,
+        run: TestRun,
+        jobs: Vec<Job>,
+        target: Option<Arc<PreparedTarget>>,
+        tally: Tally,
+        cancel: CancellationToken,
+        progress: watch::Sender<Progress>,
+    ) {
         let engine = Arc::clone(self);
-        self.tasks
-            .spawn(async move { engine.drive(run, jobs, target, cancel, progress_tx).await });
-        Ok(self.follow(created, Some(progress_rx)))
+        self.tasks.spawn(async move {
+            engine
+                .drive(run, jobs, target, tally, cancel, progress)
+                .await
+        });
     }
 
     fn follow(&self, run: TestRun, progress: Option<watch::Receiver<Progress>>) -> RunEvents {

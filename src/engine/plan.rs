@@ -4,12 +4,12 @@
 //! metrics; else the metrics of the test's behaviour. A tier that resolves to nothing falls
 //! through to the next.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::domain::{Metric, Ref, TestSet};
+use crate::domain::{Metric, Ref, RunPlan, TestSet};
 use crate::error::{Error, Result};
 use crate::scoring::PreparedMetric;
 use crate::store::Store;
@@ -56,6 +56,37 @@ impl MetricPlan {
             by_behavior,
             none: Arc::from(Vec::new()),
         })
+    }
+
+    /// The plan a run stored (see [`MetricPlan::store_in`]), with the metrics' current
+    /// definitions. A metric deleted since is `NotFound`.
+    pub(super) async fn load(store: &dyn Store, plan: &RunPlan) -> Result<Self> {
+        let ids = |ids: &[Uuid]| ids.iter().copied().map(Ref::Id).collect::<Vec<_>>();
+        let shared = match &plan.shared_metrics {
+            Some(shared) => Some(prepare(store.resolve_metrics(&ids(shared)).await?)?),
+            None => None,
+        };
+        let mut by_behavior = HashMap::new();
+        for (behavior, metrics) in &plan.behavior_metrics {
+            let metrics = prepare(store.resolve_metrics(&ids(metrics)).await?)?;
+            by_behavior.insert(*behavior, metrics);
+        }
+        Ok(MetricPlan {
+            shared,
+            by_behavior,
+            none: Arc::from(Vec::new()),
+        })
+    }
+
+    /// Writes the plan's metric ids into a run's stored plan.
+    pub(super) fn store_in(&self, plan: &mut RunPlan) {
+        let ids = |set: &MetricSet| set.iter().map(|m| m.metric.id).collect::<Vec<_>>();
+        plan.shared_metrics = self.shared.as_ref().map(ids);
+        plan.behavior_metrics = self
+            .by_behavior
+            .iter()
+            .map(|(behavior, set)| (*behavior, ids(set)))
+            .collect::<BTreeMap<_, _>>();
     }
 
     /// The metrics of a test with behaviour `behavior_id`; empty when no tier has any.

@@ -1,17 +1,19 @@
 //! Driving one run: dispatch the jobs (bounded by the run's concurrency; sequential is a
 //! concurrency of one, which keeps test-set order), score each answer, store results in small
-//! batches, announce progress, and store the run's end.
+//! batches, announce progress, and store the run's end. When the server stops, dispatching ends,
+//! the tests in flight get the grace period to finish and be stored, and the run stays `RUNNING`
+//! to be resumed.
 
-use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::jobs::{Input, Job};
 use super::summary::Tally;
-use super::{Engine, Job, Progress};
+use super::{Engine, Progress};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
 use crate::scoring::ScoreInput;
 use crate::target::PreparedTarget;
@@ -21,39 +23,43 @@ use crate::target::PreparedTarget;
 const MAX_BATCH: usize = 64;
 
 impl Engine {
-    /// Runs `jobs` to the end (or until cancelled) and stores the run's final state.
+    /// Runs `jobs` to the end (or until cancelled, or stopped) and stores the run's final state.
+    /// `tally` counts the results stored before (a resumed run).
     pub(super) async fn drive(
         self: Arc<Self>,
         mut run: TestRun,
         jobs: Vec<Job>,
         target: Option<Arc<PreparedTarget>>,
+        mut tally: Tally,
         cancel: CancellationToken,
         progress: watch::Sender<Progress>,
     ) {
-        let started = Instant::now();
-        let mut tally = Tally::new(run.total);
         let run_id = run.id;
+        let mut left = jobs.len();
         let this = &self;
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
+        // No job is dispatched once the server is stopping; those in flight go on.
         let mut results = Box::pin(
             futures::stream::iter(jobs)
+                .take_until(self.stopping.clone().cancelled_owned())
                 .map(|job| {
                     let target = target.clone();
                     async move { this.process(run_id, job, target.as_deref()).await }
                 })
                 .buffer_unordered(run.max_concurrency.max(1) as usize),
         );
+        let grace_over = async {
+            self.stopping.cancelled().await;
+            tokio::time::sleep(self.shutdown_grace).await;
+        };
+        tokio::pin!(grace_over);
 
         let mut interrupted = None;
         loop {
             let next = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => { interrupted = Some(RunStatus::Cancelled); break; }
-                _ = self.stopping.cancelled() => {
-                    run.error = Some("the server stopped before the run ended".into());
-                    interrupted = Some(RunStatus::Failed);
-                    break;
-                }
+                () = &mut grace_over => break,
                 next = results.next() => next,
             };
             let Some(first) = next else { break };
@@ -71,6 +77,7 @@ impl Engine {
                 interrupted = Some(RunStatus::Failed);
                 break;
             }
+            left -= batch.len();
             batch.iter().for_each(|r| tally.add(r));
             progress.send_modify(|p| p.stored += batch.len());
         }
@@ -78,17 +85,18 @@ impl Engine {
         // and stores nothing half-done.
         drop(results);
 
-        let now = chrono::Utc::now();
+        if interrupted.is_none() && left > 0 {
+            // Stopped with tests left: the run stays RUNNING and resumes at the next start.
+            self.unregister(run_id);
+            tracing::info!(run_id = %run_id, left, "run left to resume at the next start");
+            return;
+        }
         run.status = interrupted.unwrap_or_else(|| tally.status());
-        run.summary = Some(tally.summary(started.elapsed().as_millis() as u64));
-        run.finished_at = Some(now);
+        tally.finish(&mut run);
         if let Err(e) = self.store.update_run(&run).await {
             tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored");
         }
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&run_id);
+        self.unregister(run_id);
         progress.send_modify(|p| p.ended = true);
         let summary = run.summary.as_ref();
         tracing::info!(
@@ -115,30 +123,50 @@ impl Engine {
             metadata: None,
             latency_ms: 0,
             error: None,
+            attempts: 0,
+            last_error: None,
             metric_results: Vec::new(),
             prompt: String::new(),
             expected_response: None,
             behavior_id: test.behavior_id,
             created_at: chrono::Utc::now(),
         };
-        match (job.source, target) {
-            (Some(source), _) => {
+        match (job.input, target) {
+            (Input::Copy(source), _) => {
+                return TestResult {
+                    id: result.id,
+                    run_id,
+                    created_at: result.created_at,
+                    ..source
+                };
+            }
+            (Input::Rescore(source), _) => {
                 result.output = source.output;
                 result.context = source.context;
                 result.metadata = source.metadata;
                 result.latency_ms = source.latency_ms;
+                result.attempts = source.attempts;
+                result.last_error = source.last_error;
                 result.error = source.error.filter(|_| result.output.is_none());
             }
-            (None, Some(target)) => match target.call(&test).await {
+            (Input::Call, Some(target)) => match target.call(&test).await {
                 Ok(answer) => {
                     result.output = Some(answer.output);
                     result.context = answer.context;
                     result.metadata = answer.metadata;
                     result.latency_ms = answer.latency_ms;
+                    result.attempts = answer.attempts;
+                    result.last_error = answer.last_error;
                 }
-                Err(e) => result.error = Some(e.to_string()),
+                Err(e) => {
+                    result.attempts = e.attempts;
+                    result.error = Some(e.to_string());
+                    result.last_error.clone_from(&result.error);
+                }
             },
-            (None, None) => result.error = Some("no endpoint to call and no stored output".into()),
+            (Input::Call, None) => {
+                result.error = Some("no endpoint to call and no stored output".into())
+            }
         }
         if let Some(output) = result.output.as_deref() {
             if job.metrics.is_empty() {

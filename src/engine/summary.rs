@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult};
+use crate::domain::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult, TestRun};
 
 /// Counts results as they are stored.
 #[derive(Debug, Default)]
@@ -89,6 +89,17 @@ impl Tally {
         }
     }
 
+    /// Ends `run` now: its summary, with the duration from its start (a resumed run counts the
+    /// time it was down), and its finish time.
+    pub(super) fn finish(&self, run: &mut TestRun) {
+        let now = chrono::Utc::now();
+        let duration = run
+            .started_at
+            .map_or(0, |started| (now - started).num_milliseconds().max(0));
+        run.summary = Some(self.summary(duration as u64));
+        run.finished_at = Some(now);
+    }
+
     /// The summary; `pass_rate` is passed / total, so untested tests of a cancelled run count
     /// as not passed.
     pub(super) fn summary(&self, duration_ms: u64) -> RunSummary {
@@ -135,6 +146,8 @@ mod tests {
             metadata: None,
             latency_ms: 1,
             error: None,
+            attempts: 1,
+            last_error: None,
             metric_results: vec![MetricResult {
                 metric_id: Uuid::nil(),
                 metric_name: "m".into(),

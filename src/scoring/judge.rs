@@ -12,10 +12,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::{Map, Value, json};
 
-use crate::domain::{LlmJudge, Metric, ScoreType};
+use crate::domain::{CallPolicy, LlmJudge, Metric, ScoreType};
 use crate::target::http::{self, Request, RetryPolicy, error_chain};
 use crate::target::openai::{bearer, completions_url, first_content};
-use crate::target::{DEFAULT_CHAT_TIMEOUT_MS, describe_template_error, template_environment};
+use crate::target::{DEFAULT_CHAT_TIMEOUT_MS, Gate, describe_template_error, template_environment};
 
 /// Retries of a judge call after a retryable failure (429, 5xx, connection errors, timeouts).
 const JUDGE_RETRIES: u32 = 2;
@@ -111,11 +111,13 @@ pub async fn judge(
     } else {
         judge.timeout_ms
     };
-    let policy = RetryPolicy {
-        max_retries: JUDGE_RETRIES,
-        timeout: Duration::from_millis(u64::from(timeout_ms)),
-    };
-    let reply = http::send(client, None, &request, policy)
+    let policy = RetryPolicy::new(
+        JUDGE_RETRIES,
+        Duration::from_millis(u64::from(timeout_ms)),
+        CallPolicy::default(),
+    );
+    // A judge given by URL is no endpoint, so it has no shared gate.
+    let reply = http::send(client, &Gate::unlimited(), &request, policy)
         .await
         .map_err(|failure| {
             let after = if failure.attempts > 1 {

@@ -103,10 +103,11 @@ pub trait Store: Send + Sync + 'static {
         test_set_id: Uuid,
         endpoint_id: Uuid,
     ) -> Result<Option<TestRun>>;
-    /// Marks every run still `Running` as `Failed` with `reason` (at start-up: those runs were
-    /// cut short by a stop of the server). Returns how many.
-    async fn fail_unfinished_runs(&self, reason: &str) -> Result<u64>;
-    /// Stores results, all in one transaction, in the order given.
+    /// Every run still `Running`, oldest first (at start-up: the runs a stop or crash cut short,
+    /// to be resumed).
+    async fn unfinished_runs(&self) -> Result<Vec<TestRun>>;
+    /// Stores results, all in one transaction, in the order given. A second result for a test
+    /// of a run is `Error::AlreadyExists` and stores nothing.
     async fn insert_results(&self, results: &[TestResult]) -> Result<()>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;

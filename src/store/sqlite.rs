@@ -867,24 +867,14 @@ impl Store for SqliteStore {
         Ok(runs.into_iter().next())
     }
 
-    async fn fail_unfinished_runs(&self, reason: &str) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
-        let runs = fetch_where::<TestRun>(
-            &mut tx,
+    async fn unfinished_runs(&self) -> Result<Vec<TestRun>> {
+        let mut conn = self.read().await?;
+        fetch_where::<TestRun>(
+            &mut conn,
             "t.status = ? ORDER BY t.seq",
             vec![RunStatus::Running.as_str().to_string()],
         )
-        .await?;
-        let now = chrono::Utc::now();
-        for mut run in runs.iter().cloned() {
-            // Through the domain value, so that the columns and the body agree.
-            run.status = RunStatus::Failed;
-            run.error = Some(reason.to_string());
-            run.finished_at = Some(now);
-            update_record(&mut tx, &run).await?;
-        }
-        tx.commit().await?;
-        Ok(runs.len() as u64)
+        .await
     }
 
     async fn insert_results(&self, results: &[TestResult]) -> Result<()> {

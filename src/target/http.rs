@@ -1,21 +1,18 @@
-//! Sending a request with timeout, retries and rate limit, and the generic HTTP target.
+//! Sending a request through the endpoint's gate with timeout and retries, and the generic HTTP
+//! target.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json_path::JsonPath;
 
 use super::env::EnvTemplate;
-use super::limiter::RateLimiter;
+use super::gate::Gate;
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, TargetError};
-use crate::domain::{DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
+use crate::domain::{CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
 
-/// First delay between two attempts; it doubles after each retry.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest delay between two attempts, `Retry-After` included.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How much of an error body goes into a message.
 const BODY_SNIPPET_CHARS: usize = 200;
 
@@ -39,6 +36,52 @@ pub(crate) struct RetryPolicy {
     pub max_retries: u32,
     /// Time allowed to one attempt, reading the body included.
     pub timeout: Duration,
+    /// Backoff cap before the first retry; doubles per retry.
+    pub backoff_base: Duration,
+    /// Largest backoff cap.
+    pub backoff_max: Duration,
+    /// Longest wait a `Retry-After` header may ask for.
+    pub max_retry_wait: Duration,
+    /// No retry starts later than this after the first attempt started.
+    pub budget: Duration,
+}
+
+impl RetryPolicy {
+    /// The policy of an endpoint with `max_retries` and a `timeout` per attempt.
+    pub fn new(max_retries: u32, timeout: Duration, policy: CallPolicy) -> Self {
+        let policy = policy.with_defaults();
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        RetryPolicy {
+            max_retries,
+            timeout,
+            backoff_base: ms(policy.backoff_base_ms),
+            backoff_max: ms(policy.backoff_max_ms.max(policy.backoff_base_ms)),
+            max_retry_wait: ms(policy.max_retry_wait_ms),
+            budget: ms(policy.retry_budget_ms),
+        }
+    }
+
+    /// The most the backoff before retry number `retry` (1-based) may be:
+    /// `min(backoff_max, backoff_base * 2^(retry-1))`.
+    fn backoff_cap(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max)
+    }
+
+    /// The wait before retry number `retry`: `Retry-After` when the endpoint sent one (capped),
+    /// else a uniformly random time up to the backoff cap ("full jitter", so that many tests
+    /// failing together do not retry together).
+    fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(wait) => wait.min(self.max_retry_wait),
+            None => {
+                let cap = u64::try_from(self.backoff_cap(retry).as_millis()).unwrap_or(u64::MAX);
+                Duration::from_millis(fastrand::u64(0..=cap))
+            }
+        }
+    }
 }
 
 /// A successful (2xx) response.
@@ -50,6 +93,8 @@ pub(crate) struct Reply {
     pub latency: Duration,
     /// Attempts made, the successful one included.
     pub attempts: u32,
+    /// Why the last failed attempt failed, when one did.
+    pub last_error: Option<CallError>,
 }
 
 /// Why sending failed, after all attempts.
@@ -61,23 +106,25 @@ pub(crate) struct SendFailure {
     pub attempts: u32,
 }
 
-/// Sends `request` until it succeeds, fails for good, or the retries are used up. Connect
-/// errors, other transport errors, timeouts, 429 and 5xx are retried with exponential backoff
-/// (honouring `Retry-After` seconds, capped); every attempt waits for the rate limiter.
+/// Sends `request` until it succeeds, fails for good, the retries are used up, or the next retry
+/// would start after the retry budget. Connect errors, other transport errors, timeouts, 408, 429
+/// and 5xx are retried after a backoff with full jitter, or after the `Retry-After` the endpoint
+/// asked for (capped). Every attempt passes the endpoint's gate, and tells it about 429s and
+/// successes; a backoff holds no place in the gate.
 pub(crate) async fn send(
     client: &reqwest::Client,
-    limiter: Option<&RateLimiter>,
+    gate: &Gate,
     request: &Request,
     policy: RetryPolicy,
 ) -> Result<Reply, SendFailure> {
     let mut attempts = 0;
-    let mut backoff = FIRST_BACKOFF;
+    let mut last_error = None;
+    let mut first_started = None;
     loop {
-        if let Some(limiter) = limiter {
-            limiter.acquire().await;
-        }
+        let pass = gate.enter().await;
         attempts += 1;
         let started = tokio::time::Instant::now();
+        let first_started = *first_started.get_or_insert(started);
         let outcome = tokio::time::timeout(policy.timeout, attempt(client, request)).await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
@@ -89,10 +136,12 @@ pub(crate) async fn send(
             ),
             Ok(Err(error)) => (classify(&error), None),
             Ok(Ok((status, _, body))) if status.is_success() => {
+                pass.succeeded();
                 return Ok(Reply {
                     body,
                     latency,
                     attempts,
+                    last_error,
                 });
             }
             Ok(Ok((status, retry_after, body))) => (
@@ -103,14 +152,34 @@ pub(crate) async fn send(
                 retry_after,
             ),
         };
+        if matches!(error, CallError::Status { status: 429, .. }) {
+            pass.throttled();
+        } else {
+            drop(pass);
+        }
         if !error.is_retryable() || attempts > policy.max_retries {
             return Err(SendFailure { error, attempts });
         }
-        let delay = retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
+        let delay = policy.delay(attempts, retry_after);
+        if first_started.elapsed() + delay > policy.budget {
+            tracing::debug!(url = %request.url, attempts, %error, "retry budget spent");
+            return Err(SendFailure { error, attempts });
+        }
         tracing::debug!(url = %request.url, attempts, ?delay, %error, "retrying endpoint call");
         tokio::time::sleep(delay).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        last_error = Some(error);
     }
+}
+
+/// The wait a `Retry-After` value asks for: delay-seconds, or an HTTP date (a date in the past
+/// asks for no wait). `None` when it is neither.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// One attempt: status, `Retry-After` and the whole body.
@@ -129,8 +198,7 @@ async fn attempt(
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let body = response.bytes().await?;
     Ok((status, retry_after, body.to_vec()))
 }
@@ -400,5 +468,71 @@ fn to_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::new(
+            5,
+            Duration::from_secs(1),
+            CallPolicy {
+                backoff_base_ms: 100,
+                backoff_max_ms: 1000,
+                max_retry_wait_ms: 2000,
+                ..CallPolicy::default()
+            },
+        )
+    }
+
+    #[test]
+    fn the_backoff_cap_doubles_per_retry_up_to_the_maximum() {
+        let p = policy();
+        let caps: Vec<u128> = (1..=6).map(|r| p.backoff_cap(r).as_millis()).collect();
+        assert_eq!(caps, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.backoff_cap(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn full_jitter_stays_between_zero_and_the_cap_and_varies() {
+        let p = policy();
+        let delays: Vec<Duration> = (0..500).map(|_| p.delay(3, None)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(400)));
+        // Spread over the whole range, not clustered at the cap.
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(100)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn retry_after_replaces_the_backoff_and_is_capped() {
+        let p = policy();
+        assert_eq!(
+            p.delay(1, Some(Duration::from_millis(1500))),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_http_date() {
+        let now = httpdate::parse_http_date("Thu, 26 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Thu, 26 Nov 2026 12:00:07 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 26 Nov 2026 11:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past asks for no wait"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
     }
 }

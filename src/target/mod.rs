@@ -1,30 +1,34 @@
 //! Calling endpoints: HTTP targets and OpenAI-compatible chat targets.
 //!
-//! [`TargetClient`] holds the one HTTP client of the process. Once per run it
-//! [prepares](TargetClient::prepare) an endpoint (templates compiled, JSONPaths parsed, rate
-//! limiter made) into a [`PreparedTarget`] that the run's tasks share to [call](PreparedTarget::call)
-//! it for each test.
+//! [`TargetClient`] holds the one HTTP client of the process and one [`Gate`] per endpoint,
+//! shared by every run. Once per run it [prepares](TargetClient::prepare) an endpoint (templates
+//! compiled, JSONPaths parsed, gate settings refreshed) into a [`PreparedTarget`] that the run's
+//! tasks share to [call](PreparedTarget::call) it for each test.
 
 mod env;
+mod gate;
 pub(crate) mod http;
-mod limiter;
 pub(crate) mod openai;
 mod template;
 #[cfg(test)]
 pub(crate) mod test_server;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 pub use env::{EnvTemplate, MissingEnv};
-pub use limiter::RateLimiter;
+pub use gate::Gate;
 pub use template::{BodyTemplate, TemplateVars};
 
 pub(crate) use template::{describe as describe_template_error, template_environment};
 
 use crate::domain::{Endpoint, Target, Test};
-use http::{PreparedHttp, RetryPolicy, SendFailure};
+use gate::GateSettings;
+use http::{PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
 use openai::PreparedOpenAi;
 
 /// Timeout of an HTTP target call when the endpoint sets none.
@@ -32,10 +36,13 @@ pub const DEFAULT_HTTP_TIMEOUT_MS: u32 = 30_000;
 /// Timeout of an OpenAI chat call (and of a judge call) when none is set.
 pub const DEFAULT_CHAT_TIMEOUT_MS: u32 = 60_000;
 
-/// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls.
+/// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls, and the
+/// gate of every endpoint called so far.
 #[derive(Clone, Debug)]
 pub struct TargetClient {
     http: reqwest::Client,
+    /// By endpoint id; a gate lives as long as the process (a few bytes per endpoint).
+    gates: Arc<Mutex<HashMap<Uuid, Arc<Gate>>>>,
 }
 
 impl Default for TargetClient {
@@ -58,7 +65,21 @@ impl TargetClient {
                 tracing::error!(error = %e, "could not configure the HTTP client, using defaults");
                 reqwest::Client::new()
             });
-        TargetClient { http }
+        TargetClient {
+            http,
+            gates: Arc::default(),
+        }
+    }
+
+    /// The gate of `endpoint`, made on first use and brought up to date with its settings.
+    fn gate(&self, endpoint: &Endpoint) -> Arc<Gate> {
+        let settings = GateSettings::of(endpoint);
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        let gate = gates
+            .entry(endpoint.id)
+            .or_insert_with(|| Arc::new(Gate::new(settings)));
+        gate.configure(settings);
+        Arc::clone(gate)
     }
 
     /// The underlying client, reused by the LLM judge.
@@ -66,8 +87,9 @@ impl TargetClient {
         &self.http
     }
 
-    /// Parses templates and JSONPaths once per run; bad settings give an error naming the field
-    /// (e.g. `http.body_template: ...`). Environment variables are not read here but at call time.
+    /// Parses templates and JSONPaths once per run and refreshes the endpoint's gate with its
+    /// current settings; bad settings give an error naming the field (e.g.
+    /// `http.body_template: ...`). Environment variables are not read here but at call time.
     pub fn prepare(
         &self,
         endpoint: &Endpoint,
@@ -87,11 +109,12 @@ impl TargetClient {
             client: self.http.clone(),
             kind,
             parameters: template::json_to_value(&Value::Object(parameters.clone())),
-            limiter: RateLimiter::new(endpoint.rate_limit_per_second),
-            policy: RetryPolicy {
-                max_retries: endpoint.max_retries,
-                timeout: Duration::from_millis(u64::from(timeout_ms)),
-            },
+            gate: self.gate(endpoint),
+            policy: RetryPolicy::new(
+                endpoint.max_retries,
+                Duration::from_millis(u64::from(timeout_ms)),
+                endpoint.call_policy,
+            ),
         })
     }
 }
@@ -111,7 +134,7 @@ pub struct PreparedTarget {
     kind: Kind,
     /// The run's parameters as template value, converted once.
     parameters: minijinja::Value,
-    limiter: Option<RateLimiter>,
+    gate: Arc<Gate>,
     policy: RetryPolicy,
 }
 
@@ -119,7 +142,7 @@ impl std::fmt::Debug for PreparedTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedTarget")
             .field("policy", &self.policy)
-            .field("limiter", &self.limiter)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -137,31 +160,55 @@ pub struct TargetOutput {
     pub latency_ms: u64,
     /// Attempts made, the successful one included.
     pub attempts: u32,
+    /// Why the last failed attempt failed, when one did before the success.
+    pub last_error: Option<String>,
+}
+
+/// Why calling an endpoint for one test failed, and after how many attempts.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{error}")]
+pub struct TargetFailure {
+    /// What went wrong (the last attempt's error, for transport and HTTP failures).
+    pub error: TargetError,
+    /// Attempts made (0 when the request could not even be built).
+    pub attempts: u32,
 }
 
 impl PreparedTarget {
-    /// Calls the endpoint for one test with timeout, retries (connect and transport errors,
-    /// timeouts, HTTP 429 and 5xx; exponential backoff from 100 ms, `Retry-After` seconds
-    /// honoured up to 5 s) and the endpoint's rate limit (applied to every attempt).
-    pub async fn call(&self, test: &Test) -> Result<TargetOutput, TargetError> {
+    /// Calls the endpoint for one test through [`send`](Self::send): the endpoint's gate,
+    /// timeout and retries.
+    pub async fn call(&self, test: &Test) -> Result<TargetOutput, TargetFailure> {
         let request = match &self.kind {
-            Kind::Http(http) => http.request(test, &self.parameters)?,
-            Kind::OpenAi(chat) => chat.request(test)?,
-        };
-        let reply = http::send(&self.client, self.limiter.as_ref(), &request, self.policy)
-            .await
-            .map_err(TargetError::from)?;
+            Kind::Http(http) => http.request(test, &self.parameters),
+            Kind::OpenAi(chat) => chat.request(test),
+        }
+        .map_err(|error| TargetFailure { error, attempts: 0 })?;
+        let reply = self.send(&request).await.map_err(|failure| TargetFailure {
+            attempts: failure.attempts,
+            error: TargetError::from(failure),
+        })?;
         let mapped = match &self.kind {
-            Kind::Http(http) => http.map(&reply.body)?,
-            Kind::OpenAi(chat) => chat.map(&reply.body)?,
-        };
+            Kind::Http(http) => http.map(&reply.body),
+            Kind::OpenAi(chat) => chat.map(&reply.body),
+        }
+        .map_err(|error| TargetFailure {
+            error,
+            attempts: reply.attempts,
+        })?;
         Ok(TargetOutput {
             output: mapped.output,
             context: mapped.context,
             metadata: mapped.metadata,
             latency_ms: u64::try_from(reply.latency.as_millis()).unwrap_or(u64::MAX),
             attempts: reply.attempts,
+            last_error: reply.last_error.map(|e| format!("endpoint {e}")),
         })
+    }
+
+    /// The one way a request reaches this endpoint: through its gate (shared by every run and
+    /// judge of the process), with the endpoint's timeout, retries, backoff and retry budget.
+    async fn send(&self, request: &Request) -> Result<Reply, SendFailure> {
+        http::send(&self.client, &self.gate, request, self.policy).await
     }
 }
 
@@ -186,7 +233,7 @@ impl CallError {
     /// Whether another attempt may succeed.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
-            CallError::Status { status, .. } => *status == 429 || *status >= 500,
+            CallError::Status { status, .. } => matches!(status, 408 | 429) || *status >= 500,
             CallError::Timeout { .. } | CallError::Connect { .. } | CallError::Transport { .. } => {
                 true
             }

@@ -11,7 +11,7 @@ use super::test_server::{Answer, TestServer};
 use super::*;
 use crate::domain::{HttpTarget, OpenAiChatTarget, ResponseMapping};
 
-fn http_endpoint(url: &str, body_template: &str, mapping: ResponseMapping) -> Endpoint {
+pub(super) fn http_endpoint(url: &str, body_template: &str, mapping: ResponseMapping) -> Endpoint {
     endpoint(Target::Http(HttpTarget {
         url: url.to_string(),
         method: String::new(),
@@ -31,12 +31,13 @@ fn endpoint(target: Target) -> Endpoint {
         max_concurrency: 0,
         max_retries: 0,
         rate_limit_per_second: 0.0,
+        call_policy: Default::default(),
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     }
 }
 
-fn mapping(output: &str) -> ResponseMapping {
+pub(super) fn mapping(output: &str) -> ResponseMapping {
     ResponseMapping {
         output: output.to_string(),
         context: None,
@@ -191,8 +192,9 @@ async fn non_2xx_status_is_reported_with_body() {
     assert!(message.chars().count() < 260, "{message}");
     // 4xx other than 429 is not retried.
     assert_eq!(server.requests().len(), 1);
+    assert_eq!(err.attempts, 1);
     assert!(matches!(
-        err,
+        err.error,
         TargetError::Status {
             status: 404,
             attempts: 1,
@@ -357,28 +359,16 @@ fn prepare_names_the_bad_field() {
     assert!(err.starts_with("http.headers.X-Key: "), "{err}");
 }
 
-#[tokio::test]
-async fn rate_limit_spaces_calls_across_tasks() {
-    let server = TestServer::start(|_, _| Answer::json(json!({"output": "a"}))).await;
-    let mut endpoint = http_endpoint(&server.url, "", mapping(""));
-    endpoint.rate_limit_per_second = 10.0;
-    let prepared = Arc::new(TargetClient::new().prepare(&endpoint, &Map::new()).unwrap());
-    let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..4)
-        .map(|_| {
-            let prepared = prepared.clone();
-            tokio::spawn(async move { prepared.call(&test_case("hi")).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
-    // Four starts 100 ms apart: the last one no sooner than 300 ms after the first.
-    assert!(
-        started.elapsed() >= Duration::from_millis(290),
-        "{:?}",
-        started.elapsed()
-    );
+#[test]
+fn every_preparation_of_an_endpoint_shares_its_gate() {
+    let client = TargetClient::new();
+    let endpoint = http_endpoint("http://127.0.0.1:1/", "", mapping(""));
+    let first = client.prepare(&endpoint, &Map::new()).unwrap();
+    let second = client.clone().prepare(&endpoint, &Map::new()).unwrap();
+    assert!(Arc::ptr_eq(&first.gate, &second.gate));
+    let other = http_endpoint("http://127.0.0.1:1/", "", mapping(""));
+    let third = client.prepare(&other, &Map::new()).unwrap();
+    assert!(!Arc::ptr_eq(&first.gate, &third.gate));
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ const SETUP_HINT: &str = "run the suite with `scripts/test`, which installs grpc
                           grpcio-tools into .venv and exports ASSAY_TEST_VENV";
 
 /// The `assay serve` binary running as a child process; killed when dropped.
-struct Assay {
+pub(crate) struct Assay {
     child: Option<Child>,
     addr: SocketAddr,
     log: PathBuf,
@@ -34,7 +34,7 @@ struct Assay {
 impl Assay {
     /// Starts `assay serve` on a free port of 127.0.0.1 with the SQLite database at `db`, and
     /// waits until it accepts connections.
-    fn start(db: &Path) -> Assay {
+    pub(crate) fn start(db: &Path) -> Assay {
         // The port is chosen by binding :0 and releasing it; another process could take it in
         // between, so a start that exits early is tried again on a new port.
         let mut last_log = String::new();
@@ -98,8 +98,15 @@ impl Assay {
     }
 
     /// `host:port`, as grpcurl and the Python client take it.
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// Kills the process with SIGKILL, like a crash or the OOM killer, and reaps it.
+    pub(crate) fn kill(mut self) {
+        let mut child = self.child.take().expect("the server is running");
+        child.kill().expect("SIGKILL the server");
+        child.wait().expect("reap the server");
     }
 
     /// What the server logged so far.

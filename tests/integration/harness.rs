@@ -81,6 +81,13 @@ impl Server {
         &self.url
     }
 
+    /// Signals a graceful stop without waiting for it; `stop` then waits.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// A raw channel, for health and reflection clients.
     pub fn channel(&self) -> Channel {
         self.channel.clone()

@@ -3,10 +3,12 @@
 
 mod catalogue;
 mod cli;
+mod crash;
 mod e2e;
 mod execution;
 mod fixtures;
 mod harness;
+mod resilience;
 mod runs;
 mod store_contract;
 mod target;

@@ -598,24 +598,6 @@ async fn a_client_that_reads_nothing_does_not_hold_the_run_back() {
 }
 
 #[tokio::test]
-async fn a_run_cut_short_by_a_server_stop_is_stored_as_failed() {
-    let server = Server::start().await;
-    let target = Target::start().await;
-    let (run, stream) = slow_run_after_one_result(&server, &target, 5, 400).await;
-    drop(stream);
-    let (db_path, dir) = server.stop().await;
-
-    let server = Server::start_on(&db_path).await;
-    let got = get_run(&server, &run.id).await;
-    assert_eq!(got.status, pb::RunStatus::Failed as i32);
-    assert!(got.error.contains("server stopped"), "{}", got.error);
-    let summary = got.summary.expect("summary of the interrupted run");
-    assert!(summary.passed >= 1 && summary.passed < 5);
-    server.stop().await;
-    drop(dir);
-}
-
-#[tokio::test]
 async fn unknown_runs_are_not_found_naming_the_reference() {
     let server = Server::start().await;
     let mut client = server.execution();

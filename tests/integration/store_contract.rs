@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use assay::domain::{
-    Behavior, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode, HttpTarget,
-    Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus, RunFilter, RunKind,
-    RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet, ThresholdOperator, Timestamp,
+    Behavior, CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode,
+    HttpTarget, Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus, RunFilter,
+    RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet, ThresholdOperator,
+    Timestamp,
 };
 use assay::error::Error;
 use assay::store::{SqliteStore, Store};
@@ -90,7 +91,8 @@ contract!(
     change_test_set_metrics_is_idempotent,
     runs_are_listed_newest_first_and_filtered,
     latest_completed_run_is_the_last_completed_by_finish_time,
-    fail_unfinished_runs_fails_only_running_ones,
+    unfinished_runs_are_the_running_ones_oldest_first,
+    a_test_has_at_most_one_result_per_run,
     results_are_listed_in_insertion_order_by_page,
     data_survives_reopening,
 );
@@ -154,6 +156,12 @@ fn endpoint(name: &str) -> Endpoint {
         max_concurrency: 4,
         max_retries: 1,
         rate_limit_per_second: 0.0,
+        call_policy: CallPolicy {
+            backoff_base_ms: 10,
+            requests_per_minute: 90,
+            adaptive_concurrency: true,
+            ..CallPolicy::default()
+        },
         created_at: now(),
         updated_at: now(),
     }
@@ -203,6 +211,7 @@ fn run(test_set: &TestSet, endpoint: &Endpoint, status: RunStatus) -> TestRun {
         created_at: now(),
         started_at: Some(now()),
         finished_at: (status != RunStatus::Running).then(now),
+        plan: None,
     }
 }
 
@@ -217,6 +226,8 @@ fn result(run: &TestRun, prompt: &str) -> TestResult {
         metadata: Some(serde_json::json!({"tokens": 3})),
         latency_ms: 12,
         error: None,
+        attempts: 2,
+        last_error: Some("endpoint returned HTTP 503: busy".into()),
         metric_results: vec![],
         prompt: prompt.into(),
         expected_response: None,
@@ -862,37 +873,73 @@ async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn
     );
 }
 
-async fn fail_unfinished_runs_fails_only_running_ones(backend: &dyn Backend) {
+async fn unfinished_runs_are_the_running_ones_oldest_first(backend: &dyn Backend) {
     let store = backend.open().await;
     let (s, e) = run_targets(store.as_ref()).await;
     let running = [
         run(&s, &e, RunStatus::Running),
         run(&s, &e, RunStatus::Running),
     ];
-    let completed = run(&s, &e, RunStatus::Completed);
-    for r in running.iter().chain([&completed]) {
+    let mut ended = run(&s, &e, RunStatus::Running);
+    for r in running.iter().chain([&ended]) {
         store.create_run(r).await.unwrap();
     }
+    // The status column follows the body: a run that ended is no longer unfinished.
+    ended.status = RunStatus::Partial;
+    ended.finished_at = Some(now());
+    store.update_run(&ended).await.unwrap();
 
-    let failed = store
-        .fail_unfinished_runs("server restarted")
+    let unfinished = store.unfinished_runs().await.unwrap();
+    assert_eq!(unfinished, running.to_vec());
+}
+
+async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let (r, other) = (
+        run(&s, &e, RunStatus::Running),
+        run(&s, &e, RunStatus::Running),
+    );
+    store.create_run(&r).await.unwrap();
+    store.create_run(&other).await.unwrap();
+    let first = result(&r, "q");
+    store
+        .insert_results(std::slice::from_ref(&first))
         .await
         .unwrap();
-    assert_eq!(failed, 2);
-    for r in &running {
-        let got = store.get_run(r.id).await.unwrap();
-        assert_eq!(got.status, RunStatus::Failed);
-        assert_eq!(got.error.as_deref(), Some("server restarted"));
-        assert!(got.finished_at.is_some());
-        assert_eq!(got.metric_ids, r.metric_ids);
-    }
-    assert_eq!(store.get_run(completed.id).await.unwrap(), completed);
-    assert_eq!(store.fail_unfinished_runs("again").await.unwrap(), 0);
-    // The status column follows the body: failed runs are not "completed".
-    assert_eq!(
-        store.latest_completed_run(s.id, e.id).await.unwrap(),
-        Some(completed)
+
+    let mut again = result(&r, "q again");
+    again.test_id = first.test_id;
+    let fresh = result(&r, "another test");
+    let err = store
+        .insert_results(&[fresh.clone(), again])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::AlreadyExists {
+                kind: "test result",
+                ..
+            }
+        ),
+        "{err:?}"
     );
+    let stored = store
+        .list_results(r.id, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.items,
+        vec![first.clone()],
+        "nothing of the failed batch is stored"
+    );
+
+    // The same test in another run is another result.
+    let mut elsewhere = result(&other, "q");
+    elsewhere.test_id = first.test_id;
+    store.insert_results(&[elsewhere]).await.unwrap();
+    store.insert_results(&[fresh]).await.unwrap();
 }
 
 async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {

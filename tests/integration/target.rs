@@ -5,12 +5,18 @@
 //! body template and test metadata: `prompt` (echoed), `answer` (returned instead of the echo),
 //! `delay_ms`, `fail_status`, `context` (returned as the context list).
 //!
+//! `/flaky` answers like `/answer` but fails `fault_percent` of its calls (spread evenly by call
+//! number) with the `faults` of the body in turn: `500`, `503`, `429`, `429s` (429 with
+//! `Retry-After` in seconds: `retry_after_s`, default 0), `429d` (429 with `Retry-After` as an
+//! HTTP date) and `stall` (answers after `stall_ms`). `/capacity` serves at most `capacity` calls at once (each taking
+//! `delay_ms`) and answers 429 to the rest, like a rate-limited LLM API.
+//!
 //! `/text` answers plain text, not JSON. `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
 //! a judge that scores 0.9 when the evaluated answer mentions Paris, else 0.2.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,8 +30,16 @@ use serde_json::{Value, json};
 struct Seen {
     bodies: Vec<Value>,
     headers: Vec<axum::http::HeaderMap>,
+    /// When each call arrived.
+    times: Vec<Instant>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Calls of `/flaky` so far, and how many of them failed on purpose.
+    flaky_calls: usize,
+    faults: usize,
+    /// Calls `/capacity` is serving now, and how many it turned away with 429.
+    serving: usize,
+    rejected: usize,
 }
 
 /// A running target.
@@ -45,6 +59,8 @@ impl Target {
             .route("/v1/chat/completions", post(chat))
             .route("/judge/v1/chat/completions", post(judge))
             .route("/text", post(text))
+            .route("/flaky", post(flaky))
+            .route("/capacity", post(capacity))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -78,6 +94,21 @@ impl Target {
     pub fn max_in_flight(&self) -> usize {
         self.seen.lock().unwrap().max_in_flight
     }
+
+    /// When each call arrived, in order of arrival.
+    pub fn times(&self) -> Vec<Instant> {
+        self.seen.lock().unwrap().times.clone()
+    }
+
+    /// Calls `/flaky` failed on purpose.
+    pub fn faults(&self) -> usize {
+        self.seen.lock().unwrap().faults
+    }
+
+    /// Calls `/capacity` turned away with 429.
+    pub fn rejected(&self) -> usize {
+        self.seen.lock().unwrap().rejected
+    }
 }
 
 /// Counts a call in flight for as long as it lives.
@@ -88,6 +119,7 @@ impl InFlight {
         let mut s = seen.lock().unwrap();
         s.bodies.push(body);
         s.headers.push(headers);
+        s.times.push(Instant::now());
         s.in_flight += 1;
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
         InFlight(seen.clone())
@@ -121,6 +153,11 @@ async fn answer(
         let status = StatusCode::from_u16(status as u16).expect("status");
         return (status, "target failure on purpose").into_response();
     }
+    reply(&body)
+}
+
+/// The answer of `/answer`: the `answer` field, else the prompt echoed, with the context asked.
+fn reply(body: &Value) -> Response {
     let output = match body
         .get("answer")
         .and_then(Value::as_str)
@@ -140,6 +177,79 @@ async fn answer(
     };
     Json(json!({ "output": output, "context": context, "meta": { "model": "test-target" } }))
         .into_response()
+}
+
+async fn flaky(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body.clone());
+    let percent = number(&body, "fault_percent").unwrap_or(0) as usize;
+    let faults: Vec<String> = body["faults"]
+        .as_str()
+        .unwrap_or("500")
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .collect();
+    let fault = {
+        let mut s = seen.lock().unwrap();
+        let n = s.flaky_calls;
+        s.flaky_calls += 1;
+        // Call n fails when n * percent crosses a multiple of 100: exactly `percent` of every
+        // hundred calls, spread evenly.
+        if (n * percent) % 100 < percent {
+            s.faults += 1;
+            Some(faults[(s.faults - 1) % faults.len()].clone())
+        } else {
+            None
+        }
+    };
+    let too_many = StatusCode::TOO_MANY_REQUESTS;
+    match fault.as_deref() {
+        None => reply(&body),
+        Some("stall") => {
+            let ms = number(&body, "stall_ms").unwrap_or(10_000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            reply(&body)
+        }
+        Some("429") => (too_many, "slow down").into_response(),
+        Some("429s") => {
+            let seconds = number(&body, "retry_after_s").unwrap_or(0).to_string();
+            (too_many, [("retry-after", seconds)], "slow down").into_response()
+        }
+        Some("429d") => {
+            let date = httpdate::fmt_http_date(SystemTime::now());
+            (too_many, [("retry-after", date)], "slow down").into_response()
+        }
+        Some(code) => {
+            let status = StatusCode::from_u16(code.parse().expect("a fault")).expect("status");
+            (status, "injected fault").into_response()
+        }
+    }
+}
+
+async fn capacity(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body.clone());
+    let capacity = number(&body, "capacity").unwrap_or(1) as usize;
+    {
+        let mut s = seen.lock().unwrap();
+        if s.serving >= capacity {
+            s.rejected += 1;
+            return (StatusCode::TOO_MANY_REQUESTS, "over capacity").into_response();
+        }
+        s.serving += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(
+        number(&body, "delay_ms").unwrap_or(0),
+    ))
+    .await;
+    seen.lock().unwrap().serving -= 1;
+    reply(&body)
 }
 
 async fn chat(
