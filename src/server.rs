@@ -80,7 +80,12 @@ pub async fn serve(
             "runs cut short by an earlier stop were marked failed"
         );
     }
-    let engine = Engine::new(Arc::clone(&store), config.default_concurrency);
+    let default_judge = config.default_judge();
+    let engine = Engine::with_default_judge(
+        Arc::clone(&store),
+        config.default_concurrency,
+        default_judge.clone(),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Migrations have run: only now does the server say it is serving.
@@ -124,7 +129,9 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(&store))))
+        .add_service(MetricServiceServer::new(
+            MetricApi::new(Arc::clone(&store)).with_default_judge(default_judge.is_some()),
+        ))
         .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(
             &store,
         ))))

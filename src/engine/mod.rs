@@ -112,8 +112,17 @@ const LOAD_PAGE: u32 = 1000;
 impl Engine {
     /// An engine over `store`; a run's concurrency never exceeds `default_concurrency`.
     pub fn new(store: Arc<dyn Store>, default_concurrency: u32) -> Arc<Self> {
+        Self::with_default_judge(store, default_concurrency, None)
+    }
+
+    /// An engine whose LLM-judge metrics that name no judge use `default_judge`.
+    pub fn with_default_judge(
+        store: Arc<dyn Store>,
+        default_concurrency: u32,
+        default_judge: Option<crate::domain::Endpoint>,
+    ) -> Arc<Self> {
         let targets = TargetClient::new();
-        let scorer = Scorer::new(targets.http().clone());
+        let scorer = Scorer::new(targets.clone(), default_judge);
         Arc::new(Engine {
             store,
             targets,
@@ -138,6 +147,7 @@ impl Engine {
         }
         let plan = MetricPlan::resolve(
             &*self.store,
+            &self.scorer,
             &spec.metrics,
             &test_set,
             tests.iter().filter_map(|t| t.behavior_id),
@@ -232,6 +242,7 @@ impl Engine {
         }
         let plan = MetricPlan::resolve(
             &*self.store,
+            &self.scorer,
             &spec.metrics,
             &test_set,
             results.iter().filter_map(|r| r.behavior_id),

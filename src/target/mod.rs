@@ -61,11 +61,6 @@ impl TargetClient {
         TargetClient { http }
     }
 
-    /// The underlying client, reused by the LLM judge.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     /// Parses templates and JSONPaths once per run; bad settings give an error naming the field
     /// (e.g. `http.body_template: ...`). Environment variables are not read here but at call time.
     pub fn prepare(
@@ -148,9 +143,7 @@ impl PreparedTarget {
             Kind::Http(http) => http.request(test, &self.parameters)?,
             Kind::OpenAi(chat) => chat.request(test)?,
         };
-        let reply = http::send(&self.client, self.limiter.as_ref(), &request, self.policy)
-            .await
-            .map_err(TargetError::from)?;
+        let reply = self.send(&request).await?;
         let mapped = match &self.kind {
             Kind::Http(http) => http.map(&reply.body)?,
             Kind::OpenAi(chat) => chat.map(&reply.body)?,
@@ -162,6 +155,26 @@ impl PreparedTarget {
             latency_ms: u64::try_from(reply.latency.as_millis()).unwrap_or(u64::MAX),
             attempts: reply.attempts,
         })
+    }
+
+    /// Sends a chat-completions `body` (its `model` set to the endpoint's) to an OpenAI chat
+    /// endpoint and returns the JSON response: how LLM judges call their judge endpoint, with
+    /// the same timeout, retries and rate limit as [`call`](Self::call).
+    pub async fn chat(&self, body: Map<String, Value>) -> Result<Value, TargetError> {
+        let Kind::OpenAi(chat) = &self.kind else {
+            return Err(TargetError::BadResponse {
+                reason: "a judge endpoint must be of the openai_chat kind".into(),
+            });
+        };
+        let reply = self.send(&chat.post(body)?).await?;
+        http::parse_json(&reply.body)
+    }
+
+    /// The one path every request of this endpoint takes.
+    async fn send(&self, request: &http::Request) -> Result<http::Reply, TargetError> {
+        http::send(&self.client, self.limiter.as_ref(), request, self.policy)
+            .await
+            .map_err(TargetError::from)
     }
 }
 

@@ -36,6 +36,7 @@ pub fn regex(name: &str, pattern: &str) -> pb::Metric {
         name: name.into(),
         kind: Some(pb::metric::Kind::Regex(pb::Regex {
             pattern: pattern.into(),
+            ..Default::default()
         })),
         ..Default::default()
     }
