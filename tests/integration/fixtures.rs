@@ -176,6 +176,20 @@ pub async fn execute(
     split(collect(stream).await)
 }
 
+/// Rescores and collects the whole stream.
+pub async fn rescore(
+    server: &Server,
+    request: pb::RescoreRequest,
+) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+    let stream = server
+        .execution()
+        .rescore(request)
+        .await
+        .expect("rescore")
+        .into_inner();
+    split(collect(stream).await)
+}
+
 /// An execute request for a test set and endpoint with everything else default.
 pub fn execute_request(test_set: &str, endpoint: &str) -> pb::ExecuteRequest {
     pb::ExecuteRequest {

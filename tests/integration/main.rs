@@ -6,6 +6,7 @@ mod e2e;
 mod execution;
 mod fixtures;
 mod harness;
+mod metrics;
 mod runs;
 mod store_contract;
 mod target;
