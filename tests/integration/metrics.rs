@@ -652,4 +652,16 @@ async fn the_server_default_judge_scores_metrics_that_name_no_judge() {
     assert_eq!(bodies.len(), 4);
     assert!(bodies.iter().all(|b| b["model"] == "default-judge-model"));
     assert_eq!(judge.max_in_flight(), 1);
+
+    // Restarted without a default judge: the metric's results are errors, the run still ends.
+    let (db_path, _dir) = server.stop().await;
+    let server = Server::start_on(&db_path).await;
+    let (_, results, summary) = execute(&server, execute_request("defaulted", "app")).await;
+    for r in &results {
+        assert_eq!(r.status, pb::ResultStatus::Error as i32);
+        let error = &r.metric_results[0].error;
+        assert!(error.contains("the server has no default judge"), "{error}");
+    }
+    assert_eq!(summary.status, pb::RunStatus::Failed as i32);
+    assert_eq!(judge.calls(), 4);
 }

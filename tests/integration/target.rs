@@ -151,12 +151,7 @@ async fn chat(
     Json(body): Json<Value>,
 ) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
-    let last = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let last = last_message(&body).to_string();
     Json(json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -171,11 +166,7 @@ async fn judge(
     Json(body): Json<Value>,
 ) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
-    let user = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default();
+    let user = last_message(&body);
     let answer = user
         .rsplit("Answer to evaluate:")
         .next()
@@ -185,10 +176,7 @@ async fn judge(
     } else {
         json!({"score": 0.2, "reason": "the answer does not name Paris"})
     };
-    Json(json!({
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": verdict.to_string() }, "finish_reason": "stop" }]
-    }))
-    .into_response()
+    completion(&verdict.to_string())
 }
 
 async fn text(
@@ -211,11 +199,7 @@ async fn scripted(
     Json(body): Json<Value>,
 ) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
-    let prompt = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default();
+    let prompt = last_message(&body);
     let marker = prompt
         .split("[judge:")
         .nth(1)
@@ -240,6 +224,20 @@ async fn scripted(
         "fail" => return (StatusCode::INTERNAL_SERVER_ERROR, "judge overloaded").into_response(),
         _ => valid,
     };
+    completion(content)
+}
+
+/// The content of the last message of a chat-completions request.
+fn last_message(body: &Value) -> &str {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+}
+
+/// A chat completion whose one choice says `content`.
+fn completion(content: &str) -> Response {
     Json(json!({
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }]
     }))
