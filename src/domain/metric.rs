@@ -558,6 +558,53 @@ mod tests {
     }
 
     #[test]
+    fn numeric_scores_take_all_six_operators() {
+        use ThresholdOperator::*;
+        let cases = [
+            (Ge, [false, true, true]),
+            (Gt, [false, false, true]),
+            (Le, [true, true, false]),
+            (Lt, [true, false, false]),
+            (Eq, [false, true, false]),
+            (Ne, [true, false, true]),
+        ];
+        for (op, wanted) in cases {
+            let m = metric(ScoreType::Numeric, op, Some(0.5));
+            m.validate("metric").unwrap();
+            let got = [0.4, 0.5, 0.6].map(|score| m.passes(Some(score), None));
+            assert_eq!(got, wanted, "{}", op.symbol());
+        }
+    }
+
+    #[test]
+    fn categorical_metrics_reject_ordering_operators() {
+        for op in [
+            ThresholdOperator::Ge,
+            ThresholdOperator::Gt,
+            ThresholdOperator::Le,
+            ThresholdOperator::Lt,
+        ] {
+            let mut m = metric(ScoreType::Categorical, op, None);
+            m.kind = MetricKind::LlmJudge(LlmJudge {
+                base_url: "http://127.0.0.1:9/v1".into(),
+                model: "m".into(),
+                api_key_env: None,
+                evaluation_prompt: String::new(),
+                min_score: 0.0,
+                max_score: 1.0,
+                timeout_ms: 0,
+                judge_endpoint: None,
+                evaluation_steps: Vec::new(),
+            });
+            let err = m.validate("metric").unwrap_err().to_string();
+            assert!(
+                err.contains("metric.threshold_operator") && err.contains(op.symbol()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn binary_scores_pass_on_the_wanted_verdict() {
         let m = metric(ScoreType::Binary, ThresholdOperator::Eq, None);
         assert!(m.passes(Some(1.0), None));
