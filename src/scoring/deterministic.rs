@@ -256,23 +256,54 @@ impl Check {
                 )
             }
             Check::Similarity { measure, value } => {
-                let score = similarity(*measure, input.output, reference(value, input));
-                let name = match measure {
-                    SimilarityMeasure::Levenshtein => "normalized Levenshtein similarity",
-                    SimilarityMeasure::RougeL => "ROUGE-L F1",
-                    SimilarityMeasure::Bleu => "sentence BLEU",
-                };
-                let against = if value.is_some() {
-                    "the metric's value"
-                } else {
-                    "the expected response"
-                };
-                return (score, format!("{name} {score:.4} against {against}"));
+                return similarity_verdict(
+                    *measure,
+                    input.output,
+                    reference(value, input),
+                    value.is_some(),
+                );
             }
             Check::Judge { .. } => (false, "judges are scored by a model".to_string()),
         };
         (if passed { 1.0 } else { 0.0 }, reason)
     }
+
+    /// The evaluation as a job for the blocking pool, for checks whose cost grows with the
+    /// product of the texts' lengths (similarity: seconds for two texts of 100k characters),
+    /// so that they never hold an async worker. `None`: evaluate in place.
+    pub(super) fn costly_job(
+        &self,
+        input: &ScoreInput<'_>,
+    ) -> Option<impl FnOnce() -> (f64, String) + Send + 'static> {
+        let Check::Similarity { measure, value } = self else {
+            return None;
+        };
+        let (measure, given) = (*measure, value.is_some());
+        let output = input.output.to_string();
+        let reference = reference(value, input).to_string();
+        Some(move || similarity_verdict(measure, &output, &reference, given))
+    }
+}
+
+/// Score and reason of a similarity check; `given`: the reference is the metric's own value.
+fn similarity_verdict(
+    measure: SimilarityMeasure,
+    output: &str,
+    reference: &str,
+    given: bool,
+) -> (f64, String) {
+    let score = similarity(measure, output, reference);
+    let name = match measure {
+        SimilarityMeasure::Levenshtein => "normalized Levenshtein similarity",
+        SimilarityMeasure::RougeL => "ROUGE-L F1",
+        SimilarityMeasure::Bleu => "sentence BLEU",
+    };
+    let against = if given {
+        "the metric's value"
+    } else {
+        "the expected response"
+    };
+    (score, format!("{name} {score:.4} against {against}"))
 }
 
 /// The text a check compares with: its value, else the test's expected response.

@@ -140,7 +140,12 @@ impl Scorer {
                 Ok((j.score, j.category, j.reason))
             }
             check => {
-                let (score, reason) = check.evaluate(input);
+                let (score, reason) = match check.costly_job(input) {
+                    Some(job) => tokio::task::spawn_blocking(job)
+                        .await
+                        .map_err(|e| format!("the metric failed: {e}"))?,
+                    None => check.evaluate(input),
+                };
                 Ok((Some(score), None, reason))
             }
         }
