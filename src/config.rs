@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 
+use crate::domain::Endpoint;
+use crate::scoring::judge;
+
 /// Settings of the server.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeConfig {
@@ -23,6 +26,27 @@ pub struct ServeConfig {
     /// and be stored before the server exits; runs not done by then resume at the next start.
     #[arg(long, env = "ASSAY_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
+
+    /// Default LLM judge: base URL of an OpenAI-compatible API (e.g. `http://127.0.0.1:8000/v1`)
+    /// for judge metrics that name no judge. Needs `--judge-model`.
+    #[arg(long, env = "ASSAY_JUDGE_BASE_URL", requires = "judge_model")]
+    pub judge_base_url: Option<String>,
+
+    /// Default LLM judge: model name.
+    #[arg(long, env = "ASSAY_JUDGE_MODEL", requires = "judge_base_url")]
+    pub judge_model: Option<String>,
+
+    /// Default LLM judge: name of the environment variable holding its API key.
+    #[arg(long, env = "ASSAY_JUDGE_API_KEY_ENV")]
+    pub judge_api_key_env: Option<String>,
+
+    /// Default LLM judge: timeout of one call, in milliseconds.
+    #[arg(long, env = "ASSAY_JUDGE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub judge_timeout_ms: u32,
+
+    /// Default LLM judge: most calls in flight at once, across all runs.
+    #[arg(long, env = "ASSAY_JUDGE_MAX_CONCURRENCY", default_value_t = 8)]
+    pub judge_max_concurrency: u32,
 }
 
 /// Default of `--shutdown-grace-ms`: below the 30 s after which orchestrators send SIGKILL.
@@ -36,6 +60,32 @@ impl ServeConfig {
             database: database.into(),
             default_concurrency: 16,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            judge_base_url: None,
+            judge_model: None,
+            judge_api_key_env: None,
+            judge_timeout_ms: 60_000,
+            judge_max_concurrency: 8,
         }
+    }
+
+    /// The default judge as an in-memory endpoint, when a base URL and model are configured.
+    pub fn default_judge(&self) -> Option<Endpoint> {
+        let base_url = self
+            .judge_base_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())?;
+        let model = self
+            .judge_model
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())?;
+        Some(judge::default_endpoint(
+            base_url,
+            model,
+            self.judge_api_key_env
+                .clone()
+                .filter(|v| !v.trim().is_empty()),
+            self.judge_timeout_ms,
+            self.judge_max_concurrency,
+        ))
     }
 }

@@ -73,10 +73,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let store = open_store(&config.database).await?;
+    let default_judge = config.default_judge();
     let engine = Engine::new(
         Arc::clone(&store),
         config.default_concurrency,
         Duration::from_millis(config.shutdown_grace_ms),
+        default_judge.clone(),
     );
     let resumed = engine.resume_unfinished().await?;
     if resumed > 0 {
@@ -128,7 +130,9 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(&store))))
+        .add_service(MetricServiceServer::new(
+            MetricApi::new(Arc::clone(&store)).with_default_judge(default_judge.is_some()),
+        ))
         .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(
             &store,
         ))))

@@ -185,6 +185,7 @@ fn metric_result_to_proto(m: MetricResult) -> pb::MetricResult {
         passed: m.passed,
         reason: m.reason,
         error: m.error.unwrap_or_default(),
+        duration_ms: m.duration_ms,
     }
 }
 

@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::mask::{self, Updatable};
 use super::{reference, required, timestamp, update_target};
 use crate::domain::{
-    LlmJudge, Metric, MetricKind, PageRequest, ScoreType, ThresholdOperator, Timestamp,
+    Affix, LengthUnit, LlmJudge, Metric, MetricKind, PageRequest, ScoreType, SimilarityMeasure,
+    Target, ThresholdOperator, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
@@ -18,12 +19,58 @@ use crate::store::Store;
 /// The gRPC `MetricService`.
 pub struct MetricApi {
     store: Arc<dyn Store>,
+    default_judge: bool,
 }
 
 impl MetricApi {
-    /// A service over `store`.
+    /// A service over `store`, on a server without a default judge.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        MetricApi { store }
+        MetricApi {
+            store,
+            default_judge: false,
+        }
+    }
+
+    /// Whether the server has a default judge for LLM-judge metrics that name none.
+    pub fn with_default_judge(mut self, configured: bool) -> Self {
+        self.default_judge = configured;
+        self
+    }
+
+    /// Replaces an LLM judge's `judge_endpoint` reference by the endpoint's id: unknown is
+    /// `NotFound`, not of the `openai_chat` kind is `InvalidArgument`. A judge metric that names
+    /// no judge while the server has no default judge is `InvalidArgument`.
+    async fn resolve_judge(&self, metric: &mut pb::Metric) -> Result<()> {
+        const FIELD: &str = "metric.llm_judge.judge_endpoint";
+        let Some(Kind::LlmJudge(judge)) = &mut metric.kind else {
+            return Ok(());
+        };
+        if !judge.judge_endpoint.trim().is_empty() {
+            let endpoint = self
+                .store
+                .get_endpoint(&reference(&judge.judge_endpoint, FIELD)?)
+                .await?;
+            if !matches!(endpoint.target, Target::OpenAiChat(_)) {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "endpoint {:?} is not of the openai_chat kind, so it cannot judge",
+                        endpoint.name
+                    ),
+                ));
+            }
+            judge.judge_endpoint = endpoint.id.to_string();
+        } else if judge.base_url.trim().is_empty()
+            && judge.model.trim().is_empty()
+            && !self.default_judge
+        {
+            return Err(Error::invalid(
+                FIELD,
+                "is required: the server has no default judge (ASSAY_JUDGE_BASE_URL, \
+                 ASSAY_JUDGE_MODEL); name an endpoint of the openai_chat kind",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -48,7 +95,7 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
             match_all,
             case_sensitive,
         }),
-        MetricKind::Regex { pattern } => Kind::Regex(pb::Regex { pattern }),
+        MetricKind::Regex { pattern, no_match } => Kind::Regex(pb::Regex { pattern, no_match }),
         MetricKind::LlmJudge(j) => Kind::LlmJudge(pb::LlmJudge {
             base_url: j.base_url,
             model: j.model,
@@ -57,7 +104,40 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
             min_score: j.min_score,
             max_score: j.max_score,
             timeout_ms: j.timeout_ms,
+            judge_endpoint: j
+                .judge_endpoint
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            evaluation_steps: j.evaluation_steps,
         }),
+        MetricKind::NotContains {
+            values,
+            case_sensitive,
+        } => Kind::NotContains(pb::NotContains {
+            values,
+            case_sensitive,
+        }),
+        MetricKind::StartsWith(a) => Kind::StartsWith(affix_to_proto(a)),
+        MetricKind::EndsWith(a) => Kind::EndsWith(affix_to_proto(a)),
+        MetricKind::IsJson => Kind::IsJson(pb::IsJson {}),
+        MetricKind::JsonSchema { schema } => Kind::JsonSchema(pb::JsonSchema { schema }),
+        MetricKind::Length { min, max, unit } => Kind::Length(pb::Length {
+            min,
+            max,
+            unit: match unit {
+                LengthUnit::Characters => pb::LengthUnit::Characters,
+                LengthUnit::Words => pb::LengthUnit::Words,
+            } as i32,
+        }),
+        MetricKind::Latency { max_ms } => Kind::Latency(pb::Latency { max_ms }),
+        MetricKind::Similarity { measure, value } => {
+            let similarity = pb::Similarity { value };
+            match measure {
+                SimilarityMeasure::Levenshtein => Kind::Levenshtein(similarity),
+                SimilarityMeasure::RougeL => Kind::RougeL(similarity),
+                SimilarityMeasure::Bleu => Kind::Bleu(similarity),
+            }
+        }
     };
     pb::Metric {
         id: m.id.to_string(),
@@ -80,14 +160,32 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
     }
 }
 
-/// A metric from the API, validated; `id` and times are given by the caller.
+fn affix_to_proto(a: Affix) -> pb::AffixMatch {
+    pb::AffixMatch {
+        value: a.value,
+        ignore_case: a.ignore_case,
+        trim: a.trim,
+    }
+}
+
+fn affix_from_proto(a: pb::AffixMatch) -> Affix {
+    Affix {
+        value: a.value,
+        ignore_case: a.ignore_case,
+        trim: a.trim,
+    }
+}
+
+/// The kinds of the `Metric.kind` oneof, for error messages.
+const KINDS: &str = "exact_match, contains, not_contains, regex, starts_with, ends_with, \
+    is_json, json_schema, length, latency, levenshtein, rouge_l, bleu, llm_judge";
+
+/// A metric from the API, validated; `id` and times are given by the caller. A judge endpoint
+/// must already be given as an id (see [`MetricApi::resolve_judge`]).
 fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> {
-    let kind = match required(p.kind, "metric.kind").map_err(|_| {
-        Error::invalid(
-            "metric.kind",
-            "one of exact_match, contains, regex, llm_judge is required",
-        )
-    })? {
+    let kind = match required(p.kind, "metric.kind")
+        .map_err(|_| Error::invalid("metric.kind", format!("one of {KINDS} is required")))?
+    {
         Kind::ExactMatch(e) => MetricKind::ExactMatch {
             value: e.value,
             ignore_case: e.ignore_case,
@@ -98,7 +196,38 @@ fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> 
             match_all: c.match_all,
             case_sensitive: c.case_sensitive,
         },
-        Kind::Regex(r) => MetricKind::Regex { pattern: r.pattern },
+        Kind::Regex(r) => MetricKind::Regex {
+            pattern: r.pattern,
+            no_match: r.no_match,
+        },
+        Kind::NotContains(c) => MetricKind::NotContains {
+            values: c.values,
+            case_sensitive: c.case_sensitive,
+        },
+        Kind::StartsWith(a) => MetricKind::StartsWith(affix_from_proto(a)),
+        Kind::EndsWith(a) => MetricKind::EndsWith(affix_from_proto(a)),
+        Kind::IsJson(_) => MetricKind::IsJson,
+        Kind::JsonSchema(j) => MetricKind::JsonSchema { schema: j.schema },
+        Kind::Length(l) => MetricKind::Length {
+            min: l.min,
+            max: l.max,
+            unit: match pb::LengthUnit::try_from(l.unit) {
+                Ok(pb::LengthUnit::Unspecified | pb::LengthUnit::Characters) => {
+                    LengthUnit::Characters
+                }
+                Ok(pb::LengthUnit::Words) => LengthUnit::Words,
+                Err(_) => {
+                    return Err(Error::invalid(
+                        "metric.length.unit",
+                        format!("{} is not a LengthUnit", l.unit),
+                    ));
+                }
+            },
+        },
+        Kind::Latency(l) => MetricKind::Latency { max_ms: l.max_ms },
+        Kind::Levenshtein(s) => similarity(SimilarityMeasure::Levenshtein, s),
+        Kind::RougeL(s) => similarity(SimilarityMeasure::RougeL, s),
+        Kind::Bleu(s) => similarity(SimilarityMeasure::Bleu, s),
         Kind::LlmJudge(j) => MetricKind::LlmJudge(LlmJudge {
             base_url: j.base_url,
             model: j.model,
@@ -112,6 +241,11 @@ fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> 
                 j.max_score
             },
             timeout_ms: j.timeout_ms,
+            judge_endpoint: match j.judge_endpoint.trim() {
+                "" => None,
+                id => Some(super::uuid(id, "metric.llm_judge.judge_endpoint")?),
+            },
+            evaluation_steps: j.evaluation_steps,
         }),
     };
     let score_type = match pb::ScoreType::try_from(p.score_type) {
@@ -158,6 +292,13 @@ fn from_proto(p: pb::Metric, id: Uuid, created_at: Timestamp) -> Result<Metric> 
     Ok(metric)
 }
 
+fn similarity(measure: SimilarityMeasure, s: pb::Similarity) -> MetricKind {
+    MetricKind::Similarity {
+        measure,
+        value: s.value,
+    }
+}
+
 impl Updatable for pb::Metric {
     const PATHS: &'static [&'static str] = &[
         "name",
@@ -174,6 +315,16 @@ impl Updatable for pb::Metric {
         "contains",
         "regex",
         "llm_judge",
+        "not_contains",
+        "starts_with",
+        "ends_with",
+        "is_json",
+        "json_schema",
+        "length",
+        "latency",
+        "levenshtein",
+        "rouge_l",
+        "bleu",
     ];
 
     fn is_set(&self, path: &str) -> bool {
@@ -215,7 +366,8 @@ impl pb::metric_service_server::MetricService for MetricApi {
         &self,
         request: Request<pb::CreateMetricRequest>,
     ) -> Result<Response<pb::Metric>, Status> {
-        let p = required(request.into_inner().metric, "metric")?;
+        let mut p = required(request.into_inner().metric, "metric")?;
+        self.resolve_judge(&mut p).await?;
         let metric = from_proto(p, Uuid::now_v7(), chrono::Utc::now())?;
         self.store.create_metric(&metric).await?;
         tracing::info!(metric_id = %metric.id, name = %metric.name, "metric created");
@@ -256,7 +408,8 @@ impl pb::metric_service_server::MetricService for MetricApi {
             .get_metric(&update_target(&p.id, &p.name, "metric")?)
             .await?;
         let (id, created_at) = (current.id, current.created_at);
-        let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
+        let mut merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
+        self.resolve_judge(&mut merged).await?;
         let metric = from_proto(merged, id, created_at)?;
         self.store.update_metric(&metric).await?;
         Ok(Response::new(to_proto(metric)))

@@ -57,23 +57,99 @@ pub enum MetricKind {
         /// Respect letter case.
         case_sensitive: bool,
     },
-    /// The output matches `pattern` somewhere.
+    /// The output matches `pattern` somewhere (or, with `no_match`, nowhere).
     Regex {
         /// Rust regex syntax.
         pattern: String,
+        /// Pass when the pattern matches nowhere.
+        #[serde(default)]
+        no_match: bool,
     },
     /// An OpenAI-compatible chat model judges the output.
     LlmJudge(LlmJudge),
+    /// The output contains none of `values`.
+    NotContains {
+        /// Strings that must not occur.
+        values: Vec<String>,
+        /// Respect letter case.
+        case_sensitive: bool,
+    },
+    /// The output starts with a value or the expected response.
+    StartsWith(Affix),
+    /// The output ends with a value or the expected response.
+    EndsWith(Affix),
+    /// The output parses as JSON.
+    IsJson,
+    /// The output parses as JSON and is valid against `schema`.
+    JsonSchema {
+        /// The schema, as JSON text.
+        schema: String,
+    },
+    /// The output's length is within bounds (inclusive).
+    Length {
+        /// Shortest length that passes.
+        min: Option<u32>,
+        /// Longest length that passes.
+        max: Option<u32>,
+        /// What is counted.
+        unit: LengthUnit,
+    },
+    /// The endpoint's measured latency is at most `max_ms`.
+    Latency {
+        /// Longest latency that passes, in milliseconds.
+        max_ms: u32,
+    },
+    /// A similarity score in `[0, 1]` to a value or the expected response.
+    Similarity {
+        /// How similarity is measured.
+        measure: SimilarityMeasure,
+        /// The reference text; `None` uses the expected response.
+        value: Option<String>,
+    },
 }
 
-/// Settings of an LLM-as-judge metric.
+/// Settings of prefix and suffix checks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Affix {
+    /// The prefix or suffix; `None` uses the expected response.
+    pub value: Option<String>,
+    /// Ignore letter case.
+    pub ignore_case: bool,
+    /// Trim surrounding whitespace first.
+    pub trim: bool,
+}
+
+/// What a length bound counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LengthUnit {
+    /// Unicode scalar values.
+    Characters,
+    /// Whitespace-separated words.
+    Words,
+}
+
+/// Text similarity measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimilarityMeasure {
+    /// `1 - edit distance / longer length`, over characters.
+    Levenshtein,
+    /// F1 of the longest common subsequence of words.
+    RougeL,
+    /// Sentence BLEU over 1- to 4-grams with brevity penalty and smoothing.
+    Bleu,
+}
+
+/// Settings of an LLM-as-judge metric. The judge is `judge_endpoint` when set, else the inline
+/// `base_url` and `model` when set, else the server's default judge.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlmJudge {
-    /// Base URL of the OpenAI-compatible API.
+    /// Inline judge: base URL of the OpenAI-compatible API; empty when not inline.
     pub base_url: String,
-    /// Model name.
+    /// Inline judge: model name.
     pub model: String,
-    /// Environment variable with the API key.
+    /// Inline judge: environment variable with the API key.
     pub api_key_env: Option<String>,
     /// Evaluation instructions (minijinja template).
     pub evaluation_prompt: String,
@@ -81,16 +157,41 @@ pub struct LlmJudge {
     pub min_score: f64,
     /// Highest score.
     pub max_score: f64,
-    /// Request timeout.
+    /// Inline judge: request timeout.
     pub timeout_ms: u32,
+    /// An endpoint of the OpenAI chat kind that judges.
+    #[serde(default)]
+    pub judge_endpoint: Option<Uuid>,
+    /// Evaluation steps, shown as a numbered list.
+    #[serde(default)]
+    pub evaluation_steps: Vec<String>,
+}
+
+impl LlmJudge {
+    /// Whether the metric names its model inline (`base_url` and `model`).
+    pub fn is_inline(&self) -> bool {
+        !self.base_url.trim().is_empty()
+    }
 }
 
 impl MetricKind {
     /// The score type a metric of this kind has when none is given.
     pub fn natural_score_type(&self) -> ScoreType {
         match self {
-            MetricKind::LlmJudge(_) => ScoreType::Numeric,
+            MetricKind::LlmJudge(_) | MetricKind::Similarity { .. } => ScoreType::Numeric,
             _ => ScoreType::Binary,
+        }
+    }
+
+    /// The fixed text a kind compares with, when it compares with one: `None` inside means the
+    /// test's expected response. `None` outside: the kind compares with no text.
+    pub fn reference_value(&self) -> Option<Option<&str>> {
+        match self {
+            MetricKind::ExactMatch { value, .. }
+            | MetricKind::StartsWith(Affix { value, .. })
+            | MetricKind::EndsWith(Affix { value, .. })
+            | MetricKind::Similarity { value, .. } => Some(value.as_deref()),
+            _ => None,
         }
     }
 
@@ -276,33 +377,90 @@ impl Metric {
             }
         }
         match &self.kind {
-            MetricKind::ExactMatch { .. } => Ok(()),
+            MetricKind::ExactMatch { .. }
+            | MetricKind::StartsWith(_)
+            | MetricKind::EndsWith(_)
+            | MetricKind::IsJson
+            | MetricKind::Similarity { .. } => Ok(()),
             MetricKind::Contains { values, .. } => {
-                if values.is_empty() || values.iter().any(String::is_empty) {
+                validate_values(values, &field("contains.values"))
+            }
+            MetricKind::NotContains { values, .. } => {
+                validate_values(values, &field("not_contains.values"))
+            }
+            MetricKind::Regex { pattern, .. } => {
+                regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
+                    Error::invalid(
+                        field("regex.pattern"),
+                        format!("{pattern:?} is not a valid regex: {e}"),
+                    )
+                })
+            }
+            MetricKind::JsonSchema { schema } => compile_schema(schema)
+                .map(|_| ())
+                .map_err(|e| Error::invalid(field("json_schema.schema"), e)),
+            MetricKind::Length { min, max, .. } => match (min, max) {
+                (None, None) => Err(Error::invalid(
+                    field("length"),
+                    "needs at least one of min and max",
+                )),
+                (Some(min), Some(max)) if min > max => Err(Error::invalid(
+                    field("length.min"),
+                    format!("min {min} is greater than max {max}"),
+                )),
+                _ => Ok(()),
+            },
+            MetricKind::Latency { max_ms } => {
+                if *max_ms == 0 {
                     return Err(Error::invalid(
-                        field("contains.values"),
-                        "needs at least one value, and no empty value",
+                        field("latency.max_ms"),
+                        "must be greater than 0",
                     ));
                 }
                 Ok(())
             }
-            MetricKind::Regex { pattern } => regex::Regex::new(pattern).map(|_| ()).map_err(|e| {
-                Error::invalid(
-                    field("regex.pattern"),
-                    format!("{pattern:?} is not a valid regex: {e}"),
-                )
-            }),
             MetricKind::LlmJudge(judge) => {
-                if !(judge.base_url.starts_with("http://")
-                    || judge.base_url.starts_with("https://"))
+                if judge.judge_endpoint.is_some()
+                    && (judge.is_inline() || !judge.model.trim().is_empty())
+                {
+                    return Err(Error::invalid(
+                        field("llm_judge.judge_endpoint"),
+                        "give either judge_endpoint or base_url and model, not both",
+                    ));
+                }
+                if judge.is_inline()
+                    && !(judge.base_url.starts_with("http://")
+                        || judge.base_url.starts_with("https://"))
                 {
                     return Err(Error::invalid(
                         field("llm_judge.base_url"),
                         format!("{:?} is not an http(s) URL", judge.base_url),
                     ));
                 }
-                if judge.model.is_empty() {
+                if judge.is_inline() && judge.model.trim().is_empty() {
                     return Err(Error::invalid(field("llm_judge.model"), "is required"));
+                }
+                if !judge.is_inline() && !judge.model.trim().is_empty() {
+                    return Err(Error::invalid(
+                        field("llm_judge.base_url"),
+                        "is required when model is given",
+                    ));
+                }
+                if let Some(i) = judge
+                    .evaluation_steps
+                    .iter()
+                    .position(|s| s.trim().is_empty())
+                {
+                    return Err(Error::invalid(
+                        field(&format!("llm_judge.evaluation_steps[{i}]")),
+                        "is empty",
+                    ));
+                }
+                if !(judge.min_score.is_finite() && judge.max_score.is_finite()) {
+                    return Err(Error::invalid(
+                        field("llm_judge.min_score"),
+                        "min_score and max_score must be finite numbers",
+                    ));
                 }
                 if judge.min_score >= judge.max_score {
                     return Err(Error::invalid(
@@ -317,6 +475,25 @@ impl Metric {
             }
         }
     }
+}
+
+/// Contains-like kinds need at least one value, and no empty one (it would match everything).
+fn validate_values(values: &[String], field: &str) -> Result<()> {
+    if values.is_empty() || values.iter().any(String::is_empty) {
+        return Err(Error::invalid(
+            field,
+            "needs at least one value, and no empty value",
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles a JSON Schema given as JSON text; the error says why it is none. Remote references
+/// are never fetched (the crate is built without its HTTP and file resolvers).
+pub fn compile_schema(schema: &str) -> std::result::Result<jsonschema::Validator, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(schema).map_err(|e| format!("is not JSON: {e}"))?;
+    jsonschema::validator_for(&value).map_err(|e| format!("is not a valid JSON Schema: {e}"))
 }
 
 /// Checks a resource name: not empty, not a UUID (that would read as an id), at most 200
@@ -363,6 +540,7 @@ mod tests {
             requires_context: false,
             kind: MetricKind::Regex {
                 pattern: "x".into(),
+                no_match: false,
             },
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
@@ -377,6 +555,53 @@ mod tests {
         assert!(!m.passes(None, None));
         let lt = metric(ScoreType::Numeric, ThresholdOperator::Lt, Some(0.2));
         assert!(lt.passes(Some(0.1), None));
+    }
+
+    #[test]
+    fn numeric_scores_take_all_six_operators() {
+        use ThresholdOperator::*;
+        let cases = [
+            (Ge, [false, true, true]),
+            (Gt, [false, false, true]),
+            (Le, [true, true, false]),
+            (Lt, [true, false, false]),
+            (Eq, [false, true, false]),
+            (Ne, [true, false, true]),
+        ];
+        for (op, wanted) in cases {
+            let m = metric(ScoreType::Numeric, op, Some(0.5));
+            m.validate("metric").unwrap();
+            let got = [0.4, 0.5, 0.6].map(|score| m.passes(Some(score), None));
+            assert_eq!(got, wanted, "{}", op.symbol());
+        }
+    }
+
+    #[test]
+    fn categorical_metrics_reject_ordering_operators() {
+        for op in [
+            ThresholdOperator::Ge,
+            ThresholdOperator::Gt,
+            ThresholdOperator::Le,
+            ThresholdOperator::Lt,
+        ] {
+            let mut m = metric(ScoreType::Categorical, op, None);
+            m.kind = MetricKind::LlmJudge(LlmJudge {
+                base_url: "http://127.0.0.1:9/v1".into(),
+                model: "m".into(),
+                api_key_env: None,
+                evaluation_prompt: String::new(),
+                min_score: 0.0,
+                max_score: 1.0,
+                timeout_ms: 0,
+                judge_endpoint: None,
+                evaluation_steps: Vec::new(),
+            });
+            let err = m.validate("metric").unwrap_err().to_string();
+            assert!(
+                err.contains("metric.threshold_operator") && err.contains(op.symbol()),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -410,6 +635,7 @@ mod tests {
         let mut m = metric(ScoreType::Binary, ThresholdOperator::Eq, None);
         m.kind = MetricKind::Regex {
             pattern: "(".into(),
+            no_match: false,
         };
         let err = m.validate("metric").unwrap_err().to_string();
         assert!(err.contains("metric.regex.pattern"), "{err}");

@@ -13,7 +13,10 @@ pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
     ResponseMapping, SECRET_MASK, Target, is_secret_header,
 };
-pub use metric::{LlmJudge, Metric, MetricKind, ScoreType, ThresholdOperator};
+pub use metric::{
+    Affix, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
+    ThresholdOperator, compile_schema,
+};
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use reference::Ref;
 pub use run::{

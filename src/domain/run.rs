@@ -217,6 +217,9 @@ pub struct MetricResult {
     pub reason: String,
     /// Why it could not be evaluated.
     pub error: Option<String>,
+    /// How long the metric took, in milliseconds (results stored before it was kept read 0).
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// Which runs a list returns.

@@ -115,14 +115,16 @@ const LOAD_PAGE: u32 = 1000;
 
 impl Engine {
     /// An engine over `store`; a run's concurrency never exceeds `default_concurrency`; a stop
-    /// waits up to `shutdown_grace` for the tests in flight.
+    /// waits up to `shutdown_grace` for the tests in flight; LLM-judge metrics that name no judge
+    /// use `default_judge`.
     pub fn new(
         store: Arc<dyn Store>,
         default_concurrency: u32,
         shutdown_grace: Duration,
+        default_judge: Option<crate::domain::Endpoint>,
     ) -> Arc<Self> {
         let targets = TargetClient::new();
-        let scorer = Scorer::new(targets.http().clone());
+        let scorer = Scorer::new(targets.clone(), default_judge);
         Arc::new(Engine {
             store,
             targets,
@@ -149,6 +151,7 @@ impl Engine {
         }
         let plan = MetricPlan::resolve(
             &*self.store,
+            &self.scorer,
             &spec.metrics,
             &test_set,
             tests.iter().filter_map(|t| t.behavior_id),
@@ -225,11 +228,11 @@ impl Engine {
             .get_endpoint(&Ref::Id(source.endpoint_id))
             .await?;
         let plan = match &source.plan {
-            Some(plan) => MetricPlan::load(&*self.store, plan).await?,
+            Some(plan) => MetricPlan::load(&*self.store, &self.scorer, plan).await?,
             // Runs stored before plans were: the hierarchy as it is now.
             None => {
                 let behaviors = results.iter().filter_map(|r| r.behavior_id);
-                MetricPlan::resolve(&*self.store, &[], &test_set, behaviors).await?
+                MetricPlan::resolve(&*self.store, &self.scorer, &[], &test_set, behaviors).await?
             }
         };
         let target = self.prepare(&endpoint, &source.parameters)?;
@@ -334,6 +337,7 @@ impl Engine {
         }
         let plan = MetricPlan::resolve(
             &*self.store,
+            &self.scorer,
             &spec.metrics,
             &test_set,
             results.iter().filter_map(|r| r.behavior_id),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::domain::{Metric, Ref, RunPlan, TestSet};
+use crate::domain::{Metric, MetricKind, Ref, RunPlan, TestSet};
 use crate::error::{Error, Result};
-use crate::scoring::PreparedMetric;
+use crate::scoring::{JudgeHandle, PreparedMetric, Scorer, judge};
 use crate::store::Store;
 
 /// The metrics of one test.
@@ -31,14 +31,22 @@ impl MetricPlan {
     /// execution metric is `NotFound`.
     pub(super) async fn resolve(
         store: &dyn Store,
+        scorer: &Scorer,
         execution_metrics: &[Ref],
         test_set: &TestSet,
         behavior_ids: impl IntoIterator<Item = Uuid>,
     ) -> Result<Self> {
-        let mut shared = prepare(store.resolve_metrics(execution_metrics).await?)?;
+        let mut judges = Judges {
+            store,
+            scorer,
+            prepared: HashMap::new(),
+        };
+        let mut shared = judges
+            .prepare(store.resolve_metrics(execution_metrics).await?)
+            .await?;
         if shared.is_empty() {
             let ids: Vec<Ref> = test_set.metric_ids.iter().copied().map(Ref::Id).collect();
-            shared = prepare(store.resolve_metrics(&ids).await?)?;
+            shared = judges.prepare(store.resolve_metrics(&ids).await?).await?;
         }
         let mut by_behavior = HashMap::new();
         if shared.is_empty() {
@@ -47,7 +55,7 @@ impl MetricPlan {
             ids.dedup();
             for behavior in store.get_behaviors(&ids).await? {
                 let refs: Vec<Ref> = behavior.metric_ids.iter().copied().map(Ref::Id).collect();
-                let metrics = prepare(store.resolve_metrics(&refs).await?)?;
+                let metrics = judges.prepare(store.resolve_metrics(&refs).await?).await?;
                 by_behavior.insert(behavior.id, metrics);
             }
         }
@@ -60,15 +68,26 @@ impl MetricPlan {
 
     /// The plan a run stored (see [`MetricPlan::store_in`]), with the metrics' current
     /// definitions. A metric deleted since is `NotFound`.
-    pub(super) async fn load(store: &dyn Store, plan: &RunPlan) -> Result<Self> {
+    pub(super) async fn load(store: &dyn Store, scorer: &Scorer, plan: &RunPlan) -> Result<Self> {
         let ids = |ids: &[Uuid]| ids.iter().copied().map(Ref::Id).collect::<Vec<_>>();
+        let mut judges = Judges {
+            store,
+            scorer,
+            prepared: HashMap::new(),
+        };
         let shared = match &plan.shared_metrics {
-            Some(shared) => Some(prepare(store.resolve_metrics(&ids(shared)).await?)?),
+            Some(shared) => Some(
+                judges
+                    .prepare(store.resolve_metrics(&ids(shared)).await?)
+                    .await?,
+            ),
             None => None,
         };
         let mut by_behavior = HashMap::new();
         for (behavior, metrics) in &plan.behavior_metrics {
-            let metrics = prepare(store.resolve_metrics(&ids(metrics)).await?)?;
+            let metrics = judges
+                .prepare(store.resolve_metrics(&ids(metrics)).await?)
+                .await?;
             by_behavior.insert(*behavior, metrics);
         }
         Ok(MetricPlan {
@@ -101,20 +120,67 @@ impl MetricPlan {
     }
 }
 
-fn prepare(metrics: Vec<Metric>) -> Result<MetricSet> {
-    metrics
-        .into_iter()
-        .map(|m| {
+/// Prepares metrics, and each judge endpoint once for the whole run.
+struct Judges<'a> {
+    store: &'a dyn Store,
+    scorer: &'a Scorer,
+    /// By judge endpoint id (an inline judge: by metric id).
+    prepared: HashMap<Uuid, JudgeHandle>,
+}
+
+impl Judges<'_> {
+    async fn prepare(&mut self, metrics: Vec<Metric>) -> Result<MetricSet> {
+        let mut set = Vec::with_capacity(metrics.len());
+        for m in metrics {
+            let judge = self.judge(&m).await;
             let name = m.name.clone();
-            PreparedMetric::new(m).map(Arc::new).map_err(|e| {
+            let prepared = PreparedMetric::new(m, judge).map_err(|e| {
                 Error::precondition(
                     format!("metric {name}"),
                     format!("metric {name:?} cannot be used: {e}"),
                 )
-            })
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(Arc::from)
+            })?;
+            set.push(Arc::new(prepared));
+        }
+        Ok(Arc::from(set))
+    }
+
+    /// The judge of an LLM-judge metric: a judge that cannot be had is an error of the metric's
+    /// results, not of the run.
+    async fn judge(&mut self, metric: &Metric) -> Option<JudgeHandle> {
+        let MetricKind::LlmJudge(settings) = &metric.kind else {
+            return None;
+        };
+        let endpoint = if let Some(id) = settings.judge_endpoint {
+            match self.store.get_endpoint(&Ref::Id(id)).await {
+                Ok(endpoint) => endpoint,
+                Err(Error::NotFound { .. }) => {
+                    return Some(Err(format!("judge endpoint {id} no longer exists")));
+                }
+                Err(e) => return Some(Err(format!("judge endpoint {id}: {e}"))),
+            }
+        } else if settings.is_inline() {
+            judge::inline_endpoint(metric, settings)
+        } else {
+            match self.scorer.default_judge() {
+                Some(endpoint) => endpoint.clone(),
+                None => {
+                    return Some(Err(
+                        "the metric names no judge and the server has no default \
+                         judge (ASSAY_JUDGE_BASE_URL, ASSAY_JUDGE_MODEL)"
+                            .into(),
+                    ));
+                }
+            }
+        };
+        let scorer = self.scorer;
+        Some(
+            self.prepared
+                .entry(endpoint.id)
+                .or_insert_with(|| scorer.prepare_judge(&endpoint))
+                .clone(),
+        )
+    }
 }
 
 /// Ids of the metrics used by some test, in order of first use.

@@ -54,7 +54,7 @@ impl Engine {
                 "it was started by a version of Assay that did not store its plan",
             )
         })?;
-        let metrics = MetricPlan::load(&*self.store, plan).await?;
+        let metrics = MetricPlan::load(&*self.store, &self.scorer, plan).await?;
         let source_results = || async {
             let source = run
                 .source_run_id

@@ -177,6 +177,7 @@ impl Engine {
                     expected_response: test.expected_response.as_deref(),
                     output,
                     context: &result.context,
+                    latency_ms: result.latency_ms,
                 };
                 let scores = futures::future::join_all(
                     job.metrics.iter().map(|m| self.scorer.score(m, &input)),

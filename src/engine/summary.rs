@@ -156,6 +156,7 @@ mod tests {
                 passed: status == ResultStatus::Passed,
                 reason: String::new(),
                 error: error.map(str::to_string),
+                duration_ms: 0,
             }],
             prompt: "p".into(),
             expected_response: None,

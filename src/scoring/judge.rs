@@ -1,26 +1,33 @@
 //! LLM-as-judge: an OpenAI-compatible chat model scores one answer.
 //!
+//! The judge is an endpoint of the `openai_chat` kind, called through the target module like any
+//! endpoint (its timeout, retries, rate limit and concurrency limit apply). A metric names it
+//! (`judge_endpoint`), or names a model inline (`base_url`, `model`: an in-memory endpoint), or
+//! falls back to the server's default judge (an in-memory endpoint with id [`DEFAULT_JUDGE_ID`]).
+//!
 //! The metric's evaluation prompt (a minijinja template over `prompt`, `expected_response`,
-//! `context` and `output`) becomes the user message; the system message tells the model the
-//! reply format: `{"score": ..., "reason": ...}`, or `{"category": ..., "reason": ...}` for
-//! categorical metrics. The reply is read leniently (code fences and chatter around the JSON
-//! object are ignored).
+//! `context` and `output`) and its evaluation steps become the user message; the system message
+//! tells the model the reply format: `{"score": ..., "reason": ...}`, or
+//! `{"category": ..., "reason": ...}` for categorical metrics. The reply is read leniently (code
+//! fences and chatter around the JSON object are ignored) but strictly checked: a score outside
+//! `[min_score, max_score]`, an unknown category or no JSON object is an error that keeps the raw
+//! reply.
 
-use std::time::Duration;
-
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use reqwest::{Method, Url};
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
-use crate::domain::{CallPolicy, LlmJudge, Metric, ScoreType};
-use crate::target::http::{self, Request, RetryPolicy, error_chain};
-use crate::target::openai::{bearer, completions_url, first_content};
-use crate::target::{DEFAULT_CHAT_TIMEOUT_MS, Gate, describe_template_error, template_environment};
+use super::truncate;
+use crate::domain::{CallPolicy, Endpoint, LlmJudge, Metric, OpenAiChatTarget, ScoreType, Target};
+use crate::target::openai::first_content;
+use crate::target::{PreparedTarget, TargetClient, describe_template_error, template_environment};
 
-/// Retries of a judge call after a retryable failure (429, 5xx, connection errors, timeouts).
+/// Id of the server's default judge endpoint (it lives in memory, never in the store).
+pub const DEFAULT_JUDGE_ID: Uuid = Uuid::from_u128(0x00000000_0000_4000_8000_00000000a55a);
+/// Retries of a call to an inline or default judge after a retryable failure (429, 5xx,
+/// connection errors, timeouts). A judge endpoint uses its own `max_retries`.
 const JUDGE_RETRIES: u32 = 2;
-/// How much of a reply goes into an error message.
-const REPLY_SNIPPET_CHARS: usize = 200;
+/// How much of a raw reply an error keeps.
+const RAW_REPLY_CHARS: usize = 500;
 
 /// The data shown to the judge, appended to evaluation prompts that do not show the output.
 const DATA_TEMPLATE: &str = "\
@@ -43,6 +50,95 @@ Evaluate the answer to the question below. Judge whether it is correct, complete
 {% if expected_response %}, comparing it with the expected answer{% endif %}\
 {% if context %}, and whether it is supported by the context{% endif %}.
 ";
+
+/// The server's default judge as an in-memory endpoint of the `openai_chat` kind.
+pub fn default_endpoint(
+    base_url: &str,
+    model: &str,
+    api_key_env: Option<String>,
+    timeout_ms: u32,
+    max_concurrency: u32,
+) -> Endpoint {
+    judge_endpoint(
+        DEFAULT_JUDGE_ID,
+        "default judge",
+        OpenAiChatTarget {
+            base_url: base_url.to_string(),
+            model: model.to_string(),
+            system_prompt: None,
+            api_key_env,
+            timeout_ms,
+        },
+        max_concurrency,
+    )
+}
+
+/// The inline judge of a metric (`base_url`, `model`) as an in-memory endpoint.
+pub fn inline_endpoint(metric: &Metric, judge: &LlmJudge) -> Endpoint {
+    judge_endpoint(
+        metric.id,
+        &format!("inline judge of metric {}", metric.name),
+        OpenAiChatTarget {
+            base_url: judge.base_url.clone(),
+            model: judge.model.clone(),
+            system_prompt: None,
+            api_key_env: judge.api_key_env.clone(),
+            timeout_ms: judge.timeout_ms,
+        },
+        0,
+    )
+}
+
+fn judge_endpoint(id: Uuid, name: &str, chat: OpenAiChatTarget, max_concurrency: u32) -> Endpoint {
+    let now = chrono::Utc::now();
+    Endpoint {
+        id,
+        name: name.to_string(),
+        description: String::new(),
+        target: Target::OpenAiChat(chat),
+        max_concurrency,
+        max_retries: JUDGE_RETRIES,
+        rate_limit_per_second: 0.0,
+        call_policy: CallPolicy::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A judge endpoint made ready for one run, shared by the run's metrics that use it.
+#[derive(Debug)]
+pub struct JudgeClient {
+    name: String,
+    /// Calls go through the endpoint's gate, so its `max_concurrency` and rate limit hold across
+    /// every run and metric that uses this judge.
+    target: PreparedTarget,
+}
+
+impl JudgeClient {
+    /// Prepares `endpoint` as a judge; it must be of the `openai_chat` kind.
+    pub fn prepare(targets: &TargetClient, endpoint: &Endpoint) -> Result<Self, String> {
+        if !matches!(endpoint.target, Target::OpenAiChat(_)) {
+            return Err(format!(
+                "judge endpoint {:?} is not of the openai_chat kind",
+                endpoint.name
+            ));
+        }
+        let target = targets
+            .prepare(endpoint, &Map::new())
+            .map_err(|e| format!("judge endpoint {:?} cannot be called: {e}", endpoint.name))?;
+        Ok(JudgeClient {
+            name: endpoint.name.clone(),
+            target,
+        })
+    }
+
+    async fn complete(&self, body: Map<String, Value>) -> Result<Value, String> {
+        self.target
+            .chat(body)
+            .await
+            .map_err(|e| format!("judge {:?}: {e}", self.name))
+    }
+}
 
 /// What the judge is shown for one test.
 #[derive(Clone, Copy, Debug)]
@@ -68,79 +164,42 @@ pub struct Judgement {
     pub reason: String,
 }
 
-/// Asks an OpenAI-compatible chat model to judge one answer.
+/// Asks the judge to score one answer.
 pub async fn judge(
-    client: &reqwest::Client,
+    client: &JudgeClient,
     judge: &LlmJudge,
     metric: &Metric,
     input: &JudgeInput<'_>,
 ) -> Result<Judgement, String> {
-    let url: Url = completions_url(&judge.base_url).map_err(|e| format!("judge base_url: {e}"))?;
-    let user = render_prompt(&judge.evaluation_prompt, input)?;
+    let user = render_prompt(&judge.evaluation_prompt, &judge.evaluation_steps, input)?;
     let system = instructions(judge, metric);
-    let body = json!({
-        "model": judge.model,
-        "messages": [
+    let mut body = Map::new();
+    body.insert(
+        "messages".into(),
+        json!([
             {"role": "system", "content": system},
             {"role": "user", "content": user},
-        ],
-        "temperature": 0,
-        "response_format": {"type": "json_object"},
-    });
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(authorization) =
-        bearer(judge.api_key_env.as_deref()).map_err(|e| format!("judge api_key_env: {e}"))?
-    {
-        let value = authorization
-            .resolve()
-            .map_err(|missing| format!("judge API key: {missing}"))?;
-        let mut value = HeaderValue::from_str(&value)
-            .map_err(|_| "judge API key: not a valid header value".to_string())?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    let request = Request {
-        method: Method::POST,
-        url,
-        headers,
-        body: serde_json::to_vec(&body).map_err(|e| error_chain(&e))?,
-    };
-    let timeout_ms = if judge.timeout_ms == 0 {
-        DEFAULT_CHAT_TIMEOUT_MS
-    } else {
-        judge.timeout_ms
-    };
-    let policy = RetryPolicy::new(
-        JUDGE_RETRIES,
-        Duration::from_millis(u64::from(timeout_ms)),
-        CallPolicy::default(),
+        ]),
     );
-    // A judge given by URL is no endpoint, so it has no shared gate.
-    let reply = http::send(client, &Gate::unlimited(), &request, policy)
-        .await
-        .map_err(|failure| {
-            let after = if failure.attempts > 1 {
-                format!(" (after {} attempts)", failure.attempts)
-            } else {
-                String::new()
-            };
-            format!("judge {}{after}", failure.error)
-        })?;
-    let response: Value = serde_json::from_slice(&reply.body).map_err(|e| {
+    body.insert("temperature".into(), json!(0));
+    body.insert("response_format".into(), json!({"type": "json_object"}));
+    let response = client.complete(body).await?;
+    let content = first_content(&response).ok_or_else(|| {
         format!(
-            "judge response is not JSON: {e}; body starts with: {}",
-            http::snippet(&reply.body)
+            "judge response has no choices[0].message.content; raw response: {}",
+            raw(&response.to_string())
         )
     })?;
-    let content =
-        first_content(&response).ok_or("judge response has no choices[0].message.content")?;
     parse_verdict(content, judge, metric)
 }
 
-/// The user message: the evaluation prompt rendered, followed by the test's data when the
-/// prompt does not show the output itself.
-fn render_prompt(evaluation_prompt: &str, input: &JudgeInput<'_>) -> Result<String, String> {
+/// The user message: the evaluation prompt rendered and the evaluation steps, followed by the
+/// test's data when the prompt does not show the output itself.
+fn render_prompt(
+    evaluation_prompt: &str,
+    steps: &[String],
+    input: &JudgeInput<'_>,
+) -> Result<String, String> {
     let env = template_environment();
     let ctx = minijinja::context! {
         prompt => input.prompt,
@@ -158,11 +217,17 @@ fn render_prompt(evaluation_prompt: &str, input: &JudgeInput<'_>) -> Result<Stri
             .map_err(|e| format!("evaluation prompt: {}", describe_template_error(&e)))?;
         Ok((text, shows_output))
     };
-    let (instructions, shows_output) = if evaluation_prompt.trim().is_empty() {
+    let (mut instructions, shows_output) = if evaluation_prompt.trim().is_empty() {
         (render(DEFAULT_INSTRUCTIONS)?.0, false)
     } else {
         render(evaluation_prompt)?
     };
+    if !steps.is_empty() {
+        instructions = format!("{}\n\nEvaluation steps:", instructions.trim_end());
+        for (i, step) in steps.iter().enumerate() {
+            instructions.push_str(&format!("\n{}. {}", i + 1, step.trim()));
+        }
+    }
     if shows_output {
         return Ok(instructions);
     }
@@ -211,14 +276,11 @@ fn instructions(judge: &LlmJudge, metric: &Metric) -> String {
     text
 }
 
-/// Reads the judge's reply.
+/// Reads the judge's reply; every error keeps the raw reply.
 fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Judgement, String> {
-    let reply = first_object(content).ok_or_else(|| {
-        format!(
-            "judge reply is not a JSON object: {}",
-            http::snippet(content.as_bytes())
-        )
-    })?;
+    let fail = |why: String| format!("{why}; raw reply: {}", raw(content));
+    let reply =
+        first_object(content).ok_or_else(|| fail("judge reply is not a JSON object".into()))?;
     let reason = ["reason", "explanation", "rationale"]
         .iter()
         .find_map(|key| reply.get(*key))
@@ -227,16 +289,12 @@ fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Jud
             other => other.to_string(),
         })
         .unwrap_or_default();
-    let shown = || {
-        let text = Value::Object(reply.clone()).to_string();
-        text.chars().take(REPLY_SNIPPET_CHARS).collect::<String>()
-    };
     match metric.score_type {
         ScoreType::Categorical => {
             let answered = match reply.get("category") {
                 Some(Value::String(s)) => s.trim().to_string(),
                 Some(Value::Null) | None => {
-                    return Err(format!("judge reply has no category: {}", shown()));
+                    return Err(fail("judge reply has no category".into()));
                 }
                 Some(other) => other.to_string(),
             };
@@ -251,10 +309,10 @@ fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Jud
                         .find(|c| c.trim().eq_ignore_ascii_case(&answered))
                 })
                 .ok_or_else(|| {
-                    format!(
+                    fail(format!(
                         "judge answered category {answered:?}, which is not one of {:?}",
                         metric.categories
-                    )
+                    ))
                 })?;
             Ok(Judgement {
                 score: None,
@@ -269,9 +327,15 @@ fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Jud
                 .or_else(|| reply.get("passed"))
                 .or_else(|| reply.get("pass"))
                 .filter(|v| !v.is_null())
-                .ok_or_else(|| format!("judge reply has no score: {}", shown()))?;
-            let passed = binary_verdict(value, judge)
-                .ok_or_else(|| format!("judge score {value} is not a pass/fail verdict"))?;
+                .ok_or_else(|| fail("judge reply has no score".into()))?;
+            let passed = match verdict_word(value) {
+                Some(pass) => pass,
+                None => match number(value) {
+                    Some(n) if n == 0.0 || n == 1.0 => n == 1.0,
+                    Some(n) => normalise(n, judge).map_err(fail)? >= 0.5,
+                    None => return Err(fail(format!("judge score {value} is not a verdict"))),
+                },
+            };
             Ok(Judgement {
                 score: Some(if passed { 1.0 } else { 0.0 }),
                 category: None,
@@ -282,8 +346,8 @@ fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Jud
             let value = reply
                 .get("score")
                 .filter(|v| !v.is_null())
-                .ok_or_else(|| format!("judge reply has no score: {}", shown()))?;
-            let raw = number(value)
+                .ok_or_else(|| fail("judge reply has no score".into()))?;
+            let raw_score = number(value)
                 .or_else(|| {
                     verdict_word(value).map(|pass| {
                         if pass {
@@ -293,9 +357,9 @@ fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Jud
                         }
                     })
                 })
-                .ok_or_else(|| format!("judge score {value} is not a number"))?;
+                .ok_or_else(|| fail(format!("judge score {value} is not a number")))?;
             Ok(Judgement {
-                score: Some(normalise(raw, judge)),
+                score: Some(normalise(raw_score, judge).map_err(fail)?),
                 category: None,
                 reason,
             })
@@ -303,27 +367,18 @@ fn parse_verdict(content: &str, judge: &LlmJudge, metric: &Metric) -> Result<Jud
     }
 }
 
-/// `(score - min) / (max - min)`, clamped to `[0, 1]`.
-fn normalise(score: f64, judge: &LlmJudge) -> f64 {
-    let span = judge.max_score - judge.min_score;
-    if !(span.is_finite() && span > 0.0) {
-        return score.clamp(0.0, 1.0);
+/// `(score - min) / (max - min)`; a score outside `[min, max]` is an error.
+fn normalise(score: f64, judge: &LlmJudge) -> Result<f64, String> {
+    if !(judge.min_score..=judge.max_score).contains(&score) {
+        return Err(format!(
+            "judge score {score} is outside [{}, {}]",
+            judge.min_score, judge.max_score
+        ));
     }
-    ((score - judge.min_score) / span).clamp(0.0, 1.0)
+    Ok((score - judge.min_score) / (judge.max_score - judge.min_score))
 }
 
-/// A pass/fail verdict: booleans, pass/fail words, 0/1, or a score over the judge's range.
-fn binary_verdict(value: &Value, judge: &LlmJudge) -> Option<bool> {
-    if let Some(pass) = verdict_word(value) {
-        return Some(pass);
-    }
-    let n = number(value)?;
-    if n == 0.0 || n == 1.0 {
-        return Some(n == 1.0);
-    }
-    Some(normalise(n, judge) >= 0.5)
-}
-
+/// Pass/fail words: booleans, true/false, pass/fail, passed/failed, yes/no.
 fn verdict_word(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
@@ -359,6 +414,11 @@ fn first_object(content: &str) -> Option<Map<String, Value>> {
     None
 }
 
+/// A raw reply for an error message.
+fn raw(text: &str) -> String {
+    truncate(text, RAW_REPLY_CHARS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,7 +435,14 @@ mod tests {
             min_score: 1.0,
             max_score: 5.0,
             timeout_ms: 0,
+            judge_endpoint: None,
+            evaluation_steps: Vec::new(),
         }
+    }
+
+    /// The metric's inline judge, prepared.
+    fn judge_client(settings: &LlmJudge, metric: &Metric) -> JudgeClient {
+        JudgeClient::prepare(&TargetClient::new(), &inline_endpoint(metric, settings)).unwrap()
     }
 
     fn metric(judge: &LlmJudge, score_type: ScoreType) -> Metric {
@@ -426,7 +493,7 @@ mod tests {
         let m = metric(&settings, ScoreType::Numeric);
         let context = vec!["Paris is the capital of France.".to_string()];
         fn assert_send<T: Send>(_: &T) {}
-        let client = reqwest::Client::new();
+        let client = judge_client(&settings, &m);
         let judge_input = input(&context);
         let call = judge(&client, &settings, &m, &judge_input);
         assert_send(&call);
@@ -475,8 +542,8 @@ mod tests {
         })
         .await;
         let settings = llm_judge(&server.url, None);
-        let client = reqwest::Client::new();
         let categorical = metric(&settings, ScoreType::Categorical);
+        let client = judge_client(&settings, &categorical);
         let verdict = judge(&client, &settings, &categorical, &input(&CONTEXT))
             .await
             .unwrap();
@@ -521,15 +588,21 @@ mod tests {
         .await;
         let settings = llm_judge(&server.url, None);
         let m = metric(&settings, ScoreType::Numeric);
-        let client = reqwest::Client::new();
+        let client = judge_client(&settings, &m);
         let err = judge(&client, &settings, &m, &input(&CONTEXT))
             .await
             .unwrap_err();
-        assert_eq!(err, "judge returned HTTP 400: model not found");
+        assert_eq!(
+            err,
+            "judge \"inline judge of metric helpfulness\": endpoint returned HTTP 400: model not found"
+        );
         let err = judge(&client, &settings, &m, &input(&CONTEXT))
             .await
             .unwrap_err();
-        assert!(err.starts_with("judge reply is not a JSON object"), "{err}");
+        assert_eq!(
+            err,
+            "judge reply is not a JSON object; raw reply: I think it is fine."
+        );
         let err = judge(&client, &settings, &m, &input(&CONTEXT))
             .await
             .unwrap_err();
@@ -541,7 +614,7 @@ mod tests {
 
         let var = format!("ASSAY_JUDGE_MISSING_{}", Uuid::new_v4().simple());
         let missing = llm_judge(&server.url, Some(var.clone()));
-        let err = judge(&client, &missing, &m, &input(&CONTEXT))
+        let err = judge(&judge_client(&missing, &m), &missing, &m, &input(&CONTEXT))
             .await
             .unwrap_err();
         assert!(
@@ -555,6 +628,7 @@ mod tests {
         let context = vec!["c1".to_string()];
         let custom = render_prompt(
             "Rate {{ output }} against {{ expected_response }} given {{ context | join(', ') }}.",
+            &[],
             &input(&context),
         )
         .unwrap();
@@ -562,7 +636,7 @@ mod tests {
             custom,
             "Rate The capital is \"Paris\". against Paris given c1."
         );
-        let criteria = render_prompt("Is the answer polite?", &input(&context)).unwrap();
+        let criteria = render_prompt("Is the answer polite?", &[], &input(&context)).unwrap();
         assert!(
             criteria.starts_with("Is the answer polite?\n\nQuestion:\n"),
             "{criteria}"
@@ -571,22 +645,86 @@ mod tests {
             criteria.contains("Answer to evaluate:\nThe capital is \"Paris\"."),
             "{criteria}"
         );
-        let err = render_prompt("{% if %}", &input(&context)).unwrap_err();
+        let err = render_prompt("{% if %}", &[], &input(&context)).unwrap_err();
         assert!(err.starts_with("evaluation prompt: "), "{err}");
     }
 
     #[test]
-    fn scores_are_normalised_and_clamped() {
+    fn evaluation_steps_are_a_numbered_list_before_the_data() {
+        let steps = [
+            "Check the city.".to_string(),
+            " Check the tone. ".to_string(),
+        ];
+        let text = render_prompt("Is it right?", &steps, &input(&[])).unwrap();
+        assert!(
+            text.starts_with(
+                "Is it right?\n\nEvaluation steps:\n1. Check the city.\n2. Check the tone.\n\nQuestion:\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn scores_are_normalised_and_out_of_range_is_an_error() {
         let settings = llm_judge("http://x", None);
         let m = metric(&settings, ScoreType::Numeric);
-        let score = |content: &str| parse_verdict(content, &settings, &m).unwrap().score;
-        assert_eq!(score(r#"{"score": 1}"#), Some(0.0));
-        assert_eq!(score(r#"{"score": "3"}"#), Some(0.5));
-        assert_eq!(score(r#"{"score": 9}"#), Some(1.0));
-        assert_eq!(score(r#"{"score": -2}"#), Some(0.0));
+        let score = |content: &str| parse_verdict(content, &settings, &m).map(|j| j.score);
+        assert_eq!(score(r#"{"score": 1}"#), Ok(Some(0.0)));
+        assert_eq!(score(r#"{"score": "3"}"#), Ok(Some(0.5)));
+        assert_eq!(score(r#"{"score": 5}"#), Ok(Some(1.0)));
         assert_eq!(
             score("text {not json} then {\"score\": 5, \"reason\": \"x\"}"),
-            Some(1.0)
+            Ok(Some(1.0))
+        );
+        assert_eq!(
+            score(r#"{"score": 9, "reason": "great"}"#),
+            Err(
+                r#"judge score 9 is outside [1, 5]; raw reply: {"score": 9, "reason": "great"}"#
+                    .to_string()
+            )
+        );
+        assert!(score(r#"{"score": -2}"#).unwrap_err().contains("outside"));
+        let long = format!(
+            "{{\"score\": \"excellent\", \"reason\": \"{}\"}}",
+            "x".repeat(2000)
+        );
+        let err = score(&long).unwrap_err();
+        assert!(
+            err.starts_with("judge score \"excellent\" is not a number; raw reply: {\"score\""),
+            "{err}"
+        );
+        assert!(
+            err.chars().count() < 700,
+            "the raw reply is truncated: {err}"
+        );
+    }
+
+    #[test]
+    fn binary_verdicts() {
+        let settings = llm_judge("http://x", None);
+        let m = metric(&settings, ScoreType::Binary);
+        let score = |content: &str| parse_verdict(content, &settings, &m).map(|j| j.score);
+        for (reply, want) in [
+            (r#"{"score": true}"#, 1.0),
+            (r#"{"score": "PASS"}"#, 1.0),
+            (r#"{"verdict": "fail"}"#, 0.0),
+            (r#"{"score": 0}"#, 0.0),
+            (r#"{"score": 1}"#, 1.0),
+            // On the judge's 1..5 scale: 4 is a pass, 2 a fail.
+            (r#"{"score": 4}"#, 1.0),
+            (r#"{"score": 2}"#, 0.0),
+        ] {
+            assert_eq!(score(reply), Ok(Some(want)), "{reply}");
+        }
+        assert!(
+            score(r#"{"score": "maybe"}"#)
+                .unwrap_err()
+                .contains("raw reply")
+        );
+        assert!(
+            score(r#"{"score": 7}"#)
+                .unwrap_err()
+                .contains("outside [1, 5]")
         );
     }
 }

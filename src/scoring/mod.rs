@@ -1,15 +1,25 @@
 //! Scoring answers with metrics: one [`Scorer`] for every kind. Deterministic kinds are checked
-//! in process ([`deterministic`]); LLM-as-judge kinds call a chat model ([`judge`]).
+//! in process ([`deterministic`], [`similarity`]); LLM-as-judge kinds call a chat model
+//! ([`judge`]).
 //!
-//! A metric is prepared once per run ([`PreparedMetric`]: regexes compiled, texts folded) and
-//! then scores every answer of the run.
+//! A metric is prepared once per run ([`PreparedMetric`]: regexes and schemas compiled, texts
+//! folded, judge endpoint prepared) and then scores every answer of the run.
 
 mod deterministic;
+pub mod judge;
+mod similarity;
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::domain::{Metric, MetricKind, MetricResult};
+use crate::domain::{Endpoint, Metric, MetricResult};
+use crate::target::TargetClient;
 use deterministic::Check;
+pub use judge::JudgeClient;
+
+/// The judge of an LLM-judge metric for one run, or why it has none (then every score of the
+/// metric is an error, and the run goes on).
+pub type JudgeHandle = Result<Arc<JudgeClient>, String>;
 
 /// What a metric looks at for one test.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +32,8 @@ pub struct ScoreInput<'a> {
     pub output: &'a str,
     /// Context from the endpoint.
     pub context: &'a [String],
+    /// The endpoint's measured latency for this answer, in milliseconds.
+    pub latency_ms: u64,
 }
 
 /// A metric ready to score many answers.
@@ -33,24 +45,39 @@ pub struct PreparedMetric {
 }
 
 impl PreparedMetric {
-    /// Prepares `metric`; fails when its settings cannot be used (e.g. a regex that no longer
-    /// compiles).
-    pub fn new(metric: Metric) -> Result<Self, String> {
-        let check = Check::new(&metric.kind)?;
+    /// Prepares `metric` (with its `judge` when it is an LLM judge); fails when its settings
+    /// cannot be used (e.g. a regex that no longer compiles).
+    pub fn new(metric: Metric, judge: Option<JudgeHandle>) -> Result<Self, String> {
+        let check = Check::new(&metric.kind, judge)?;
         Ok(PreparedMetric { metric, check })
     }
 }
 
-/// Scores answers; holds the HTTP client that judges use.
+/// Scores answers; prepares judge endpoints with the process's target client.
 #[derive(Clone)]
 pub struct Scorer {
-    http: reqwest::Client,
+    targets: TargetClient,
+    default_judge: Option<Endpoint>,
 }
 
 impl Scorer {
-    /// A scorer whose judges call models through `http`.
-    pub fn new(http: reqwest::Client) -> Self {
-        Scorer { http }
+    /// A scorer whose judges are called through `targets`; `default_judge` judges the metrics
+    /// that name no judge.
+    pub fn new(targets: TargetClient, default_judge: Option<Endpoint>) -> Self {
+        Scorer {
+            targets,
+            default_judge,
+        }
+    }
+
+    /// The server's default judge, if configured.
+    pub fn default_judge(&self) -> Option<&Endpoint> {
+        self.default_judge.as_ref()
+    }
+
+    /// Prepares a judge endpoint for one run.
+    pub fn prepare_judge(&self, endpoint: &Endpoint) -> JudgeHandle {
+        JudgeClient::prepare(&self.targets, endpoint).map(Arc::new)
     }
 
     /// The verdict of one metric on one answer. Never fails: a metric that cannot be evaluated
@@ -60,6 +87,7 @@ impl Scorer {
         prepared: &Arc<PreparedMetric>,
         input: &ScoreInput<'_>,
     ) -> MetricResult {
+        let started = Instant::now();
         let metric = &prepared.metric;
         let mut result = MetricResult {
             metric_id: metric.id,
@@ -69,33 +97,9 @@ impl Scorer {
             passed: false,
             reason: String::new(),
             error: None,
+            duration_ms: 0,
         };
-        if (metric.requires_expected || needs_expected(&metric.kind))
-            && input.expected_response.is_none()
-        {
-            result.error =
-                Some("the metric needs an expected response and the test has none".into());
-            return result;
-        }
-        if metric.requires_context && input.context.is_empty() {
-            result.error = Some("the metric needs context and the endpoint returned none".into());
-            return result;
-        }
-        let verdict = match &prepared.check {
-            Check::Judge(judge) => {
-                let judge_input = judge::JudgeInput {
-                    prompt: input.prompt,
-                    expected_response: input.expected_response,
-                    context: input.context,
-                    output: input.output,
-                };
-                judge::judge(&self.http, judge, metric, &judge_input)
-                    .await
-                    .map(|j| (j.score, j.category, j.reason))
-            }
-            check => Ok(check.evaluate(input)).map(|(score, reason)| (Some(score), None, reason)),
-        };
-        match verdict {
+        match self.verdict(prepared, input).await {
             Ok((score, category, reason)) => {
                 result.passed = metric.passes(score, category.as_deref());
                 result.score = score;
@@ -104,13 +108,54 @@ impl Scorer {
             }
             Err(error) => result.error = Some(error),
         }
+        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         result
+    }
+
+    /// Score, category and reason; or why the metric cannot be evaluated.
+    async fn verdict(
+        &self,
+        prepared: &PreparedMetric,
+        input: &ScoreInput<'_>,
+    ) -> Result<(Option<f64>, Option<String>, String), String> {
+        let metric = &prepared.metric;
+        let compares_with_expected = metric.kind.reference_value() == Some(None);
+        if (metric.requires_expected || compares_with_expected) && input.expected_response.is_none()
+        {
+            return Err("the metric needs an expected response and the test has none".into());
+        }
+        if metric.requires_context && input.context.is_empty() {
+            return Err("the metric needs context and the endpoint returned none".into());
+        }
+        match &prepared.check {
+            Check::Judge { settings, client } => {
+                let client = client.as_ref().map_err(Clone::clone)?;
+                let judge_input = judge::JudgeInput {
+                    prompt: input.prompt,
+                    expected_response: input.expected_response,
+                    context: input.context,
+                    output: input.output,
+                };
+                let j = judge::judge(client, settings, metric, &judge_input).await?;
+                Ok((j.score, j.category, j.reason))
+            }
+            check => {
+                let (score, reason) = match check.costly_job(input) {
+                    Some(job) => tokio::task::spawn_blocking(job)
+                        .await
+                        .map_err(|e| format!("the metric failed: {e}"))?,
+                    None => check.evaluate(input),
+                };
+                Ok((Some(score), None, reason))
+            }
+        }
     }
 }
 
-/// Exact match without a fixed value compares with the expected response.
-fn needs_expected(kind: &MetricKind) -> bool {
-    matches!(kind, MetricKind::ExactMatch { value: None, .. })
+/// At most `max_chars` characters of a text, for reasons and errors.
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
 }
-
-pub mod judge;

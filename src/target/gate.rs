@@ -86,15 +86,6 @@ impl Gate {
         }
     }
 
-    /// A gate that never waits, for calls that belong to no endpoint.
-    pub(crate) fn unlimited() -> Self {
-        Gate::new(GateSettings {
-            per_second: None,
-            max_concurrency: None,
-            adaptive: false,
-        })
-    }
-
     /// Applies new settings (the endpoint was changed); calls in flight stay counted.
     pub(crate) fn configure(&self, settings: GateSettings) {
         let mut state = self.lock();

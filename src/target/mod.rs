@@ -82,11 +82,6 @@ impl TargetClient {
         Arc::clone(gate)
     }
 
-    /// The underlying client, reused by the LLM judge.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     /// Parses templates and JSONPaths once per run and refreshes the endpoint's gate with its
     /// current settings; bad settings give an error naming the field (e.g.
     /// `http.body_template: ...`). Environment variables are not read here but at call time.
@@ -203,6 +198,22 @@ impl PreparedTarget {
             attempts: reply.attempts,
             last_error: reply.last_error.map(|e| format!("endpoint {e}")),
         })
+    }
+
+    /// Sends a chat-completions `body` (its `model` set to the endpoint's) to an OpenAI chat
+    /// endpoint and returns the JSON response: how LLM judges call their judge endpoint, with
+    /// the same timeout, retries and rate limit as [`call`](Self::call).
+    pub async fn chat(&self, body: Map<String, Value>) -> Result<Value, TargetError> {
+        let Kind::OpenAi(chat) = &self.kind else {
+            return Err(TargetError::BadResponse {
+                reason: "a judge endpoint must be of the openai_chat kind".into(),
+            });
+        };
+        let reply = self
+            .send(&chat.post(body)?)
+            .await
+            .map_err(TargetError::from)?;
+        http::parse_json(&reply.body)
     }
 
     /// The one way a request reaches this endpoint: through its gate (shared by every run and

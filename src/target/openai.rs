@@ -76,8 +76,14 @@ impl PreparedOpenAi {
         }
         messages.push(json!({"role": "user", "content": test.prompt}));
         let mut body = self.parameters.clone();
-        body.insert("model".into(), Value::String(self.model.clone()));
         body.insert("messages".into(), Value::Array(messages));
+        self.post(body)
+    }
+
+    /// The request carrying `body` with this target's model (which `body` cannot override), URL
+    /// and authorization.
+    pub fn post(&self, mut body: Map<String, Value>) -> Result<Request, TargetError> {
+        body.insert("model".into(), Value::String(self.model.clone()));
         let body = serde_json::to_vec(&body).map_err(|e| TargetError::Template {
             reason: e.to_string(),
         })?;

@@ -543,6 +543,7 @@ async fn an_update_with_a_mask_changes_only_the_masked_fields() {
         threshold_operator: "!=".into(),
         kind: Some(pb::metric::Kind::Regex(pb::Regex {
             pattern: "^no".into(),
+            ..Default::default()
         })),
         ..Default::default()
     };
@@ -585,6 +586,7 @@ async fn an_update_without_a_mask_changes_every_field_that_is_set() {
         threshold_operator: "!=".into(),
         kind: Some(pb::metric::Kind::Regex(pb::Regex {
             pattern: "^no".into(),
+            ..Default::default()
         })),
         ..Default::default()
     };
@@ -596,7 +598,8 @@ async fn an_update_without_a_mask_changes_every_field_that_is_set() {
     assert_eq!(
         updated.kind,
         Some(pb::metric::Kind::Regex(pb::Regex {
-            pattern: "^no".into()
+            pattern: "^no".into(),
+            ..Default::default()
         }))
     );
     // Fields left unset keep their values.
@@ -825,6 +828,7 @@ async fn an_update_that_breaks_a_metric_is_rejected_and_changes_nothing() {
         id: created.id.clone(),
         kind: Some(pb::metric::Kind::Regex(pb::Regex {
             pattern: "(".into(),
+            ..Default::default()
         })),
         ..Default::default()
     };

@@ -36,6 +36,7 @@ pub fn regex(name: &str, pattern: &str) -> pb::Metric {
         name: name.into(),
         kind: Some(pb::metric::Kind::Regex(pb::Regex {
             pattern: pattern.into(),
+            ..Default::default()
         })),
         ..Default::default()
     }
@@ -171,6 +172,20 @@ pub async fn execute(
         .execute(request)
         .await
         .expect("execute")
+        .into_inner();
+    split(collect(stream).await)
+}
+
+/// Rescores and collects the whole stream.
+pub async fn rescore(
+    server: &Server,
+    request: pb::RescoreRequest,
+) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
+    let stream = server
+        .execution()
+        .rescore(request)
+        .await
+        .expect("rescore")
         .into_inner();
     split(collect(stream).await)
 }

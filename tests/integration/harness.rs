@@ -36,11 +36,25 @@ impl Server {
         server
     }
 
+    /// A server on a fresh database, with settings changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut ServeConfig)) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("assay.db");
+        let mut server = Server::launch(&db_path, configure).await;
+        server.dir = Some(dir);
+        server
+    }
+
     /// A server on the database file at `db_path` (kept by the caller).
     pub async fn start_on(db_path: &Path) -> Server {
+        Server::launch(db_path, |_| {}).await
+    }
+
+    async fn launch(db_path: &Path, configure: impl FnOnce(&mut ServeConfig)) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let config = ServeConfig::new(addr, format!("sqlite://{}", db_path.display()));
+        let mut config = ServeConfig::new(addr, format!("sqlite://{}", db_path.display()));
+        configure(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             assay::server::serve(config, listener, async {

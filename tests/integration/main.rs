@@ -8,6 +8,7 @@ mod e2e;
 mod execution;
 mod fixtures;
 mod harness;
+mod metrics;
 mod resilience;
 mod runs;
 mod store_contract;

@@ -33,19 +33,6 @@ fn rescore_request(run: &str, metrics: &[&str]) -> pb::RescoreRequest {
     }
 }
 
-async fn rescore(
-    server: &Server,
-    request: pb::RescoreRequest,
-) -> (pb::TestRun, Vec<pb::TestResult>, pb::TestRunSummary) {
-    let stream = server
-        .execution()
-        .rescore(request)
-        .await
-        .expect("rescore")
-        .into_inner();
-    split(collect(stream).await)
-}
-
 #[tokio::test]
 async fn rescore_never_calls_the_endpoint_and_scores_the_latest_completed_run() {
     let server = Server::start().await;

@@ -13,6 +13,8 @@
 //!
 //! `/text` answers plain text, not JSON. `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
 //! a judge that scores 0.9 when the evaluated answer mentions Paris, else 0.2.
+//! `/scripted/v1/chat/completions` is a judge whose reply is chosen by a marker in the judge
+//! prompt (see [`scripted`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,7 @@ impl Target {
             .route("/text", post(text))
             .route("/flaky", post(flaky))
             .route("/capacity", post(capacity))
+            .route("/scripted/v1/chat/completions", post(scripted))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -258,12 +261,7 @@ async fn chat(
     Json(body): Json<Value>,
 ) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
-    let last = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let last = last_message(&body).to_string();
     Json(json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -278,11 +276,7 @@ async fn judge(
     Json(body): Json<Value>,
 ) -> Response {
     let _guard = InFlight::enter(&seen, headers, body.clone());
-    let user = body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default();
+    let user = last_message(&body);
     let answer = user
         .rsplit("Answer to evaluate:")
         .next()
@@ -292,10 +286,7 @@ async fn judge(
     } else {
         json!({"score": 0.2, "reason": "the answer does not name Paris"})
     };
-    Json(json!({
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": verdict.to_string() }, "finish_reason": "stop" }]
-    }))
-    .into_response()
+    completion(&verdict.to_string())
 }
 
 async fn text(
@@ -305,4 +296,60 @@ async fn text(
 ) -> Response {
     let _guard = InFlight::enter(&seen, headers, body);
     "Sorry, I only speak plain text".into_response()
+}
+
+/// A judge that answers what a marker in its prompt (e.g. in the evaluated answer) asks for:
+/// `[judge:valid]` `{"score": 4}`, `[judge:fenced]` a fenced `{"score": 5}` after some text,
+/// `[judge:malformed]` no JSON, `[judge:out_of_range]` `{"score": 11}`, `[judge:good]` and
+/// `[judge:purple]` categories, `[judge:slow]` a valid reply after 2 s, `[judge:fail]` HTTP 500,
+/// `[judge:busy]` a valid reply after 50 ms. Without a marker: `{"score": 4}`.
+async fn scripted(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body.clone());
+    let prompt = last_message(&body);
+    let marker = prompt
+        .split("[judge:")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or("valid")
+        .to_string();
+    let valid = r#"{"score": 4, "reason": "mostly right"}"#;
+    let content = match marker.as_str() {
+        "fenced" => "Here is my verdict:\n```json\n{\"score\": 5, \"reason\": \"fenced\"}\n```",
+        "malformed" => "I would rather not say.",
+        "out_of_range" => r#"{"score": 11, "reason": "beyond great"}"#,
+        "good" => r#"{"category": "good", "reason": "fine"}"#,
+        "purple" => r#"{"category": "purple", "reason": "colourful"}"#,
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            valid
+        }
+        "busy" => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            valid
+        }
+        "fail" => return (StatusCode::INTERNAL_SERVER_ERROR, "judge overloaded").into_response(),
+        _ => valid,
+    };
+    completion(content)
+}
+
+/// The content of the last message of a chat-completions request.
+fn last_message(body: &Value) -> &str {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+}
+
+/// A chat completion whose one choice says `content`.
+fn completion(content: &str) -> Response {
+    Json(json!({
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }]
+    }))
+    .into_response()
 }
