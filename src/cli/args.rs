@@ -52,6 +52,9 @@ pub enum ClientCommand {
     LastRun(PairArgs),
     /// Follow a run by id: its stored results, then the live ones, then the summary.
     Watch(WatchArgs),
+    /// Run again only the tests whose result was an error in an ended run, as a new run that
+    /// copies the other results; follows it like `execute`.
+    RetryErrors(WatchArgs),
     /// Cancel a run by id.
     Cancel(RunArgs),
     /// Write the report of a stored run (JUnit XML, JSON or CSV).
@@ -233,7 +236,7 @@ pub struct RescoreArgs {
     pub outcome: OutcomeArgs,
 }
 
-/// `watch`.
+/// `watch` and `retry-errors`: a run by id.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Run id.

@@ -89,6 +89,7 @@ async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliErro
         ClientCommand::Rescore(a) => run::rescore(global, &out, a).await,
         ClientCommand::LastRun(a) => run::last_run(global, &out, a).await,
         ClientCommand::Watch(a) => run::watch(global, &out, a).await,
+        ClientCommand::RetryErrors(a) => run::retry_errors(global, &out, a).await,
         ClientCommand::Cancel(a) => run::cancel(global, &out, a).await,
         ClientCommand::Report(a) => run::report(global, a).await,
     }

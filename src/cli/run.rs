@@ -1,4 +1,4 @@
-//! Execution commands: `execute`, `rescore`, `watch` (live progress, report, gate),
+//! Execution commands: `execute`, `rescore`, `watch`, `retry-errors` (live progress, report, gate),
 //! `last-run`, `cancel`, `report RUN` and `test-set metrics`.
 
 use futures::StreamExt;
@@ -132,6 +132,18 @@ pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(),
     let stream = clients
         .execution()
         .watch_test_run(pb::WatchTestRunRequest { run: args.run })
+        .await?
+        .into_inner();
+    outcome.follow(&clients, out, stream).await
+}
+
+/// `retry-errors`.
+pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Result<(), CliError> {
+    let outcome = Outcome::of(&args.outcome)?;
+    let clients = Clients::connect(&global.server).await?;
+    let stream = clients
+        .execution()
+        .retry_errors(pb::RetryErrorsRequest { run: args.run })
         .await?
         .into_inner();
     outcome.follow(&clients, out, stream).await

@@ -856,3 +856,41 @@ async fn test_set_metrics_and_rescore_and_last_run() {
     ok(&output);
     assert_eq!(stdout(&output).trim(), "", "the metric was not removed");
 }
+
+#[tokio::test]
+async fn retry_errors_calls_only_the_errored_tests_into_a_new_run() {
+    let (server, target, dir) = setup().await;
+    create_test_set(&server, "geo", &["says-paris"], mixed_tests()).await;
+    let output = assay(&server, dir.path(), &["execute", "geo", "bot", "--json"]).await;
+    assert_eq!(code(&output), GATE_FAILED);
+    let first: Value = serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap();
+    let source = first["runStarted"]["id"].as_str().unwrap().to_string();
+    let calls_before = target.calls();
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["retry-errors", &source, "--json", "--fail-under", "50%"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        target.calls() - calls_before,
+        1,
+        "only the errored test is called"
+    );
+    let events: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let started = &events[0]["runStarted"];
+    assert_eq!(started["sourceRunId"], source.as_str());
+    assert_ne!(started["id"], source.as_str());
+    let summary = &events.last().unwrap()["runFinished"];
+    assert_eq!(summary["total"], 4, "the new run counts every test");
+    assert_eq!(
+        (summary["passed"].as_u64(), summary["errored"].as_u64()),
+        (Some(2), Some(1)),
+        "copied passes stay, the test that fails every call is still an error"
+    );
+}
