@@ -108,14 +108,17 @@ pub struct TestRun {
     pub plan: Option<RunPlan>,
 }
 
-/// What a run needs to be resumed after a stop or a crash, stored with it when it starts: the
-/// tests and the metric plan as resolved then, so a resumed run scores every test as it would
-/// have. Metric definitions, the endpoint and the tests themselves are read again on resume.
+/// What a run needs to be resumed after a stop or a crash, stored with it when it starts: which
+/// tests it runs and the metric plan as resolved then, so a resumed run scores every test as it
+/// would have. Metric definitions, the endpoint and the tests themselves are read again on resume.
+/// Its size does not grow with the run: the tests are named by a position, not one by one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunPlan {
-    /// Execution runs: the tests to run, in test-set order. Rescore and retry-errors runs take
-    /// theirs from the source run's results.
-    pub test_ids: Vec<Uuid>,
+    /// Execution runs: the position of the test set's last test when the run started; the run's
+    /// tests are the set's tests up to it, in test-set order (tests added later are not part of
+    /// it). Rescore and retry-errors runs take theirs from the source run's results.
+    #[serde(default)]
+    pub tests_through: Option<i64>,
     /// Metric ids scoring every test (the execution or test-set tier), when that tier applied.
     pub shared_metrics: Option<Vec<Uuid>>,
     /// Metric ids by behaviour, when the behaviour tier applied.

@@ -1,12 +1,23 @@
 //! The jobs of a run: one per test, with the metrics that score it and where its answer comes
 //! from (a call, a stored output to score again, or a stored result to copy).
+//!
+//! Execution and rescore runs read their tests (or the source's results) from the store a page at
+//! a time while they run, so a run's memory does not grow with its size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
 use uuid::Uuid;
 
 use super::plan::{MetricPlan, MetricSet};
 use crate::domain::{ResultStatus, Test, TestResult};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Tests or results read from the store at once while a run goes on.
+const PAGE: u32 = 256;
 
 /// Where the answer of one job comes from.
 pub(super) enum Input {
@@ -26,32 +37,58 @@ pub(super) struct Job {
     pub(super) input: Input,
 }
 
-/// Jobs that call the endpoint for `tests`.
-pub(super) fn call_jobs(tests: Vec<Test>, plan: &MetricPlan) -> Vec<Job> {
-    tests
-        .into_iter()
-        .map(|test| Job {
-            metrics: plan.for_test(test.behavior_id),
-            test,
-            input: Input::Call,
-        })
-        .collect()
+/// The jobs of a run, in dispatch order; an error means the store could not be read.
+pub(super) type Jobs = BoxStream<'static, Result<Job>>;
+
+/// Jobs that call the endpoint for the tests of a test set up to position `through`, skipping
+/// the tests in `done` (a resumed run).
+pub(super) fn call_jobs(
+    store: Arc<dyn Store>,
+    test_set_id: Uuid,
+    through: i64,
+    plan: Arc<MetricPlan>,
+    done: HashSet<Uuid>,
+) -> Jobs {
+    pages(
+        move |after| {
+            let store = Arc::clone(&store);
+            async move { store.tests_after(test_set_id, after, PAGE).await }
+        },
+        through,
+    )
+    .try_filter(move |test| std::future::ready(!done.contains(&test.id)))
+    .map_ok(move |test| Job {
+        metrics: plan.for_test(test.behavior_id),
+        test,
+        input: Input::Call,
+    })
+    .boxed()
 }
 
-/// Jobs that score the stored results of a source run again.
+/// Jobs that score the results of a source run up to position `through` again, skipping the
+/// tests in `done` (a resumed run).
 pub(super) fn rescore_jobs(
-    results: Vec<TestResult>,
+    store: Arc<dyn Store>,
+    source_run_id: Uuid,
+    through: i64,
     test_set_id: Uuid,
-    plan: &MetricPlan,
-) -> Vec<Job> {
-    results
-        .into_iter()
-        .map(|r| Job {
-            metrics: plan.for_test(r.behavior_id),
-            test: snapshot(&r, test_set_id),
-            input: Input::Rescore(r),
-        })
-        .collect()
+    plan: Arc<MetricPlan>,
+    done: HashSet<Uuid>,
+) -> Jobs {
+    pages(
+        move |after| {
+            let store = Arc::clone(&store);
+            async move { store.results_after(source_run_id, after, PAGE).await }
+        },
+        through,
+    )
+    .try_filter(move |r| std::future::ready(!done.contains(&r.test_id)))
+    .map_ok(move |r| Job {
+        metrics: plan.for_test(r.behavior_id),
+        test: snapshot(&r, test_set_id),
+        input: Input::Rescore(r),
+    })
+    .boxed()
 }
 
 /// Jobs of a retry-errors run: the source's errors are executed again with the test as it is
@@ -82,6 +119,40 @@ pub(super) fn retry_jobs(
             })
         })
         .collect()
+}
+
+/// Jobs already in memory, as a run takes them.
+pub(super) fn from_vec(jobs: Vec<Job>) -> Jobs {
+    stream::iter(jobs.into_iter().map(Ok)).boxed()
+}
+
+/// The items up to position `through` of a paged store read (`fetch(after)` answers the next
+/// page with positions), one page in memory at a time.
+fn pages<T, F, Fut>(fetch: F, through: i64) -> BoxStream<'static, Result<T>>
+where
+    T: Send + 'static,
+    F: FnMut(Option<i64>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<(i64, T)>>> + Send + 'static,
+{
+    stream::try_unfold((fetch, Some(None)), move |(mut fetch, cursor)| async move {
+        let Some(after) = cursor else {
+            return Ok::<_, Error>(None);
+        };
+        let page = fetch(after).await?;
+        let next = match page.last() {
+            Some(&(last, _)) if page.len() == PAGE as usize && last < through => Some(Some(last)),
+            _ => None,
+        };
+        let items: Vec<T> = page
+            .into_iter()
+            .filter(|(position, _)| *position <= through)
+            .map(|(_, item)| item)
+            .collect();
+        Ok(Some((items, (fetch, next))))
+    })
+    .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+    .try_flatten()
+    .boxed()
 }
 
 /// The test as a result recorded it (prompt, expected response, behaviour).

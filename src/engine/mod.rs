@@ -16,7 +16,7 @@ mod resume;
 mod runner;
 mod summary;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
 use crate::target::{PreparedTarget, TargetClient};
-use jobs::{Job, call_jobs, rescore_jobs, retry_jobs};
-use plan::{MetricPlan, used_metric_ids};
+use jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
+use plan::MetricPlan;
 use summary::Tally;
 
 /// What a run stream carries.
@@ -142,19 +142,19 @@ impl Engine {
         self.accepting()?;
         let test_set = self.store.get_test_set(&spec.test_set).await?;
         let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
-        let tests = collect_pages(|p| self.store.list_tests(test_set.id, p)).await?;
-        if tests.is_empty() {
+        let extent = self.store.test_set_extent(test_set.id).await?;
+        let Some(through) = extent.last else {
             return Err(Error::precondition(
                 format!("test set {}", test_set.name),
                 format!("test set {:?} has no tests", test_set.name),
             ));
-        }
+        };
         let plan = MetricPlan::resolve(
             &*self.store,
             &self.scorer,
             &spec.metrics,
             &test_set,
-            tests.iter().filter_map(|t| t.behavior_id),
+            extent.behavior_ids,
         )
         .await?;
         let target = self.prepare(&endpoint, &spec.parameters)?;
@@ -171,21 +171,28 @@ impl Engine {
             .unwrap_or(1),
         };
         let mut stored_plan = RunPlan {
-            test_ids: tests.iter().map(|t| t.id).collect(),
+            tests_through: Some(through),
             ..RunPlan::default()
         };
         plan.store_in(&mut stored_plan);
-        let jobs = call_jobs(tests, &plan);
         let run = self.new_run(
             test_set.id,
             endpoint.id,
             RunKind::Execution,
             spec.mode,
             None,
-            &jobs,
+            (extent.count, &plan),
             concurrency,
             spec.parameters,
             stored_plan,
+        );
+        let plan = Arc::new(plan);
+        let jobs = call_jobs(
+            Arc::clone(&self.store),
+            test_set.id,
+            through,
+            plan,
+            HashSet::new(),
         );
         self.start(run, jobs, Some(target)).await
     }
@@ -249,12 +256,12 @@ impl Engine {
             RunKind::Execution,
             source.mode,
             Some(source.id),
-            &jobs,
+            (jobs.len() as u32, &plan),
             source.max_concurrency,
             source.parameters,
             stored_plan,
         );
-        self.start(run, jobs, Some(target)).await
+        self.start(run, from_vec(jobs), Some(target)).await
     }
 
     /// Refuses new runs once the server is stopping.
@@ -328,22 +335,21 @@ impl Engine {
                     )
                 })?,
         };
-        let results = collect_pages(|p| self.store.list_results(source.id, p)).await?;
-        if results.is_empty() {
+        let extent = self.store.run_extent(source.id).await?;
+        let Some(through) = extent.last else {
             return Err(Error::precondition(
                 format!("run {}", source.id),
                 format!("run {} has no results to rescore", source.id),
             ));
-        }
+        };
         let plan = MetricPlan::resolve(
             &*self.store,
             &self.scorer,
             &spec.metrics,
             &test_set,
-            results.iter().filter_map(|r| r.behavior_id),
+            extent.behavior_ids,
         )
         .await?;
-        let jobs = rescore_jobs(results, test_set.id, &plan);
         let mut stored_plan = RunPlan::default();
         plan.store_in(&mut stored_plan);
         let run = self.new_run(
@@ -352,10 +358,18 @@ impl Engine {
             RunKind::Rescore,
             ExecutionMode::Parallel,
             Some(source.id),
-            &jobs,
+            (extent.count, &plan),
             self.default_concurrency,
             source.parameters,
             stored_plan,
+        );
+        let jobs = rescore_jobs(
+            Arc::clone(&self.store),
+            source.id,
+            through,
+            test_set.id,
+            Arc::new(plan),
+            HashSet::new(),
         );
         self.start(run, jobs, None).await
     }
@@ -421,7 +435,7 @@ impl Engine {
         kind: RunKind,
         mode: ExecutionMode,
         source_run_id: Option<Uuid>,
-        jobs: &[Job],
+        (total, metrics): (u32, &MetricPlan),
         max_concurrency: u32,
         parameters: serde_json::Map<String, serde_json::Value>,
         plan: RunPlan,
@@ -435,8 +449,8 @@ impl Engine {
             mode,
             status: RunStatus::Running,
             source_run_id,
-            total: jobs.len() as u32,
-            metric_ids: used_metric_ids(jobs.iter().map(|j| &j.metrics)),
+            total,
+            metric_ids: metrics.metric_ids(),
             max_concurrency,
             parameters,
             error: None,
@@ -452,7 +466,7 @@ impl Engine {
     async fn start(
         self: &Arc<Self>,
         run: TestRun,
-        jobs: Vec<Job>,
+        jobs: Jobs,
         target: Option<Arc<PreparedTarget>>,
     ) -> Result<RunEvents> {
         let run_id = run.id;
@@ -466,7 +480,8 @@ impl Engine {
         tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
         let follower = progress.subscribe();
         let tally = Tally::new(run.total);
-        self.spawn_drive(run, jobs, target, tally, cancel, progress);
+        let expected = run.total as usize;
+        self.spawn_drive(run, (jobs, expected), target, tally, cancel, progress);
         Ok(self.follow(created, Some(follower)))
     }
 
@@ -505,7 +520,7 @@ impl Engine {
     fn spawn_drive(
         self: &Arc<Self>,
         run: TestRun,
-        jobs: Vec<Job>,
+        (jobs, expected): (Jobs, usize),
         target: Option<Arc<PreparedTarget>>,
         tally: Tally,
         cancel: CancellationToken,
@@ -514,7 +529,7 @@ impl Engine {
         let engine = Arc::clone(self);
         self.tasks.spawn(async move {
             engine
-                .drive(run, jobs, target, tally, cancel, progress)
+                .drive(run, jobs, expected, target, tally, cancel, progress)
                 .await
         });
     }

@@ -118,6 +118,24 @@ impl MetricPlan {
             .cloned()
             .unwrap_or_else(|| self.none.clone())
     }
+
+    /// Ids of the metrics the plan uses, the shared tier in its order, else the behaviours'
+    /// by behaviour id, without repeats.
+    pub(super) fn metric_ids(&self) -> Vec<Uuid> {
+        let mut behaviors: Vec<_> = self.by_behavior.iter().collect();
+        behaviors.sort_unstable_by_key(|(id, _)| **id);
+        let sets = self
+            .shared
+            .iter()
+            .chain(behaviors.into_iter().map(|(_, set)| set));
+        let mut ids = Vec::new();
+        for m in sets.flat_map(|set| set.iter()) {
+            if !ids.contains(&m.metric.id) {
+                ids.push(m.metric.id);
+            }
+        }
+        ids
+    }
 }
 
 /// Prepares metrics, and each judge endpoint once for the whole run.
@@ -181,17 +199,4 @@ impl Judges<'_> {
                 .clone(),
         )
     }
-}
-
-/// Ids of the metrics used by some test, in order of first use.
-pub(super) fn used_metric_ids<'a>(sets: impl IntoIterator<Item = &'a MetricSet>) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    for set in sets {
-        for m in set.iter() {
-            if !ids.contains(&m.metric.id) {
-                ids.push(m.metric.id);
-            }
-        }
-    }
-    ids
 }

@@ -5,27 +5,44 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::jobs::{Input, Job, call_jobs, rescore_jobs, retry_jobs};
+use uuid::Uuid;
+
+use super::jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
 use super::plan::MetricPlan;
 use super::summary::Tally;
-use super::{Engine, collect_pages};
+use super::{Engine, LOAD_PAGE, collect_pages};
 use crate::domain::{Ref, RunKind, RunStatus, TestRun};
 use crate::error::{Error, Result};
+use crate::target::PreparedTarget;
+
+/// What a resumed run still has to do.
+struct Left {
+    jobs: Jobs,
+    /// How many jobs `jobs` holds (tests removed from the set since can make it fewer).
+    count: usize,
+    /// The endpoint, when some job calls it.
+    target: Option<Arc<PreparedTarget>>,
+}
 
 impl Engine {
     /// Resumes every run left `RUNNING`; returns how many go on.
     pub async fn resume_unfinished(self: &Arc<Self>) -> Result<usize> {
         let mut resumed = 0;
         for run in self.store.unfinished_runs().await? {
-            let stored = collect_pages(|p| self.store.list_results(run.id, p)).await?;
-            let mut tally = Tally::new(run.total);
-            stored.iter().for_each(|r| tally.add(r));
-            let done: HashSet<_> = stored.iter().map(|r| r.test_id).collect();
-            match self.jobs_left(&run, &done).await {
-                Ok((jobs, target)) => {
-                    tracing::info!(run_id = %run.id, stored = done.len(), left = jobs.len(), "run resumed");
-                    let (progress, cancel) = self.register(run.id, done.len());
-                    self.spawn_drive(run, jobs, target, tally, cancel, progress);
+            let (tally, done) = self.stored_so_far(&run).await?;
+            let stored = done.len();
+            match self.jobs_left(&run, done).await {
+                Ok(left) => {
+                    tracing::info!(run_id = %run.id, stored, left = left.count, "run resumed");
+                    let (progress, cancel) = self.register(run.id, stored);
+                    self.spawn_drive(
+                        run,
+                        (left.jobs, left.count),
+                        left.target,
+                        tally,
+                        cancel,
+                        progress,
+                    );
                     resumed += 1;
                 }
                 Err(e) => {
@@ -41,13 +58,26 @@ impl Engine {
         Ok(resumed)
     }
 
-    /// The jobs of `run` whose test has no result in `done`, and the endpoint when some job
-    /// calls it.
-    async fn jobs_left(
-        &self,
-        run: &TestRun,
-        done: &HashSet<uuid::Uuid>,
-    ) -> Result<(Vec<Job>, Option<Arc<crate::target::PreparedTarget>>)> {
+    /// The tally of a run's stored results and the tests they belong to, read a page at a time.
+    async fn stored_so_far(&self, run: &TestRun) -> Result<(Tally, HashSet<Uuid>)> {
+        let mut tally = Tally::new(run.total);
+        let mut done = HashSet::new();
+        let mut after = None;
+        loop {
+            let page = self.store.results_after(run.id, after, LOAD_PAGE).await?;
+            let Some(&(last, _)) = page.last() else {
+                return Ok((tally, done));
+            };
+            after = Some(last);
+            for (_, result) in &page {
+                tally.add(result);
+                done.insert(result.test_id);
+            }
+        }
+    }
+
+    /// The jobs of `run` whose test has no result in `done`.
+    async fn jobs_left(&self, run: &TestRun, done: HashSet<Uuid>) -> Result<Left> {
         let plan = run.plan.as_ref().ok_or_else(|| {
             Error::precondition(
                 format!("run {}", run.id),
@@ -55,36 +85,62 @@ impl Engine {
             )
         })?;
         let metrics = MetricPlan::load(&*self.store, &self.scorer, plan).await?;
-        let source_results = || async {
-            let source = run
-                .source_run_id
-                .ok_or_else(|| Error::Internal(format!("run {} has no source run", run.id)))?;
-            collect_pages(|p| self.store.list_results(source, p)).await
+        let source = || {
+            run.source_run_id
+                .ok_or_else(|| Error::Internal(format!("run {} has no source run", run.id)))
         };
-        let jobs = if run.kind == RunKind::Rescore {
-            rescore_jobs(source_results().await?, run.test_set_id, &metrics)
-        } else {
+        let store = Arc::clone(&self.store);
+        let (jobs, count) = if run.kind == RunKind::Rescore {
+            let source = source()?;
+            let extent = self.store.run_extent(source).await?;
+            let through = extent.last.unwrap_or(0);
+            let jobs = rescore_jobs(
+                store,
+                source,
+                through,
+                run.test_set_id,
+                Arc::new(metrics),
+                done.clone(),
+            );
+            (jobs, extent.count as usize)
+        } else if plan.retry_errors {
             // The tests are called as they are now; a test set deleted since ends the run.
             self.store.get_test_set(&Ref::Id(run.test_set_id)).await?;
-            let mut tests = self.tests_by_id(run.test_set_id).await?;
-            if plan.retry_errors {
-                retry_jobs(source_results().await?, &tests, run.test_set_id, &metrics)
-            } else {
-                // In the order of the plan; tests removed since are left out.
-                let tests = plan.test_ids.iter().filter_map(|id| tests.remove(id));
-                call_jobs(tests.collect(), &metrics)
-            }
+            let tests = self.tests_by_id(run.test_set_id).await?;
+            let source = source()?;
+            let results = collect_pages(|p| self.store.list_results(source, p)).await?;
+            let jobs: Vec<_> = retry_jobs(results, &tests, run.test_set_id, &metrics)
+                .into_iter()
+                .filter(|job| !done.contains(&job.test.id))
+                .collect();
+            let count = jobs.len() + done.len();
+            (from_vec(jobs), count)
+        } else {
+            // A test set deleted since ends the run; tests removed from it are left out.
+            self.store.get_test_set(&Ref::Id(run.test_set_id)).await?;
+            let through = plan.tests_through.unwrap_or(i64::MAX);
+            let count = run.total as usize;
+            let jobs = call_jobs(
+                store,
+                run.test_set_id,
+                through,
+                Arc::new(metrics),
+                done.clone(),
+            );
+            (jobs, count)
         };
-        let jobs: Vec<Job> = jobs
-            .into_iter()
-            .filter(|job| !done.contains(&job.test.id))
-            .collect();
-        let target = if jobs.iter().any(|job| matches!(job.input, Input::Call)) {
+        let count = count.saturating_sub(done.len());
+        let calls = run.kind != RunKind::Rescore && count > 0;
+        let target = if calls {
             let endpoint = self.store.get_endpoint(&Ref::Id(run.endpoint_id)).await?;
             Some(self.prepare(&endpoint, &run.parameters)?)
         } else {
             None
         };
-        Ok((jobs, target))
+        Ok(Left {
+            jobs,
+            count,
+            target,
+        })
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::jobs::{Input, Job};
+use super::jobs::{Input, Job, Jobs};
 use super::summary::Tally;
 use super::{Engine, Progress};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
@@ -23,28 +23,34 @@ use crate::target::PreparedTarget;
 const MAX_BATCH: usize = 64;
 
 impl Engine {
-    /// Runs `jobs` to the end (or until cancelled, or stopped) and stores the run's final state.
-    /// `tally` counts the results stored before (a resumed run).
+    /// Runs `jobs` (`expected` of them) to the end (or until cancelled, or stopped) and stores
+    /// the run's final state. `tally` counts the results stored before (a resumed run).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn drive(
         self: Arc<Self>,
         mut run: TestRun,
-        jobs: Vec<Job>,
+        jobs: Jobs,
+        expected: usize,
         target: Option<Arc<PreparedTarget>>,
         mut tally: Tally,
         cancel: CancellationToken,
         progress: watch::Sender<Progress>,
     ) {
         let run_id = run.id;
-        let mut left = jobs.len();
+        let mut left = expected;
         let this = &self;
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
         // No job is dispatched once the server is stopping; those in flight go on.
         let mut results = Box::pin(
-            futures::stream::iter(jobs)
-                .take_until(self.stopping.clone().cancelled_owned())
+            jobs.take_until(self.stopping.clone().cancelled_owned())
                 .map(|job| {
                     let target = target.clone();
-                    async move { this.process(run_id, job, target.as_deref()).await }
+                    async move {
+                        match job {
+                            Ok(job) => Ok(this.process(run_id, job, target.as_deref()).await),
+                            Err(e) => Err(e),
+                        }
+                    }
                 })
                 .buffer_unordered(run.max_concurrency.max(1) as usize),
         );
@@ -63,29 +69,48 @@ impl Engine {
                 next = results.next() => next,
             };
             let Some(first) = next else { break };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match results.next().now_or_never() {
-                    Some(Some(result)) => batch.push(result),
-                    _ => break,
+            // The results ready together, up to a store error reading the jobs.
+            let mut batch = Vec::new();
+            let mut unreadable = None;
+            let mut ready = Some(first);
+            while let Some(result) = ready.take() {
+                match result {
+                    Ok(result) => batch.push(result),
+                    Err(e) => {
+                        unreadable = Some(e);
+                        break;
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    ready = results.next().now_or_never().flatten();
                 }
             }
             // Stored before announced: whatever a client is sent is durable.
-            if let Err(e) = self.store.insert_results(&batch).await {
-                tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
-                run.error = Some(format!("results could not be stored: {e}"));
+            if !batch.is_empty() {
+                if let Err(e) = self.store.insert_results(&batch).await {
+                    tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
+                    run.error = Some(format!("results could not be stored: {e}"));
+                    interrupted = Some(RunStatus::Failed);
+                    break;
+                }
+                left = left.saturating_sub(batch.len());
+                batch.iter().for_each(|r| tally.add(r));
+                progress.send_modify(|p| p.stored += batch.len());
+            }
+            if let Some(e) = unreadable {
+                tracing::error!(run_id = %run_id, error = %e, "the run's tests could not be read");
+                run.error = Some(format!("the run's tests could not be read: {e}"));
                 interrupted = Some(RunStatus::Failed);
                 break;
             }
-            left -= batch.len();
-            batch.iter().for_each(|r| tally.add(r));
-            progress.send_modify(|p| p.stored += batch.len());
         }
         // Dropping the stream aborts calls still in flight: a cancelled run dispatches nothing more
         // and stores nothing half-done.
         drop(results);
 
-        if interrupted.is_none() && left > 0 {
+        // Every job was dispatched unless the stop cut the jobs short (tests removed from the set
+        // while the run went on can leave `left` above zero without a stop).
+        if interrupted.is_none() && left > 0 && self.stopping.is_cancelled() {
             // Stopped with tests left: the run stays RUNNING and resumes at the next start.
             self.unregister(run_id);
             tracing::info!(run_id = %run_id, left, "run left to resume at the next start");

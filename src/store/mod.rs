@@ -15,6 +15,17 @@ use crate::domain::{
 };
 use crate::error::Result;
 
+/// The size of a test set or of a run's results, known before reading them page by page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// Number of items.
+    pub count: u32,
+    /// Position of the last item (`None` when there is none); items added later lie after it.
+    pub last: Option<i64>,
+    /// The distinct behaviours of the items' tests, sorted.
+    pub behavior_ids: Vec<Uuid>,
+}
+
 /// Everything Assay persists. Methods that take a [`Ref`] answer `Error::NotFound` naming the
 /// reference; methods that write a unique name answer `Error::AlreadyExists`.
 #[async_trait]
@@ -84,6 +95,17 @@ pub trait Store: Send + Sync + 'static {
     async fn add_tests(&self, test_set_id: Uuid, tests: &[Test]) -> Result<()>;
     /// A page of a test set's tests in test-set order.
     async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>>;
+    /// At most `limit` tests of a test set after position `after` (`None`: from the start), in
+    /// test-set order, each with its position: how a run reads its tests a page at a time.
+    async fn tests_after(
+        &self,
+        test_set_id: Uuid,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Test)>>;
+    /// How many tests a test set has, the position of the last one, and the behaviours they
+    /// use: what a run needs to know before it reads its tests.
+    async fn test_set_extent(&self, test_set_id: Uuid) -> Result<Extent>;
     /// Removes tests from a test set, all or nothing: an id not in the set is
     /// `Error::NotFound` and removes nothing. Returns how many were removed.
     async fn remove_tests(&self, test_set_id: Uuid, test_ids: &[Uuid]) -> Result<u32>;
@@ -111,6 +133,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_results(&self, results: &[TestResult]) -> Result<()>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;
+    /// How many results a run has, the position of the last one, and the behaviours of their
+    /// tests: what a rescore needs to know before it reads them.
+    async fn run_extent(&self, run_id: Uuid) -> Result<Extent>;
     /// At most `limit` results of a run stored after position `after` (the `seq` cursor; `None`:
     /// from the start), in order, each with its position. Followers of a live run poll this, so
     /// unlike `list_results` it always tells the position of the last item.

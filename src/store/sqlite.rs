@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::Store;
+use super::{Extent, Store};
 use crate::domain::{
     Behavior, Endpoint, Metric, Page, PageRequest, Ref, RunFilter, RunKind, RunStatus, Test,
     TestResult, TestRun, TestSet,
@@ -93,6 +93,36 @@ impl SqliteStore {
     /// A reader connection.
     async fn read(&self) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
         Ok(self.reader.acquire().await?)
+    }
+
+    /// Count, last position and behaviours of the rows of one parent: `counting` answers
+    /// `(COUNT(*), MAX(seq))` for the parent id, `behaviors` the distinct behaviour ids for the
+    /// parent id and the last position. One read transaction, so the three agree.
+    async fn extent(&self, counting: &str, behaviors: &str, parent: Uuid) -> Result<Extent> {
+        let mut tx = self.reader.begin().await?;
+        let (count, last): (i64, Option<i64>) = sqlx::query_as(sql(counting.to_string()))
+            .bind(parent.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let ids: Vec<String> = sqlx::query_scalar(sql(behaviors.to_string()))
+            .bind(parent.to_string())
+            .bind(last.unwrap_or(0))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut behavior_ids = ids
+            .iter()
+            .map(|id| {
+                Uuid::parse_str(id)
+                    .map_err(|e| Error::Internal(format!("stored behaviour id {id:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        behavior_ids.sort_unstable();
+        Ok(Extent {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            last,
+            behavior_ids,
+        })
     }
 
     /// Stores new records in one transaction.
@@ -805,6 +835,31 @@ impl Store for SqliteStore {
         self.require_parent(tests, TEST_SETS, test_set_id).await
     }
 
+    async fn tests_after(
+        &self,
+        test_set_id: Uuid,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Test)>> {
+        self.after(
+            &[("test_set_id", test_set_id.to_string())],
+            after,
+            limit,
+            false,
+        )
+        .await
+    }
+
+    async fn test_set_extent(&self, test_set_id: Uuid) -> Result<Extent> {
+        self.extent(
+            "SELECT COUNT(*), MAX(seq) FROM tests WHERE test_set_id = ?",
+            "SELECT DISTINCT behavior_id FROM tests \
+             WHERE test_set_id = ? AND seq <= ? AND behavior_id IS NOT NULL",
+            test_set_id,
+        )
+        .await
+    }
+
     async fn remove_tests(&self, test_set_id: Uuid, test_ids: &[Uuid]) -> Result<u32> {
         let mut tx = self.writer.begin().await?;
         require_all(&mut tx, TEST_SETS, None, &[test_set_id]).await?;
@@ -893,6 +948,16 @@ impl Store for SqliteStore {
             .page(&[("run_id", run_id.to_string())], page, false)
             .await?;
         self.require_parent(results, TEST_RUNS, run_id).await
+    }
+
+    async fn run_extent(&self, run_id: Uuid) -> Result<Extent> {
+        self.extent(
+            "SELECT COUNT(*), MAX(seq) FROM test_results WHERE run_id = ?",
+            "SELECT DISTINCT json_extract(body, '$.behavior_id') FROM test_results \
+             WHERE run_id = ? AND seq <= ? AND json_extract(body, '$.behavior_id') IS NOT NULL",
+            run_id,
+        )
+        .await
     }
 
     async fn results_after(

@@ -94,6 +94,7 @@ contract!(
     unfinished_runs_are_the_running_ones_oldest_first,
     a_test_has_at_most_one_result_per_run,
     results_are_listed_in_insertion_order_by_page,
+    extents_count_and_bound_what_a_run_reads_page_by_page,
     data_survives_reopening,
 );
 
@@ -234,6 +235,13 @@ fn result(run: &TestRun, prompt: &str) -> TestResult {
         behavior_id: None,
         created_at: now(),
     }
+}
+
+/// Behaviour ids, sorted as extents give them.
+fn sorted_ids(behaviors: &[&Behavior]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = behaviors.iter().map(|b| b.id).collect();
+    ids.sort_unstable();
+    ids
 }
 
 fn name(s: &str) -> Ref {
@@ -1047,4 +1055,72 @@ async fn data_survives_reopening(backend: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(results.items, vec![res]);
+}
+
+async fn extents_count_and_bound_what_a_run_reads_page_by_page(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let (b1, b2) = (behavior("b1", &[]), behavior("b2", &[]));
+    store.create_behavior(&b1).await.unwrap();
+    store.create_behavior(&b2).await.unwrap();
+    let empty = store.test_set_extent(s.id).await.unwrap();
+    assert_eq!(
+        (empty.count, empty.last, empty.behavior_ids),
+        (0, None, vec![])
+    );
+
+    let tests: Vec<Test> = (0..5)
+        .map(|i| {
+            let b = [Some(&b2), None, Some(&b1), Some(&b2), None][i];
+            test(&s, &format!("t{i}"), b)
+        })
+        .collect();
+    store.add_tests(s.id, &tests).await.unwrap();
+    let extent = store.test_set_extent(s.id).await.unwrap();
+    assert_eq!(extent.count, 5);
+    assert_eq!(extent.behavior_ids, sorted_ids(&[&b1, &b2]));
+    let last = extent.last.expect("a last position");
+
+    // Read in pages from a position; the last test is at the extent's last position.
+    let first = store.tests_after(s.id, None, 3).await.unwrap();
+    let rest = store
+        .tests_after(s.id, first.last().map(|(p, _)| *p), 3)
+        .await
+        .unwrap();
+    assert_eq!(rest.last().map(|(p, _)| *p), Some(last));
+    let read: Vec<Test> = first.into_iter().chain(rest).map(|(_, t)| t).collect();
+    assert_eq!(read, tests);
+    // Tests added later lie after it; other test sets' tests are not read.
+    let other = test_set("other", &[]);
+    store.create_test_set(&other).await.unwrap();
+    store
+        .add_tests(other.id, &[test(&other, "elsewhere", Some(&b1))])
+        .await
+        .unwrap();
+    store
+        .add_tests(s.id, &[test(&s, "later", None)])
+        .await
+        .unwrap();
+    let after_last = store.tests_after(s.id, Some(last), 10).await.unwrap();
+    assert_eq!(after_last.len(), 1);
+    assert_eq!(after_last[0].1.prompt, "later");
+    assert!(after_last[0].0 > last);
+
+    let r = run(&s, &e, RunStatus::Running);
+    store.create_run(&r).await.unwrap();
+    assert_eq!(store.run_extent(r.id).await.unwrap(), Default::default());
+    let results: Vec<TestResult> = tests
+        .iter()
+        .map(|t| TestResult {
+            test_id: t.id,
+            behavior_id: t.behavior_id,
+            ..result(&r, &t.prompt)
+        })
+        .collect();
+    store.insert_results(&results).await.unwrap();
+    let extent = store.run_extent(r.id).await.unwrap();
+    assert_eq!(extent.count, 5);
+    assert_eq!(extent.behavior_ids, sorted_ids(&[&b1, &b2]));
+    let stored = store.results_after(r.id, None, 10).await.unwrap();
+    assert_eq!(extent.last, stored.last().map(|(p, _)| *p));
 }
