@@ -1,26 +1,93 @@
 //! Driving one run: dispatch the jobs (bounded by the run's concurrency; sequential is a
-//! concurrency of one, which keeps test-set order), score each answer, store results in small
-//! batches, announce progress, and store the run's end. When the server stops, dispatching ends,
+//! concurrency of one, which keeps test-set order), score each answer in a task of its own,
+//! store results in batches while dispatching goes on, announce progress, and store the run's
+//! end. When the server stops, dispatching ends,
 //! the tests in flight get the grace period to finish and be stored, and the run stays `RUNNING`
 //! to be resumed.
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use super::jobs::{Input, Job, Jobs};
 use super::summary::Tally;
 use super::{Engine, Progress};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
+use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
+use crate::store::Store;
 use crate::target::PreparedTarget;
 
-/// Most results stored in one transaction: results that are ready together are written
-/// together, which keeps the store off the critical path of a fast endpoint.
-const MAX_BATCH: usize = 64;
+/// Most results stored in one transaction. Results that become ready while a write is in
+/// progress are written together by the next one, which keeps the store off the critical path
+/// of a fast endpoint; at this many, results wait in their tasks until the write is done.
+const MAX_BATCH: usize = 256;
+
+/// Stores a run's results while the run goes on dispatching: one write at a time, and the
+/// results that become ready meanwhile make up the next one. Invariant: when no write is in
+/// progress, nothing is pending.
+struct Writer {
+    store: Arc<dyn Store>,
+    writing: Option<BoxFuture<'static, (Vec<TestResult>, Result<()>)>>,
+    pending: Vec<TestResult>,
+}
+
+impl Writer {
+    fn new(store: Arc<dyn Store>) -> Self {
+        Writer {
+            store,
+            writing: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Queues a result; it is written at once when no write is in progress.
+    fn push(&mut self, result: TestResult) {
+        self.pending.push(result);
+        self.start();
+    }
+
+    fn start(&mut self) {
+        if self.writing.is_none() && !self.pending.is_empty() {
+            let batch = std::mem::take(&mut self.pending);
+            let store = Arc::clone(&self.store);
+            self.writing = Some(
+                async move {
+                    let stored = store.insert_results(&batch).await;
+                    (batch, stored)
+                }
+                .boxed(),
+            );
+        }
+    }
+
+    /// Nothing written or waiting.
+    fn is_idle(&self) -> bool {
+        self.writing.is_none()
+    }
+
+    /// As many results wait as one write takes.
+    fn is_full(&self) -> bool {
+        self.pending.len() >= MAX_BATCH
+    }
+
+    /// The batch of the write in progress once it is stored (and the next write started); never
+    /// ready when idle. Cancel-safe: dropped before it is ready, the write goes on.
+    async fn written(&mut self) -> Result<Vec<TestResult>> {
+        let Some(writing) = self.writing.as_mut() else {
+            return std::future::pending().await;
+        };
+        let (batch, stored) = writing.await;
+        self.writing = None;
+        self.start();
+        stored.map(|()| batch)
+    }
+}
 
 impl Engine {
     /// Runs `jobs` (`expected` of them) to the end (or until cancelled, or stopped) and stores
@@ -38,18 +105,23 @@ impl Engine {
     ) {
         let run_id = run.id;
         let mut left = expected;
-        let this = &self;
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
-        // No job is dispatched once the server is stopping; those in flight go on.
+        // No job is dispatched once the server is stopping; those in flight go on. Each test is
+        // called and scored in a task of its own, so a run uses every core; its handle aborts
+        // the task when dropped, so dropping `results` drops the calls in flight.
         let mut results = Box::pin(
             jobs.take_until(self.stopping.clone().cancelled_owned())
                 .map(|job| {
+                    let engine = Arc::clone(&self);
                     let target = target.clone();
                     async move {
-                        match job {
-                            Ok(job) => Ok(this.process(run_id, job, target.as_deref()).await),
-                            Err(e) => Err(e),
-                        }
+                        let job = job?;
+                        let task = tokio::spawn(async move {
+                            engine.process(run_id, job, target.as_deref()).await
+                        });
+                        AbortOnDropHandle::new(task)
+                            .await
+                            .map_err(|e| Error::Internal(format!("a test's task failed: {e}")))
                     }
                 })
                 .buffer_unordered(run.max_concurrency.max(1) as usize),
@@ -60,53 +132,60 @@ impl Engine {
         };
         tokio::pin!(grace_over);
 
+        let mut writer = Writer::new(Arc::clone(&self.store));
+        // Stored before announced: whatever a client is sent is durable.
+        let mut record = |batch: Vec<TestResult>| {
+            left = left.saturating_sub(batch.len());
+            batch.iter().for_each(|r| tally.add(r));
+            progress.send_modify(|p| p.stored += batch.len());
+        };
         let mut interrupted = None;
+        let mut store_failed = false;
+        let mut exhausted = false;
         loop {
-            let next = tokio::select! {
+            if exhausted && writer.is_idle() {
+                break;
+            }
+            tokio::select! {
                 biased;
                 _ = cancel.cancelled() => { interrupted = Some(RunStatus::Cancelled); break; }
                 () = &mut grace_over => break,
-                next = results.next() => next,
-            };
-            let Some(first) = next else { break };
-            // The results ready together, up to a store error reading the jobs.
-            let mut batch = Vec::new();
-            let mut unreadable = None;
-            let mut ready = Some(first);
-            while let Some(result) = ready.take() {
-                match result {
-                    Ok(result) => batch.push(result),
+                written = writer.written() => match written {
+                    Ok(batch) => record(batch),
                     Err(e) => {
-                        unreadable = Some(e);
+                        tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
+                        run.error = Some(format!("results could not be stored: {e}"));
+                        interrupted = Some(RunStatus::Failed);
+                        store_failed = true;
                         break;
                     }
-                }
-                if batch.len() < MAX_BATCH {
-                    ready = results.next().now_or_never().flatten();
-                }
-            }
-            // Stored before announced: whatever a client is sent is durable.
-            if !batch.is_empty() {
-                if let Err(e) = self.store.insert_results(&batch).await {
-                    tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
-                    run.error = Some(format!("results could not be stored: {e}"));
-                    interrupted = Some(RunStatus::Failed);
-                    break;
-                }
-                left = left.saturating_sub(batch.len());
-                batch.iter().for_each(|r| tally.add(r));
-                progress.send_modify(|p| p.stored += batch.len());
-            }
-            if let Some(e) = unreadable {
-                tracing::error!(run_id = %run_id, error = %e, "the run's tests could not be read");
-                run.error = Some(format!("the run's tests could not be read: {e}"));
-                interrupted = Some(RunStatus::Failed);
-                break;
+                },
+                next = results.next(), if !exhausted && !writer.is_full() => match next {
+                    Some(Ok(result)) => writer.push(result),
+                    Some(Err(e)) => {
+                        tracing::error!(run_id = %run_id, error = %e, "the run's tests could not be read");
+                        run.error = Some(format!("the run's tests could not be read: {e}"));
+                        interrupted = Some(RunStatus::Failed);
+                        break;
+                    }
+                    None => exhausted = true,
+                },
             }
         }
         // Dropping the stream aborts calls still in flight: a cancelled run dispatches nothing more
-        // and stores nothing half-done.
+        // and stores nothing half-done. Results already made are stored, whatever ended the run.
         drop(results);
+        while !store_failed && !writer.is_idle() {
+            match writer.written().await {
+                Ok(batch) => record(batch),
+                Err(e) => {
+                    tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
+                    run.error = Some(format!("results could not be stored: {e}"));
+                    interrupted = Some(RunStatus::Failed);
+                    store_failed = true;
+                }
+            }
+        }
 
         // Every job was dispatched unless the stop cut the jobs short (tests removed from the set
         // while the run went on can leave `left` above zero without a stop).
