@@ -15,7 +15,8 @@
 //! Every run is checked: each result streamed once, each stored, all passed. It prints one table
 //! and writes it as JSON (`target/bench/perf.json`, or `ASSAY_BENCH_OUT`). Under `cargo test`
 //! (no `--bench` argument) it runs the same steps on tiny sizes as a smoke test, and writes
-//! `perf-smoke.json`; thresholds are only reported, never asserted.
+//! `perf-smoke.json`; thresholds are only reported, never asserted. `ASSAY_BENCH_BIN` runs another
+//! `assay` binary (e.g. one built from another branch) instead of this build's.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -166,7 +167,10 @@ impl Server {
             .unwrap()
             .local_addr()
             .unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+        // ASSAY_BENCH_BIN measures another build (e.g. of another branch) on the same machine.
+        let binary = std::env::var_os("ASSAY_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_assay").into());
+        let child = tokio::process::Command::new(binary)
             .arg("serve")
             .args(["--listen", &addr.to_string()])
             .arg("--database")
