@@ -170,7 +170,7 @@ impl Server {
         // ASSAY_BENCH_BIN measures another build (e.g. of another branch) on the same machine.
         let binary = std::env::var_os("ASSAY_BENCH_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_assay").into());
-        let child = tokio::process::Command::new(binary)
+        let mut child = tokio::process::Command::new(binary)
             .arg("serve")
             .args(["--listen", &addr.to_string()])
             .arg("--database")
@@ -190,7 +190,13 @@ impl Server {
             match endpoint.connect().await {
                 Ok(channel) => break channel,
                 Err(e) if Instant::now() > deadline => panic!("assay did not start: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => {
+                    // A server that exited (e.g. its port was taken meanwhile) never answers.
+                    if let Some(status) = child.try_wait().unwrap() {
+                        panic!("assay exited at start: {status}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
             }
         };
         Server {
