@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
@@ -125,6 +125,9 @@ pub async fn serve(
 
     tracing::info!(address = %listener.local_addr()?, database = %config.database, "assay serving");
     let stop_engine = Arc::clone(&engine);
+    // No Nagle delay on accepted connections: a streamed result is a small write that must leave
+    // at once, not wait up to 40 ms for the client's delayed ACK.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .layer(trace)
         .add_service(health_service)
@@ -147,7 +150,7 @@ pub async fn serve(
             Arc::clone(&store),
             engine,
         )))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down");
             health
