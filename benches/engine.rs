@@ -12,31 +12,12 @@ use assay::config::ServeConfig;
 use assay::domain::{ExecutionMode, ResultStatus, RunKind, RunStatus, TestResult, TestRun};
 use assay::proto::v1 as pb;
 use assay::store::{SqliteStore, Store};
-use axum::Json;
-use axum::routing::post;
 use futures::StreamExt;
 use pb::execution_event::Event;
-use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-async fn start_target() -> String {
-    async fn answer(Json(body): Json<Value>) -> Json<Value> {
-        if let Some(ms) = body["delay_ms"]
-            .as_str()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        Json(
-            json!({ "output": format!("answer to {}", body["prompt"].as_str().unwrap_or_default()) }),
-        )
-    }
-    let app = axum::Router::new().route("/answer", post(answer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/answer", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
+mod common;
+use common::{setup, start_target};
 
 async fn start_server(dir: &std::path::Path) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,61 +71,6 @@ async fn run(
         first_result: first_result.unwrap_or_default(),
         results,
     }
-}
-
-async fn setup(channel: &Channel, target: &str, name: &str, tests: usize, delay_ms: u64) {
-    let mut metrics = pb::metric_service_client::MetricServiceClient::new(channel.clone());
-    let _ = metrics
-        .create_metric(pb::CreateMetricRequest {
-            metric: Some(pb::Metric {
-                name: "has-answer".into(),
-                kind: Some(pb::metric::Kind::Contains(pb::Contains {
-                    values: vec!["answer".into()],
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }),
-        })
-        .await;
-    let mut endpoints = pb::endpoint_service_client::EndpointServiceClient::new(channel.clone());
-    endpoints
-        .create_endpoint(pb::CreateEndpointRequest {
-            endpoint: Some(pb::Endpoint {
-                name: name.into(),
-                target: Some(pb::endpoint::Target::Http(pb::HttpTarget {
-                    url: target.into(),
-                    body_template: format!(
-                        r#"{{"prompt": "{{{{ prompt }}}}", "delay_ms": "{delay_ms}"}}"#
-                    ),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    let mut sets = pb::test_set_service_client::TestSetServiceClient::new(channel.clone());
-    sets.create_test_set(pb::CreateTestSetRequest {
-        test_set: Some(pb::TestSet {
-            name: name.into(),
-            metrics: vec!["has-answer".into()],
-            ..Default::default()
-        }),
-    })
-    .await
-    .unwrap();
-    let tests = (0..tests)
-        .map(|i| pb::Test {
-            prompt: format!("question {i}"),
-            ..Default::default()
-        })
-        .collect();
-    sets.add_tests(pb::AddTestsRequest {
-        test_set: name.into(),
-        tests,
-    })
-    .await
-    .unwrap();
 }
 
 fn request(name: &str, mode: pb::ExecutionMode, max_concurrency: u32) -> pb::ExecuteRequest {

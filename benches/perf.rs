@@ -26,11 +26,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use assay::proto::v1 as pb;
-use axum::Json;
-use axum::routing::post;
 use futures::StreamExt;
 use pb::execution_event::Event;
 use serde_json::{Value, json};
+
+mod common;
+use common::{setup, start_target};
 use tonic::transport::Channel;
 
 /// Concurrency of P1, of the raw-rate client, and of the 100k run of P5.
@@ -38,10 +39,6 @@ const CONCURRENCY: usize = 64;
 /// Concurrency and target delay of P3.
 const P3_CONCURRENCY: usize = 100;
 const P3_DELAY_MS: u64 = 50;
-/// Tests per AddTests call: well below the 4 MiB gRPC message limit.
-const ADD_CHUNK: usize = 5000;
-/// The metric every test set uses; every echo answer passes it.
-const METRIC: &str = "has-answer";
 
 /// How many of each; the smoke run (under `cargo test`) uses tiny sizes.
 struct Sizes {
@@ -78,28 +75,7 @@ impl Sizes {
     }
 }
 
-// ---- the echo target
-
-/// A minimal echo target: answers `{"output": "answer to <prompt>"}` after `delay_ms`.
-async fn start_target() -> String {
-    async fn answer(Json(body): Json<Value>) -> Json<Value> {
-        let delay = body["delay_ms"]
-            .as_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        Json(
-            json!({ "output": format!("answer to {}", body["prompt"].as_str().unwrap_or_default()) }),
-        )
-    }
-    let app = axum::Router::new().route("/answer", post(answer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/answer", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
+// ---- the echo target's limit
 
 /// Requests per second the target answers to a plain client keeping `concurrency` requests in
 /// flight, with the body Assay sends: the limit no client of this target can beat. Also the CPU
@@ -225,73 +201,6 @@ impl Server {
 
     async fn stop(mut self) {
         self.child.kill().await.unwrap();
-    }
-
-    /// The `contains` metric, an endpoint on the echo target with `delay_ms`, and a test set of
-    /// `tests` tests scored by the metric; all named `name` but the metric.
-    async fn setup(&self, target: &str, name: &str, tests: usize, delay_ms: u64) {
-        let mut metrics = pb::metric_service_client::MetricServiceClient::new(self.channel.clone());
-        let exists = metrics
-            .get_metric(pb::GetMetricRequest {
-                metric: METRIC.into(),
-            })
-            .await
-            .is_ok();
-        if !exists {
-            metrics
-                .create_metric(pb::CreateMetricRequest {
-                    metric: Some(pb::Metric {
-                        name: METRIC.into(),
-                        kind: Some(pb::metric::Kind::Contains(pb::Contains {
-                            values: vec!["answer".into()],
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    }),
-                })
-                .await
-                .unwrap();
-        }
-        pb::endpoint_service_client::EndpointServiceClient::new(self.channel.clone())
-            .create_endpoint(pb::CreateEndpointRequest {
-                endpoint: Some(pb::Endpoint {
-                    name: name.into(),
-                    target: Some(pb::endpoint::Target::Http(pb::HttpTarget {
-                        url: target.into(),
-                        body_template: format!(
-                            r#"{{"prompt": "{{{{ prompt }}}}", "delay_ms": "{delay_ms}"}}"#
-                        ),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap();
-        let mut sets = pb::test_set_service_client::TestSetServiceClient::new(self.channel.clone());
-        sets.create_test_set(pb::CreateTestSetRequest {
-            test_set: Some(pb::TestSet {
-                name: name.into(),
-                metrics: vec![METRIC.into()],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-        for start in (0..tests).step_by(ADD_CHUNK) {
-            let tests = (start..tests.min(start + ADD_CHUNK))
-                .map(|i| pb::Test {
-                    prompt: format!("question {i}"),
-                    ..Default::default()
-                })
-                .collect();
-            sets.add_tests(pb::AddTestsRequest {
-                test_set: name.into(),
-                tests,
-            })
-            .await
-            .unwrap();
-        }
     }
 
     /// Executes test set `name` against endpoint `name` and follows the run to its end.
@@ -527,10 +436,10 @@ async fn main() {
     // A fresh server: a warm-up run, then P1 (the peak RSS after its first round is P5's small
     // figure), then P3.
     let server = Server::start(P3_CONCURRENCY).await;
-    server.setup(&target, "warmup", sizes.warmup, 0).await;
+    setup(&server.channel, &target, "warmup", sizes.warmup, 0).await;
     server.execute("warmup", CONCURRENCY).await;
-    server.setup(&target, "p1", sizes.p1, 0).await;
-    server.setup(&target, "p3", sizes.p3, P3_DELAY_MS).await;
+    setup(&server.channel, &target, "p1", sizes.p1, 0).await;
+    setup(&server.channel, &target, "p3", sizes.p3, P3_DELAY_MS).await;
     // The machine may be shared: each round measures the limit right before P1, and the round
     // with the median ratio is reported.
     let mut p1_rounds = Vec::new();
@@ -553,9 +462,9 @@ async fn main() {
     // Another fresh server, the same steps at ten times the size: P5's large figure, then P4 on
     // the outputs that run stored.
     let server = Server::start(P3_CONCURRENCY).await;
-    server.setup(&target, "warmup", sizes.warmup, 0).await;
+    setup(&server.channel, &target, "warmup", sizes.warmup, 0).await;
     server.execute("warmup", CONCURRENCY).await;
-    server.setup(&target, "large", sizes.large, 0).await;
+    setup(&server.channel, &target, "large", sizes.large, 0).await;
     let mut large = server.execute("large", CONCURRENCY).await;
     let rss_large = server.peak_rss_kib();
     let mut p4 = Vec::new();
