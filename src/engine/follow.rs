@@ -1,7 +1,8 @@
-//! Following a run: the run, its stored results, then live ones, then its end. Everything a
-//! follower sends is read back from the store, so a streamed result is always a durable one,
-//! replay and live follow are one code path, and a slow client costs one page of memory, never
-//! the run's size.
+//! Following a run: the run, its stored results, then live ones, then its end. A follower sends
+//! only results that are stored: it reads them from the store, or, when it has sent everything
+//! before the batch the run stored last, takes that batch from the run's progress instead of
+//! reading it back. A slow client falls behind onto the store path, so it costs one page of
+//! memory, never the run's size, and never holds the run back.
 
 use std::sync::Arc;
 
@@ -40,22 +41,41 @@ async fn follow_inner(
         return Ok(());
     }
     let mut cursor = None;
+    let mut sent = 0;
     loop {
         // Read the state before the results: if it says "ended", the read below sees every result.
-        let ended = match progress {
-            Some(rx) => rx.borrow_and_update().ended,
-            None => true,
-        };
-        let page = store.results_after(run_id, cursor, PAGE).await?;
-        let full = page.len() == PAGE as usize;
-        for (seq, result) in page {
-            cursor = Some(seq);
-            if tx.send(Ok(RunEvent::Result(result))).await.is_err() {
-                return Ok(());
+        let (ended, latest) = match progress {
+            Some(rx) => {
+                let state = rx.borrow_and_update();
+                (state.ended, state.latest.clone())
             }
-        }
-        if full {
-            continue;
+            None => (true, None),
+        };
+        match latest.filter(|batch| batch.first == sent) {
+            // Caught up: the batch stored last is exactly what comes next.
+            Some(batch) => {
+                for result in &batch.results {
+                    if tx.send(Ok(RunEvent::Result(result.clone()))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                sent += batch.results.len();
+                cursor = Some(batch.last_position);
+            }
+            None => {
+                let page = store.results_after(run_id, cursor, PAGE).await?;
+                let full = page.len() == PAGE as usize;
+                for (seq, result) in page {
+                    cursor = Some(seq);
+                    sent += 1;
+                    if tx.send(Ok(RunEvent::Result(result))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if full {
+                    continue;
+                }
+            }
         }
         if ended {
             break;

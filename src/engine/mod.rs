@@ -83,12 +83,24 @@ pub struct RescoreSpec {
 }
 
 /// Progress of a live run, announced after each batch of results is stored.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Progress {
     /// Results stored so far.
     stored: usize,
+    /// The batch stored last, so that followers that are caught up need not read it back.
+    latest: Option<Arc<StoredBatch>>,
     /// The run has ended and its final state is stored.
     ended: bool,
+}
+
+/// Results just stored, in order.
+#[derive(Debug)]
+struct StoredBatch {
+    /// How many results of the run were stored before these.
+    first: usize,
+    /// The store position of the last of them.
+    last_position: i64,
+    results: Vec<TestResult>,
 }
 
 #[derive(Clone)]
@@ -493,7 +505,7 @@ impl Engine {
     ) -> (watch::Sender<Progress>, CancellationToken) {
         let (progress_tx, progress_rx) = watch::channel(Progress {
             stored,
-            ended: false,
+            ..Progress::default()
         });
         let cancel = CancellationToken::new();
         self.live

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::jobs::{Input, Job, Jobs};
 use super::summary::Tally;
-use super::{Engine, Progress};
+use super::{Engine, Progress, StoredBatch};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
 use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
@@ -28,12 +28,15 @@ use crate::target::PreparedTarget;
 /// of a fast endpoint; at this many, results wait in their tasks until the write is done.
 const MAX_BATCH: usize = 256;
 
+/// A write in progress: the batch, and what storing it gave.
+type Write = BoxFuture<'static, (Vec<TestResult>, Result<Option<i64>>)>;
+
 /// Stores a run's results while the run goes on dispatching: one write at a time, and the
 /// results that become ready meanwhile make up the next one. Invariant: when no write is in
 /// progress, nothing is pending.
 struct Writer {
     store: Arc<dyn Store>,
-    writing: Option<BoxFuture<'static, (Vec<TestResult>, Result<()>)>>,
+    writing: Option<Write>,
     pending: Vec<TestResult>,
 }
 
@@ -76,16 +79,18 @@ impl Writer {
         self.pending.len() >= MAX_BATCH
     }
 
-    /// The batch of the write in progress once it is stored (and the next write started); never
-    /// ready when idle. Cancel-safe: dropped before it is ready, the write goes on.
-    async fn written(&mut self) -> Result<Vec<TestResult>> {
+    /// The batch of the write in progress once it is stored (and the next write started), with
+    /// the position of its last result; never ready when idle. Cancel-safe: dropped before it is
+    /// ready, the write goes on.
+    async fn written(&mut self) -> Result<(Vec<TestResult>, i64)> {
         let Some(writing) = self.writing.as_mut() else {
             return std::future::pending().await;
         };
         let (batch, stored) = writing.await;
         self.writing = None;
         self.start();
-        stored.map(|()| batch)
+        let last = stored?.ok_or_else(|| Error::Internal("an empty batch was written".into()))?;
+        Ok((batch, last))
     }
 }
 
@@ -134,10 +139,18 @@ impl Engine {
 
         let mut writer = Writer::new(Arc::clone(&self.store));
         // Stored before announced: whatever a client is sent is durable.
-        let mut record = |batch: Vec<TestResult>| {
-            left = left.saturating_sub(batch.len());
-            batch.iter().for_each(|r| tally.add(r));
-            progress.send_modify(|p| p.stored += batch.len());
+        let mut record = |(results, last_position): (Vec<TestResult>, i64)| {
+            left = left.saturating_sub(results.len());
+            results.iter().for_each(|r| tally.add(r));
+            progress.send_modify(|p| {
+                let first = p.stored;
+                p.stored += results.len();
+                p.latest = Some(Arc::new(StoredBatch {
+                    first,
+                    last_position,
+                    results,
+                }));
+            });
         };
         let mut interrupted = None;
         let mut store_failed = false;

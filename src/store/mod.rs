@@ -128,9 +128,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every run still `Running`, oldest first (at start-up: the runs a stop or crash cut short,
     /// to be resumed).
     async fn unfinished_runs(&self) -> Result<Vec<TestRun>>;
-    /// Stores results, all in one transaction, in the order given. A second result for a test
-    /// of a run is `Error::AlreadyExists` and stores nothing.
-    async fn insert_results(&self, results: &[TestResult]) -> Result<()>;
+    /// Stores results, all in one transaction, in the order given, and returns the position of
+    /// the last one (as [`results_after`](Self::results_after) tells it; `None` when `results`
+    /// is empty). A second result for a test of a run is `Error::AlreadyExists` and stores
+    /// nothing.
+    async fn insert_results(&self, results: &[TestResult]) -> Result<Option<i64>>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;
     /// How many results a run has, the position of the last one, and the behaviours of their

@@ -932,15 +932,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_results(&self, results: &[TestResult]) -> Result<()> {
+    async fn insert_results(&self, results: &[TestResult]) -> Result<Option<i64>> {
+        if results.is_empty() {
+            return Ok(None);
+        }
         let mut runs: Vec<Uuid> = results.iter().map(|r| r.run_id).collect();
         runs.sort_unstable();
         runs.dedup();
         let mut tx = self.writer.begin().await?;
         require_all(&mut tx, TEST_RUNS, None, &runs).await?;
         insert_records(&mut tx, results).await?;
+        // `seq` is the rowid, and the rows were inserted in order.
+        let last: i64 = sqlx::query_scalar("SELECT last_insert_rowid()")
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Some(last))
     }
 
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>> {

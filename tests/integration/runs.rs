@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use assay::proto::v1 as pb;
+use futures::StreamExt;
 use pb::execution_event::Event;
 use tonic::Code;
 
@@ -549,6 +550,51 @@ async fn a_restarted_server_keeps_runs_and_results() {
     assert_eq!(rescored.len(), 2);
     server.stop().await;
     drop(dir);
+}
+
+#[tokio::test]
+async fn every_follower_gets_every_result_once_in_stored_order() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = (0..600).map(|i| test(&format!("t{i}"), "", &[])).collect();
+    create_test_set(&server, "many", &["anything"], tests).await;
+
+    // One follower keeps up (it is handed the batches as they are stored); another starts late
+    // and pauses, so it reads from the store, then catches up.
+    let (run, mut fast) = start(&server, execute_request("many", "app")).await;
+    let mut fast_results = vec![next_result(&mut fast).await];
+    let mut late = server
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest {
+            run: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut late_events = vec![late.next().await.unwrap().unwrap().event.unwrap()];
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        late_events.push(Event::Result(next_result(&mut late).await));
+    }
+    let (fast_rest, late_rest) = tokio::join!(collect(fast), collect(late));
+    let ids = |results: Vec<pb::TestResult>| results.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let stored = ids(stored_results(&server, &run.id).await);
+    assert_eq!(stored.len(), 600);
+
+    let (_, rest, summary) = split(
+        std::iter::once(Event::RunStarted(run))
+            .chain(fast_rest)
+            .collect(),
+    );
+    assert_eq!(summary.passed, 600);
+    fast_results.extend(rest);
+    assert_eq!(ids(fast_results), stored);
+    late_events.extend(late_rest);
+    let (_, late_results, late_summary) = split(late_events);
+    assert_eq!(late_summary, summary);
+    assert_eq!(ids(late_results), stored);
 }
 
 #[tokio::test]

@@ -968,8 +968,9 @@ async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
         .await
         .unwrap();
     let more: Vec<TestResult> = (7..10).map(|i| result(&r, &format!("p{i}"))).collect();
-    store.insert_results(&more).await.unwrap();
+    let last_of_more = store.insert_results(&more).await.unwrap();
     stored.extend(more);
+    assert_eq!(store.insert_results(&[]).await.unwrap(), None);
 
     let mut pages = Vec::new();
     let mut listed = Vec::new();
@@ -996,6 +997,8 @@ async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
         .results_after(r.id, first.last().map(|(seq, _)| *seq), 6)
         .await
         .unwrap();
+    // The position insert_results gives is that of the last result it stored.
+    assert_eq!(rest.last().map(|(seq, _)| *seq), last_of_more);
     let followed: Vec<TestResult> = first.into_iter().chain(rest).map(|(_, r)| r).collect();
     assert_eq!(followed, stored);
     let (last, _) = store
