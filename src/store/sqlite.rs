@@ -355,7 +355,7 @@ const TEST_RUNS: Table = Table {
 const TEST_RESULTS: Table = Table {
     name: "test_results",
     kind: "test result",
-    columns: &["id", "run_id"],
+    columns: &["id", "run_id", "test_id"],
     extra: "0",
 };
 
@@ -463,7 +463,7 @@ impl Stored for TestResult {
         self.id
     }
     fn keys(&self) -> Vec<Bind> {
-        vec![text(self.id), text(self.run_id)]
+        vec![text(self.id), text(self.run_id), text(self.test_id)]
     }
 }
 
