@@ -55,8 +55,8 @@ pub(super) fn call_jobs(
             async move { store.tests_after(test_set_id, after, PAGE).await }
         },
         through,
+        (done, |test: &Test| test.id),
     )
-    .try_filter(move |test| std::future::ready(!done.contains(&test.id)))
     .map_ok(move |test| Job {
         metrics: plan.for_test(test.behavior_id),
         test,
@@ -81,8 +81,8 @@ pub(super) fn rescore_jobs(
             async move { store.results_after(source_run_id, after, PAGE).await }
         },
         through,
+        (done, |r: &TestResult| r.test_id),
     )
-    .try_filter(move |r| std::future::ready(!done.contains(&r.test_id)))
     .map_ok(move |r| Job {
         metrics: plan.for_test(r.behavior_id),
         test: snapshot(&r, test_set_id),
@@ -127,29 +127,38 @@ pub(super) fn from_vec(jobs: Vec<Job>) -> Jobs {
 }
 
 /// The items up to position `through` of a paged store read (`fetch(after)` answers the next
-/// page with positions), one page in memory at a time.
-fn pages<T, F, Fut>(fetch: F, through: i64) -> BoxStream<'static, Result<T>>
+/// page with positions), one page in memory at a time, but those whose test is in `done`.
+fn pages<T, F, Fut>(
+    fetch: F,
+    through: i64,
+    (done, test_id): (HashSet<Uuid>, fn(&T) -> Uuid),
+) -> BoxStream<'static, Result<T>>
 where
     T: Send + 'static,
     F: FnMut(Option<i64>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<(i64, T)>>> + Send + 'static,
 {
-    stream::try_unfold((fetch, Some(None)), move |(mut fetch, cursor)| async move {
-        let Some(after) = cursor else {
-            return Ok::<_, Error>(None);
-        };
-        let page = fetch(after).await?;
-        let next = match page.last() {
-            Some(&(last, _)) if page.len() == PAGE as usize && last < through => Some(Some(last)),
-            _ => None,
-        };
-        let items: Vec<T> = page
-            .into_iter()
-            .filter(|(position, _)| *position <= through)
-            .map(|(_, item)| item)
-            .collect();
-        Ok(Some((items, (fetch, next))))
-    })
+    stream::try_unfold(
+        (fetch, Some(None), done),
+        move |(mut fetch, cursor, done)| async move {
+            let Some(after) = cursor else {
+                return Ok::<_, Error>(None);
+            };
+            let page = fetch(after).await?;
+            let next = match page.last() {
+                Some(&(last, _)) if page.len() == PAGE as usize && last < through => {
+                    Some(Some(last))
+                }
+                _ => None,
+            };
+            let items: Vec<T> = page
+                .into_iter()
+                .filter(|(position, item)| *position <= through && !done.contains(&test_id(item)))
+                .map(|(_, item)| item)
+                .collect();
+            Ok(Some((items, (fetch, next, done))))
+        },
+    )
     .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
     .try_flatten()
     .boxed()

@@ -153,7 +153,7 @@ impl Engine {
             });
         };
         let mut interrupted = None;
-        let mut store_failed = false;
+        let mut store_error = None;
         let mut exhausted = false;
         loop {
             if exhausted && writer.is_idle() {
@@ -165,13 +165,7 @@ impl Engine {
                 () = &mut grace_over => break,
                 written = writer.written() => match written {
                     Ok(batch) => record(batch),
-                    Err(e) => {
-                        tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
-                        run.error = Some(format!("results could not be stored: {e}"));
-                        interrupted = Some(RunStatus::Failed);
-                        store_failed = true;
-                        break;
-                    }
+                    Err(e) => { store_error = Some(e); break; }
                 },
                 next = results.next(), if !exhausted && !writer.is_full() => match next {
                     Some(Ok(result)) => writer.push(result),
@@ -188,16 +182,16 @@ impl Engine {
         // Dropping the stream aborts calls still in flight: a cancelled run dispatches nothing more
         // and stores nothing half-done. Results already made are stored, whatever ended the run.
         drop(results);
-        while !store_failed && !writer.is_idle() {
+        while store_error.is_none() && !writer.is_idle() {
             match writer.written().await {
                 Ok(batch) => record(batch),
-                Err(e) => {
-                    tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
-                    run.error = Some(format!("results could not be stored: {e}"));
-                    interrupted = Some(RunStatus::Failed);
-                    store_failed = true;
-                }
+                Err(e) => store_error = Some(e),
             }
+        }
+        if let Some(e) = store_error {
+            tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
+            run.error = Some(format!("results could not be stored: {e}"));
+            interrupted = Some(RunStatus::Failed);
         }
 
         // Every job was dispatched unless the stop cut the jobs short (tests removed from the set
