@@ -531,7 +531,7 @@ async fn fetch_where<T: Stored>(
 async fn insert_records<T: Stored>(conn: &mut SqliteConnection, records: &[T]) -> Result<()> {
     let table = T::TABLE;
     let rows_per_statement = MAX_BINDS_PER_STATEMENT / (table.columns.len() + 1);
-    for chunk in records.chunks(rows_per_statement) {
+    for chunk in power_of_two_chunks(records, rows_per_statement) {
         let rows = chunk
             .iter()
             .map(|record| Ok((record.keys(), serde_json::to_string(record)?)))
@@ -555,6 +555,22 @@ async fn insert_records<T: Stored>(conn: &mut SqliteConnection, records: &[T]) -
         }
     }
     Ok(())
+}
+
+/// `records` cut into runs whose lengths are powers of two of at most `max` rows, largest first:
+/// an insert of n rows is its own SQL text, and with few distinct lengths the connection's
+/// statement cache keeps every one of them prepared whatever the batch sizes.
+fn power_of_two_chunks<T>(mut records: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let largest = if max == 0 { 1 } else { 1 << max.ilog2() };
+    std::iter::from_fn(move || {
+        if records.is_empty() {
+            return None;
+        }
+        let len = largest.min(1 << records.len().ilog2());
+        let (chunk, rest) = records.split_at(len);
+        records = rest;
+        Some(chunk)
+    })
 }
 
 /// Replaces a record's key columns and body; `NotFound` when its id is unknown.
@@ -982,6 +998,17 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_largest_first_and_cover_everything() {
+        let records: Vec<u32> = (0..300).collect();
+        let chunks: Vec<&[u32]> = power_of_two_chunks(&records, 100).collect();
+        let lengths: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(lengths, vec![64, 64, 64, 64, 32, 8, 4]);
+        assert_eq!(chunks.concat(), records);
+        assert_eq!(power_of_two_chunks(&[1], 0).count(), 1);
+        assert_eq!(power_of_two_chunks::<u32>(&[], 8).count(), 0);
+    }
 
     /// What the two-pool design relies on: WAL (readers beside the writer) and readers that
     /// cannot write.
