@@ -20,12 +20,17 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The clients of a channel already open (an embedding program or a test's own server).
+    pub fn on(channel: Channel) -> Clients {
+        Clients { channel }
+    }
+
     /// Checks the URL, then connects.
     pub async fn connect(url: &str) -> Result<Clients, CliError> {
         Clients::endpoint(url)?
             .connect()
             .await
-            .map(|channel| Clients { channel })
+            .map(Clients::on)
             .map_err(|e| {
                 // The transport error alone says "transport error"; its causes say why.
                 let mut causes = vec![e.to_string()];

@@ -18,6 +18,7 @@ mod run;
 use std::process::ExitCode;
 
 pub use args::{ClientCommand, Global};
+pub use client::Clients;
 
 /// Why a client command did not succeed; each kind has its own exit code.
 #[derive(Debug, thiserror::Error)]

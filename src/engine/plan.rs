@@ -36,11 +36,7 @@ impl MetricPlan {
         test_set: &TestSet,
         behavior_ids: impl IntoIterator<Item = Uuid>,
     ) -> Result<Self> {
-        let mut judges = Judges {
-            store,
-            scorer,
-            prepared: HashMap::new(),
-        };
+        let mut judges = Judges::new(store, scorer);
         let mut shared = judges
             .prepare(store.resolve_metrics(execution_metrics).await?)
             .await?;
@@ -70,11 +66,7 @@ impl MetricPlan {
     /// definitions. A metric deleted since is `NotFound`.
     pub(super) async fn load(store: &dyn Store, scorer: &Scorer, plan: &RunPlan) -> Result<Self> {
         let ids = |ids: &[Uuid]| ids.iter().copied().map(Ref::Id).collect::<Vec<_>>();
-        let mut judges = Judges {
-            store,
-            scorer,
-            prepared: HashMap::new(),
-        };
+        let mut judges = Judges::new(store, scorer);
         let shared = match &plan.shared_metrics {
             Some(shared) => Some(
                 judges
@@ -146,7 +138,15 @@ struct Judges<'a> {
     prepared: HashMap<Uuid, JudgeHandle>,
 }
 
-impl Judges<'_> {
+impl<'a> Judges<'a> {
+    fn new(store: &'a dyn Store, scorer: &'a Scorer) -> Self {
+        Judges {
+            store,
+            scorer,
+            prepared: HashMap::new(),
+        }
+    }
+
     async fn prepare(&mut self, metrics: Vec<Metric>) -> Result<MetricSet> {
         let mut set = Vec::with_capacity(metrics.len());
         for m in metrics {

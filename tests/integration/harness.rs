@@ -3,13 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use assay::cli::Clients;
 use assay::config::ServeConfig;
-use assay::proto::v1::{
-    behavior_service_client::BehaviorServiceClient, endpoint_service_client::EndpointServiceClient,
-    metric_service_client::MetricServiceClient,
-    test_execution_service_client::TestExecutionServiceClient,
-    test_set_service_client::TestSetServiceClient,
-};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,6 +13,7 @@ use tonic::transport::Channel;
 /// A running server and clients for it.
 pub struct Server {
     channel: Channel,
+    clients: Clients,
     url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -69,6 +65,7 @@ impl Server {
             .await
             .expect("connect");
         Server {
+            clients: Clients::on(channel.clone()),
             channel,
             url: format!("http://{addr}"),
             stop: Some(stop),
@@ -106,30 +103,15 @@ impl Server {
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
+}
 
-    /// `MetricService` client.
-    pub fn metrics(&self) -> MetricServiceClient<Channel> {
-        MetricServiceClient::new(self.channel.clone())
-    }
+/// The generated clients of every service (those the command-line client uses), on this
+/// server: `server.metrics()`, `server.execution()`, ...
+impl std::ops::Deref for Server {
+    type Target = Clients;
 
-    /// `BehaviorService` client.
-    pub fn behaviors(&self) -> BehaviorServiceClient<Channel> {
-        BehaviorServiceClient::new(self.channel.clone())
-    }
-
-    /// `EndpointService` client.
-    pub fn endpoints(&self) -> EndpointServiceClient<Channel> {
-        EndpointServiceClient::new(self.channel.clone())
-    }
-
-    /// `TestSetService` client.
-    pub fn test_sets(&self) -> TestSetServiceClient<Channel> {
-        TestSetServiceClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
-    }
-
-    /// `TestExecutionService` client.
-    pub fn execution(&self) -> TestExecutionServiceClient<Channel> {
-        TestExecutionServiceClient::new(self.channel.clone())
+    fn deref(&self) -> &Clients {
+        &self.clients
     }
 }
 
