@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
+use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use super::plan::{MetricPlan, MetricSet};
@@ -127,9 +128,11 @@ pub(super) fn from_vec(jobs: Vec<Job>) -> Jobs {
 }
 
 /// The items up to position `through` of a paged store read (`fetch(after)` answers the next
-/// page with positions), one page in memory at a time, but those whose test is in `done`.
+/// page with positions), but those whose test is in `done`. The next page is read while the
+/// current one is dispatched, so a fast endpoint never waits for the store between pages; at most
+/// two pages are in memory.
 fn pages<T, F, Fut>(
-    fetch: F,
+    mut fetch: F,
     through: i64,
     (done, test_id): (HashSet<Uuid>, fn(&T) -> Uuid),
 ) -> BoxStream<'static, Result<T>>
@@ -138,16 +141,21 @@ where
     F: FnMut(Option<i64>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<(i64, T)>>> + Send + 'static,
 {
+    // Aborted when dropped, so a cancelled run leaves no read behind.
+    let mut prefetch = move |after| AbortOnDropHandle::new(tokio::spawn(fetch(after)));
+    let first = prefetch(None);
     stream::try_unfold(
-        (fetch, Some(None), done),
-        move |(mut fetch, cursor, done)| async move {
-            let Some(after) = cursor else {
+        (prefetch, Some(first), done),
+        move |(mut prefetch, reading, done)| async move {
+            let Some(reading) = reading else {
                 return Ok::<_, Error>(None);
             };
-            let page = fetch(after).await?;
+            let page = reading
+                .await
+                .map_err(|e| Error::Internal(format!("reading a page of tests failed: {e}")))??;
             let next = match page.last() {
                 Some(&(last, _)) if page.len() == PAGE as usize && last < through => {
-                    Some(Some(last))
+                    Some(prefetch(Some(last)))
                 }
                 _ => None,
             };
@@ -156,7 +164,7 @@ where
                 .filter(|(position, item)| *position <= through && !done.contains(&test_id(item)))
                 .map(|(_, item)| item)
                 .collect();
-            Ok(Some((items, (fetch, next, done))))
+            Ok(Some((items, (prefetch, next, done))))
         },
     )
     .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
