@@ -6,6 +6,25 @@ use std::io::IsTerminal;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than glibc's malloc: a run allocates and frees many small buffers per test
+/// across threads, where glibc's malloc took about a quarter of the server's CPU (see
+/// BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read at its start: a background thread gives memory freed (e.g. after a
+/// large import) back to the system within a second, so the server's size follows what it holds.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+/// The `const char *` jemalloc reads.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: it points to a string literal, never written.
+unsafe impl Sync for MallocConf {}
+
 #[derive(Parser)]
 #[command(
     version,

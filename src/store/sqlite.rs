@@ -78,7 +78,11 @@ impl SqliteStore {
         // `query_only` turns a write sent to a reader by mistake into an error.
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .connect_with(options.pragma("query_only", "ON"))
+            .connect_with(
+                options
+                    .pragma("query_only", "ON")
+                    .pragma("cache_size", "-512"),
+            )
             .await?;
         Ok(SqliteStore { writer, reader })
     }
