@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, future, stream};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -189,47 +189,58 @@ fn metric_result_to_proto(m: MetricResult) -> pb::MetricResult {
     }
 }
 
-fn result_to_proto(r: TestResult) -> pb::TestResult {
+/// By reference: streamed results are shared by the run's followers.
+fn result_to_proto(r: &TestResult) -> pb::TestResult {
     pb::TestResult {
         id: r.id.to_string(),
         run_id: r.run_id.to_string(),
         test_id: r.test_id.to_string(),
         status: result_status_to_proto(r.status) as i32,
-        output: r.output.unwrap_or_default(),
-        context: r.context,
-        metadata: r.metadata.and_then(json::object_to_struct),
+        output: r.output.clone().unwrap_or_default(),
+        context: r.context.clone(),
+        metadata: r.metadata.clone().and_then(json::object_to_struct),
         latency_ms: r.latency_ms,
-        error: r.error.unwrap_or_default(),
+        error: r.error.clone().unwrap_or_default(),
         attempts: r.attempts,
-        last_error: r.last_error.unwrap_or_default(),
+        last_error: r.last_error.clone().unwrap_or_default(),
         metric_results: r
             .metric_results
-            .into_iter()
+            .iter()
+            .cloned()
             .map(metric_result_to_proto)
             .collect(),
-        prompt: r.prompt,
-        expected_response: r.expected_response.unwrap_or_default(),
+        prompt: r.prompt.clone(),
+        expected_response: r.expected_response.clone().unwrap_or_default(),
         created_at: Some(timestamp(r.created_at)),
     }
 }
 
-fn event_to_proto(event: RunEvent) -> pb::ExecutionEvent {
-    let event = match event {
-        RunEvent::Started(run) => Event::RunStarted(run_to_proto(run)),
-        RunEvent::Result(result) => Event::Result(result_to_proto(result)),
+/// The messages of one engine event: one per result of a batch, converted as the stream is
+/// read, so a batch is never held twice.
+fn event_messages(event: RunEvent) -> impl Iterator<Item = pb::ExecutionEvent> + Send {
+    let (single, results) = match event {
+        RunEvent::Started(run) => (Some(Event::RunStarted(run_to_proto(run))), None),
+        RunEvent::Results(results) => (None, Some(results)),
         RunEvent::Finished(run) => match summary_to_proto(&run) {
-            Some(summary) => Event::RunFinished(summary),
+            Some(summary) => (Some(Event::RunFinished(summary)), None),
             // A run whose end could not be stored is reported as it stands.
-            None => Event::RunStarted(run_to_proto(run)),
+            None => (Some(Event::RunStarted(run_to_proto(run))), None),
         },
     };
-    pb::ExecutionEvent { event: Some(event) }
+    let results = results.into_iter().flat_map(|results| {
+        (0..results.len()).map(move |i| Event::Result(result_to_proto(&results[i])))
+    });
+    single
+        .into_iter()
+        .chain(results)
+        .map(|event| pb::ExecutionEvent { event: Some(event) })
 }
 
 fn event_stream(events: RunEvents) -> Response<EventStream> {
-    Response::new(Box::pin(
-        events.map(|e| e.map(event_to_proto).map_err(Status::from)),
-    ))
+    Response::new(Box::pin(events.flat_map(|event| match event {
+        Ok(event) => stream::iter(event_messages(event).map(Ok)).left_stream(),
+        Err(e) => stream::once(future::ready(Err(Status::from(e)))).right_stream(),
+    })))
 }
 
 #[tonic::async_trait]
@@ -362,7 +373,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         let page = self.store.list_results(id, page).await?;
         Ok(Response::new(pb::ListTestResultsResponse {
             next_page_token: page.next_token(),
-            results: page.items.into_iter().map(result_to_proto).collect(),
+            results: page.items.iter().map(result_to_proto).collect(),
         }))
     }
 

@@ -54,10 +54,9 @@ async fn follow_inner(
         match latest.filter(|batch| batch.first == sent) {
             // Caught up: the batch stored last is exactly what comes next.
             Some(batch) => {
-                for result in &batch.results {
-                    if tx.send(Ok(RunEvent::Result(result.clone()))).await.is_err() {
-                        return Ok(());
-                    }
+                let results = Arc::clone(&batch.results);
+                if tx.send(Ok(RunEvent::Results(results))).await.is_err() {
+                    return Ok(());
                 }
                 sent += batch.results.len();
                 cursor = Some(batch.last_position);
@@ -65,10 +64,11 @@ async fn follow_inner(
             None => {
                 let page = store.results_after(run_id, cursor, PAGE).await?;
                 let full = page.len() == PAGE as usize;
-                for (seq, result) in page {
-                    cursor = Some(seq);
-                    sent += 1;
-                    if tx.send(Ok(RunEvent::Result(result))).await.is_err() {
+                if let Some(&(last, _)) = page.last() {
+                    cursor = Some(last);
+                    sent += page.len();
+                    let results = page.into_iter().map(|(_, result)| result).collect();
+                    if tx.send(Ok(RunEvent::Results(results))).await.is_err() {
                         return Ok(());
                     }
                 }

@@ -43,8 +43,9 @@ use summary::Tally;
 pub enum RunEvent {
     /// The run as created (first event).
     Started(TestRun),
-    /// One stored result.
-    Result(TestResult),
+    /// Results just stored, in order (at least one). Shared with the run and its other
+    /// followers, not copied for each.
+    Results(Arc<[TestResult]>),
     /// The run as it ended (last event), with its summary.
     Finished(TestRun),
 }
@@ -100,7 +101,7 @@ struct StoredBatch {
     first: usize,
     /// The store position of the last of them.
     last_position: i64,
-    results: Vec<TestResult>,
+    results: Arc<[TestResult]>,
 }
 
 #[derive(Clone)]
@@ -547,8 +548,8 @@ impl Engine {
     }
 
     fn follow(&self, run: TestRun, progress: Option<watch::Receiver<Progress>>) -> RunEvents {
-        // A small buffer: a slow client makes its follower wait, not the run.
-        let (tx, rx) = mpsc::channel(16);
+        // A small buffer (of batches): a slow client makes its follower wait, not the run.
+        let (tx, rx) = mpsc::channel(4);
         tokio::spawn(follow::follow(Arc::clone(&self.store), run, progress, tx));
         ReceiverStream::new(rx)
     }

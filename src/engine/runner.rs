@@ -148,7 +148,7 @@ impl Engine {
                 p.latest = Some(Arc::new(StoredBatch {
                     first,
                     last_position,
-                    results,
+                    results: results.into(),
                 }));
             });
         };
