@@ -194,9 +194,12 @@ impl Server {
             .expect("VmHWM in /proc/<pid>/status")
     }
 
-    /// Starts the peak RSS afresh from the current RSS, so that it measures what follows (a run)
-    /// rather than what came before (e.g. importing its tests).
-    fn reset_peak_rss(&self) {
+    /// Starts the peak RSS afresh, so that it measures what follows (a run) rather than what
+    /// came before (importing its tests). First the server is left idle for a while: it gives
+    /// memory freed back to the system within a second (jemalloc's decay), and the peak is then
+    /// counted from the server at rest.
+    async fn reset_peak_rss(&self) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let pid = self.child.id().expect("the server is running");
         // Writing 5 to clear_refs resets VmHWM (Linux 4.0+).
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("VmHWM can be reset");
@@ -454,7 +457,7 @@ async fn main() {
     let mut p1_rounds = Vec::new();
     let mut rss_small = 0;
     let rss_small_setup = server.peak_rss_kib();
-    server.reset_peak_rss();
+    server.reset_peak_rss().await;
     for _ in 0..sizes.rounds {
         let raw = raw_rate(&target, sizes.raw, CONCURRENCY).await;
         let p1 = server.execute("p1", CONCURRENCY).await;
@@ -477,7 +480,7 @@ async fn main() {
     server.execute("warmup", CONCURRENCY).await;
     setup(&server.channel, &target, "large", sizes.large, 0).await;
     let rss_large_setup = server.peak_rss_kib();
-    server.reset_peak_rss();
+    server.reset_peak_rss().await;
     let mut large = server.execute("large", CONCURRENCY).await;
     let rss_large = server.peak_rss_kib();
     let mut p4 = Vec::new();
