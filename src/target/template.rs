@@ -18,6 +18,8 @@ const VALUE_SLOT: &str = "__assay_value";
 pub struct BodyTemplate {
     env: Environment<'static>,
     root: Node,
+    /// Whether any node is rendered by minijinja (else no template context is built).
+    uses_minijinja: bool,
 }
 
 impl std::fmt::Debug for BodyTemplate {
@@ -32,12 +34,45 @@ enum Node {
     Literal(serde_json::Value),
     /// A string that is exactly one placeholder: the template named so stores the value.
     Value(String),
+    /// A string that is exactly one placeholder naming a text variable, e.g. `{{ prompt }}`
+    /// (the usual body): its value is taken without rendering, once per call on the hot path.
+    Field(Field),
     /// A string rendered as text by the template named so.
     Text(String),
     /// An array.
     Array(Vec<Node>),
     /// An object; keys are literal.
     Object(Vec<(String, Node)>),
+}
+
+/// A text variable of [`TemplateVars`].
+#[derive(Clone, Copy)]
+enum Field {
+    Prompt,
+    ExpectedResponse,
+    Category,
+    Topic,
+}
+
+impl Field {
+    fn named(expression: &str) -> Option<Field> {
+        Some(match expression {
+            "prompt" => Field::Prompt,
+            "expected_response" => Field::ExpectedResponse,
+            "category" => Field::Category,
+            "topic" => Field::Topic,
+            _ => return None,
+        })
+    }
+
+    fn of<'a>(self, vars: &TemplateVars<'a>) -> &'a str {
+        match self {
+            Field::Prompt => vars.prompt,
+            Field::ExpectedResponse => vars.expected_response,
+            Field::Category => vars.category,
+            Field::Topic => vars.topic,
+        }
+    }
 }
 
 /// The variables a body template sees for one test.
@@ -85,25 +120,40 @@ impl BodyTemplate {
             .map_err(|e| format!("the body template is not valid JSON: {e}"))?;
         let mut env = template_environment();
         let root = compile(&mut env, json, "$".to_string())?;
-        Ok(BodyTemplate { env, root })
+        let uses_minijinja = env.templates().next().is_some();
+        Ok(BodyTemplate {
+            env,
+            root,
+            uses_minijinja,
+        })
     }
 
     /// Renders the body for one test.
     pub fn render(&self, vars: &TemplateVars<'_>) -> Result<serde_json::Value, String> {
-        let ctx = minijinja::context! {
-            prompt => vars.prompt,
-            expected_response => vars.expected_response,
-            category => vars.category,
-            topic => vars.topic,
-            metadata => Value::from(vars.metadata.clone()),
-            parameters => vars.parameters.clone(),
+        let ctx = if self.uses_minijinja {
+            minijinja::context! {
+                prompt => vars.prompt,
+                expected_response => vars.expected_response,
+                category => vars.category,
+                topic => vars.topic,
+                metadata => Value::from(vars.metadata.clone()),
+                parameters => vars.parameters.clone(),
+            }
+        } else {
+            Value::UNDEFINED
         };
-        self.render_node(&self.root, &ctx)
+        self.render_node(&self.root, vars, &ctx)
     }
 
-    fn render_node(&self, node: &Node, ctx: &Value) -> Result<serde_json::Value, String> {
+    fn render_node(
+        &self,
+        node: &Node,
+        vars: &TemplateVars<'_>,
+        ctx: &Value,
+    ) -> Result<serde_json::Value, String> {
         Ok(match node {
             Node::Literal(value) => value.clone(),
+            Node::Field(field) => serde_json::Value::String(field.of(vars).to_owned()),
             Node::Text(name) => {
                 let template = self.env.get_template(name).map_err(|e| e.to_string())?;
                 let text = template
@@ -129,13 +179,13 @@ impl BodyTemplate {
             Node::Array(items) => serde_json::Value::Array(
                 items
                     .iter()
-                    .map(|item| self.render_node(item, ctx))
+                    .map(|item| self.render_node(item, vars, ctx))
                     .collect::<Result<_, _>>()?,
             ),
             Node::Object(fields) => {
                 let mut map = serde_json::Map::new();
                 for (key, item) in fields {
-                    map.insert(key.clone(), self.render_node(item, ctx)?);
+                    map.insert(key.clone(), self.render_node(item, vars, ctx)?);
                 }
                 serde_json::Value::Object(map)
             }
@@ -187,7 +237,9 @@ fn compile(
 ) -> Result<Node, String> {
     Ok(match json {
         serde_json::Value::String(text) => {
-            if let Some(expression) = single_placeholder(&text) {
+            if let Some(field) = single_placeholder(&text).and_then(Field::named) {
+                Node::Field(field)
+            } else if let Some(expression) = single_placeholder(&text) {
                 env.compile_expression(expression).map_err(|e| {
                     format!(
                         "at {path}: {:?} is not a valid expression: {}",
@@ -389,6 +441,21 @@ mod tests {
             json!({"t": 0.2, "n": 3, "meta": {"lang": "de", "user": "u-1"}, "flag": false,
                    "opts": {"a": [1, "x"]}, "none": null, "fixed": 3, "list": ["q", true]})
         );
+    }
+
+    #[test]
+    fn text_variables_taken_directly_equal_their_rendered_value() {
+        let prompt = "He said \"hi\"\n{{ x }} ünï 🎉";
+        // `(prompt)` is not a plain name, so it goes through minijinja.
+        let body = render(
+            r#"{"direct": ["{{ prompt }}", "{{category}}", "{{- topic -}}", "{{ expected_response }}"],
+                "rendered": ["{{ (prompt) }}", "{{ (category) }}", "{{ (topic) }}", "{{ (expected_response) }}"]}"#,
+            prompt,
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(body["direct"], json!([prompt, "cat", "top", ""]));
+        assert_eq!(body["direct"], body["rendered"]);
     }
 
     #[test]
