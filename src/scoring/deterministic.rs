@@ -127,14 +127,17 @@ impl Check {
                 ignore_case,
                 trim,
             } => {
-                let wanted = fold(reference(value, input), *ignore_case, *trim);
-                let equal = fold(input.output, *ignore_case, *trim) == wanted;
+                let expected = reference(value, input);
+                let equal =
+                    fold(input.output, *ignore_case, *trim) == fold(expected, *ignore_case, *trim);
                 let reason = if equal {
                     "the output equals the expected text".to_string()
                 } else {
+                    // As the user wrote it, not lower-cased as compared.
+                    let shown = if *trim { expected.trim() } else { expected };
                     format!(
                         "the output differs from the expected text {:?}",
-                        short(&wanted)
+                        short(shown)
                     )
                 };
                 (equal, reason)
@@ -383,6 +386,15 @@ mod tests {
         }
     }
 
+    /// Exact match against the expected response, ignoring case and surrounding whitespace.
+    fn folded_kind() -> MetricKind {
+        MetricKind::ExactMatch {
+            value: None,
+            ignore_case: true,
+            trim: true,
+        }
+    }
+
     #[test]
     fn exact_match_compares_with_value_or_expected() {
         let long = long_text();
@@ -402,13 +414,8 @@ mod tests {
                 ("Paris", Some("Lyon"), 1.0),
             ],
         );
-        let folded = MetricKind::ExactMatch {
-            value: None,
-            ignore_case: true,
-            trim: true,
-        };
         assert_cases(
-            folded,
+            folded_kind(),
             &[
                 (" PARIS\n", Some("Paris"), 1.0),
                 ("ÉLAN", Some("élan"), 1.0),
@@ -417,6 +424,19 @@ mod tests {
                 (&long, Some(&long), 1.0),
                 (&long, Some("the end."), 0.0),
             ],
+        );
+        let check = Check::new(&folded_kind(), None).unwrap();
+        let input = ScoreInput {
+            prompt: "p",
+            expected_response: Some(" Rome "),
+            output: "Milan",
+            context: &[],
+            latency_ms: 0,
+        };
+        assert_eq!(
+            check.evaluate(&input).1,
+            "the output differs from the expected text \"Rome\"",
+            "the reason shows the expected text as written"
         );
     }
 
