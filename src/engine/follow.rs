@@ -1,8 +1,9 @@
 //! Following a run: the run, its stored results, then live ones, then its end. A follower sends
 //! only results that are stored: it reads them from the store, or, when it has sent everything
 //! before the batch the run stored last, takes that batch from the run's progress instead of
-//! reading it back. A slow client falls behind onto the store path, so it costs one page of
-//! memory, never the run's size, and never holds the run back.
+//! reading it back. Results are sent a stored batch at a time. A slow client falls behind onto
+//! the store path, so it costs a few pages of memory (the one being sent and the four batches its
+//! channel holds), never the run's size, and never holds the run back.
 
 use std::sync::Arc;
 
