@@ -218,6 +218,16 @@ pub async fn start(
     }
 }
 
+/// Follows run `run` through `WatchTestRun`: its events from the first.
+pub async fn watch(server: &Server, run: &str) -> Streaming<pb::ExecutionEvent> {
+    server
+        .execution()
+        .watch_test_run(pb::WatchTestRunRequest { run: run.into() })
+        .await
+        .expect("watch the run")
+        .into_inner()
+}
+
 /// The next event of a stream, which must be a result.
 pub async fn next_result(stream: &mut Streaming<pb::ExecutionEvent>) -> pb::TestResult {
     match stream.next().await {

@@ -496,14 +496,7 @@ async fn a_stopping_server_refuses_new_runs_and_a_stopped_run_resumes_at_the_nex
     );
 
     let server = Server::start_on(&db_path).await;
-    let watched = server
-        .execution()
-        .watch_test_run(pb::WatchTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let watched = watch(&server, &run.id).await;
     let (_, results, summary) = split(collect(watched).await);
     assert_eq!(summary.status, pb::RunStatus::Completed as i32);
     assert_eq!(summary.passed, 5);
@@ -574,14 +567,7 @@ async fn a_rescore_left_running_by_a_crash_resumes_without_calling_the_endpoint(
     store.close().await;
 
     let server = Server::start_on(&db_path).await;
-    let watched = server
-        .execution()
-        .watch_test_run(pb::WatchTestRunRequest {
-            run: run.id.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let watched = watch(&server, &run.id.to_string()).await;
     let (_, results, summary) = split(collect(watched).await);
     assert_eq!(summary.status, pb::RunStatus::Completed as i32);
     assert_eq!((summary.total, summary.passed), (3, 3));

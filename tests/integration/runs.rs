@@ -354,14 +354,7 @@ async fn a_client_that_disconnects_does_not_stop_the_run_and_can_watch_it_again(
     let (run, stream) = start(&server, request).await;
     drop(stream);
 
-    let watched = server
-        .execution()
-        .watch_test_run(pb::WatchTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let watched = watch(&server, &run.id).await;
     let (again, results, summary) = split(collect(watched).await);
     assert_eq!(again.id, run.id);
     assert_eq!(results.len(), 4);
@@ -375,14 +368,7 @@ async fn watching_an_ended_run_replays_its_stored_results() {
     let target = Target::start().await;
     geo(&server, &target).await;
     let (run, streamed, _) = execute(&server, execute_request("geo", "app")).await;
-    let watched = server
-        .execution()
-        .watch_test_run(pb::WatchTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let watched = watch(&server, &run.id).await;
     let (_, replayed, summary) = split(collect(watched).await);
     let ids = |rs: &[pb::TestResult]| rs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&replayed), ids(&streamed));
@@ -565,14 +551,7 @@ async fn every_follower_gets_every_result_once_in_stored_order() {
     // and pauses, so it reads from the store, then catches up.
     let (run, mut fast) = start(&server, execute_request("many", "app")).await;
     let mut fast_results = vec![next_result(&mut fast).await];
-    let mut late = server
-        .execution()
-        .watch_test_run(pb::WatchTestRunRequest {
-            run: run.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut late = watch(&server, &run.id).await;
     let mut late_events = vec![late.next().await.unwrap().unwrap().event.unwrap()];
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
