@@ -3,7 +3,7 @@
 //! Layers, each knowing only the ones below it:
 //! - [`api`]: tonic services; converts proto <-> domain and maps [`error::Error`] to `Status`.
 //! - [`engine`]: runs, rescoring and streaming of results.
-//! - [`scoring`] and [`target`]: scoring answers and calling endpoints.
+//! - [`scoring`] and [`endpoint_client`]: scoring answers and calling endpoints.
 //! - [`store`]: persistence behind the [`store::Store`] trait.
 //! - [`domain`]: plain types, free of transport and storage.
 //!
@@ -15,10 +15,10 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod endpoint_client;
 pub mod engine;
 pub mod error;
 pub mod proto;
 pub mod scoring;
 pub mod server;
 pub mod store;
-pub mod target;

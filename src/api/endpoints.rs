@@ -12,11 +12,11 @@ use crate::domain::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
     PageRequest, ResponseMapping, Target, Timestamp,
 };
+use crate::endpoint_client::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::endpoint::Target as PbTarget;
 use crate::store::Store;
-use crate::target::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS};
 
 /// The gRPC `EndpointService`.
 pub struct EndpointApi {

@@ -279,7 +279,7 @@ impl Endpoint {
                         ));
                     }
                 }
-                crate::target::BodyTemplate::parse(&http.body_template)
+                crate::endpoint_client::BodyTemplate::parse(&http.body_template)
                     .map_err(|reason| Error::invalid(field("http.body_template"), reason))?;
                 let mapping = &http.response_mapping;
                 for (name, path) in [

@@ -30,10 +30,10 @@ use crate::domain::{
     ExecutionMode, PageRequest, Ref, ResultStatus, RunKind, RunPlan, RunStatus, Test, TestResult,
     TestRun,
 };
+use crate::endpoint_client::{PreparedTarget, TargetClient};
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
-use crate::target::{PreparedTarget, TargetClient};
 use jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
 use plan::MetricPlan;
 use summary::Tally;

@@ -12,8 +12,8 @@ use super::plan::MetricPlan;
 use super::summary::Tally;
 use super::{Engine, LOAD_PAGE, collect_pages};
 use crate::domain::{Ref, RunKind, RunStatus, TestRun};
+use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
-use crate::target::PreparedTarget;
 
 /// What a resumed run still has to do.
 struct Left {

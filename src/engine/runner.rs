@@ -18,10 +18,10 @@ use super::jobs::{Input, Job, Jobs};
 use super::summary::Tally;
 use super::{Engine, Progress, StoredBatch};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
+use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
 use crate::store::Store;
-use crate::target::PreparedTarget;
 
 /// Most results stored in one transaction. Results that become ready while a write is in
 /// progress are written together by the next one, which keeps the store off the critical path

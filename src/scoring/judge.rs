@@ -18,8 +18,10 @@ use uuid::Uuid;
 
 use super::truncate;
 use crate::domain::{CallPolicy, Endpoint, LlmJudge, Metric, OpenAiChatTarget, ScoreType, Target};
-use crate::target::openai::first_content;
-use crate::target::{PreparedTarget, TargetClient, describe_template_error, template_environment};
+use crate::endpoint_client::openai::first_content;
+use crate::endpoint_client::{
+    PreparedTarget, TargetClient, describe_template_error, template_environment,
+};
 
 /// Id of the server's default judge endpoint (it lives in memory, never in the store).
 pub const DEFAULT_JUDGE_ID: Uuid = Uuid::from_u128(0x00000000_0000_4000_8000_00000000a55a);
@@ -423,7 +425,7 @@ fn raw(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::{MetricKind, ThresholdOperator};
-    use crate::target::test_server::{Answer, TestServer};
+    use crate::endpoint_client::test_server::{Answer, TestServer};
     use uuid::Uuid;
 
     fn llm_judge(base_url: &str, api_key_env: Option<String>) -> LlmJudge {

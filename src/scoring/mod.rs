@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::domain::{Endpoint, Metric, MetricResult};
-use crate::target::TargetClient;
+use crate::endpoint_client::TargetClient;
 use deterministic::Check;
 pub use judge::JudgeClient;
 

@@ -9,9 +9,9 @@ use prost_types::FieldMask;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
-use crate::target::Target;
 
 // ---- helpers
 

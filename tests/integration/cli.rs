@@ -10,12 +10,12 @@ use assay::proto::v1 as pb;
 use quick_xml::events::Event as Xml;
 use serde_json::Value;
 
+use crate::app_server::Target;
 use crate::fixtures::{
     contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
     http_endpoint, test,
 };
 use crate::harness::Server;
-use crate::target::Target;
 
 /// Exit code of a failed gate (documented in `assay::cli`).
 const GATE_FAILED: i32 = 3;

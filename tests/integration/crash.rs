@@ -12,9 +12,9 @@ use pb::execution_event::Event;
 use pb::test_execution_service_client::TestExecutionServiceClient;
 use tonic::transport::Channel;
 
+use crate::app_server::Target;
 use crate::e2e::Assay;
 use crate::fixtures::{http_endpoint, regex, split, test};
-use crate::target::Target;
 
 const TESTS: usize = 12;
 

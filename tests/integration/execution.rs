@@ -4,9 +4,9 @@ use assay::proto::v1 as pb;
 use pb::execution_event::Event;
 use tonic::Code;
 
+use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
-use crate::target::Target;
 
 #[tokio::test]
 async fn execute_streams_the_run_then_every_result_then_the_summary() {

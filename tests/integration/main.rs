@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the crate links once. Each module covers one area; every
 //! test talks to a real server on 127.0.0.1 through the generated client.
 
+mod app_server;
 mod catalogue;
 mod cli;
 mod crash;
@@ -12,4 +13,3 @@ mod metrics;
 mod resilience;
 mod runs;
 mod store_contract;
-mod target;

@@ -6,9 +6,9 @@ use assay::proto::v1 as pb;
 use pb::metric::Kind;
 use tonic::Code;
 
+use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
-use crate::target::Target;
 
 fn metric(name: &str, kind: Kind) -> pb::Metric {
     pb::Metric {

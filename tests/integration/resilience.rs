@@ -10,9 +10,9 @@ use assay::store::{SqliteStore, Store};
 use tonic::Code;
 use uuid::Uuid;
 
+use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
-use crate::target::Target;
 
 /// An endpoint on `path` of the target with body template `body`, retrying fast.
 fn endpoint_on(name: &str, target: &Target, path: &str, body: &str) -> pb::Endpoint {

@@ -8,9 +8,9 @@ use futures::StreamExt;
 use pb::execution_event::Event;
 use tonic::Code;
 
+use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
-use crate::target::Target;
 
 /// A server with metrics `paris` and `rome`, endpoint `app` and a test set `geo` of two tests
 /// (answers "Paris" and "Rome"), whose metric is `paris`.

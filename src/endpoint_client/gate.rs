@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn requests_per_minute_and_rate_limit_per_second_are_one_limit() {
-        use crate::target::tests::{http_endpoint, mapping};
+        use crate::endpoint_client::tests::{http_endpoint, mapping};
         let mut endpoint = http_endpoint("http://127.0.0.1:1/", "", mapping(""));
         endpoint.call_policy.requests_per_minute = 120;
         assert_eq!(GateSettings::of(&endpoint).per_second, Some(2.0));
