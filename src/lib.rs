@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -11,6 +11,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use crate::api::{BehaviorApi, EndpointApi, ExecutionApi, MetricApi, TestSetApi};
+use crate::catalogue::Catalogue;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
 use crate::proto::v1::{
@@ -21,7 +22,7 @@ use crate::proto::v1::{
 };
 use crate::store::{SqliteStore, Store};
 
-/// Largest request accepted: bulk `AddTests` imports are big (the CLI sends them in one call).
+/// Largest request accepted: one `AddTests` call, or one message of `ImportTests`, may be big.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why the server could not start or stopped with an error.
@@ -80,6 +81,7 @@ pub async fn serve(
         Duration::from_millis(config.shutdown_grace_ms),
         default_judge.clone(),
     );
+    let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), default_judge.is_some()));
     let resumed = engine.resume_unfinished().await?;
     if resumed > 0 {
         tracing::info!(
@@ -133,22 +135,21 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MetricServiceServer::new(
-            MetricApi::new(Arc::clone(&store)).with_default_judge(default_judge.is_some()),
-        ))
+        .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(
+            &catalogue,
+        ))))
         .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(
-            &store,
+            &catalogue,
         ))))
         .add_service(EndpointServiceServer::new(EndpointApi::new(Arc::clone(
-            &store,
+            &catalogue,
         ))))
         .add_service(
-            TestSetServiceServer::new(TestSetApi::new(Arc::clone(&store)))
+            TestSetServiceServer::new(TestSetApi::new(Arc::clone(&catalogue)))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(TestExecutionServiceServer::new(ExecutionApi::new(
-            Arc::clone(&store),
-            engine,
+            catalogue, engine,
         )))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;

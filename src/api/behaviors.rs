@@ -5,43 +5,31 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::mask;
-use super::{metric_ids, reference, required, timestamp, update_target};
-use crate::domain::{Behavior, PageRequest, Timestamp};
+use super::{mask_paths, reference, references, required, timestamp, update_target};
+use crate::catalogue::Catalogue;
+use crate::domain::{Behavior, GroupDraft, PageRequest};
 use crate::error::Result;
 use crate::proto::v1 as pb;
-use crate::store::Store;
 
 /// The gRPC `BehaviorService`.
 pub struct BehaviorApi {
-    store: Arc<dyn Store>,
+    catalogue: Arc<Catalogue>,
 }
 
 impl BehaviorApi {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        BehaviorApi { store }
+    /// A service over the catalogue.
+    pub fn new(catalogue: Arc<Catalogue>) -> Self {
+        BehaviorApi { catalogue }
     }
+}
 
-    /// A behaviour from the API: metric references resolved, validated.
-    async fn to_domain(
-        &self,
-        p: pb::Behavior,
-        id: Uuid,
-        created_at: Timestamp,
-    ) -> Result<Behavior> {
-        let metric_ids = metric_ids(&*self.store, &p.metrics, "behavior.metrics").await?;
-        let behavior = Behavior {
-            id,
-            name: p.name,
-            description: p.description,
-            metric_ids,
-            created_at,
-            updated_at: chrono::Utc::now(),
-        };
-        behavior.validate("behavior")?;
-        Ok(behavior)
-    }
+/// A behaviour from the API as a draft.
+fn from_proto(p: pb::Behavior) -> Result<GroupDraft> {
+    Ok(GroupDraft {
+        metrics: references(&p.metrics, "behavior.metrics")?,
+        name: p.name,
+        description: p.description,
+    })
 }
 
 fn to_proto(b: Behavior) -> pb::Behavior {
@@ -55,19 +43,14 @@ fn to_proto(b: Behavior) -> pb::Behavior {
     }
 }
 
-mask::named_with_metrics!(pb::Behavior);
-
 #[tonic::async_trait]
 impl pb::behavior_service_server::BehaviorService for BehaviorApi {
     async fn create_behavior(
         &self,
         request: Request<pb::CreateBehaviorRequest>,
     ) -> Result<Response<pb::Behavior>, Status> {
-        let p = required(request.into_inner().behavior, "behavior")?;
-        let behavior = self
-            .to_domain(p, Uuid::now_v7(), chrono::Utc::now())
-            .await?;
-        self.store.create_behavior(&behavior).await?;
+        let draft = from_proto(required(request.into_inner().behavior, "behavior")?)?;
+        let behavior = self.catalogue.create_behavior(draft).await?;
         Ok(Response::new(to_proto(behavior)))
     }
 
@@ -76,7 +59,9 @@ impl pb::behavior_service_server::BehaviorService for BehaviorApi {
         request: Request<pb::GetBehaviorRequest>,
     ) -> Result<Response<pb::Behavior>, Status> {
         let r = reference(&request.into_inner().behavior, "behavior")?;
-        Ok(Response::new(to_proto(self.store.get_behavior(&r).await?)))
+        Ok(Response::new(to_proto(
+            self.catalogue.get_behavior(&r).await?,
+        )))
     }
 
     async fn list_behaviors(
@@ -85,7 +70,7 @@ impl pb::behavior_service_server::BehaviorService for BehaviorApi {
     ) -> Result<Response<pb::ListBehaviorsResponse>, Status> {
         let r = request.into_inner();
         let page = self
-            .store
+            .catalogue
             .list_behaviors(PageRequest::parse(r.page_size, &r.page_token)?)
             .await?;
         Ok(Response::new(pb::ListBehaviorsResponse {
@@ -100,14 +85,11 @@ impl pb::behavior_service_server::BehaviorService for BehaviorApi {
     ) -> Result<Response<pb::Behavior>, Status> {
         let r = request.into_inner();
         let p = required(r.behavior, "behavior")?;
-        let current = self
-            .store
-            .get_behavior(&update_target(&p.id, &p.name, "behavior")?)
+        let target = update_target(&p.id, &p.name, "behavior")?;
+        let behavior = self
+            .catalogue
+            .update_behavior(&target, from_proto(p)?, &mask_paths(r.update_mask))
             .await?;
-        let (id, created_at) = (current.id, current.created_at);
-        let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
-        let behavior = self.to_domain(merged, id, created_at).await?;
-        self.store.update_behavior(&behavior).await?;
         Ok(Response::new(to_proto(behavior)))
     }
 
@@ -116,8 +98,7 @@ impl pb::behavior_service_server::BehaviorService for BehaviorApi {
         request: Request<pb::DeleteBehaviorRequest>,
     ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().behavior, "behavior")?;
-        let behavior = self.store.get_behavior(&r).await?;
-        self.store.delete_behavior(behavior.id).await?;
+        self.catalogue.delete_behavior(&r).await?;
         Ok(Response::new(()))
     }
 }

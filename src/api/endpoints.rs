@@ -4,29 +4,25 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::mask::{self, Updatable};
-use super::{non_empty, reference, required, timestamp, update_target};
+use super::{mask_paths, non_empty, reference, required, timestamp, update_target};
+use crate::catalogue::Catalogue;
 use crate::domain::{
-    CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
-    PageRequest, ResponseMapping, Target, Timestamp,
+    CallPolicy, Endpoint, EndpointDraft, HttpTarget, OpenAiChatTarget, PageRequest,
+    ResponseMapping, Target,
 };
-use crate::endpoint_client::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS};
-use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::endpoint::Target as PbTarget;
-use crate::store::Store;
 
 /// The gRPC `EndpointService`.
 pub struct EndpointApi {
-    store: Arc<dyn Store>,
+    catalogue: Arc<Catalogue>,
 }
 
 impl EndpointApi {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        EndpointApi { store }
+    /// A service over the catalogue.
+    pub fn new(catalogue: Arc<Catalogue>) -> Self {
+        EndpointApi { catalogue }
     }
 }
 
@@ -78,7 +74,7 @@ fn policy_to_proto(p: CallPolicy) -> pb::CallPolicy {
     }
 }
 
-/// A call policy from the API, unset durations at their defaults.
+/// A call policy from the API (0 durations are filled in by the domain).
 fn policy_from_proto(p: pb::CallPolicy) -> CallPolicy {
     CallPolicy {
         backoff_base_ms: p.backoff_base_ms,
@@ -88,7 +84,6 @@ fn policy_from_proto(p: pb::CallPolicy) -> CallPolicy {
         requests_per_minute: p.requests_per_minute,
         adaptive_concurrency: p.adaptive_concurrency,
     }
-    .with_defaults()
 }
 
 /// An endpoint as read RPCs answer it.
@@ -96,103 +91,40 @@ fn to_masked_proto(e: Endpoint) -> pb::Endpoint {
     to_proto(e.masked())
 }
 
-/// An endpoint from the API with defaults filled in; validated by the caller.
-fn from_proto(p: pb::Endpoint, id: Uuid, created_at: Timestamp) -> Result<Endpoint> {
-    let target = match p.target {
-        None => {
-            return Err(Error::invalid(
-                "endpoint.target",
-                "one of http, openai_chat is required",
-            ));
-        }
-        Some(PbTarget::Http(h)) => {
+/// An endpoint from the API as a draft (the domain fills in defaults).
+fn from_proto(p: pb::Endpoint) -> EndpointDraft {
+    let target = p.target.map(|target| match target {
+        PbTarget::Http(h) => {
             let mapping = h.response_mapping.unwrap_or_default();
             Target::Http(HttpTarget {
                 url: h.url,
-                method: or_default(h.method.to_ascii_uppercase(), "POST"),
+                method: h.method,
                 headers: h.headers.into_iter().collect(),
-                body_template: or_default(h.body_template, DEFAULT_BODY_TEMPLATE),
+                body_template: h.body_template,
                 response_mapping: ResponseMapping {
-                    output: or_default(mapping.output, DEFAULT_OUTPUT_PATH),
+                    output: mapping.output,
                     context: non_empty(mapping.context),
                     metadata: non_empty(mapping.metadata),
                 },
-                timeout_ms: nonzero_or(h.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
+                timeout_ms: h.timeout_ms,
             })
         }
-        Some(PbTarget::OpenaiChat(c)) => Target::OpenAiChat(OpenAiChatTarget {
+        PbTarget::OpenaiChat(c) => Target::OpenAiChat(OpenAiChatTarget {
             base_url: c.base_url,
             model: c.model,
             system_prompt: non_empty(c.system_prompt),
             api_key_env: non_empty(c.api_key_env),
-            timeout_ms: nonzero_or(c.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
+            timeout_ms: c.timeout_ms,
         }),
-    };
-    Ok(Endpoint {
-        id,
+    });
+    EndpointDraft {
         name: p.name,
         description: p.description,
         target,
         max_concurrency: p.max_concurrency,
         max_retries: p.max_retries,
         rate_limit_per_second: p.rate_limit_per_second,
-        call_policy: policy_from_proto(p.call_policy.unwrap_or_default()),
-        created_at,
-        updated_at: chrono::Utc::now(),
-    })
-}
-
-/// A text field, or `default` when it is blank (proto3 cannot tell unset from empty).
-fn or_default(value: String, default: &str) -> String {
-    if value.trim().is_empty() {
-        default.to_string()
-    } else {
-        value
-    }
-}
-
-/// A number field, or `default` when it is 0 (unset).
-fn nonzero_or(value: u32, default: u32) -> u32 {
-    if value == 0 { default } else { value }
-}
-
-impl Updatable for pb::Endpoint {
-    const PATHS: &'static [&'static str] = &[
-        "name",
-        "description",
-        "target",
-        "http",
-        "openai_chat",
-        "max_concurrency",
-        "max_retries",
-        "rate_limit_per_second",
-        "call_policy",
-    ];
-
-    fn is_set(&self, path: &str) -> bool {
-        match path {
-            "name" => !self.name.is_empty(),
-            "description" => !self.description.is_empty(),
-            // The oneof is copied once, under its own name.
-            "target" => self.target.is_some(),
-            "max_concurrency" => self.max_concurrency != 0,
-            "max_retries" => self.max_retries != 0,
-            "rate_limit_per_second" => self.rate_limit_per_second != 0.0,
-            "call_policy" => self.call_policy.is_some(),
-            _ => false,
-        }
-    }
-
-    fn copy_from(&mut self, s: &Self, path: &str) {
-        match path {
-            "name" => self.name.clone_from(&s.name),
-            "description" => self.description.clone_from(&s.description),
-            "max_concurrency" => self.max_concurrency = s.max_concurrency,
-            "max_retries" => self.max_retries = s.max_retries,
-            "rate_limit_per_second" => self.rate_limit_per_second = s.rate_limit_per_second,
-            "call_policy" => self.call_policy.clone_from(&s.call_policy),
-            _ => self.target.clone_from(&s.target),
-        }
+        call_policy: p.call_policy.map(policy_from_proto),
     }
 }
 
@@ -202,11 +134,8 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
         &self,
         request: Request<pb::CreateEndpointRequest>,
     ) -> Result<Response<pb::Endpoint>, Status> {
-        let p = required(request.into_inner().endpoint, "endpoint")?;
-        let endpoint = from_proto(p, Uuid::now_v7(), chrono::Utc::now())?;
-        endpoint.validate("endpoint")?;
-        self.store.create_endpoint(&endpoint).await?;
-        tracing::info!(endpoint_id = %endpoint.id, name = %endpoint.name, "endpoint created");
+        let draft = from_proto(required(request.into_inner().endpoint, "endpoint")?);
+        let endpoint = self.catalogue.create_endpoint(draft).await?;
         Ok(Response::new(to_masked_proto(endpoint)))
     }
 
@@ -216,7 +145,7 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
     ) -> Result<Response<pb::Endpoint>, Status> {
         let r = reference(&request.into_inner().endpoint, "endpoint")?;
         Ok(Response::new(to_masked_proto(
-            self.store.get_endpoint(&r).await?,
+            self.catalogue.get_endpoint(&r).await?,
         )))
     }
 
@@ -226,7 +155,7 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
     ) -> Result<Response<pb::ListEndpointsResponse>, Status> {
         let r = request.into_inner();
         let page = self
-            .store
+            .catalogue
             .list_endpoints(PageRequest::parse(r.page_size, &r.page_token)?)
             .await?;
         Ok(Response::new(pb::ListEndpointsResponse {
@@ -241,15 +170,11 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
     ) -> Result<Response<pb::Endpoint>, Status> {
         let r = request.into_inner();
         let p = required(r.endpoint, "endpoint")?;
-        let stored = self
-            .store
-            .get_endpoint(&update_target(&p.id, &p.name, "endpoint")?)
+        let target = update_target(&p.id, &p.name, "endpoint")?;
+        let endpoint = self
+            .catalogue
+            .update_endpoint(&target, from_proto(p), &mask_paths(r.update_mask))
             .await?;
-        let merged = mask::apply(to_proto(stored.clone()), &p, r.update_mask.as_ref())?;
-        let mut endpoint = from_proto(merged, stored.id, stored.created_at)?;
-        endpoint.keep_masked_secrets(&stored)?;
-        endpoint.validate("endpoint")?;
-        self.store.update_endpoint(&endpoint).await?;
         Ok(Response::new(to_masked_proto(endpoint)))
     }
 
@@ -258,8 +183,7 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
         request: Request<pb::DeleteEndpointRequest>,
     ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().endpoint, "endpoint")?;
-        let endpoint = self.store.get_endpoint(&r).await?;
-        self.store.delete_endpoint(endpoint.id).await?;
+        self.catalogue.delete_endpoint(&r).await?;
         Ok(Response::new(()))
     }
 }

@@ -8,65 +8,47 @@ use futures::{Stream, StreamExt, future, stream};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{metric_ids, metrics, reference, references, run_id, timestamp};
+use super::{metrics, reference, references, run_id, timestamp};
+use crate::catalogue::Catalogue;
 use crate::domain::{
-    ExecutionMode, MetricResult, PageRequest, Ref, ResultStatus, RunFilter, RunKind, RunStatus,
+    ExecutionMode, Metric, MetricResult, PageRequest, Ref, ResultStatus, RunKind, RunStatus,
     TestResult, TestRun,
 };
 use crate::engine::{Engine, ExecuteSpec, RescoreSpec, RunEvent, RunEvents};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::execution_event::Event;
-use crate::store::Store;
 
 /// A stream of execution events as tonic sends it.
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ExecutionEvent, Status>> + Send>>;
 
 /// The gRPC `TestExecutionService`.
 pub struct ExecutionApi {
-    store: Arc<dyn Store>,
+    catalogue: Arc<Catalogue>,
     engine: Arc<Engine>,
 }
 
 impl ExecutionApi {
-    /// A service over `store`, running through `engine`.
-    pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
-        ExecutionApi { store, engine }
+    /// A service over the catalogue (test-set metrics), running through `engine`.
+    pub fn new(catalogue: Arc<Catalogue>, engine: Arc<Engine>) -> Self {
+        ExecutionApi { catalogue, engine }
     }
+}
 
-    /// The metrics of a test set, in the order they were added.
-    async fn test_set_metrics(&self, metric_ids: &[Uuid]) -> Result<Vec<pb::Metric>> {
-        let refs: Vec<Ref> = metric_ids.iter().copied().map(Ref::Id).collect();
-        Ok(self
-            .store
-            .resolve_metrics(&refs)
-            .await?
-            .into_iter()
-            .map(metrics::to_proto)
-            .collect())
-    }
+/// Metrics as the API shows them.
+fn metrics_to_proto(metrics: Vec<Metric>) -> Vec<pb::Metric> {
+    metrics.into_iter().map(metrics::to_proto).collect()
+}
 
-    /// Adds and removes metrics of a test set; returns its metrics afterwards.
-    async fn change_metrics(
-        &self,
-        test_set: &str,
-        add: &[String],
-        remove: &[String],
-    ) -> Result<Vec<pb::Metric>> {
-        let test_set = self
-            .store
-            .get_test_set(&reference(test_set, "test_set")?)
-            .await?;
-        let (add, remove) = (
-            metric_ids(&*self.store, add, "metrics").await?,
-            metric_ids(&*self.store, remove, "metrics").await?,
-        );
-        let after = self
-            .store
-            .change_test_set_metrics(test_set.id, &add, &remove)
-            .await?;
-        self.test_set_metrics(&after).await
+/// The metric references of an Add/RemoveTestSetMetrics request: at least one.
+fn metric_refs(given: &[String]) -> Result<Vec<Ref>> {
+    if given.is_empty() {
+        return Err(Error::invalid(
+            "metrics",
+            "give at least one metric id or name",
+        ));
     }
+    references(given, "metrics")
 }
 
 fn mode_from_proto(value: i32) -> Result<ExecutionMode> {
@@ -301,13 +283,11 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         &self,
         request: Request<pb::ListTestSetMetricsRequest>,
     ) -> Result<Response<pb::ListTestSetMetricsResponse>, Status> {
-        let r = request.into_inner();
-        let test_set = self
-            .store
-            .get_test_set(&reference(&r.test_set, "test_set")?)
-            .await?;
-        let metrics = self.test_set_metrics(&test_set.metric_ids).await?;
-        Ok(Response::new(pb::ListTestSetMetricsResponse { metrics }))
+        let test_set = reference(&request.into_inner().test_set, "test_set")?;
+        let metrics = self.catalogue.test_set_metrics(&test_set).await?;
+        Ok(Response::new(pb::ListTestSetMetricsResponse {
+            metrics: metrics_to_proto(metrics),
+        }))
     }
 
     async fn add_test_set_metrics(
@@ -315,11 +295,15 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         request: Request<pb::AddTestSetMetricsRequest>,
     ) -> Result<Response<pb::AddTestSetMetricsResponse>, Status> {
         let r = request.into_inner();
-        if r.metrics.is_empty() {
-            return Err(Error::invalid("metrics", "give at least one metric id or name").into());
-        }
-        let metrics = self.change_metrics(&r.test_set, &r.metrics, &[]).await?;
-        Ok(Response::new(pb::AddTestSetMetricsResponse { metrics }))
+        let add = metric_refs(&r.metrics)?;
+        let test_set = reference(&r.test_set, "test_set")?;
+        let metrics = self
+            .catalogue
+            .change_test_set_metrics(&test_set, &add, &[])
+            .await?;
+        Ok(Response::new(pb::AddTestSetMetricsResponse {
+            metrics: metrics_to_proto(metrics),
+        }))
     }
 
     async fn remove_test_set_metrics(
@@ -327,11 +311,15 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         request: Request<pb::RemoveTestSetMetricsRequest>,
     ) -> Result<Response<pb::RemoveTestSetMetricsResponse>, Status> {
         let r = request.into_inner();
-        if r.metrics.is_empty() {
-            return Err(Error::invalid("metrics", "give at least one metric id or name").into());
-        }
-        let metrics = self.change_metrics(&r.test_set, &[], &r.metrics).await?;
-        Ok(Response::new(pb::RemoveTestSetMetricsResponse { metrics }))
+        let remove = metric_refs(&r.metrics)?;
+        let test_set = reference(&r.test_set, "test_set")?;
+        let metrics = self
+            .catalogue
+            .change_test_set_metrics(&test_set, &[], &remove)
+            .await?;
+        Ok(Response::new(pb::RemoveTestSetMetricsResponse {
+            metrics: metrics_to_proto(metrics),
+        }))
     }
 
     async fn get_test_run(
@@ -339,7 +327,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         request: Request<pb::GetTestRunRequest>,
     ) -> Result<Response<pb::TestRun>, Status> {
         let id = run_id(&request.into_inner().run, "run")?;
-        Ok(Response::new(run_to_proto(self.store.get_run(id).await?)))
+        Ok(Response::new(run_to_proto(self.engine.get_run(id).await?)))
     }
 
     async fn list_test_runs(
@@ -348,14 +336,12 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     ) -> Result<Response<pb::ListTestRunsResponse>, Status> {
         let r = request.into_inner();
         let page = PageRequest::parse(r.page_size, &r.page_token)?;
-        let mut filter = RunFilter::default();
-        if !r.test_set.is_empty() {
-            filter.test_set_id = Some(self.store.get_test_set(&Ref::parse(&r.test_set)).await?.id);
-        }
-        if !r.endpoint.is_empty() {
-            filter.endpoint_id = Some(self.store.get_endpoint(&Ref::parse(&r.endpoint)).await?.id);
-        }
-        let page = self.store.list_runs(&filter, page).await?;
+        let optional = |value: &str| (!value.is_empty()).then(|| Ref::parse(value));
+        let (test_set, endpoint) = (optional(&r.test_set), optional(&r.endpoint));
+        let page = self
+            .engine
+            .list_runs(test_set.as_ref(), endpoint.as_ref(), page)
+            .await?;
         Ok(Response::new(pb::ListTestRunsResponse {
             next_page_token: page.next_token(),
             runs: page.items.into_iter().map(run_to_proto).collect(),
@@ -369,8 +355,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         let r = request.into_inner();
         let id = run_id(&r.run, "run")?;
         let page = PageRequest::parse(r.page_size, &r.page_token)?;
-        self.store.get_run(id).await?;
-        let page = self.store.list_results(id, page).await?;
+        let page = self.engine.list_results(id, page).await?;
         Ok(Response::new(pb::ListTestResultsResponse {
             next_page_token: page.next_token(),
             results: page.items.iter().map(result_to_proto).collect(),

@@ -1,10 +1,10 @@
-//! gRPC services: each converts proto <-> domain, calls the store or the engine, and maps
-//! [`crate::error::Error`] to `Status` (in [`status`]). No business rule lives here.
+//! gRPC services: each converts proto <-> domain, calls the [catalogue](crate::catalogue) or the
+//! [engine](crate::engine), and maps [`crate::error::Error`] to `Status` (in [`status`]). No
+//! business rule lives here.
 
 mod behaviors;
 mod endpoints;
 mod execution;
-mod mask;
 mod metrics;
 mod status;
 mod test_sets;
@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use crate::domain::{Ref, Timestamp};
 use crate::error::{Error, Result};
-use crate::store::Store;
 
 /// A domain time as a protobuf timestamp.
 fn timestamp(t: Timestamp) -> prost_types::Timestamp {
@@ -46,16 +45,9 @@ fn references(values: &[String], field: &str) -> Result<Vec<Ref>> {
         .collect()
 }
 
-/// Ids of the metrics named in a repeated reference field, in the order given; an unknown one
-/// fails the whole call with `NotFound`.
-async fn metric_ids(store: &dyn Store, given: &[String], field: &str) -> Result<Vec<Uuid>> {
-    let refs = references(given, field)?;
-    Ok(store
-        .resolve_metrics(&refs)
-        .await?
-        .into_iter()
-        .map(|m| m.id)
-        .collect())
+/// The paths of an update mask; none means every field set in the request.
+fn mask_paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
+    mask.map(|m| m.paths).unwrap_or_default()
 }
 
 /// A required UUID field.

@@ -1,82 +1,80 @@
 //! `TestSetService`: proto <-> domain conversion of test sets and tests, their CRUD, and bulk
 //! test management.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use super::mask;
-use super::{metric_ids, non_empty, reference, required, timestamp, update_target, uuid};
-use crate::domain::{PageRequest, Ref, Test, TestSet, Timestamp};
+use super::{
+    mask_paths, non_empty, reference, references, required, timestamp, update_target, uuid,
+};
+use crate::catalogue::{Catalogue, ImportTarget};
+use crate::domain::{GroupDraft, PageRequest, Ref, Test, TestDraft, TestSet};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
-use crate::store::Store;
-
-/// Most tests one `AddTests` call may carry; larger imports are split by the client.
-const MAX_TESTS_PER_CALL: usize = 100_000;
 
 /// The gRPC `TestSetService`.
 pub struct TestSetApi {
-    store: Arc<dyn Store>,
+    catalogue: Arc<Catalogue>,
 }
 
 impl TestSetApi {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        TestSetApi { store }
+    /// A service over the catalogue.
+    pub fn new(catalogue: Arc<Catalogue>) -> Self {
+        TestSetApi { catalogue }
     }
+}
 
-    /// A test set from the API: metric references resolved, validated.
-    async fn to_domain(&self, p: pb::TestSet, id: Uuid, created_at: Timestamp) -> Result<TestSet> {
-        let metric_ids = metric_ids(&*self.store, &p.metrics, "test_set.metrics").await?;
-        let test_set = TestSet {
-            id,
-            name: p.name,
-            description: p.description,
-            metric_ids,
-            test_count: 0,
-            created_at,
-            updated_at: chrono::Utc::now(),
-        };
-        test_set.validate("test_set")?;
-        Ok(test_set)
+/// A test set from the API as a draft; `field` is its path in the request.
+fn from_proto(p: pb::TestSet, field: &str) -> Result<GroupDraft> {
+    Ok(GroupDraft {
+        metrics: references(&p.metrics, &format!("{field}.metrics"))?,
+        name: p.name,
+        description: p.description,
+    })
+}
+
+/// A test from the API as a draft.
+fn test_from_proto(t: pb::Test) -> TestDraft {
+    TestDraft {
+        prompt: t.prompt,
+        expected_response: non_empty(t.expected_response),
+        behavior: (!t.behavior.is_empty()).then(|| Ref::parse(&t.behavior)),
+        category: t.category,
+        topic: t.topic,
+        metadata: t.metadata.into_iter().collect(),
     }
+}
 
-    /// Tests from the API, validated, their behaviour references resolved (each distinct one
-    /// once, so a bulk import with one behaviour costs one lookup).
-    async fn tests_from_proto(&self, test_set_id: Uuid, tests: Vec<pb::Test>) -> Result<Vec<Test>> {
-        let mut behaviors: HashMap<String, Uuid> = HashMap::new();
-        let now = chrono::Utc::now();
-        let mut out = Vec::with_capacity(tests.len());
-        for (i, t) in tests.into_iter().enumerate() {
-            let behavior_id = match t.behavior.as_str() {
-                "" => None,
-                r => match behaviors.get(r) {
-                    Some(id) => Some(*id),
-                    None => {
-                        let id = self.store.get_behavior(&Ref::parse(r)).await?.id;
-                        behaviors.insert(r.to_string(), id);
-                        Some(id)
-                    }
-                },
-            };
-            let test = Test {
-                id: Uuid::now_v7(),
-                test_set_id,
-                prompt: t.prompt,
-                expected_response: non_empty(t.expected_response),
-                behavior_id,
-                category: t.category,
-                topic: t.topic,
-                metadata: t.metadata.into_iter().collect(),
-                created_at: now,
-            };
-            test.validate(&format!("tests[{i}]"))?;
-            out.push(test);
-        }
-        Ok(out)
+/// The tests of one message of an import; `index` counts messages from 0. Only the first names
+/// the test set.
+fn import_piece(message: pb::ImportTestsRequest, index: usize) -> Result<Vec<TestDraft>> {
+    if index > 0 && (!message.test_set.is_empty() || message.new_test_set.is_some()) {
+        return Err(Error::invalid(
+            "test_set",
+            format!(
+                "only the first message of an import names the test set (message {index} does)"
+            ),
+        ));
+    }
+    Ok(message.tests.into_iter().map(test_from_proto).collect())
+}
+
+/// The test set that the first message of an import names.
+fn import_target(first: &mut pb::ImportTestsRequest) -> Result<ImportTarget> {
+    match (first.test_set.trim().is_empty(), first.new_test_set.take()) {
+        (true, None) => Err(Error::invalid(
+            "test_set",
+            "the first message names the test set: give `test_set` (an id or name) or `new_test_set`",
+        )),
+        (false, Some(_)) => Err(Error::invalid(
+            "new_test_set",
+            "give either `test_set` or `new_test_set`, not both",
+        )),
+        (false, None) => Ok(ImportTarget::Existing(Ref::parse(&first.test_set))),
+        (true, Some(new)) => Ok(ImportTarget::New(from_proto(new, "new_test_set")?)),
     }
 }
 
@@ -106,8 +104,6 @@ fn test_to_proto(t: Test) -> pb::Test {
     }
 }
 
-mask::named_with_metrics!(pb::TestSet);
-
 #[tonic::async_trait]
 impl pb::test_set_service_server::TestSetService for TestSetApi {
     async fn create_test_set(
@@ -116,10 +112,9 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
     ) -> Result<Response<pb::TestSet>, Status> {
         let p = required(request.into_inner().test_set, "test_set")?;
         let test_set = self
-            .to_domain(p, Uuid::now_v7(), chrono::Utc::now())
+            .catalogue
+            .create_test_set(from_proto(p, "test_set")?)
             .await?;
-        self.store.create_test_set(&test_set).await?;
-        tracing::info!(test_set_id = %test_set.id, name = %test_set.name, "test set created");
         Ok(Response::new(to_proto(test_set)))
     }
 
@@ -128,7 +123,9 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         request: Request<pb::GetTestSetRequest>,
     ) -> Result<Response<pb::TestSet>, Status> {
         let r = reference(&request.into_inner().test_set, "test_set")?;
-        Ok(Response::new(to_proto(self.store.get_test_set(&r).await?)))
+        Ok(Response::new(to_proto(
+            self.catalogue.get_test_set(&r).await?,
+        )))
     }
 
     async fn list_test_sets(
@@ -137,7 +134,7 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
     ) -> Result<Response<pb::ListTestSetsResponse>, Status> {
         let r = request.into_inner();
         let page = self
-            .store
+            .catalogue
             .list_test_sets(PageRequest::parse(r.page_size, &r.page_token)?)
             .await?;
         Ok(Response::new(pb::ListTestSetsResponse {
@@ -152,15 +149,15 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
     ) -> Result<Response<pb::TestSet>, Status> {
         let r = request.into_inner();
         let p = required(r.test_set, "test_set")?;
-        let current = self
-            .store
-            .get_test_set(&update_target(&p.id, &p.name, "test_set")?)
+        let target = update_target(&p.id, &p.name, "test_set")?;
+        let test_set = self
+            .catalogue
+            .update_test_set(
+                &target,
+                from_proto(p, "test_set")?,
+                &mask_paths(r.update_mask),
+            )
             .await?;
-        let (id, created_at, test_count) = (current.id, current.created_at, current.test_count);
-        let merged = mask::apply(to_proto(current), &p, r.update_mask.as_ref())?;
-        let mut test_set = self.to_domain(merged, id, created_at).await?;
-        self.store.update_test_set(&test_set).await?;
-        test_set.test_count = test_count;
         Ok(Response::new(to_proto(test_set)))
     }
 
@@ -169,8 +166,7 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         request: Request<pb::DeleteTestSetRequest>,
     ) -> Result<Response<()>, Status> {
         let r = reference(&request.into_inner().test_set, "test_set")?;
-        let test_set = self.store.get_test_set(&r).await?;
-        self.store.delete_test_set(test_set.id).await?;
+        self.catalogue.delete_test_set(&r).await?;
         Ok(Response::new(()))
     }
 
@@ -179,26 +175,9 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         request: Request<pb::AddTestsRequest>,
     ) -> Result<Response<pb::AddTestsResponse>, Status> {
         let r = request.into_inner();
-        let test_set = self
-            .store
-            .get_test_set(&reference(&r.test_set, "test_set")?)
-            .await?;
-        if r.tests.is_empty() {
-            return Err(Error::invalid("tests", "give at least one test").into());
-        }
-        if r.tests.len() > MAX_TESTS_PER_CALL {
-            return Err(Error::invalid(
-                "tests",
-                format!(
-                    "{} tests in one call; at most {MAX_TESTS_PER_CALL}",
-                    r.tests.len()
-                ),
-            )
-            .into());
-        }
-        let tests = self.tests_from_proto(test_set.id, r.tests).await?;
-        self.store.add_tests(test_set.id, &tests).await?;
-        tracing::info!(test_set_id = %test_set.id, count = tests.len(), "tests added");
+        let test_set = reference(&r.test_set, "test_set")?;
+        let drafts = r.tests.into_iter().map(test_from_proto).collect();
+        let tests = self.catalogue.add_tests(&test_set, drafts).await?;
         Ok(Response::new(pb::AddTestsResponse {
             tests: tests.into_iter().map(test_to_proto).collect(),
         }))
@@ -210,11 +189,8 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
     ) -> Result<Response<pb::ListTestsResponse>, Status> {
         let r = request.into_inner();
         let page_request = PageRequest::parse(r.page_size, &r.page_token)?;
-        let test_set = self
-            .store
-            .get_test_set(&reference(&r.test_set, "test_set")?)
-            .await?;
-        let page = self.store.list_tests(test_set.id, page_request).await?;
+        let test_set = reference(&r.test_set, "test_set")?;
+        let page = self.catalogue.list_tests(&test_set, page_request).await?;
         Ok(Response::new(pb::ListTestsResponse {
             next_page_token: page.next_token(),
             tests: page.items.into_iter().map(test_to_proto).collect(),
@@ -226,20 +202,44 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
         request: Request<pb::RemoveTestsRequest>,
     ) -> Result<Response<pb::RemoveTestsResponse>, Status> {
         let r = request.into_inner();
-        let test_set = self
-            .store
-            .get_test_set(&reference(&r.test_set, "test_set")?)
-            .await?;
-        if r.test_ids.is_empty() {
-            return Err(Error::invalid("test_ids", "give at least one test id").into());
-        }
+        let test_set = reference(&r.test_set, "test_set")?;
         let ids = r
             .test_ids
             .iter()
             .enumerate()
             .map(|(i, id)| uuid(id, &format!("test_ids[{i}]")))
             .collect::<Result<Vec<_>>>()?;
-        let removed_count = self.store.remove_tests(test_set.id, &ids).await?;
+        let removed_count = self.catalogue.remove_tests(&test_set, &ids).await?;
         Ok(Response::new(pb::RemoveTestsResponse { removed_count }))
+    }
+
+    async fn import_tests(
+        &self,
+        request: Request<Streaming<pb::ImportTestsRequest>>,
+    ) -> Result<Response<pb::ImportTestsResponse>, Status> {
+        let mut messages = request.into_inner();
+        let Some(mut first) = messages.message().await? else {
+            return Err(Error::invalid("test_set", "the import sent no message").into());
+        };
+        let target = import_target(&mut first)?;
+        let pieces = futures::stream::once(async { Ok(first) })
+            .chain(messages)
+            .enumerate()
+            .map(|(index, message)| match message {
+                Ok(message) => import_piece(message, index),
+                Err(status) => Err(Error::Unavailable(format!(
+                    "the import stream broke ({}: {}); nothing was imported",
+                    status.code(),
+                    status.message()
+                ))),
+            });
+        let imported = self
+            .catalogue
+            .import_tests(target, Box::pin(pieces))
+            .await?;
+        Ok(Response::new(pb::ImportTestsResponse {
+            test_set: Some(to_proto(imported.test_set)),
+            imported_count: imported.count,
+        }))
     }
 }

@@ -137,6 +137,61 @@ pub struct OpenAiChatTarget {
     pub timeout_ms: u32,
 }
 
+impl Target {
+    /// The target with its unset settings at their defaults.
+    pub fn with_defaults(self) -> Self {
+        match self {
+            Target::Http(http) => Target::Http(http.with_defaults()),
+            Target::OpenAiChat(chat) => Target::OpenAiChat(chat.with_defaults()),
+        }
+    }
+}
+
+impl HttpTarget {
+    /// The target with blank settings at their defaults: method `POST` (and upper case),
+    /// [`DEFAULT_BODY_TEMPLATE`], [`DEFAULT_OUTPUT_PATH`], [`DEFAULT_HTTP_TIMEOUT_MS`].
+    pub fn with_defaults(self) -> Self {
+        HttpTarget {
+            method: or_default(self.method.to_ascii_uppercase(), "POST"),
+            body_template: or_default(self.body_template, DEFAULT_BODY_TEMPLATE),
+            response_mapping: ResponseMapping {
+                output: or_default(self.response_mapping.output, DEFAULT_OUTPUT_PATH),
+                ..self.response_mapping
+            },
+            timeout_ms: nonzero_or(self.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
+            ..self
+        }
+    }
+}
+
+impl OpenAiChatTarget {
+    /// The target with an unset timeout at [`DEFAULT_CHAT_TIMEOUT_MS`].
+    pub fn with_defaults(self) -> Self {
+        OpenAiChatTarget {
+            timeout_ms: nonzero_or(self.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
+            ..self
+        }
+    }
+}
+
+/// A text setting, or `default` when it is blank.
+fn or_default(value: String, default: &str) -> String {
+    if value.trim().is_empty() {
+        default.to_string()
+    } else {
+        value
+    }
+}
+
+/// A number setting, or `default` when it is 0 (unset).
+fn nonzero_or(value: u32, default: u32) -> u32 {
+    if value == 0 { default } else { value }
+}
+
+/// Timeout of one call to an HTTP target that sets none.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u32 = 30_000;
+/// Timeout of one call to an OpenAI-compatible chat target that sets none.
+pub const DEFAULT_CHAT_TIMEOUT_MS: u32 = 60_000;
 /// Default body of an HTTP target without a template.
 pub const DEFAULT_BODY_TEMPLATE: &str = r#"{"prompt": "{{ prompt }}"}"#;
 /// Default output path of an HTTP target.

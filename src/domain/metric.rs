@@ -172,9 +172,25 @@ impl LlmJudge {
     pub fn is_inline(&self) -> bool {
         !self.base_url.trim().is_empty()
     }
+
+    /// The settings with an unset scale (both ends 0) as the usual 0..1.
+    pub fn with_defaults(mut self) -> Self {
+        if self.max_score == 0.0 && self.min_score == 0.0 {
+            self.max_score = 1.0;
+        }
+        self
+    }
 }
 
 impl MetricKind {
+    /// The kind with its unset settings at their defaults.
+    pub fn with_defaults(self) -> Self {
+        match self {
+            MetricKind::LlmJudge(judge) => MetricKind::LlmJudge(judge.with_defaults()),
+            kind => kind,
+        }
+    }
+
     /// The score type a metric of this kind has when none is given.
     pub fn natural_score_type(&self) -> ScoreType {
         match self {

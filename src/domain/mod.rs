@@ -1,23 +1,28 @@
 //! Domain types: what Assay stores and reasons about, free of transport and storage.
 
 mod behavior;
+mod draft;
 mod endpoint;
 mod metric;
 mod page;
+mod patch;
 mod reference;
 mod run;
 mod test_set;
 
 pub use behavior::Behavior;
+pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft};
 pub use endpoint::{
-    CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
-    ResponseMapping, SECRET_MASK, Target, is_secret_header,
+    CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
+    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget, ResponseMapping, SECRET_MASK,
+    Target, is_secret_header,
 };
 pub use metric::{
     Affix, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
     ThresholdOperator, compile_schema,
 };
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
+pub use patch::{Patch, apply as apply_patch};
 pub use reference::Ref;
 pub use run::{
     ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunPlan, RunStatus,

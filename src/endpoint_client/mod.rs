@@ -26,15 +26,10 @@ pub use template::{BodyTemplate, TemplateVars};
 
 pub(crate) use template::{describe as describe_template_error, template_environment};
 
-use crate::domain::{Endpoint, Target, Test};
+use crate::domain::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Target, Test};
 use gate::GateSettings;
 use http::{PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
 use openai::PreparedOpenAi;
-
-/// Timeout of an HTTP target call when the endpoint sets none.
-pub const DEFAULT_HTTP_TIMEOUT_MS: u32 = 30_000;
-/// Timeout of an OpenAI chat call (and of a judge call) when none is set.
-pub const DEFAULT_CHAT_TIMEOUT_MS: u32 = 60_000;
 
 /// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls, and the
 /// gate of every endpoint called so far.

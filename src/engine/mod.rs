@@ -10,6 +10,7 @@
 //! next start resumes every `RUNNING` run with the tests that have no stored result.
 
 mod follow;
+mod history;
 mod jobs;
 mod plan;
 mod resume;

@@ -26,6 +26,31 @@ pub struct Extent {
     pub behavior_ids: Vec<Uuid>,
 }
 
+/// How an update turns the stored value of a record into its new value. It runs inside the
+/// update's transaction, between the read and the write, so it must not wait on anything.
+pub type Change<'a, T> = Box<dyn FnOnce(T) -> Result<T> + Send + 'a>;
+
+/// The test set an import fills.
+#[derive(Clone, Debug)]
+pub enum ImportInto {
+    /// An existing test set, by id: the tests are appended.
+    Existing(Uuid),
+    /// A new test set, created with the tests (its metrics must exist).
+    New(TestSet),
+}
+
+/// An import in progress: one write transaction that tests are added to piece by piece. Nothing
+/// of it is visible until [`commit`](Self::commit); dropping it stores nothing.
+#[async_trait]
+pub trait TestImport: Send {
+    /// Appends tests (already validated, of the import's test set) in the order given; a
+    /// behaviour that does not exist is `Error::NotFound`.
+    async fn add(&mut self, tests: &[Test]) -> Result<()>;
+    /// Makes the test set and every test added visible at once; returns the test set with its
+    /// `test_count`.
+    async fn commit(self: Box<Self>) -> Result<TestSet>;
+}
+
 /// Everything Assay persists. Methods that take a [`Ref`] answer `Error::NotFound` naming the
 /// reference; methods that write a unique name answer `Error::AlreadyExists`.
 #[async_trait]
@@ -40,8 +65,10 @@ pub trait Store: Send + Sync + 'static {
     async fn resolve_metrics(&self, metrics: &[Ref]) -> Result<Vec<Metric>>;
     /// A page of metrics in creation order.
     async fn list_metrics(&self, page: PageRequest) -> Result<Page<Metric>>;
-    /// Replaces a stored metric (found by `metric.id`).
-    async fn update_metric(&self, metric: &Metric) -> Result<()>;
+    /// Reads a metric by id or name, turns it into its new value with `change` and stores that,
+    /// all in one transaction (so concurrent updates cannot lose one another's writes);
+    /// returns the new value.
+    async fn update_metric(&self, metric: &Ref, change: Change<'_, Metric>) -> Result<Metric>;
     /// Deletes a metric; `Error::FailedPrecondition` naming the behaviours and test sets that
     /// still use it.
     async fn delete_metric(&self, id: Uuid) -> Result<()>;
@@ -55,8 +82,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_behaviors(&self, ids: &[Uuid]) -> Result<Vec<Behavior>>;
     /// A page of behaviours in creation order.
     async fn list_behaviors(&self, page: PageRequest) -> Result<Page<Behavior>>;
-    /// Replaces a stored behaviour.
-    async fn update_behavior(&self, behavior: &Behavior) -> Result<()>;
+    /// Reads a behavior by id or name, turns it into its new value with `change` and stores that,
+    /// all in one transaction (so concurrent updates cannot lose one another's writes);
+    /// returns the new value.
+    async fn update_behavior(
+        &self,
+        behavior: &Ref,
+        change: Change<'_, Behavior>,
+    ) -> Result<Behavior>;
     /// Deletes a behaviour; `Error::FailedPrecondition` naming the test sets whose tests use it.
     async fn delete_behavior(&self, id: Uuid) -> Result<()>;
 
@@ -67,8 +100,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_endpoint(&self, endpoint: &Ref) -> Result<Endpoint>;
     /// A page of endpoints in creation order.
     async fn list_endpoints(&self, page: PageRequest) -> Result<Page<Endpoint>>;
-    /// Replaces a stored endpoint.
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+    /// Reads a endpoint by id or name, turns it into its new value with `change` and stores that,
+    /// all in one transaction (so concurrent updates cannot lose one another's writes);
+    /// returns the new value.
+    async fn update_endpoint(
+        &self,
+        endpoint: &Ref,
+        change: Change<'_, Endpoint>,
+    ) -> Result<Endpoint>;
     /// Deletes an endpoint; its runs stay.
     async fn delete_endpoint(&self, id: Uuid) -> Result<()>;
 
@@ -79,8 +118,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_test_set(&self, test_set: &Ref) -> Result<TestSet>;
     /// A page of test sets in creation order, with their `test_count`.
     async fn list_test_sets(&self, page: PageRequest) -> Result<Page<TestSet>>;
-    /// Replaces a stored test set (its tests are untouched).
-    async fn update_test_set(&self, test_set: &TestSet) -> Result<()>;
+    /// Reads a test set by id or name, turns it into its new value with `change` and stores that,
+    /// all in one transaction (so concurrent updates cannot lose one another's writes);
+    /// returns the new value.
+    async fn update_test_set(&self, test_set: &Ref, change: Change<'_, TestSet>)
+    -> Result<TestSet>;
     /// Deletes a test set and its tests; its runs stay.
     async fn delete_test_set(&self, id: Uuid) -> Result<()>;
     /// Adds and removes metrics of a test set atomically; returns its metric ids afterwards.
@@ -93,6 +135,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Uuid>>;
     /// Appends tests to a test set in one transaction.
     async fn add_tests(&self, test_set_id: Uuid, tests: &[Test]) -> Result<()>;
+    /// Starts an import of tests into a test set (created by it when new), in one transaction
+    /// that holds until it is committed or dropped.
+    async fn begin_import(&self, into: ImportInto) -> Result<Box<dyn TestImport>>;
     /// A page of a test set's tests in test-set order.
     async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>>;
     /// At most `limit` tests of a test set after position `after` (`None`: from the start), in

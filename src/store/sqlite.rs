@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::{Extent, Store};
+use super::{Change, Extent, ImportInto, Store, TestImport};
 use crate::domain::{
     Behavior, Endpoint, Metric, Page, PageRequest, Ref, RunFilter, RunKind, RunStatus, Test,
     TestResult, TestRun, TestSet,
@@ -146,13 +146,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Replaces a catalogue record after checking the metrics it names.
-    async fn update<T: Named>(&self, record: &T) -> Result<()> {
+    /// Reads a catalogue record, applies `change` and writes the result after checking the
+    /// metrics it names, in one transaction of the one writer: no other write comes between.
+    async fn update<T: Named>(&self, reference: &Ref, change: Change<'_, T>) -> Result<T> {
         let mut tx = self.writer.begin().await?;
+        let current = fetch_ref::<T>(&mut tx, reference).await?;
+        let record = change(current)?;
         require_all(&mut tx, METRICS, None, record.metric_ids()).await?;
-        update_record(&mut tx, record).await?;
+        update_record(&mut tx, &record).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(record)
     }
 
     /// One record by a unique column; `None` when there is none.
@@ -164,13 +167,8 @@ impl SqliteStore {
 
     /// One catalogue record by id or name.
     async fn get<T: Named>(&self, reference: &Ref) -> Result<T> {
-        let (column, value) = match reference {
-            Ref::Id(id) => ("id", id.to_string()),
-            Ref::Name(name) => ("name", name.clone()),
-        };
-        self.find(column, value)
-            .await?
-            .ok_or_else(|| Error::not_found(T::TABLE.kind, reference))
+        let mut conn = self.read().await?;
+        fetch_ref(&mut conn, reference).await
     }
 
     /// Records by id, in the order given, each once; unknown ids are left out.
@@ -295,6 +293,28 @@ impl SqliteStore {
             require_all(&mut conn, parent, None, &[id]).await?;
         }
         Ok(page)
+    }
+}
+
+/// An import holding the writer's transaction: SQLite has one writer, so other writes wait for
+/// the import to end (the catalogue bounds how long a client may pause between pieces).
+struct SqliteImport {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    test_set_id: Uuid,
+}
+
+#[async_trait]
+impl TestImport for SqliteImport {
+    async fn add(&mut self, tests: &[Test]) -> Result<()> {
+        debug_assert!(tests.iter().all(|t| t.test_set_id == self.test_set_id));
+        insert_tests(&mut self.tx, tests).await
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<TestSet> {
+        let reference = Ref::Id(self.test_set_id);
+        let test_set = fetch_ref::<TestSet>(&mut self.tx, &reference).await?;
+        self.tx.commit().await?;
+        Ok(test_set)
     }
 }
 
@@ -531,6 +551,28 @@ async fn fetch_where<T: Stored>(
     rows.iter().map(decode).collect()
 }
 
+/// One catalogue record by id or name; `NotFound` naming the reference.
+async fn fetch_ref<T: Named>(conn: &mut SqliteConnection, reference: &Ref) -> Result<T> {
+    let (column, value) = match reference {
+        Ref::Id(id) => ("id", id.to_string()),
+        Ref::Name(name) => ("name", name.clone()),
+    };
+    let found = fetch_where::<T>(conn, &format!("t.{column} = ?"), vec![value]).await?;
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::not_found(T::TABLE.kind, reference))
+}
+
+/// Appends tests of one test set after checking that their behaviours exist.
+async fn insert_tests(conn: &mut SqliteConnection, tests: &[Test]) -> Result<()> {
+    let mut behaviors: Vec<Uuid> = tests.iter().filter_map(|t| t.behavior_id).collect();
+    behaviors.sort_unstable();
+    behaviors.dedup();
+    require_all(conn, BEHAVIORS, None, &behaviors).await?;
+    insert_records(conn, tests).await
+}
+
 /// Inserts records with multi-row statements (thousands of tests in a few statements).
 async fn insert_records<T: Stored>(conn: &mut SqliteConnection, records: &[T]) -> Result<()> {
     let table = T::TABLE;
@@ -719,8 +761,8 @@ impl Store for SqliteStore {
         self.page(&[], page, false).await
     }
 
-    async fn update_metric(&self, metric: &Metric) -> Result<()> {
-        self.update(metric).await
+    async fn update_metric(&self, metric: &Ref, change: Change<'_, Metric>) -> Result<Metric> {
+        self.update(metric, change).await
     }
 
     async fn delete_metric(&self, id: Uuid) -> Result<()> {
@@ -743,8 +785,12 @@ impl Store for SqliteStore {
         self.page(&[], page, false).await
     }
 
-    async fn update_behavior(&self, behavior: &Behavior) -> Result<()> {
-        self.update(behavior).await
+    async fn update_behavior(
+        &self,
+        behavior: &Ref,
+        change: Change<'_, Behavior>,
+    ) -> Result<Behavior> {
+        self.update(behavior, change).await
     }
 
     async fn delete_behavior(&self, id: Uuid) -> Result<()> {
@@ -763,8 +809,12 @@ impl Store for SqliteStore {
         self.page(&[], page, false).await
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        self.update(endpoint).await
+    async fn update_endpoint(
+        &self,
+        endpoint: &Ref,
+        change: Change<'_, Endpoint>,
+    ) -> Result<Endpoint> {
+        self.update(endpoint, change).await
     }
 
     async fn delete_endpoint(&self, id: Uuid) -> Result<()> {
@@ -783,8 +833,12 @@ impl Store for SqliteStore {
         self.page(&[], page, false).await
     }
 
-    async fn update_test_set(&self, test_set: &TestSet) -> Result<()> {
-        self.update(test_set).await
+    async fn update_test_set(
+        &self,
+        test_set: &Ref,
+        change: Change<'_, TestSet>,
+    ) -> Result<TestSet> {
+        self.update(test_set, change).await
     }
 
     async fn delete_test_set(&self, id: Uuid) -> Result<()> {
@@ -837,15 +891,27 @@ impl Store for SqliteStore {
                     .collect(),
             )
         };
-        let mut behaviors: Vec<Uuid> = tests.iter().filter_map(|t| t.behavior_id).collect();
-        behaviors.sort_unstable();
-        behaviors.dedup();
         let mut tx = self.writer.begin().await?;
         require_all(&mut tx, TEST_SETS, None, &[test_set_id]).await?;
-        require_all(&mut tx, BEHAVIORS, None, &behaviors).await?;
-        insert_records(&mut tx, &tests).await?;
+        insert_tests(&mut tx, &tests).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn begin_import(&self, into: ImportInto) -> Result<Box<dyn TestImport>> {
+        let mut tx = self.writer.begin().await?;
+        let test_set_id = match into {
+            ImportInto::Existing(id) => {
+                require_all(&mut tx, TEST_SETS, None, &[id]).await?;
+                id
+            }
+            ImportInto::New(test_set) => {
+                require_all(&mut tx, METRICS, None, &test_set.metric_ids).await?;
+                insert_records(&mut tx, std::slice::from_ref(&test_set)).await?;
+                test_set.id
+            }
+        };
+        Ok(Box::new(SqliteImport { tx, test_set_id }))
     }
 
     async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>> {

@@ -15,7 +15,7 @@ use assay::domain::{
     Timestamp,
 };
 use assay::error::Error;
-use assay::store::{SqliteStore, Store};
+use assay::store::{Change, SqliteStore, Store};
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use uuid::Uuid;
@@ -437,6 +437,11 @@ async fn lists_page_through_in_creation_order(backend: &dyn Backend) {
     assert_eq!(store.get_test_set(&name("s2")).await.unwrap().test_count, 2);
 }
 
+/// A change that replaces the stored value by `value`.
+fn replace_with<T: Send + 'static>(value: T) -> Change<'static, T> {
+    Box::new(move |_| Ok(value))
+}
+
 async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
     let store = backend.open().await;
     let mut a = metric("a");
@@ -446,13 +451,19 @@ async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
     a.name = "a2".into();
     a.description = "changed".into();
     a.updated_at = now();
-    store.update_metric(&a).await.unwrap();
+    store
+        .update_metric(&Ref::Id(a.id), replace_with(a.clone()))
+        .await
+        .unwrap();
     assert_eq!(store.get_metric(&name("a2")).await.unwrap(), a);
     assert_not_found(store.get_metric(&name("a")).await, "metric", "a");
 
     let mut clash = a.clone();
     clash.name = "b".into();
-    let err = store.update_metric(&clash).await.unwrap_err();
+    let err = store
+        .update_metric(&Ref::Id(a.id), replace_with(clash))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, Error::AlreadyExists { kind: "metric", name } if name == "b"),
         "{err:?}"
@@ -461,7 +472,9 @@ async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
 
     let unknown = endpoint("ghost");
     assert_not_found(
-        store.update_endpoint(&unknown).await,
+        store
+            .update_endpoint(&Ref::Id(unknown.id), replace_with(unknown.clone()))
+            .await,
         "endpoint",
         &unknown.id.to_string(),
     );
@@ -469,7 +482,10 @@ async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
     let mut e = endpoint("e");
     store.create_endpoint(&e).await.unwrap();
     e.max_retries = 7;
-    store.update_endpoint(&e).await.unwrap();
+    store
+        .update_endpoint(&Ref::Id(e.id), replace_with(e.clone()))
+        .await
+        .unwrap();
     assert_eq!(store.get_endpoint(&Ref::Id(e.id)).await.unwrap(), e);
 }
 
@@ -500,7 +516,10 @@ async fn a_metric_in_use_cannot_be_deleted(backend: &dyn Backend) {
     }
 
     b.metric_ids = vec![other.id];
-    store.update_behavior(&b).await.unwrap();
+    store
+        .update_behavior(&Ref::Id(b.id), replace_with(b.clone()))
+        .await
+        .unwrap();
     let err = store.delete_metric(m.id).await.unwrap_err().to_string();
     assert!(
         err.contains("test set \"smoke\"") && !err.contains("polite"),

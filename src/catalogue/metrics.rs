@@ -1,0 +1,108 @@
+//! Metrics, and the rules of LLM judges: a judge named by reference must be an endpoint of the
+//! `openai_chat` kind; a judge metric that names none needs the server's default judge.
+
+use uuid::Uuid;
+
+use super::Catalogue;
+use crate::domain::{Metric, MetricDraft, MetricKind, Page, PageRequest, Ref, Target, apply_patch};
+use crate::error::{Error, Result};
+
+/// The field that names an LLM judge's endpoint, for errors.
+const JUDGE_FIELD: &str = "metric.llm_judge.judge_endpoint";
+
+impl Catalogue {
+    /// Creates a metric, its unset settings at their defaults.
+    pub async fn create_metric(&self, mut draft: MetricDraft) -> Result<Metric> {
+        self.resolve_judge(&mut draft).await?;
+        let draft = place_judge(draft, self.default_judge)?;
+        let metric = Metric::from_draft(draft, Uuid::now_v7(), chrono::Utc::now())?;
+        self.store.create_metric(&metric).await?;
+        tracing::info!(metric_id = %metric.id, name = %metric.name, "metric created");
+        Ok(metric)
+    }
+
+    /// One metric by id or name.
+    pub async fn get_metric(&self, metric: &Ref) -> Result<Metric> {
+        self.store.get_metric(metric).await
+    }
+
+    /// A page of metrics in creation order.
+    pub async fn list_metrics(&self, page: PageRequest) -> Result<Page<Metric>> {
+        self.store.list_metrics(page).await
+    }
+
+    /// Applies the fields of `update` named by `paths` (every set field when empty) to a
+    /// metric, in one transaction.
+    pub async fn update_metric(
+        &self,
+        metric: &Ref,
+        mut update: MetricDraft,
+        paths: &[String],
+    ) -> Result<Metric> {
+        // Resolved first: a change runs inside the transaction and must not wait.
+        self.resolve_judge(&mut update).await?;
+        let (paths, default_judge) = (paths.to_vec(), self.default_judge);
+        let change = move |current: Metric| {
+            let draft = apply_patch(current.to_draft(), &update, &paths)?;
+            let draft = place_judge(draft, default_judge)?;
+            Metric::from_draft(draft, current.id, current.created_at)
+        };
+        self.store.update_metric(metric, Box::new(change)).await
+    }
+
+    /// Deletes a metric that no behaviour or test set uses.
+    pub async fn delete_metric(&self, metric: &Ref) -> Result<()> {
+        let metric = self.store.get_metric(metric).await?;
+        self.store.delete_metric(metric.id).await?;
+        tracing::info!(metric_id = %metric.id, "metric deleted");
+        Ok(())
+    }
+
+    /// Replaces an LLM judge's endpoint reference by the endpoint's id: unknown is `NotFound`,
+    /// not of the `openai_chat` kind is `InvalidArgument`.
+    async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
+        let (Some(MetricKind::LlmJudge(_)), Some(reference)) = (&draft.kind, &draft.judge_endpoint)
+        else {
+            return Ok(());
+        };
+        let endpoint = self.store.get_endpoint(reference).await?;
+        if !matches!(endpoint.target, Target::OpenAiChat(_)) {
+            return Err(Error::invalid(
+                JUDGE_FIELD,
+                format!(
+                    "endpoint {:?} is not of the openai_chat kind, so it cannot judge",
+                    endpoint.name
+                ),
+            ));
+        }
+        draft.judge_endpoint = Some(Ref::Id(endpoint.id));
+        Ok(())
+    }
+}
+
+/// The draft with its resolved judge endpoint placed in the LLM-judge kind. A judge metric that
+/// names no judge (no endpoint, no inline model) while the server has no default judge is
+/// `InvalidArgument`.
+fn place_judge(mut draft: MetricDraft, default_judge: bool) -> Result<MetricDraft> {
+    let Some(MetricKind::LlmJudge(judge)) = &mut draft.kind else {
+        return Ok(draft);
+    };
+    judge.judge_endpoint = match &draft.judge_endpoint {
+        Some(Ref::Id(id)) => Some(*id),
+        // Resolved by `resolve_judge` before; a name left here names nothing.
+        Some(reference @ Ref::Name(_)) => return Err(Error::not_found("endpoint", reference)),
+        None => None,
+    };
+    if judge.judge_endpoint.is_none()
+        && judge.base_url.trim().is_empty()
+        && judge.model.trim().is_empty()
+        && !default_judge
+    {
+        return Err(Error::invalid(
+            JUDGE_FIELD,
+            "is required: the server has no default judge (ASSAY_JUDGE_BASE_URL, \
+             ASSAY_JUDGE_MODEL); name an endpoint of the openai_chat kind",
+        ));
+    }
+    Ok(draft)
+}

@@ -1,0 +1,69 @@
+//! The catalogue: metrics, behaviours, endpoints and test sets between a decoded request and the
+//! store. It resolves references (id or name), fills in defaults (declared in the domain), applies
+//! the judge rules, validates, and runs every update as one transaction (read, apply the mask,
+//! validate, write), so concurrent updates of one resource never lose a write.
+//!
+//! It knows nothing of gRPC: `api/` converts requests into drafts ([`crate::domain`]) and calls it.
+
+mod behaviors;
+mod endpoints;
+mod import;
+mod metrics;
+mod test_sets;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::domain::Ref;
+use crate::error::Result;
+use crate::store::Store;
+
+pub use import::{IMPORT_IDLE_TIMEOUT, ImportTarget, Imported};
+pub use test_sets::MAX_TESTS_PER_CALL;
+
+/// Catalogue operations over one store.
+pub struct Catalogue {
+    store: Arc<dyn Store>,
+    /// Whether the server has a default judge for LLM-judge metrics that name none.
+    default_judge: bool,
+}
+
+impl Catalogue {
+    /// A catalogue over `store`; `default_judge` tells whether the server has a default judge.
+    pub fn new(store: Arc<dyn Store>, default_judge: bool) -> Self {
+        Catalogue {
+            store,
+            default_judge,
+        }
+    }
+
+    /// Metric references as ids, in the order given and without repeats; an unknown one fails
+    /// the whole call with `NotFound`.
+    async fn metric_ids(&self, metrics: &[Ref]) -> Result<Vec<Uuid>> {
+        Ok(self
+            .store
+            .resolve_metrics(metrics)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
+    }
+}
+
+/// The ids of references that are resolved already (a draft's metrics after
+/// [`Catalogue::metric_ids`]).
+fn ids(references: &[Ref]) -> Vec<Uuid> {
+    references
+        .iter()
+        .filter_map(|r| match r {
+            Ref::Id(id) => Some(*id),
+            Ref::Name(_) => None,
+        })
+        .collect()
+}
+
+/// References to ids.
+fn refs(ids: Vec<Uuid>) -> Vec<Ref> {
+    ids.into_iter().map(Ref::Id).collect()
+}
