@@ -36,6 +36,7 @@ use crate::scoring::Scorer;
 use crate::store::Store;
 use jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
 use plan::MetricPlan;
+use runner::Work;
 use summary::Tally;
 
 /// What a run stream carries.
@@ -107,6 +108,12 @@ struct StoredBatch {
 #[derive(Clone)]
 struct LiveRun {
     progress: watch::Receiver<Progress>,
+    cancel: CancellationToken,
+}
+
+/// The run task's side of a live run: it announces progress and is told to cancel.
+struct Registered {
+    progress: watch::Sender<Progress>,
     cancel: CancellationToken,
 }
 
@@ -485,25 +492,25 @@ impl Engine {
         let run_id = run.id;
         let created = run.clone();
         // Registered before it is stored, so a watcher that finds the run also finds it live.
-        let (progress, cancel) = self.register(run_id, 0);
+        let live = self.register(run_id, 0);
         if let Err(e) = self.store.create_run(&run).await {
             self.unregister(run_id);
             return Err(e);
         }
         tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
-        let follower = progress.subscribe();
+        let follower = live.progress.subscribe();
         let tally = Tally::new(run.total);
-        let expected = run.total as usize;
-        self.spawn_drive(run, (jobs, expected), target, tally, cancel, progress);
+        let work = Work {
+            jobs,
+            count: run.total as usize,
+            target,
+        };
+        self.spawn_drive(run, work, tally, live);
         Ok(self.follow(created, Some(follower)))
     }
 
     /// Makes a run live: watchers follow its progress, `cancel` can stop it.
-    fn register(
-        &self,
-        run_id: Uuid,
-        stored: usize,
-    ) -> (watch::Sender<Progress>, CancellationToken) {
+    fn register(&self, run_id: Uuid, stored: usize) -> Registered {
         let (progress_tx, progress_rx) = watch::channel(Progress {
             stored,
             ..Progress::default()
@@ -519,7 +526,10 @@ impl Engine {
                     cancel: cancel.clone(),
                 },
             );
-        (progress_tx, cancel)
+        Registered {
+            progress: progress_tx,
+            cancel,
+        }
     }
 
     fn unregister(&self, run_id: Uuid) {
@@ -530,21 +540,10 @@ impl Engine {
     }
 
     /// Drives a registered run in its own task.
-    fn spawn_drive(
-        self: &Arc<Self>,
-        run: TestRun,
-        (jobs, expected): (Jobs, usize),
-        target: Option<Arc<PreparedTarget>>,
-        tally: Tally,
-        cancel: CancellationToken,
-        progress: watch::Sender<Progress>,
-    ) {
+    fn spawn_drive(self: &Arc<Self>, run: TestRun, work: Work, tally: Tally, live: Registered) {
         let engine = Arc::clone(self);
-        self.tasks.spawn(async move {
-            engine
-                .drive(run, jobs, expected, target, tally, cancel, progress)
-                .await
-        });
+        self.tasks
+            .spawn(async move { engine.drive(run, work, tally, live).await });
     }
 
     fn follow(&self, run: TestRun, progress: Option<watch::Receiver<Progress>>) -> RunEvents {
