@@ -1,9 +1,10 @@
 //! Runs: executing a test set against an endpoint, rescoring stored outputs, following and
 //! cancelling runs. Knows nothing of gRPC: the API layer turns [`RunEvent`]s into messages.
 //!
-//! A run belongs to the engine, not to the client that started it: it is driven by its own task
-//! ([`runner`]), which stores every result and then announces progress; clients follow the
-//! store ([`follow`]), so a disconnected or slow client never holds a run back.
+//! A run belongs to the engine, not to the client that started it: whatever asks for it, it is
+//! created by one path ([`start`]) and driven by its own task ([`runner`]), which stores every
+//! result and then announces progress; clients follow the store ([`follow`]), so a disconnected
+//! or slow client never holds a run back.
 //!
 //! Runs survive stops and crashes ([`resume`]): each run stores its plan when it starts, a stop
 //! lets the tests in flight finish (up to a grace period) and leaves the run `RUNNING`, and the
@@ -15,9 +16,10 @@ mod jobs;
 mod plan;
 mod resume;
 mod runner;
+mod start;
 mod summary;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,16 +29,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::domain::{
-    ExecutionMode, PageRequest, Ref, ResultStatus, RunKind, RunPlan, RunStatus, Test, TestResult,
-    TestRun,
-};
+use crate::domain::{ExecutionMode, PageRequest, Ref, RunStatus, Test, TestResult, TestRun};
 use crate::endpoint_client::{PreparedTarget, TargetClient};
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
-use jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
-use plan::MetricPlan;
+use runner::Work;
 use summary::Tally;
 
 /// What a run stream carries.
@@ -111,6 +109,12 @@ struct LiveRun {
     cancel: CancellationToken,
 }
 
+/// The run task's side of a live run: it announces progress and is told to cancel.
+struct Registered {
+    progress: watch::Sender<Progress>,
+    cancel: CancellationToken,
+}
+
 /// Runs test sets and keeps track of the runs in progress.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -151,144 +155,6 @@ impl Engine {
         })
     }
 
-    /// Starts a run of every test of a test set against an endpoint.
-    pub async fn execute(self: &Arc<Self>, spec: ExecuteSpec) -> Result<RunEvents> {
-        self.accepting()?;
-        let test_set = self.store.get_test_set(&spec.test_set).await?;
-        let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
-        let extent = self.store.test_set_extent(test_set.id).await?;
-        let Some(through) = extent.last else {
-            return Err(Error::precondition(
-                format!("test set {}", test_set.name),
-                format!("test set {:?} has no tests", test_set.name),
-            ));
-        };
-        let plan = MetricPlan::resolve(
-            &*self.store,
-            &self.scorer,
-            &spec.metrics,
-            &test_set,
-            extent.behavior_ids,
-        )
-        .await?;
-        let target = self.prepare(&endpoint, &spec.parameters)?;
-        let concurrency = match spec.mode {
-            ExecutionMode::Sequential => 1,
-            ExecutionMode::Parallel => [
-                spec.max_concurrency,
-                endpoint.max_concurrency,
-                self.default_concurrency,
-            ]
-            .into_iter()
-            .filter(|&c| c > 0)
-            .min()
-            .unwrap_or(1),
-        };
-        let mut stored_plan = RunPlan {
-            tests_through: Some(through),
-            ..RunPlan::default()
-        };
-        plan.store_in(&mut stored_plan);
-        let run = self.new_run(
-            test_set.id,
-            endpoint.id,
-            RunKind::Execution,
-            spec.mode,
-            None,
-            (extent.count, &plan),
-            concurrency,
-            spec.parameters,
-            stored_plan,
-        );
-        let plan = Arc::new(plan);
-        let jobs = call_jobs(
-            Arc::clone(&self.store),
-            test_set.id,
-            through,
-            plan,
-            HashSet::new(),
-        );
-        self.start(run, jobs, Some(target)).await
-    }
-
-    /// Starts a new run that executes again the tests whose result in `source` (an ended
-    /// execution run) was an error, against the same endpoint with the same metrics, and copies
-    /// every other result without calling the endpoint: the new run is complete on its own.
-    pub async fn retry_errors(self: &Arc<Self>, source: Uuid) -> Result<RunEvents> {
-        self.accepting()?;
-        let source = self.store.get_run(source).await?;
-        let subject = format!("run {}", source.id);
-        if source.status == RunStatus::Running {
-            return Err(Error::precondition(
-                subject,
-                format!("run {} is still running", source.id),
-            ));
-        }
-        if source.kind == RunKind::Rescore {
-            return Err(Error::precondition(
-                subject,
-                format!(
-                    "run {} is a rescore, which never calls the endpoint; retry the errors of the run it rescored",
-                    source.id
-                ),
-            ));
-        }
-        let results = collect_pages(|p| self.store.list_results(source.id, p)).await?;
-        if !results.iter().any(|r| r.status == ResultStatus::Error) {
-            return Err(Error::precondition(
-                subject,
-                format!("run {} has no ERROR results to retry", source.id),
-            ));
-        }
-        let test_set = self
-            .store
-            .get_test_set(&Ref::Id(source.test_set_id))
-            .await?;
-        let endpoint = self
-            .store
-            .get_endpoint(&Ref::Id(source.endpoint_id))
-            .await?;
-        let plan = match &source.plan {
-            Some(plan) => MetricPlan::load(&*self.store, &self.scorer, plan).await?,
-            // Runs stored before plans were: the hierarchy as it is now.
-            None => {
-                let behaviors = results.iter().filter_map(|r| r.behavior_id);
-                MetricPlan::resolve(&*self.store, &self.scorer, &[], &test_set, behaviors).await?
-            }
-        };
-        let target = self.prepare(&endpoint, &source.parameters)?;
-        let tests = self.tests_by_id(test_set.id).await?;
-        let jobs = retry_jobs(results, &tests, test_set.id, &plan);
-        let mut stored_plan = RunPlan {
-            retry_errors: true,
-            ..RunPlan::default()
-        };
-        plan.store_in(&mut stored_plan);
-        let run = self.new_run(
-            test_set.id,
-            endpoint.id,
-            RunKind::Execution,
-            source.mode,
-            Some(source.id),
-            (jobs.len() as u32, &plan),
-            source.max_concurrency,
-            source.parameters,
-            stored_plan,
-        );
-        self.start(run, from_vec(jobs), Some(target)).await
-    }
-
-    /// Refuses new runs once the server is stopping.
-    fn accepting(&self) -> Result<()> {
-        if self.stopping.is_cancelled() {
-            return Err(Error::Unavailable(
-                "the server is shutting down and starts no new runs; try again once it is back"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// An endpoint ready to be called, sharing its gate with every other run.
     fn prepare(
         &self,
@@ -308,84 +174,6 @@ impl Engine {
     async fn tests_by_id(&self, test_set_id: Uuid) -> Result<HashMap<Uuid, Test>> {
         let tests = collect_pages(|p| self.store.list_tests(test_set_id, p)).await?;
         Ok(tests.into_iter().map(|t| (t.id, t)).collect())
-    }
-
-    /// Starts a run that scores the outputs of an earlier run again, never calling the endpoint.
-    pub async fn rescore(self: &Arc<Self>, spec: RescoreSpec) -> Result<RunEvents> {
-        self.accepting()?;
-        let test_set = self.store.get_test_set(&spec.test_set).await?;
-        let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
-        let source = match spec.run {
-            Some(id) => {
-                let run = self.store.get_run(id).await?;
-                if run.test_set_id != test_set.id || run.endpoint_id != endpoint.id {
-                    return Err(Error::invalid(
-                        "run",
-                        format!(
-                            "run {id} belongs to test set {} and endpoint {}, not to test set {:?} and endpoint {:?}",
-                            run.test_set_id, run.endpoint_id, test_set.name, endpoint.name
-                        ),
-                    ));
-                }
-                if run.status == RunStatus::Running {
-                    return Err(Error::precondition(
-                        format!("run {id}"),
-                        format!("run {id} is still running"),
-                    ));
-                }
-                run
-            }
-            None => self
-                .store
-                .latest_completed_run(test_set.id, endpoint.id)
-                .await?
-                .ok_or_else(|| {
-                    Error::precondition(
-                        format!("test set {} and endpoint {}", test_set.name, endpoint.name),
-                        format!(
-                            "no completed run for test set {:?} and endpoint {:?}",
-                            test_set.name, endpoint.name
-                        ),
-                    )
-                })?,
-        };
-        let extent = self.store.run_extent(source.id).await?;
-        let Some(through) = extent.last else {
-            return Err(Error::precondition(
-                format!("run {}", source.id),
-                format!("run {} has no results to rescore", source.id),
-            ));
-        };
-        let plan = MetricPlan::resolve(
-            &*self.store,
-            &self.scorer,
-            &spec.metrics,
-            &test_set,
-            extent.behavior_ids,
-        )
-        .await?;
-        let mut stored_plan = RunPlan::default();
-        plan.store_in(&mut stored_plan);
-        let run = self.new_run(
-            test_set.id,
-            endpoint.id,
-            RunKind::Rescore,
-            ExecutionMode::Parallel,
-            Some(source.id),
-            (extent.count, &plan),
-            self.default_concurrency,
-            source.parameters,
-            stored_plan,
-        );
-        let jobs = rescore_jobs(
-            Arc::clone(&self.store),
-            source.id,
-            through,
-            test_set.id,
-            Arc::new(plan),
-            HashSet::new(),
-        );
-        self.start(run, jobs, None).await
     }
 
     /// Follows a run: its stored results first, then live ones until it ends.
@@ -441,70 +229,8 @@ impl Engine {
             .cloned()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn new_run(
-        &self,
-        test_set_id: Uuid,
-        endpoint_id: Uuid,
-        kind: RunKind,
-        mode: ExecutionMode,
-        source_run_id: Option<Uuid>,
-        (total, metrics): (u32, &MetricPlan),
-        max_concurrency: u32,
-        parameters: serde_json::Map<String, serde_json::Value>,
-        plan: RunPlan,
-    ) -> TestRun {
-        let now = chrono::Utc::now();
-        TestRun {
-            id: Uuid::now_v7(),
-            test_set_id,
-            endpoint_id,
-            kind,
-            mode,
-            status: RunStatus::Running,
-            source_run_id,
-            total,
-            metric_ids: metrics.metric_ids(),
-            max_concurrency,
-            parameters,
-            error: None,
-            summary: None,
-            created_at: now,
-            started_at: Some(now),
-            finished_at: None,
-            plan: Some(plan),
-        }
-    }
-
-    /// Stores the run, hands it to its own task, and returns a follower of it.
-    async fn start(
-        self: &Arc<Self>,
-        run: TestRun,
-        jobs: Jobs,
-        target: Option<Arc<PreparedTarget>>,
-    ) -> Result<RunEvents> {
-        let run_id = run.id;
-        let created = run.clone();
-        // Registered before it is stored, so a watcher that finds the run also finds it live.
-        let (progress, cancel) = self.register(run_id, 0);
-        if let Err(e) = self.store.create_run(&run).await {
-            self.unregister(run_id);
-            return Err(e);
-        }
-        tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
-        let follower = progress.subscribe();
-        let tally = Tally::new(run.total);
-        let expected = run.total as usize;
-        self.spawn_drive(run, (jobs, expected), target, tally, cancel, progress);
-        Ok(self.follow(created, Some(follower)))
-    }
-
     /// Makes a run live: watchers follow its progress, `cancel` can stop it.
-    fn register(
-        &self,
-        run_id: Uuid,
-        stored: usize,
-    ) -> (watch::Sender<Progress>, CancellationToken) {
+    fn register(&self, run_id: Uuid, stored: usize) -> Registered {
         let (progress_tx, progress_rx) = watch::channel(Progress {
             stored,
             ..Progress::default()
@@ -520,7 +246,10 @@ impl Engine {
                     cancel: cancel.clone(),
                 },
             );
-        (progress_tx, cancel)
+        Registered {
+            progress: progress_tx,
+            cancel,
+        }
     }
 
     fn unregister(&self, run_id: Uuid) {
@@ -531,21 +260,10 @@ impl Engine {
     }
 
     /// Drives a registered run in its own task.
-    fn spawn_drive(
-        self: &Arc<Self>,
-        run: TestRun,
-        (jobs, expected): (Jobs, usize),
-        target: Option<Arc<PreparedTarget>>,
-        tally: Tally,
-        cancel: CancellationToken,
-        progress: watch::Sender<Progress>,
-    ) {
+    fn spawn_drive(self: &Arc<Self>, run: TestRun, work: Work, tally: Tally, live: Registered) {
         let engine = Arc::clone(self);
-        self.tasks.spawn(async move {
-            engine
-                .drive(run, jobs, expected, target, tally, cancel, progress)
-                .await
-        });
+        self.tasks
+            .spawn(async move { engine.drive(run, work, tally, live).await });
     }
 
     fn follow(&self, run: TestRun, progress: Option<watch::Receiver<Progress>>) -> RunEvents {

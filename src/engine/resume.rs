@@ -7,22 +7,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
+use super::jobs::{call_jobs, from_vec, rescore_jobs, retry_jobs};
 use super::plan::MetricPlan;
+use super::runner::Work;
 use super::summary::Tally;
 use super::{Engine, LOAD_PAGE, collect_pages};
 use crate::domain::{Ref, RunKind, RunStatus, TestRun};
-use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
-
-/// What a resumed run still has to do.
-struct Left {
-    jobs: Jobs,
-    /// How many jobs `jobs` holds (tests removed from the set since can make it fewer).
-    count: usize,
-    /// The endpoint, when some job calls it.
-    target: Option<Arc<PreparedTarget>>,
-}
 
 impl Engine {
     /// Resumes every run left `RUNNING`; returns how many go on.
@@ -34,15 +25,8 @@ impl Engine {
             match self.jobs_left(&run, done).await {
                 Ok(left) => {
                     tracing::info!(run_id = %run.id, stored, left = left.count, "run resumed");
-                    let (progress, cancel) = self.register(run.id, stored);
-                    self.spawn_drive(
-                        run,
-                        (left.jobs, left.count),
-                        left.target,
-                        tally,
-                        cancel,
-                        progress,
-                    );
+                    let live = self.register(run.id, stored);
+                    self.spawn_drive(run, left, tally, live);
                     resumed += 1;
                 }
                 Err(e) => {
@@ -77,7 +61,7 @@ impl Engine {
     }
 
     /// The jobs of `run` whose test has no result in `done`.
-    async fn jobs_left(&self, run: &TestRun, done: HashSet<Uuid>) -> Result<Left> {
+    async fn jobs_left(&self, run: &TestRun, done: HashSet<Uuid>) -> Result<Work> {
         let plan = run.plan.as_ref().ok_or_else(|| {
             Error::precondition(
                 format!("run {}", run.id),
@@ -137,7 +121,7 @@ impl Engine {
         } else {
             None
         };
-        Ok(Left {
+        Ok(Work {
             jobs,
             count,
             target,

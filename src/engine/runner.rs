@@ -9,14 +9,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use super::jobs::{Input, Job, Jobs};
 use super::summary::Tally;
-use super::{Engine, Progress, StoredBatch};
+use super::{Engine, Registered, StoredBatch};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
@@ -27,6 +25,16 @@ use crate::store::Store;
 /// progress are written together by the next one, which keeps the store off the critical path
 /// of a fast endpoint; at this many, results wait in their tasks until the write is done.
 const MAX_BATCH: usize = 256;
+
+/// What a run's task has to do.
+pub(super) struct Work {
+    pub(super) jobs: Jobs,
+    /// How many jobs `jobs` is expected to hold (tests removed from the set while the run goes on
+    /// can make it fewer).
+    pub(super) count: usize,
+    /// The endpoint, when some job calls it.
+    pub(super) target: Option<Arc<PreparedTarget>>,
+}
 
 /// A write in progress: the batch, and what storing it gave.
 type Write = BoxFuture<'static, (Vec<TestResult>, Result<Option<i64>>)>;
@@ -95,21 +103,22 @@ impl Writer {
 }
 
 impl Engine {
-    /// Runs `jobs` (`expected` of them) to the end (or until cancelled, or stopped) and stores
-    /// the run's final state. `tally` counts the results stored before (a resumed run).
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the jobs of `work` to the end (or until cancelled, or stopped) and stores the run's
+    /// final state. `tally` counts the results stored before (a resumed run).
     pub(super) async fn drive(
         self: Arc<Self>,
         mut run: TestRun,
-        jobs: Jobs,
-        expected: usize,
-        target: Option<Arc<PreparedTarget>>,
+        work: Work,
         mut tally: Tally,
-        cancel: CancellationToken,
-        progress: watch::Sender<Progress>,
+        live: Registered,
     ) {
+        let Work {
+            jobs,
+            count: mut left,
+            target,
+        } = work;
+        let Registered { progress, cancel } = live;
         let run_id = run.id;
-        let mut left = expected;
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
         // No job is dispatched once the server is stopping; those in flight go on. Each test is
         // called and scored in a task of its own, so a run uses every core; its handle aborts

@@ -1,0 +1,319 @@
+//! Starting runs. `Execute`, `Rescore` and `RetryErrors` each work out what differs (the tests or
+//! results to take, the source run, the metrics) as a [`NewRun`]; one path then creates the run,
+//! stores it, makes it live and hands it to its own task.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
+use super::plan::MetricPlan;
+use super::runner::Work;
+use super::summary::Tally;
+use super::{Engine, ExecuteSpec, RescoreSpec, RunEvents, collect_pages};
+use crate::domain::{ExecutionMode, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun};
+use crate::endpoint_client::PreparedTarget;
+use crate::error::{Error, Result};
+
+/// A run to create, as an entry point worked it out.
+struct NewRun {
+    test_set_id: Uuid,
+    endpoint_id: Uuid,
+    kind: RunKind,
+    mode: ExecutionMode,
+    source_run_id: Option<Uuid>,
+    /// The metrics scoring each test; stored in `plan` and named in the run's metric ids.
+    metrics: Arc<MetricPlan>,
+    max_concurrency: u32,
+    parameters: serde_json::Map<String, serde_json::Value>,
+    /// The plan to store, but its metrics (filled in from `metrics`).
+    plan: RunPlan,
+    /// How many jobs `jobs` holds: the run's total.
+    total: u32,
+    jobs: Jobs,
+    /// The endpoint, when some job calls it.
+    target: Option<Arc<PreparedTarget>>,
+}
+
+impl Engine {
+    /// Starts a run of every test of a test set against an endpoint.
+    pub async fn execute(self: &Arc<Self>, spec: ExecuteSpec) -> Result<RunEvents> {
+        self.start(self.execution_run(spec)).await
+    }
+
+    /// Starts a new run that executes again the tests whose result in `source` (an ended
+    /// execution run) was an error, against the same endpoint with the same metrics, and copies
+    /// every other result without calling the endpoint: the new run is complete on its own.
+    pub async fn retry_errors(self: &Arc<Self>, source: Uuid) -> Result<RunEvents> {
+        self.start(self.retry_errors_run(source)).await
+    }
+
+    /// Starts a run that scores the outputs of an earlier run again, never calling the endpoint.
+    pub async fn rescore(self: &Arc<Self>, spec: RescoreSpec) -> Result<RunEvents> {
+        self.start(self.rescore_run(spec)).await
+    }
+
+    /// The run [`Engine::execute`] starts: the set's tests up to its last one now.
+    async fn execution_run(&self, spec: ExecuteSpec) -> Result<NewRun> {
+        let test_set = self.store.get_test_set(&spec.test_set).await?;
+        let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
+        let extent = self.store.test_set_extent(test_set.id).await?;
+        let Some(through) = extent.last else {
+            return Err(Error::precondition(
+                format!("test set {}", test_set.name),
+                format!("test set {:?} has no tests", test_set.name),
+            ));
+        };
+        let metrics = MetricPlan::resolve(
+            &*self.store,
+            &self.scorer,
+            &spec.metrics,
+            &test_set,
+            extent.behavior_ids,
+        )
+        .await?;
+        let target = self.prepare(&endpoint, &spec.parameters)?;
+        let max_concurrency = match spec.mode {
+            ExecutionMode::Sequential => 1,
+            ExecutionMode::Parallel => [
+                spec.max_concurrency,
+                endpoint.max_concurrency,
+                self.default_concurrency,
+            ]
+            .into_iter()
+            .filter(|&c| c > 0)
+            .min()
+            .unwrap_or(1),
+        };
+        let metrics = Arc::new(metrics);
+        let jobs = call_jobs(
+            Arc::clone(&self.store),
+            test_set.id,
+            through,
+            Arc::clone(&metrics),
+            HashSet::new(),
+        );
+        Ok(NewRun {
+            test_set_id: test_set.id,
+            endpoint_id: endpoint.id,
+            kind: RunKind::Execution,
+            mode: spec.mode,
+            source_run_id: None,
+            metrics,
+            max_concurrency,
+            parameters: spec.parameters,
+            plan: RunPlan {
+                tests_through: Some(through),
+                ..RunPlan::default()
+            },
+            total: extent.count,
+            jobs,
+            target: Some(target),
+        })
+    }
+
+    /// The run [`Engine::retry_errors`] starts: the source's errors called again, the rest copied.
+    async fn retry_errors_run(&self, source: Uuid) -> Result<NewRun> {
+        let source = self.store.get_run(source).await?;
+        let subject = format!("run {}", source.id);
+        if source.status == RunStatus::Running {
+            return Err(Error::precondition(
+                subject,
+                format!("run {} is still running", source.id),
+            ));
+        }
+        if source.kind == RunKind::Rescore {
+            return Err(Error::precondition(
+                subject,
+                format!(
+                    "run {} is a rescore, which never calls the endpoint; retry the errors of the run it rescored",
+                    source.id
+                ),
+            ));
+        }
+        let results = collect_pages(|p| self.store.list_results(source.id, p)).await?;
+        if !results.iter().any(|r| r.status == ResultStatus::Error) {
+            return Err(Error::precondition(
+                subject,
+                format!("run {} has no ERROR results to retry", source.id),
+            ));
+        }
+        let test_set = self
+            .store
+            .get_test_set(&Ref::Id(source.test_set_id))
+            .await?;
+        let endpoint = self
+            .store
+            .get_endpoint(&Ref::Id(source.endpoint_id))
+            .await?;
+        let metrics = match &source.plan {
+            Some(plan) => MetricPlan::load(&*self.store, &self.scorer, plan).await?,
+            // Runs stored before plans were: the hierarchy as it is now.
+            None => {
+                let behaviors = results.iter().filter_map(|r| r.behavior_id);
+                MetricPlan::resolve(&*self.store, &self.scorer, &[], &test_set, behaviors).await?
+            }
+        };
+        let target = self.prepare(&endpoint, &source.parameters)?;
+        let tests = self.tests_by_id(test_set.id).await?;
+        let jobs = retry_jobs(results, &tests, test_set.id, &metrics);
+        Ok(NewRun {
+            test_set_id: test_set.id,
+            endpoint_id: endpoint.id,
+            kind: RunKind::Execution,
+            mode: source.mode,
+            source_run_id: Some(source.id),
+            metrics: Arc::new(metrics),
+            max_concurrency: source.max_concurrency,
+            parameters: source.parameters,
+            plan: RunPlan {
+                retry_errors: true,
+                ..RunPlan::default()
+            },
+            total: jobs.len() as u32,
+            jobs: from_vec(jobs),
+            target: Some(target),
+        })
+    }
+
+    /// The run [`Engine::rescore`] starts: the source's stored outputs scored again.
+    async fn rescore_run(&self, spec: RescoreSpec) -> Result<NewRun> {
+        let test_set = self.store.get_test_set(&spec.test_set).await?;
+        let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
+        let source = match spec.run {
+            Some(id) => {
+                let run = self.store.get_run(id).await?;
+                if run.test_set_id != test_set.id || run.endpoint_id != endpoint.id {
+                    return Err(Error::invalid(
+                        "run",
+                        format!(
+                            "run {id} belongs to test set {} and endpoint {}, not to test set {:?} and endpoint {:?}",
+                            run.test_set_id, run.endpoint_id, test_set.name, endpoint.name
+                        ),
+                    ));
+                }
+                if run.status == RunStatus::Running {
+                    return Err(Error::precondition(
+                        format!("run {id}"),
+                        format!("run {id} is still running"),
+                    ));
+                }
+                run
+            }
+            None => self
+                .store
+                .latest_completed_run(test_set.id, endpoint.id)
+                .await?
+                .ok_or_else(|| {
+                    Error::precondition(
+                        format!("test set {} and endpoint {}", test_set.name, endpoint.name),
+                        format!(
+                            "no completed run for test set {:?} and endpoint {:?}",
+                            test_set.name, endpoint.name
+                        ),
+                    )
+                })?,
+        };
+        let extent = self.store.run_extent(source.id).await?;
+        let Some(through) = extent.last else {
+            return Err(Error::precondition(
+                format!("run {}", source.id),
+                format!("run {} has no results to rescore", source.id),
+            ));
+        };
+        let metrics = MetricPlan::resolve(
+            &*self.store,
+            &self.scorer,
+            &spec.metrics,
+            &test_set,
+            extent.behavior_ids,
+        )
+        .await?;
+        let metrics = Arc::new(metrics);
+        let jobs = rescore_jobs(
+            Arc::clone(&self.store),
+            source.id,
+            through,
+            test_set.id,
+            Arc::clone(&metrics),
+            HashSet::new(),
+        );
+        Ok(NewRun {
+            test_set_id: test_set.id,
+            endpoint_id: endpoint.id,
+            kind: RunKind::Rescore,
+            mode: ExecutionMode::Parallel,
+            source_run_id: Some(source.id),
+            metrics,
+            max_concurrency: self.default_concurrency,
+            parameters: source.parameters,
+            plan: RunPlan::default(),
+            total: extent.count,
+            jobs,
+            target: None,
+        })
+    }
+
+    /// Creates the run `new` works out, stores it, hands it to its own task, and returns a
+    /// follower of it. `new` is only awaited once the server is known to take runs, so a stopping
+    /// server refuses before looking anything up.
+    async fn start(
+        self: &Arc<Self>,
+        new: impl Future<Output = Result<NewRun>>,
+    ) -> Result<RunEvents> {
+        self.accepting()?;
+        let new = new.await?;
+        let mut plan = new.plan;
+        new.metrics.store_in(&mut plan);
+        let now = chrono::Utc::now();
+        let run = TestRun {
+            id: Uuid::now_v7(),
+            test_set_id: new.test_set_id,
+            endpoint_id: new.endpoint_id,
+            kind: new.kind,
+            mode: new.mode,
+            status: RunStatus::Running,
+            source_run_id: new.source_run_id,
+            total: new.total,
+            metric_ids: new.metrics.metric_ids(),
+            max_concurrency: new.max_concurrency,
+            parameters: new.parameters,
+            error: None,
+            summary: None,
+            created_at: now,
+            started_at: Some(now),
+            finished_at: None,
+            plan: Some(plan),
+        };
+        let run_id = run.id;
+        let created = run.clone();
+        // Registered before it is stored, so a watcher that finds the run also finds it live.
+        let registered = self.register(run_id, 0);
+        if let Err(e) = self.store.create_run(&run).await {
+            self.unregister(run_id);
+            return Err(e);
+        }
+        tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
+        let follower = registered.progress.subscribe();
+        let tally = Tally::new(run.total);
+        let work = Work {
+            jobs: new.jobs,
+            count: run.total as usize,
+            target: new.target,
+        };
+        self.spawn_drive(run, work, tally, registered);
+        Ok(self.follow(created, Some(follower)))
+    }
+
+    /// Refuses new runs once the server is stopping.
+    fn accepting(&self) -> Result<()> {
+        if self.stopping.is_cancelled() {
+            return Err(Error::Unavailable(
+                "the server is shutting down and starts no new runs; try again once it is back"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
