@@ -12,7 +12,9 @@ use crate::domain::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
     PageRequest, ResponseMapping, Target, Timestamp,
 };
-use crate::endpoint_client::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS};
+use crate::endpoint_client::{
+    BodyTemplateSyntax, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
+};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::endpoint::Target as PbTarget;
@@ -204,7 +206,7 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
     ) -> Result<Response<pb::Endpoint>, Status> {
         let p = required(request.into_inner().endpoint, "endpoint")?;
         let endpoint = from_proto(p, Uuid::now_v7(), chrono::Utc::now())?;
-        endpoint.validate("endpoint")?;
+        endpoint.validate("endpoint", &BodyTemplateSyntax)?;
         self.store.create_endpoint(&endpoint).await?;
         tracing::info!(endpoint_id = %endpoint.id, name = %endpoint.name, "endpoint created");
         Ok(Response::new(to_masked_proto(endpoint)))
@@ -248,7 +250,7 @@ impl pb::endpoint_service_server::EndpointService for EndpointApi {
         let merged = mask::apply(to_proto(stored.clone()), &p, r.update_mask.as_ref())?;
         let mut endpoint = from_proto(merged, stored.id, stored.created_at)?;
         endpoint.keep_masked_secrets(&stored)?;
-        endpoint.validate("endpoint")?;
+        endpoint.validate("endpoint", &BodyTemplateSyntax)?;
         self.store.update_endpoint(&endpoint).await?;
         Ok(Response::new(to_masked_proto(endpoint)))
     }

@@ -11,7 +11,7 @@ mod test_set;
 pub use behavior::Behavior;
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget,
-    ResponseMapping, SECRET_MASK, Target, is_secret_header,
+    ResponseMapping, SECRET_MASK, Target, TemplateSyntax, is_secret_header,
 };
 pub use metric::{
     Affix, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
