@@ -1,4 +1,6 @@
 //! The one error type of the domain, engine and store. `api::status` maps it to gRPC codes.
+//! Errors of the crates beneath (sqlx, serde_json) are converted where they arise, in the store,
+//! so that this type depends on none of them.
 
 /// Everything that can go wrong below the API layer.
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +40,35 @@ pub enum Error {
     /// The server cannot take the request now (it is shutting down); the client may try again.
     #[error("{0}")]
     Unavailable(String),
+    // Storage and Internal put their source's text in the message as well as in `source()`:
+    // the gRPC status and the log lines carry only the message.
     /// The storage backend failed.
-    #[error("storage error: {0}")]
-    Storage(String),
+    #[error("storage error: {context}: {source}")]
+    Storage {
+        /// What failed (e.g. `migrating the database`).
+        context: String,
+        /// The backend's error.
+        #[source]
+        source: Cause,
+    },
     /// A bug or an unexpected state of the server.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {context}{}", cause_text(source.as_deref()))]
+    Internal {
+        /// What failed or what is unexpected.
+        context: String,
+        /// The error behind it, if there is one.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+/// The error behind an [`Error::Storage`] or [`Error::Internal`], of whatever crate it comes
+/// from, so that this type depends on none of them.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// `": {source}"`, or nothing without a source.
+fn cause_text(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map(|e| format!(": {e}")).unwrap_or_default()
 }
 
 impl Error {
@@ -63,6 +88,30 @@ impl Error {
         }
     }
 
+    /// An [`Error::Storage`]: `context` says what failed, `source` why.
+    pub fn storage(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Error::Storage {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An [`Error::Internal`] with no error behind it.
+    pub fn internal(context: impl Into<String>) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Internal`] caused by `source`.
+    pub fn internal_from(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
     /// An [`Error::FailedPrecondition`] about `subject`.
     pub fn precondition(subject: impl Into<String>, description: impl Into<String>) -> Self {
         Error::FailedPrecondition {
@@ -72,17 +121,36 @@ impl Error {
     }
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Storage(e.to_string())
-    }
-}
-
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        Error::Internal(format!("stored JSON does not decode: {e}"))
-    }
-}
-
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn storage_and_internal_errors_keep_their_source() {
+        let err = Error::storage("writing a batch", std::io::Error::other("disk full"));
+        assert_eq!(err.to_string(), "storage error: writing a batch: disk full");
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("disk full")
+        );
+
+        let err = Error::internal_from("a test's task failed", std::io::Error::other("panicked"));
+        assert_eq!(
+            err.to_string(),
+            "internal error: a test's task failed: panicked"
+        );
+        assert!(err.source().is_some());
+
+        let err = Error::internal("an empty batch was written");
+        assert_eq!(
+            err.to_string(),
+            "internal error: an empty batch was written"
+        );
+        assert!(err.source().is_none());
+    }
+}

@@ -52,9 +52,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url).await.map_err(|e| {
-            crate::error::Error::Storage(format!(
-                "cannot open {url:?} (does its folder exist?): {e}"
-            ))
+            crate::error::Error::storage(format!("cannot open {url:?} (does its folder exist?)"), e)
         })?;
         return Ok(Arc::new(store));
     }

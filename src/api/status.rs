@@ -34,7 +34,7 @@ impl From<Error> for Status {
                 ErrorDetails::with_precondition_failure_violation("STATE", subject, description),
             ),
             Error::Unavailable(_) => Status::unavailable(message),
-            Error::Storage(_) | Error::Internal(_) => {
+            Error::Storage { .. } | Error::Internal { .. } => {
                 // Server faults are logged here, once; client mistakes stay at debug level.
                 tracing::error!(error = %message, "request failed");
                 Status::internal(message)

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::Catalogue;
 use crate::domain::{Endpoint, EndpointDraft, Page, PageRequest, Ref, apply_patch};
+use crate::endpoint_client::BodyTemplateSyntax;
 use crate::error::Result;
 
 impl Catalogue {
@@ -12,7 +13,7 @@ impl Catalogue {
     /// mask before answering.
     pub async fn create_endpoint(&self, draft: EndpointDraft) -> Result<Endpoint> {
         let endpoint = Endpoint::from_draft(draft, Uuid::now_v7(), chrono::Utc::now())?;
-        endpoint.validate("endpoint")?;
+        endpoint.validate("endpoint", &BodyTemplateSyntax)?;
         self.store.create_endpoint(&endpoint).await?;
         tracing::info!(endpoint_id = %endpoint.id, name = %endpoint.name, "endpoint created");
         Ok(endpoint)
@@ -41,7 +42,7 @@ impl Catalogue {
             let draft = apply_patch(current.to_draft(), &update, &paths)?;
             let mut endpoint = Endpoint::from_draft(draft, current.id, current.created_at)?;
             endpoint.keep_masked_secrets(&current)?;
-            endpoint.validate("endpoint")?;
+            endpoint.validate("endpoint", &BodyTemplateSyntax)?;
             Ok(endpoint)
         };
         self.store.update_endpoint(endpoint, Box::new(change)).await

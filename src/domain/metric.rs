@@ -335,6 +335,16 @@ impl Metric {
     pub fn validate(&self, prefix: &str) -> Result<()> {
         let field = |name: &str| format!("{prefix}.{name}");
         validate_name(&self.name, &field("name"))?;
+        self.validate_threshold(field)?;
+        if self.score_type == ScoreType::Categorical {
+            self.validate_categories(field)?;
+        }
+        self.kind.validate(field)
+    }
+
+    /// Binary and categorical scores are a verdict, so only `==` and `!=` apply to them; a
+    /// threshold, when given, is a finite number.
+    fn validate_threshold(&self, field: impl Fn(&str) -> String) -> Result<()> {
         if matches!(self.score_type, ScoreType::Binary | ScoreType::Categorical)
             && !matches!(
                 self.threshold_operator,
@@ -362,37 +372,48 @@ impl Metric {
                 format!("must be a finite number, got {t}"),
             ));
         }
-        if self.score_type == ScoreType::Categorical {
-            if self.categories.is_empty() {
-                return Err(Error::invalid(
-                    field("categories"),
-                    "a categorical metric needs at least one category",
-                ));
-            }
-            if self.passing_categories.is_empty() {
-                return Err(Error::invalid(
-                    field("passing_categories"),
-                    "a categorical metric needs at least one passing category",
-                ));
-            }
-            if let Some(stray) = self
-                .passing_categories
-                .iter()
-                .find(|p| !self.categories.contains(p))
-            {
-                return Err(Error::invalid(
-                    field("passing_categories"),
-                    format!("{stray:?} is not one of categories"),
-                ));
-            }
-            if self.kind.is_deterministic() {
-                return Err(Error::invalid(
-                    field("score_type"),
-                    "deterministic metrics score binary or numeric, not categorical",
-                ));
-            }
+        Ok(())
+    }
+
+    /// A categorical metric: its categories, the passing ones among them, and a kind that can
+    /// answer with a category.
+    fn validate_categories(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        if self.categories.is_empty() {
+            return Err(Error::invalid(
+                field("categories"),
+                "a categorical metric needs at least one category",
+            ));
         }
-        match &self.kind {
+        if self.passing_categories.is_empty() {
+            return Err(Error::invalid(
+                field("passing_categories"),
+                "a categorical metric needs at least one passing category",
+            ));
+        }
+        if let Some(stray) = self
+            .passing_categories
+            .iter()
+            .find(|p| !self.categories.contains(p))
+        {
+            return Err(Error::invalid(
+                field("passing_categories"),
+                format!("{stray:?} is not one of categories"),
+            ));
+        }
+        if self.kind.is_deterministic() {
+            return Err(Error::invalid(
+                field("score_type"),
+                "deterministic metrics score binary or numeric, not categorical",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl MetricKind {
+    /// Checks the settings of this kind; `field` turns a name into a path in the request.
+    fn validate(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        match self {
             MetricKind::ExactMatch { .. }
             | MetricKind::StartsWith(_)
             | MetricKind::EndsWith(_)
@@ -415,17 +436,7 @@ impl Metric {
             MetricKind::JsonSchema { schema } => compile_schema(schema)
                 .map(|_| ())
                 .map_err(|e| Error::invalid(field("json_schema.schema"), e)),
-            MetricKind::Length { min, max, .. } => match (min, max) {
-                (None, None) => Err(Error::invalid(
-                    field("length"),
-                    "needs at least one of min and max",
-                )),
-                (Some(min), Some(max)) if min > max => Err(Error::invalid(
-                    field("length.min"),
-                    format!("min {min} is greater than max {max}"),
-                )),
-                _ => Ok(()),
-            },
+            MetricKind::Length { min, max, .. } => validate_length(*min, *max, field),
             MetricKind::Latency { max_ms } => {
                 if *max_ms == 0 {
                     return Err(Error::invalid(
@@ -436,60 +447,96 @@ impl Metric {
                 Ok(())
             }
             MetricKind::LlmJudge(judge) => {
-                if judge.judge_endpoint.is_some()
-                    && (judge.is_inline() || !judge.model.trim().is_empty())
-                {
-                    return Err(Error::invalid(
-                        field("llm_judge.judge_endpoint"),
-                        "give either judge_endpoint or base_url and model, not both",
-                    ));
-                }
-                if judge.is_inline()
-                    && !(judge.base_url.starts_with("http://")
-                        || judge.base_url.starts_with("https://"))
-                {
-                    return Err(Error::invalid(
-                        field("llm_judge.base_url"),
-                        format!("{:?} is not an http(s) URL", judge.base_url),
-                    ));
-                }
-                if judge.is_inline() && judge.model.trim().is_empty() {
-                    return Err(Error::invalid(field("llm_judge.model"), "is required"));
-                }
-                if !judge.is_inline() && !judge.model.trim().is_empty() {
-                    return Err(Error::invalid(
-                        field("llm_judge.base_url"),
-                        "is required when model is given",
-                    ));
-                }
-                if let Some(i) = judge
-                    .evaluation_steps
-                    .iter()
-                    .position(|s| s.trim().is_empty())
-                {
-                    return Err(Error::invalid(
-                        field(&format!("llm_judge.evaluation_steps[{i}]")),
-                        "is empty",
-                    ));
-                }
-                if !(judge.min_score.is_finite() && judge.max_score.is_finite()) {
-                    return Err(Error::invalid(
-                        field("llm_judge.min_score"),
-                        "min_score and max_score must be finite numbers",
-                    ));
-                }
-                if judge.min_score >= judge.max_score {
-                    return Err(Error::invalid(
-                        field("llm_judge.max_score"),
-                        format!(
-                            "must be greater than min_score ({} >= {})",
-                            judge.min_score, judge.max_score
-                        ),
-                    ));
-                }
-                Ok(())
+                judge.validate_judge(&field)?;
+                judge.validate_steps(&field)?;
+                judge.validate_score_range(&field)
             }
         }
+    }
+}
+
+/// A length check needs a bound, and bounds that leave some length to pass.
+fn validate_length(
+    min: Option<u32>,
+    max: Option<u32>,
+    field: impl Fn(&str) -> String,
+) -> Result<()> {
+    match (min, max) {
+        (None, None) => Err(Error::invalid(
+            field("length"),
+            "needs at least one of min and max",
+        )),
+        (Some(min), Some(max)) if min > max => Err(Error::invalid(
+            field("length.min"),
+            format!("min {min} is greater than max {max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl LlmJudge {
+    /// Which judge: an endpoint, or an inline base URL and model, or neither (the server's
+    /// default), never a mix.
+    fn validate_judge(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        if self.judge_endpoint.is_some() && (self.is_inline() || !self.model.trim().is_empty()) {
+            return Err(Error::invalid(
+                field("llm_judge.judge_endpoint"),
+                "give either judge_endpoint or base_url and model, not both",
+            ));
+        }
+        if self.is_inline()
+            && !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://"))
+        {
+            return Err(Error::invalid(
+                field("llm_judge.base_url"),
+                format!("{:?} is not an http(s) URL", self.base_url),
+            ));
+        }
+        if self.is_inline() && self.model.trim().is_empty() {
+            return Err(Error::invalid(field("llm_judge.model"), "is required"));
+        }
+        if !self.is_inline() && !self.model.trim().is_empty() {
+            return Err(Error::invalid(
+                field("llm_judge.base_url"),
+                "is required when model is given",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Evaluation steps are numbered in the prompt, so an empty one would show as a blank step.
+    fn validate_steps(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        if let Some(i) = self
+            .evaluation_steps
+            .iter()
+            .position(|s| s.trim().is_empty())
+        {
+            return Err(Error::invalid(
+                field(&format!("llm_judge.evaluation_steps[{i}]")),
+                "is empty",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The judge's scale is normalised to `[0, 1]`, which needs finite, increasing bounds.
+    fn validate_score_range(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        if !(self.min_score.is_finite() && self.max_score.is_finite()) {
+            return Err(Error::invalid(
+                field("llm_judge.min_score"),
+                "min_score and max_score must be finite numbers",
+            ));
+        }
+        if self.min_score >= self.max_score {
+            return Err(Error::invalid(
+                field("llm_judge.max_score"),
+                format!(
+                    "must be greater than min_score ({} >= {})",
+                    self.min_score, self.max_score
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft}
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
     DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget, ResponseMapping, SECRET_MASK,
-    Target, is_secret_header,
+    Target, TemplateSyntax, is_secret_header,
 };
 pub use metric::{
     Affix, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 pub use env::{EnvTemplate, MissingEnv};
 pub use gate::Gate;
-pub use template::{BodyTemplate, TemplateVars};
+pub use template::{BodyTemplate, BodyTemplateSyntax, TemplateVars};
 
 pub(crate) use template::{describe as describe_template_error, template_environment};
 

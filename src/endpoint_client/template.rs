@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
-use crate::domain::DEFAULT_BODY_TEMPLATE;
+use crate::domain::{DEFAULT_BODY_TEMPLATE, TemplateSyntax};
 
 /// Name of the variable a single-placeholder template stores its value in.
 const VALUE_SLOT: &str = "__assay_value";
@@ -105,6 +105,16 @@ pub(crate) fn template_environment() -> Environment<'static> {
         env.set_syntax(syntax);
     }
     env
+}
+
+/// [`TemplateSyntax`] by [`BodyTemplate::parse`], for validating endpoints.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BodyTemplateSyntax;
+
+impl TemplateSyntax for BodyTemplateSyntax {
+    fn check_body_template(&self, template: &str) -> Result<(), String> {
+        BodyTemplate::parse(template).map(drop)
+    }
 }
 
 impl BodyTemplate {

@@ -152,7 +152,7 @@ where
             };
             let page = reading
                 .await
-                .map_err(|e| Error::Internal(format!("reading a page of tests failed: {e}")))??;
+                .map_err(|e| Error::internal_from("reading a page of tests failed", e))??;
             let next = match page.last() {
                 Some(&(last, _)) if page.len() == PAGE as usize && last < through => {
                     Some(prefetch(Some(last)))

@@ -71,7 +71,7 @@ impl Engine {
         let metrics = MetricPlan::load(&*self.store, &self.scorer, plan).await?;
         let source = || {
             run.source_run_id
-                .ok_or_else(|| Error::Internal(format!("run {} has no source run", run.id)))
+                .ok_or_else(|| Error::internal(format!("run {} has no source run", run.id)))
         };
         let store = Arc::clone(&self.store);
         let (jobs, count) = if run.kind == RunKind::Rescore {

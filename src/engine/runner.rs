@@ -97,7 +97,7 @@ impl Writer {
         let (batch, stored) = writing.await;
         self.writing = None;
         self.start();
-        let last = stored?.ok_or_else(|| Error::Internal("an empty batch was written".into()))?;
+        let last = stored?.ok_or_else(|| Error::internal("an empty batch was written"))?;
         Ok((batch, last))
     }
 }
@@ -135,7 +135,7 @@ impl Engine {
                         });
                         AbortOnDropHandle::new(task)
                             .await
-                            .map_err(|e| Error::Internal(format!("a test's task failed: {e}")))
+                            .map_err(|e| Error::internal_from("a test's task failed", e))
                     }
                 })
                 .buffer_unordered(run.max_concurrency.max(1) as usize),

@@ -73,7 +73,7 @@ impl SqliteStore {
         MIGRATOR
             .run(&writer)
             .await
-            .map_err(|e| Error::Storage(format!("migrating the database: {e}")))?;
+            .map_err(|e| Error::storage("migrating the database", e))?;
         // Opened after the writer so that the file exists and is in WAL mode already;
         // `query_only` turns a write sent to a reader by mistake into an error.
         let reader = SqlitePoolOptions::new()
@@ -118,7 +118,7 @@ impl SqliteStore {
             .iter()
             .map(|id| {
                 Uuid::parse_str(id)
-                    .map_err(|e| Error::Internal(format!("stored behaviour id {id:?}: {e}")))
+                    .map_err(|e| Error::internal_from(format!("stored behaviour id {id:?}"), e))
             })
             .collect::<Result<Vec<_>>>()?;
         behavior_ids.sort_unstable();
@@ -647,6 +647,22 @@ async fn update_record<T: Stored>(conn: &mut SqliteConnection, record: &T) -> Re
     Ok(())
 }
 
+// The conversions of the backend's errors live here, not in `crate::error`, so that the
+// domain's error type depends on no storage crate.
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::storage("SQLite call failed", e)
+    }
+}
+
+/// Bodies are written and read as JSON; one that does not round-trip is a bug or a corrupt row.
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::internal_from("stored JSON does not decode", e)
+    }
+}
+
 /// Turns a unique violation into `AlreadyExists` naming the taken name (or id); with several
 /// records, SQLite does not say which one clashed, so the first is named.
 fn conflict<T: Stored>(e: sqlx::Error, table: Table, records: &[T]) -> Error {
@@ -1078,6 +1094,14 @@ mod tests {
         assert_eq!(chunks.concat(), records);
         assert_eq!(power_of_two_chunks(&[1], 0).count(), 1);
         assert_eq!(power_of_two_chunks::<u32>(&[], 8).count(), 0);
+    }
+
+    #[test]
+    fn sqlx_errors_become_storage_errors_that_keep_them() {
+        let err = Error::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<sqlx::Error>().is_some(), "{source:?}");
     }
 
     /// What the two-pool design relies on: WAL (readers beside the writer) and readers that
