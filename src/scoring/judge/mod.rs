@@ -1,7 +1,7 @@
 //! LLM-as-judge: an OpenAI-compatible chat model scores one answer. This file holds the judge
-//! made ready for a run ([`JudgeClient`]) and the scoring call; the parts of that call live in
-//! their own files: [`endpoint`] builds the in-memory judge endpoints, [`prompt`] renders the
-//! messages, [`verdict`] reads the reply.
+//! made ready for a run ([`JudgeClient`]) and the scoring call ([`judge()`]); the parts of that
+//! call have their own files: `endpoint.rs` builds the in-memory judge endpoints, `prompt.rs`
+//! renders the messages, `verdict.rs` reads the reply.
 //!
 //! The judge is an endpoint of the `openai_chat` kind, called through the target module like any
 //! endpoint (its timeout, retries, rate limit and concurrency limit apply). A metric names it
@@ -18,6 +18,7 @@ mod verdict;
 
 use serde_json::{Map, Value, json};
 
+use super::{JudgeHandle, ScoreInput};
 use crate::domain::{Endpoint, LlmJudge, Metric, Target};
 use crate::endpoint_client::openai::first_content;
 use crate::endpoint_client::{PreparedTarget, TargetClient};
@@ -58,6 +59,40 @@ impl JudgeClient {
             .chat(body)
             .await
             .map_err(|e| format!("judge {:?}: {e}", self.name))
+    }
+}
+
+/// An LLM-judge metric made ready for a run: its settings and its judge, or why it has none.
+#[derive(Debug)]
+pub(super) struct JudgeCheck {
+    settings: LlmJudge,
+    client: JudgeHandle,
+}
+
+impl JudgeCheck {
+    /// The check of a metric judged as `settings` say by `client` (`None`: no judge was
+    /// prepared, and every score is an error).
+    pub(super) fn new(settings: &LlmJudge, client: Option<JudgeHandle>) -> Self {
+        JudgeCheck {
+            settings: settings.clone(),
+            client: client.unwrap_or_else(|| Err("no judge was prepared".into())),
+        }
+    }
+
+    /// The judge's verdict on one answer of `metric`.
+    pub(super) async fn judge(
+        &self,
+        metric: &Metric,
+        input: &ScoreInput<'_>,
+    ) -> Result<Judgement, String> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let shown = JudgeInput {
+            prompt: input.prompt,
+            expected_response: input.expected_response,
+            context: input.context,
+            output: input.output,
+        };
+        judge(client, &self.settings, metric, &shown).await
     }
 }
 
