@@ -1,10 +1,13 @@
-//! Scoring answers with metrics: one [`Scorer`] for every kind. Deterministic kinds are checked
-//! in process ([`deterministic`], [`similarity`]); LLM-as-judge kinds call a chat model
-//! ([`judge`]).
+//! Scoring answers with metrics: one [`Scorer`] for every kind. A metric is prepared once per
+//! run ([`PreparedMetric`]: regexes and schemas compiled, texts folded, judge endpoint prepared)
+//! and then scores every answer of the run.
 //!
-//! A metric is prepared once per run ([`PreparedMetric`]: regexes and schemas compiled, texts
-//! folded, judge endpoint prepared) and then scores every answer of the run.
+//! This file holds the scorer and what every metric shares (its input, the checks made before
+//! any metric runs); `check.rs` routes each kind to the place that scores it: pass/fail checks
+//! that need no model (`deterministic/`), similarity measures (`similarity.rs`) and LLM judges
+//! ([`judge`]).
 
+mod check;
 mod deterministic;
 pub mod judge;
 mod similarity;
@@ -14,7 +17,7 @@ use std::time::Instant;
 
 use crate::domain::{Endpoint, Metric, MetricResult};
 use crate::endpoint_client::TargetClient;
-use deterministic::Check;
+use check::Check;
 pub use judge::JudgeClient;
 
 /// The judge of an LLM-judge metric for one run, or why it has none (then every score of the
@@ -117,7 +120,7 @@ impl Scorer {
         &self,
         prepared: &PreparedMetric,
         input: &ScoreInput<'_>,
-    ) -> Result<(Option<f64>, Option<String>, String), String> {
+    ) -> Result<Verdict, String> {
         let metric = &prepared.metric;
         let compares_with_expected = metric.kind.reference_value() == Some(None);
         if (metric.requires_expected || compares_with_expected) && input.expected_response.is_none()
@@ -127,28 +130,20 @@ impl Scorer {
         if metric.requires_context && input.context.is_empty() {
             return Err("the metric needs context and the endpoint returned none".into());
         }
-        match &prepared.check {
-            Check::Judge { settings, client } => {
-                let client = client.as_ref().map_err(Clone::clone)?;
-                let judge_input = judge::JudgeInput {
-                    prompt: input.prompt,
-                    expected_response: input.expected_response,
-                    context: input.context,
-                    output: input.output,
-                };
-                let j = judge::judge(client, settings, metric, &judge_input).await?;
-                Ok((j.score, j.category, j.reason))
-            }
-            check => {
-                let (score, reason) = match check.costly_job(input) {
-                    Some(job) => tokio::task::spawn_blocking(job)
-                        .await
-                        .map_err(|e| format!("the metric failed: {e}"))?,
-                    None => check.evaluate(input),
-                };
-                Ok((Some(score), None, reason))
-            }
-        }
+        prepared.check.verdict(metric, input).await
+    }
+}
+
+/// Score, category and reason of one metric on one answer.
+type Verdict = (Option<f64>, Option<String>, String);
+
+impl<'a> ScoreInput<'a> {
+    /// The text a check compares with: its `value`, else the test's expected response.
+    fn reference(&self, value: &'a Option<String>) -> &'a str {
+        value
+            .as_deref()
+            .or(self.expected_response)
+            .unwrap_or_default()
     }
 }
 
@@ -157,5 +152,27 @@ fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
+    }
+}
+
+/// Answers for the tests of the checks.
+#[cfg(test)]
+mod fixtures {
+    use super::ScoreInput;
+
+    /// About 100k characters of text ending with "the end.".
+    pub(super) fn long_text() -> String {
+        format!("{}the end.", "lorem ipsum dolor sit amet ".repeat(3_800))
+    }
+
+    /// The answer `output` to a test that expects `expected`, given at once.
+    pub(super) fn input<'a>(output: &'a str, expected: Option<&'a str>) -> ScoreInput<'a> {
+        ScoreInput {
+            prompt: "p",
+            expected_response: expected,
+            output,
+            context: &[],
+            latency_ms: 0,
+        }
     }
 }

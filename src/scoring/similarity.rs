@@ -1,5 +1,6 @@
-//! Similarity of an output to a reference text, in `[0, 1]`: normalized Levenshtein (the
-//! `strsim` crate), ROUGE-L F1 and sentence BLEU.
+//! Similarity of an output to a reference text, in `[0, 1]`: the similarity check (its score and
+//! reason) and its measures, normalized Levenshtein (the `strsim` crate), ROUGE-L F1 and sentence
+//! BLEU.
 //!
 //! ROUGE-L and BLEU read words: the text is lower-cased and split into maximal runs of Unicode
 //! alphanumeric characters (punctuation and whitespace separate words and are dropped). On ASCII
@@ -11,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::ScoreInput;
 use crate::domain::SimilarityMeasure;
 
 /// Chen & Cherry's smoothing method 1: the numerator given to an n-gram order without matches.
@@ -18,8 +20,59 @@ const BLEU_EPSILON: f64 = 0.1;
 /// Longest n-grams counted by BLEU.
 const BLEU_MAX_N: usize = 4;
 
+/// A score in `[0, 1]` for the similarity to a value or the expected response (see
+/// `MetricKind::Similarity`).
+#[derive(Debug)]
+pub(super) struct SimilarityCheck {
+    measure: SimilarityMeasure,
+    value: Option<String>,
+}
+
+impl SimilarityCheck {
+    /// Measures by `measure` against `value`, else the expected response.
+    pub(super) fn new(measure: SimilarityMeasure, value: &Option<String>) -> Self {
+        SimilarityCheck {
+            measure,
+            value: value.clone(),
+        }
+    }
+
+    /// Score and reason. Computed on the blocking pool, because the cost grows with the product
+    /// of the texts' lengths (seconds for two texts of 100k characters): it never holds an async
+    /// worker.
+    pub(super) async fn evaluate(&self, input: &ScoreInput<'_>) -> Result<(f64, String), String> {
+        let (measure, given) = (self.measure, self.value.is_some());
+        let output = input.output.to_string();
+        let reference = input.reference(&self.value).to_string();
+        tokio::task::spawn_blocking(move || verdict(measure, &output, &reference, given))
+            .await
+            .map_err(|e| format!("the metric failed: {e}"))
+    }
+}
+
+/// Score and reason of a similarity check; `given`: the reference is the metric's own value.
+fn verdict(
+    measure: SimilarityMeasure,
+    output: &str,
+    reference: &str,
+    given: bool,
+) -> (f64, String) {
+    let score = similarity(measure, output, reference);
+    let name = match measure {
+        SimilarityMeasure::Levenshtein => "normalized Levenshtein similarity",
+        SimilarityMeasure::RougeL => "ROUGE-L F1",
+        SimilarityMeasure::Bleu => "sentence BLEU",
+    };
+    let against = if given {
+        "the metric's value"
+    } else {
+        "the expected response"
+    };
+    (score, format!("{name} {score:.4} against {against}"))
+}
+
 /// The similarity of `output` to `reference` by `measure`, in `[0, 1]`.
-pub(super) fn similarity(measure: SimilarityMeasure, output: &str, reference: &str) -> f64 {
+fn similarity(measure: SimilarityMeasure, output: &str, reference: &str) -> f64 {
     match measure {
         SimilarityMeasure::Levenshtein => strsim::normalized_levenshtein(output, reference),
         SimilarityMeasure::RougeL => rouge_l(&words(output), &words(reference)),
@@ -119,6 +172,7 @@ fn ngram_counts(words: &[String], n: usize) -> HashMap<&[String], usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoring::fixtures::{input, long_text};
 
     /// (output, reference, ROUGE-L F1, sentence BLEU), computed with Python: rouge-score 0.1.2
     /// (`RougeScorer(["rougeL"], tokenizer=T)` where `T.tokenize(text)` is
@@ -226,5 +280,75 @@ mod tests {
             assert_eq!(similarity(measure, "", "some words"), 0.0);
             assert_eq!(similarity(measure, "some words", ""), 0.0);
         }
+    }
+
+    /// Every case, `(output, expected response, wanted score)`, scores as wanted.
+    async fn assert_scores(check: &SimilarityCheck, cases: &[(&str, Option<&str>, f64)]) {
+        for &(output, expected, want) in cases {
+            let (got, reason) = check.evaluate(&input(output, expected)).await.unwrap();
+            let shown: String = output.chars().take(40).collect();
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{check:?} on {shown:?} (expected {expected:?}): {got}, not {want} ({reason})"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_check_compares_with_value_or_expected() {
+        let long = long_text();
+        let levenshtein = SimilarityCheck::new(SimilarityMeasure::Levenshtein, &None);
+        assert_scores(
+            &levenshtein,
+            &[
+                ("kitten", Some("kitten"), 1.0),
+                ("abc", Some("xyz"), 0.0),
+                ("", Some("abcd"), 0.0),
+                ("café", Some("cafe"), 0.75),
+                (&long, Some("the end."), 8.0 / long.chars().count() as f64),
+            ],
+        )
+        .await;
+        let rouge = SimilarityCheck::new(SimilarityMeasure::RougeL, &Some("the cat sat".into()));
+        assert_scores(
+            &rouge,
+            &[
+                ("The cat sat.", Some("unrelated"), 1.0),
+                ("dogs run", None, 0.0),
+                ("", None, 0.0),
+            ],
+        )
+        .await;
+        let bleu = SimilarityCheck::new(SimilarityMeasure::Bleu, &None);
+        assert_scores(
+            &bleu,
+            &[
+                ("a b c d e", Some("a b c d e"), 1.0),
+                ("x y", Some("a b c d e"), 0.0),
+                ("", Some("a b"), 0.0),
+                (&long, Some("zzz"), 0.0),
+            ],
+        )
+        .await;
+        // Both reference words found: recall 1, precision 2 / (5 * 3800 + 2).
+        let precision = 2.0 / 19_002.0;
+        assert_scores(
+            &SimilarityCheck::new(SimilarityMeasure::RougeL, &None),
+            &[(&long, Some("the end"), 2.0 * precision / (precision + 1.0))],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_reason_names_the_measure_and_the_reference() {
+        let given = SimilarityCheck::new(SimilarityMeasure::RougeL, &Some("the cat sat".into()));
+        let (_, reason) = given.evaluate(&input("the cat", None)).await.unwrap();
+        assert_eq!(reason, "ROUGE-L F1 0.8000 against the metric's value");
+        let expected = SimilarityCheck::new(SimilarityMeasure::Bleu, &None);
+        let (_, reason) = expected
+            .evaluate(&input("a b c d", Some("a b c d")))
+            .await
+            .unwrap();
+        assert_eq!(reason, "sentence BLEU 1.0000 against the expected response");
     }
 }
