@@ -49,7 +49,9 @@ impl Catalogue {
             ImportTarget::Existing(reference) => {
                 ImportInto::Existing(self.store.get_test_set(&reference).await?.id)
             }
-            ImportTarget::New(draft) => ImportInto::New(self.new_test_set(draft).await?),
+            ImportTarget::New(draft) => {
+                ImportInto::New(self.new_test_set(draft, "new_test_set").await?)
+            }
         };
         let test_set_id = match &into {
             ImportInto::Existing(id) => *id,

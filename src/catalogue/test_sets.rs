@@ -16,16 +16,18 @@ pub const MAX_TESTS_PER_CALL: usize = 100_000;
 impl Catalogue {
     /// Creates a test set without tests; its metrics must exist.
     pub async fn create_test_set(&self, draft: GroupDraft) -> Result<TestSet> {
-        let test_set = self.new_test_set(draft).await?;
+        let test_set = self.new_test_set(draft, "test_set").await?;
         self.store.create_test_set(&test_set).await?;
         tracing::info!(test_set_id = %test_set.id, name = %test_set.name, "test set created");
         Ok(test_set)
     }
 
-    /// The test set a draft describes, its metrics resolved; not stored.
-    pub(super) async fn new_test_set(&self, draft: GroupDraft) -> Result<TestSet> {
+    /// The test set a draft describes, its metrics resolved; not stored. `field` is the
+    /// draft's path in the request, for errors.
+    pub(super) async fn new_test_set(&self, draft: GroupDraft, field: &str) -> Result<TestSet> {
         let metric_ids = self.metric_ids(&draft.metrics).await?;
-        TestSet::from_draft(draft, metric_ids, Uuid::now_v7(), chrono::Utc::now())
+        let now = chrono::Utc::now();
+        TestSet::from_draft(draft, metric_ids, (Uuid::now_v7(), now), field)
     }
 
     /// One test set by id or name, with its test count.
@@ -52,7 +54,8 @@ impl Catalogue {
         let change = move |current: TestSet| {
             let draft = apply_patch(current.to_draft(), &update, &paths)?;
             let metric_ids = ids(&draft.metrics);
-            let updated = TestSet::from_draft(draft, metric_ids, current.id, current.created_at)?;
+            let created = (current.id, current.created_at);
+            let updated = TestSet::from_draft(draft, metric_ids, created, "test_set")?;
             Ok(TestSet {
                 test_count: current.test_count,
                 ..updated

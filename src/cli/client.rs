@@ -10,9 +10,9 @@ use crate::proto::v1::{
     test_set_service_client::TestSetServiceClient,
 };
 
-/// Largest message sent or received: a bulk import and its answer (every test back, with ids)
-/// go in one message, as large as the server accepts.
-pub const MAX_MESSAGE_BYTES: usize = crate::server::MAX_REQUEST_BYTES;
+/// Largest message sent or received (an `AddTests` call or its answer can be large); imports go
+/// in pieces far smaller.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One connection to the server, shared by the clients of each service.
 pub struct Clients {

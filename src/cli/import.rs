@@ -1,5 +1,6 @@
 //! `test-set import FILE`: reads JSONL, CSV or YAML tests, checks every row (reporting all bad
-//! rows with their line numbers), then adds them all in one `AddTests` call, or none.
+//! rows with their line numbers), then imports them all or none with one `ImportTests` stream
+//! (in pieces, so a large file is never one message).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -10,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::CliError;
 use super::args::{Global, ImportArgs, ImportFormat};
-use super::client::{Clients, MAX_MESSAGE_BYTES};
+use super::client::Clients;
 use super::json::read_text;
 use super::output::{Output, extension};
 use crate::proto::v1 as pb;
@@ -65,53 +66,37 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
             args.file.display()
         )));
     }
-    let mut request = pb::AddTestsRequest {
-        test_set: args.test_set.clone(),
-        tests,
-    };
-    if request.encoded_len() > MAX_MESSAGE_BYTES {
-        return Err(CliError::usage(format!(
-            "{}: {} bytes of tests are more than one call carries ({MAX_MESSAGE_BYTES}); split the file",
-            args.file.display(),
-            request.encoded_len()
-        )));
-    }
-
     let clients = Clients::connect(&global.server).await?;
-    let unknown = unknown_behaviors(&clients, &request.tests, &locations).await?;
+    let unknown = unknown_behaviors(&clients, &tests, &locations).await?;
     if !unknown.is_empty() {
         return Err(bad_rows(&args.file, &unknown));
     }
-    let mut test_sets = clients.test_sets();
-    if args.create {
-        let created = test_sets
-            .create_test_set(pb::CreateTestSetRequest {
-                test_set: Some(pb::TestSet {
-                    name: args.test_set.clone(),
-                    metrics: args.metrics.clone(),
-                    ..Default::default()
-                }),
-            })
-            .await?
-            .into_inner();
-        request.test_set = created.id;
-    }
-    let added = match test_sets.add_tests(request.clone()).await {
-        Ok(added) => added.into_inner().tests.len(),
-        Err(status) => {
-            if args.create {
-                // All or nothing: the test set made for this import goes too.
-                let _ = test_sets
-                    .delete_test_set(pb::DeleteTestSetRequest {
-                        test_set: request.test_set.clone(),
-                    })
-                    .await;
-            }
-            return Err(status.into());
+    // One import on the server: the test set (when created) and every test, or nothing.
+    let first = if args.create {
+        pb::ImportTestsRequest {
+            new_test_set: Some(pb::TestSet {
+                name: args.test_set.clone(),
+                metrics: args.metrics.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    } else {
+        pb::ImportTestsRequest {
+            test_set: args.test_set.clone(),
+            ..Default::default()
         }
     };
+    let messages = std::iter::once(first).chain(pieces(tests));
+    let imported = clients
+        .test_sets()
+        .import_tests(futures::stream::iter(messages))
+        .await?
+        .into_inner();
+    let added = imported.imported_count;
+    let test_set_id = imported.test_set.map(|t| t.id).unwrap_or_default();
     if out.json {
-        out.value(&serde_json::json!({"testSet": request.test_set, "imported": added}))?;
+        out.value(&serde_json::json!({"testSet": test_set_id, "imported": added}))?;
     } else {
         out.note(format_args!(
             "imported {added} tests into test set {}",
@@ -119,6 +104,29 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
         ))?;
     }
     Ok(())
+}
+
+/// Tests per message of an import, and bytes: a message is sent when either is reached, so
+/// neither side holds more than one piece of a large file at a time.
+const PIECE_TESTS: usize = 1000;
+const PIECE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The tests as import messages of at most [`PIECE_TESTS`] tests and about [`PIECE_BYTES`].
+fn pieces(tests: Vec<pb::Test>) -> impl Iterator<Item = pb::ImportTestsRequest> {
+    let mut tests = tests.into_iter().peekable();
+    std::iter::from_fn(move || {
+        tests.peek()?;
+        let mut piece = Vec::new();
+        let mut bytes = 0;
+        while let Some(test) = tests.next_if(|_| piece.len() < PIECE_TESTS && bytes < PIECE_BYTES) {
+            bytes += test.encoded_len();
+            piece.push(test);
+        }
+        Some(pb::ImportTestsRequest {
+            tests: piece,
+            ..Default::default()
+        })
+    })
 }
 
 /// The format named by a file's extension.

@@ -331,12 +331,12 @@ impl Behavior {
 
 impl TestSet {
     /// The test set a draft describes, with its metrics resolved to `metric_ids` and no tests
-    /// counted; validated.
+    /// counted; validated, with errors under `field` (its path in the request).
     pub fn from_draft(
         draft: GroupDraft,
         metric_ids: Vec<Uuid>,
-        id: Uuid,
-        created_at: Timestamp,
+        (id, created_at): (Uuid, Timestamp),
+        field: &str,
     ) -> Result<TestSet> {
         let test_set = TestSet {
             id,
@@ -347,7 +347,7 @@ impl TestSet {
             created_at,
             updated_at: chrono::Utc::now(),
         };
-        test_set.validate("test_set")?;
+        test_set.validate(field)?;
         Ok(test_set)
     }
 

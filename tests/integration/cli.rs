@@ -278,7 +278,7 @@ async fn a_bad_file_reports_every_bad_line_and_imports_nothing() {
 }
 
 #[tokio::test]
-async fn ten_thousand_rows_import_in_one_call() {
+async fn ten_thousand_rows_import_in_file_order() {
     let (server, _target, dir) = setup().await;
     let rows: Vec<String> = (0..10_000)
         .map(|i| format!(r#"{{"prompt": "question {i}: what is the capital of France?", "expected_response": "Paris", "metadata": {{"row": {i}}}}}"#))
@@ -294,13 +294,10 @@ async fn ten_thousand_rows_import_in_one_call() {
 
     let tests = stored_tests(&server, "big").await;
     assert_eq!(tests.len(), 10_000);
-    assert_eq!(tests[9_999].metadata["row"], "9999");
-    // One AddTests call stamps every test with the same time.
-    let first = tests[0].created_at;
-    assert!(
-        tests.iter().all(|t| t.created_at == first),
-        "the tests came in more than one call"
-    );
+    // Sent in pieces, stored in the file's order.
+    for (i, test) in tests.iter().enumerate() {
+        assert_eq!(test.metadata["row"], i.to_string());
+    }
 }
 
 #[tokio::test]
