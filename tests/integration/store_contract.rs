@@ -15,7 +15,7 @@ use assay::domain::{
     Timestamp,
 };
 use assay::error::Error;
-use assay::store::{Change, SqliteStore, Store};
+use assay::store::{Change, ImportInto, SqliteStore, Store};
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use uuid::Uuid;
@@ -83,6 +83,8 @@ contract!(
     get_behaviors_skips_unknown_ids,
     lists_page_through_in_creation_order,
     updates_replace_and_renames_cannot_take_a_name,
+    an_update_reads_changes_and_writes_in_one_transaction,
+    an_import_is_seen_whole_once_committed_and_not_at_all_when_dropped,
     a_metric_in_use_cannot_be_deleted,
     a_behavior_in_use_cannot_be_deleted,
     ten_thousand_tests_are_added_in_one_call_and_listed_in_order,
@@ -487,6 +489,134 @@ async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(store.get_endpoint(&Ref::Id(e.id)).await.unwrap(), e);
+}
+
+async fn an_update_reads_changes_and_writes_in_one_transaction(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let m = metric("m");
+    store.create_metric(&m).await.unwrap();
+
+    // The change sees the stored value, and what it returns is stored and returned.
+    let updated = store
+        .update_metric(
+            &name("m"),
+            Box::new(|mut current: Metric| {
+                current.description.push_str(" more");
+                Ok(current)
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.description, format!("{} more", m.description));
+    assert_eq!(store.get_metric(&Ref::Id(m.id)).await.unwrap(), updated);
+
+    // A change that fails stores nothing and its error is the update's.
+    let err = store
+        .update_metric(
+            &Ref::Id(m.id),
+            Box::new(|_| Err(Error::invalid("metric.name", "is required"))),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert_eq!(store.get_metric(&Ref::Id(m.id)).await.unwrap(), updated);
+
+    // An unknown reference never reaches the change.
+    assert_not_found(
+        store
+            .update_metric(&name("ghost"), Box::new(|_| panic!("changed a ghost")))
+            .await,
+        "metric",
+        "ghost",
+    );
+
+    // A behaviour's change may not name a metric that does not exist.
+    let b = behavior("b", &[&m]);
+    store.create_behavior(&b).await.unwrap();
+    let ghost = Uuid::now_v7();
+    let err = store
+        .update_behavior(
+            &Ref::Id(b.id),
+            Box::new(move |mut current: Behavior| {
+                current.metric_ids.push(ghost);
+                Ok(current)
+            }),
+        )
+        .await;
+    assert_not_found(err, "metric", &ghost.to_string());
+    assert_eq!(store.get_behavior(&Ref::Id(b.id)).await.unwrap(), b);
+}
+
+async fn an_import_is_seen_whole_once_committed_and_not_at_all_when_dropped(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let m = metric("m");
+    store.create_metric(&m).await.unwrap();
+    let b = behavior("b", &[&m]);
+    store.create_behavior(&b).await.unwrap();
+
+    let new = test_set("new", &[&m]);
+    let mut import = store
+        .begin_import(ImportInto::New(new.clone()))
+        .await
+        .unwrap();
+    import
+        .add(&[test(&new, "1", None), test(&new, "2", Some(&b))])
+        .await
+        .unwrap();
+    import.add(&[test(&new, "3", None)]).await.unwrap();
+    drop(import);
+    assert_not_found(store.get_test_set(&name("new")).await, "test set", "new");
+
+    let mut import = store
+        .begin_import(ImportInto::New(new.clone()))
+        .await
+        .unwrap();
+    import
+        .add(&[test(&new, "1", None), test(&new, "2", Some(&b))])
+        .await
+        .unwrap();
+    let ghost = behavior("ghost", &[]);
+    assert_not_found(
+        import.add(&[test(&new, "x", Some(&ghost))]).await,
+        "behavior",
+        &ghost.id.to_string(),
+    );
+    import.add(&[test(&new, "3", None)]).await.unwrap();
+    let committed = import.commit().await.unwrap();
+    assert_eq!((committed.id, committed.test_count), (new.id, 3));
+    let prompts: Vec<String> = store
+        .list_tests(new.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.prompt)
+        .collect();
+    assert_eq!(prompts, ["1", "2", "3"]);
+
+    let mut import = store
+        .begin_import(ImportInto::Existing(new.id))
+        .await
+        .unwrap();
+    import.add(&[test(&new, "4", None)]).await.unwrap();
+    assert_eq!(import.commit().await.unwrap().test_count, 4);
+
+    let unknown = Uuid::now_v7();
+    assert_not_found(
+        store
+            .begin_import(ImportInto::Existing(unknown))
+            .await
+            .map(drop),
+        "test set",
+        &unknown.to_string(),
+    );
+    let taken = test_set("new", &[]);
+    let err = store
+        .begin_import(ImportInto::New(taken))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
 }
 
 async fn a_metric_in_use_cannot_be_deleted(backend: &dyn Backend) {
