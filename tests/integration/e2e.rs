@@ -281,6 +281,61 @@ fn grpcurl_creates_a_metric_and_reads_it_back_by_name() {
 }
 
 #[test]
+fn grpcurl_streams_an_import_that_stores_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Assay::start(&dir.path().join("e2e.db"));
+    let addr = server.addr();
+    let method = "assay.v1.TestSetService/ImportTests";
+
+    // Three messages: the new test set, then two pieces of tests.
+    let imported = call(
+        &addr,
+        method,
+        r#"{"newTestSet": {"name": "imported"}}
+           {"tests": [{"prompt": "capital of Spain?", "expectedResponse": "Madrid"}]}
+           {"tests": [{"prompt": "3 + 3?"}, {"prompt": "2 + 2?"}]}"#,
+    );
+    assert_eq!(imported["importedCount"], "3", "{imported}");
+    assert_eq!(imported["testSet"]["testCount"], 3, "{imported}");
+    let listed = call(
+        &addr,
+        "assay.v1.TestSetService/ListTests",
+        r#"{"testSet": "imported"}"#,
+    );
+    let prompts: Vec<&str> = listed["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .map(|t| t["prompt"].as_str().expect("prompt"))
+        .collect();
+    assert_eq!(prompts, ["capital of Spain?", "3 + 3?", "2 + 2?"]);
+
+    // A bad test in the last message: nothing is stored, not even the test set.
+    let out = grpcurl(&[
+        "-d",
+        r#"{"newTestSet": {"name": "doomed"}} {"tests": [{"prompt": "fine"}]} {"tests": [{"prompt": ""}]}"#,
+        &addr,
+        method,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains("tests[1].prompt"),
+        "{stderr}"
+    );
+    let out = grpcurl(&[
+        "-d",
+        r#"{"testSet": "doomed"}"#,
+        &addr,
+        "assay.v1.TestSetService/GetTestSet",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "the failed import left its test set behind"
+    );
+}
+
+#[test]
 fn grpcurl_shows_invalid_argument_naming_the_field() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Assay::start(&dir.path().join("e2e.db"));
