@@ -12,4 +12,5 @@ mod harness;
 mod metrics;
 mod resilience;
 mod runs;
+mod standard_services;
 mod store_contract;
