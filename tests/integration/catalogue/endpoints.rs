@@ -1,0 +1,478 @@
+//! `EndpointService`: endpoints, their defaults, their validation and how secret headers are
+//! masked.
+
+use assay::proto::v1 as pb;
+use tonic::{Code, Status};
+
+use crate::app_server::Target;
+use crate::fixtures::*;
+use crate::harness::Server;
+
+use super::{assert_invalid, assert_status, bare_http, error, get_endpoint, headers, mask};
+
+#[tokio::test]
+async fn creating_an_http_endpoint_fills_in_the_defaults() {
+    let server = Server::start().await;
+    let created = create_endpoint(&server, bare_http("app", "http://127.0.0.1:9/answer")).await;
+    assert!(uuid::Uuid::parse_str(&created.id).is_ok());
+    let h = http(&created);
+    assert_eq!(h.url, "http://127.0.0.1:9/answer");
+    assert_eq!(h.method, "POST");
+    assert_eq!(h.body_template, r#"{"prompt": "{{ prompt }}"}"#);
+    assert_eq!(
+        h.response_mapping.as_ref().map(|m| m.output.as_str()),
+        Some("$.output")
+    );
+    assert_eq!(h.timeout_ms, 30_000);
+    assert_eq!(get_endpoint(&server, "app").await, created);
+}
+
+#[tokio::test]
+async fn endpoints_can_be_created_fetched_listed_updated_and_deleted() {
+    let server = Server::start().await;
+    let mut endpoint = bare_http("app", "https://example.com/v1/answer");
+    endpoint.description = "the app".into();
+    endpoint.max_concurrency = 4;
+    endpoint.max_retries = 2;
+    endpoint.rate_limit_per_second = 10.0;
+    http_mut(&mut endpoint).method = "PUT".into();
+    http_mut(&mut endpoint).timeout_ms = 1234;
+    let app = create_endpoint(&server, endpoint).await;
+    assert_eq!(
+        (
+            app.max_concurrency,
+            app.max_retries,
+            app.rate_limit_per_second
+        ),
+        (4, 2, 10.0)
+    );
+    assert_eq!(
+        (http(&app).method.as_str(), http(&app).timeout_ms),
+        ("PUT", 1234)
+    );
+
+    let chat = create_endpoint(
+        &server,
+        pb::Endpoint {
+            name: "chat".into(),
+            target: Some(pb::endpoint::Target::OpenaiChat(pb::OpenAiChatTarget {
+                base_url: "https://api.example.com/v1".into(),
+                model: "gpt-test".into(),
+                system_prompt: "be brief".into(),
+                api_key_env: "EXAMPLE_KEY".into(),
+                timeout_ms: 0,
+            })),
+            ..Default::default()
+        },
+    )
+    .await;
+    let Some(pb::endpoint::Target::OpenaiChat(settings)) = &chat.target else {
+        panic!("not a chat endpoint: {chat:?}")
+    };
+    assert_eq!(settings.model, "gpt-test");
+    assert_eq!(settings.system_prompt, "be brief");
+    assert_eq!(settings.api_key_env, "EXAMPLE_KEY");
+    assert_eq!(settings.timeout_ms, 60_000);
+
+    assert_eq!(get_endpoint(&server, &app.id).await, app);
+    assert_eq!(get_endpoint(&server, "chat").await, chat);
+    let mut client = server.endpoints();
+    let listed = client
+        .list_endpoints(pb::ListEndpointsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.endpoints, [app.clone(), chat.clone()]);
+    assert_eq!(listed.next_page_token, "");
+
+    let request = pb::Endpoint {
+        id: chat.id.clone(),
+        description: "chat model".into(),
+        max_concurrency: 8,
+        ..Default::default()
+    };
+    let updated = client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(request),
+            update_mask: mask(&["description"]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.description, "chat model");
+    assert_eq!(
+        updated.max_concurrency, 0,
+        "a field outside the mask changed"
+    );
+    assert_eq!(updated.target, chat.target);
+
+    // Switching the kind of target.
+    let request = pb::Endpoint {
+        id: chat.id.clone(),
+        target: app.target.clone(),
+        ..Default::default()
+    };
+    let switched = client
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(request),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(switched.target, app.target);
+
+    let request = pb::Endpoint {
+        id: chat.id.clone(),
+        name: "app".into(),
+        ..Default::default()
+    };
+    let status = error(
+        client
+            .update_endpoint(pb::UpdateEndpointRequest {
+                endpoint: Some(request),
+                update_mask: mask(&["name"]),
+            })
+            .await,
+    );
+    assert_status(&status, Code::AlreadyExists, &["app"]);
+    assert_status(
+        &error(create_endpoint_result(&server, bare_http("app", "http://x.test/")).await),
+        Code::AlreadyExists,
+        &["app"],
+    );
+
+    client
+        .delete_endpoint(pb::DeleteEndpointRequest {
+            endpoint: "chat".into(),
+        })
+        .await
+        .expect("delete");
+    let status = error(
+        client
+            .get_endpoint(pb::GetEndpointRequest {
+                endpoint: chat.id.clone(),
+            })
+            .await,
+    );
+    assert_status(&status, Code::NotFound, &[&chat.id]);
+    let status = error(
+        client
+            .delete_endpoint(pb::DeleteEndpointRequest {
+                endpoint: "chat".into(),
+            })
+            .await,
+    );
+    assert_status(&status, Code::NotFound, &["chat"]);
+}
+
+#[tokio::test]
+async fn secret_headers_are_masked_by_create_get_list_and_update() {
+    let server = Server::start().await;
+    let mut endpoint = bare_http("app", "http://127.0.0.1:9/answer");
+    http_mut(&mut endpoint).headers = headers(&[
+        ("Authorization", "Bearer sk-live-123"),
+        ("X-Api-Key", "key-456"),
+        ("X-Auth-Token", "tok-789"),
+        ("Client-Secret", "shh"),
+        ("Content-Type", "application/json"),
+    ]);
+    let expected = headers(&[
+        ("Authorization", "********"),
+        ("X-Api-Key", "********"),
+        ("X-Auth-Token", "********"),
+        ("Client-Secret", "********"),
+        ("Content-Type", "application/json"),
+    ]);
+    let created = create_endpoint(&server, endpoint).await;
+    assert_eq!(http(&created).headers, expected, "Create");
+    assert_eq!(
+        http(&get_endpoint(&server, "app").await).headers,
+        expected,
+        "Get"
+    );
+    let listed = server
+        .endpoints()
+        .list_endpoints(pb::ListEndpointsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(http(&listed.endpoints[0]).headers, expected, "List");
+    let request = pb::Endpoint {
+        id: created.id.clone(),
+        description: "d".into(),
+        ..Default::default()
+    };
+    let updated = server
+        .endpoints()
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(request),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(http(&updated).headers, expected, "Update");
+}
+
+#[tokio::test]
+async fn env_references_and_plain_headers_are_shown_as_given() {
+    let server = Server::start().await;
+    let given = headers(&[
+        ("Authorization", "Bearer ${env:ASSAY_TEST_TOKEN}"),
+        ("X-Api-Key", "${env:ASSAY_TEST_KEY}"),
+        ("Content-Type", "application/json"),
+        ("X-Request-Source", "assay"),
+    ]);
+    let mut endpoint = bare_http("app", "http://127.0.0.1:9/answer");
+    http_mut(&mut endpoint).headers = given.clone();
+    assert_eq!(
+        http(&create_endpoint(&server, endpoint).await).headers,
+        given
+    );
+    assert_eq!(http(&get_endpoint(&server, "app").await).headers, given);
+}
+
+#[tokio::test]
+async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_test_set(&server, "one", &["anything"], vec![test("hello", "", &[])]).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    http_mut(&mut endpoint).headers =
+        headers(&[("Authorization", "Bearer sk-live-123"), ("X-Trace", "one")]);
+    create_endpoint(&server, endpoint).await;
+
+    // A client reads the endpoint, changes a plain header and sends the whole thing back.
+    let mut read = get_endpoint(&server, "app").await;
+    assert_eq!(http(&read).headers["Authorization"], "********");
+    http_mut(&mut read)
+        .headers
+        .insert("X-Trace".into(), "two".into());
+    let updated = server
+        .endpoints()
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(read),
+            update_mask: None,
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(
+        http(&updated).headers,
+        headers(&[("Authorization", "********"), ("X-Trace", "two")])
+    );
+    assert_eq!(
+        http(&get_endpoint(&server, "app").await).headers,
+        headers(&[("Authorization", "********"), ("X-Trace", "two")])
+    );
+
+    let (_, results, summary) = execute(&server, execute_request("one", "app")).await;
+    assert_eq!(
+        summary.status,
+        pb::RunStatus::Completed as i32,
+        "{results:?}"
+    );
+    let seen = target.headers();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Bearer sk-live-123"),
+        "the stored secret was lost"
+    );
+    assert_eq!(
+        seen[0].get("x-trace").and_then(|v| v.to_str().ok()),
+        Some("two")
+    );
+
+    // A new value replaces the secret.
+    let mut read = get_endpoint(&server, "app").await;
+    http_mut(&mut read)
+        .headers
+        .insert("Authorization".into(), "Bearer sk-new".into());
+    server
+        .endpoints()
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(read),
+            update_mask: mask(&["http"]),
+        })
+        .await
+        .expect("update");
+    execute(&server, execute_request("one", "app")).await;
+    let seen = target.headers();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Bearer sk-new")
+    );
+}
+
+#[tokio::test]
+async fn a_masked_secret_sent_back_under_another_letter_case_keeps_the_stored_secret() {
+    // HTTP header names are case-insensitive: `authorization` is the `Authorization` header, so
+    // sending its mask back must keep the secret, not store the mask as the new value.
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_test_set(&server, "one", &["anything"], vec![test("hello", "", &[])]).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    http_mut(&mut endpoint).headers = headers(&[("Authorization", "Bearer sk-live-123")]);
+    create_endpoint(&server, endpoint).await;
+
+    let mut read = get_endpoint(&server, "app").await;
+    http_mut(&mut read).headers = headers(&[("authorization", "********")]);
+    server
+        .endpoints()
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(read),
+            update_mask: None,
+        })
+        .await
+        .expect("update");
+
+    execute(&server, execute_request("one", "app")).await;
+    let seen = target.headers();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].get("authorization").and_then(|v| v.to_str().ok()),
+        Some("Bearer sk-live-123"),
+        "the stored secret was replaced by the mask"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_with_an_invalid_url_is_invalid_argument_naming_it() {
+    let server = Server::start().await;
+    for url in ["", "not a url", "ftp://example.com/file", "/relative/path"] {
+        let status = error(create_endpoint_result(&server, bare_http("app", url)).await);
+        assert_invalid(&status, "endpoint.http.url");
+    }
+    let chat = pb::Endpoint {
+        name: "chat".into(),
+        target: Some(pb::endpoint::Target::OpenaiChat(pb::OpenAiChatTarget {
+            base_url: "api.example.com".into(),
+            model: "m".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    assert_invalid(
+        &error(create_endpoint_result(&server, chat).await),
+        "endpoint.openai_chat.base_url",
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_with_a_body_template_that_is_no_json_is_invalid_argument_naming_it() {
+    let server = Server::start().await;
+    let mut endpoint = bare_http("app", "http://127.0.0.1:9/answer");
+    http_mut(&mut endpoint).body_template = r#"{"prompt": {{ prompt }}"#.into();
+    assert_invalid(
+        &error(create_endpoint_result(&server, endpoint).await),
+        "endpoint.http.body_template",
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_with_an_invalid_jsonpath_is_invalid_argument_naming_it() {
+    let server = Server::start().await;
+    for (field, path) in [
+        ("output", "output"),
+        ("context", "$.context["),
+        ("metadata", "$..[?("),
+    ] {
+        let mut endpoint = bare_http("app", "http://127.0.0.1:9/answer");
+        let mut mapping = pb::ResponseMapping {
+            output: "$.output".into(),
+            ..Default::default()
+        };
+        match field {
+            "output" => mapping.output = path.into(),
+            "context" => mapping.context = path.into(),
+            _ => mapping.metadata = path.into(),
+        }
+        http_mut(&mut endpoint).response_mapping = Some(mapping);
+        let status = error(create_endpoint_result(&server, endpoint).await);
+        assert_invalid(&status, &format!("endpoint.http.response_mapping.{field}"));
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_without_a_target_is_invalid_argument_naming_it() {
+    let server = Server::start().await;
+    let endpoint = pb::Endpoint {
+        name: "app".into(),
+        ..Default::default()
+    };
+    assert_invalid(
+        &error(create_endpoint_result(&server, endpoint).await),
+        "endpoint.target",
+    );
+    assert_invalid(
+        &error(create_endpoint_result(&server, bare_http("", "http://x.test/")).await),
+        "endpoint.name",
+    );
+    let status = error(
+        server
+            .endpoints()
+            .create_endpoint(pb::CreateEndpointRequest { endpoint: None })
+            .await,
+    );
+    assert_invalid(&status, "endpoint");
+    let listed = server
+        .endpoints()
+        .list_endpoints(pb::ListEndpointsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.endpoints.is_empty(),
+        "a rejected endpoint was stored"
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_breaks_an_endpoint_is_rejected_and_changes_nothing() {
+    let server = Server::start().await;
+    let created = create_endpoint(&server, bare_http("app", "http://127.0.0.1:9/answer")).await;
+    let mut request = created.clone();
+    http_mut(&mut request).url = "nowhere".into();
+    let status = error(
+        server
+            .endpoints()
+            .update_endpoint(pb::UpdateEndpointRequest {
+                endpoint: Some(request),
+                update_mask: None,
+            })
+            .await,
+    );
+    assert_invalid(&status, "endpoint.http.url");
+    assert_eq!(get_endpoint(&server, "app").await, created);
+}
+
+async fn create_endpoint_result(
+    server: &Server,
+    endpoint: pb::Endpoint,
+) -> Result<tonic::Response<pb::Endpoint>, Status> {
+    server
+        .endpoints()
+        .create_endpoint(pb::CreateEndpointRequest {
+            endpoint: Some(endpoint),
+        })
+        .await
+}
+
+fn http(endpoint: &pb::Endpoint) -> &pb::HttpTarget {
+    match &endpoint.target {
+        Some(pb::endpoint::Target::Http(h)) => h,
+        other => panic!("not an http endpoint: {other:?}"),
+    }
+}
+
+fn http_mut(endpoint: &mut pb::Endpoint) -> &mut pb::HttpTarget {
+    match &mut endpoint.target {
+        Some(pb::endpoint::Target::Http(h)) => h,
+        other => panic!("not an http endpoint: {other:?}"),
+    }
+}

@@ -1,0 +1,184 @@
+//! The catalogue RPCs (metrics, behaviours, endpoints, test sets and tests) through the generated
+//! clients against a real server, every error case included: a file per service, and one per
+//! concern that every service shares (paging, references). This file holds the helpers they share.
+
+mod behaviors;
+mod endpoints;
+mod metrics;
+mod paging;
+mod references;
+mod test_sets;
+
+use std::collections::HashMap;
+
+use assay::proto::v1 as pb;
+use prost_types::FieldMask;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::harness::Server;
+
+/// The error of a call that must fail.
+fn error<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>) -> Status {
+    match result {
+        Ok(response) => panic!("the call succeeded: {:?}", response.into_inner()),
+        Err(status) => status,
+    }
+}
+
+/// `INVALID_ARGUMENT` naming `field` in the message and in the `BadRequest` details.
+#[track_caller]
+fn assert_invalid(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains(field),
+        "the message does not name {field}: {:?}",
+        status.message()
+    );
+    let bad_request = status
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("no BadRequest details in {status:?}"));
+    assert!(
+        bad_request
+            .field_violations
+            .iter()
+            .any(|v| v.field == field),
+        "no violation of {field} in {:?}",
+        bad_request.field_violations
+    );
+}
+
+/// `code` with a message that contains every one of `words`.
+#[track_caller]
+fn assert_status(status: &Status, code: Code, words: &[&str]) {
+    assert_eq!(status.code(), code, "{status:?}");
+    for word in words {
+        assert!(
+            status.message().contains(word),
+            "the message does not name {word:?}: {:?}",
+            status.message()
+        );
+    }
+}
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+fn random_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn get_metric(server: &Server, reference: &str) -> Result<pb::Metric, Status> {
+    server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: reference.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn create_behavior(
+    server: &Server,
+    name: &str,
+    metrics: &[&str],
+) -> Result<tonic::Response<pb::Behavior>, Status> {
+    let behavior = pb::Behavior {
+        name: name.into(),
+        metrics: metrics.iter().map(|m| m.to_string()).collect(),
+        ..Default::default()
+    };
+    server
+        .behaviors()
+        .create_behavior(pb::CreateBehaviorRequest {
+            behavior: Some(behavior),
+        })
+        .await
+}
+
+async fn get_endpoint(server: &Server, reference: &str) -> pb::Endpoint {
+    server
+        .endpoints()
+        .get_endpoint(pb::GetEndpointRequest {
+            endpoint: reference.into(),
+        })
+        .await
+        .expect("get endpoint")
+        .into_inner()
+}
+
+async fn get_test_set(server: &Server, reference: &str) -> Result<pb::TestSet, Status> {
+    server
+        .test_sets()
+        .get_test_set(pb::GetTestSetRequest {
+            test_set: reference.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn add_tests(
+    server: &Server,
+    test_set: &str,
+    tests: Vec<pb::Test>,
+) -> Result<Vec<pb::Test>, Status> {
+    server
+        .test_sets()
+        .add_tests(pb::AddTestsRequest {
+            test_set: test_set.into(),
+            tests,
+        })
+        .await
+        .map(|r| r.into_inner().tests)
+}
+
+/// Every test of a test set, read page by page with `page_size`, and the number of pages.
+async fn all_tests(server: &Server, test_set: &str, page_size: i32) -> (Vec<pb::Test>, usize) {
+    let mut client = server.test_sets();
+    let mut tests = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_tests(pb::ListTestsRequest {
+                test_set: test_set.into(),
+                page_size,
+                page_token: token,
+            })
+            .await
+            .expect("list tests")
+            .into_inner();
+        pages += 1;
+        tests.extend(page.tests);
+        if page.next_page_token.is_empty() {
+            return (tests, pages);
+        }
+        token = page.next_page_token;
+    }
+}
+
+fn ids<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    items.into_iter().map(str::to_string).collect()
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A bare HTTP endpoint with only a URL.
+fn bare_http(name: &str, url: &str) -> pb::Endpoint {
+    pb::Endpoint {
+        name: name.into(),
+        target: Some(pb::endpoint::Target::Http(pb::HttpTarget {
+            url: url.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
