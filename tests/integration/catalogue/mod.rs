@@ -2,6 +2,26 @@
 //! clients against a real server, every error case included: a file per service, and one per
 //! concern that every service shares (paging, references). This file holds the helpers they share.
 
+/// Makes each `case`, an async fn of one `Kind`, a module of tests: one test per kind, named as
+/// listed. `for_each!(Kind [metric: Metric, behavior: Behavior] a_case)` gives the tests
+/// `a_case::metric` and `a_case::behavior`, which run `a_case(Kind::Metric)` and
+/// `a_case(Kind::Behavior)`.
+macro_rules! for_each {
+    ($kind:ident $tests:tt $($case:ident),+ $(,)?) => {
+        $(for_each!(@case $kind $tests $case);)+
+    };
+    (@case $kind:ident [$($test:ident: $variant:ident),+ $(,)?] $case:ident) => {
+        mod $case {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$case(super::$kind::$variant).await
+                }
+            )+
+        }
+    };
+}
+
 mod behaviors;
 mod endpoints;
 mod metrics;
@@ -16,7 +36,35 @@ use prost_types::FieldMask;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::fixtures::{create_endpoint, create_metric, create_test_set, exact};
 use crate::harness::Server;
+
+/// The four kinds of catalogue resource, for the cases they all share.
+#[derive(Clone, Copy, Debug)]
+enum Resource {
+    Metric,
+    Behavior,
+    Endpoint,
+    TestSet,
+}
+
+impl Resource {
+    /// Creates one named `name` with only what it requires; returns its id.
+    async fn create(self, server: &Server, name: &str) -> String {
+        match self {
+            Resource::Metric => create_metric(server, exact(name)).await.id,
+            Resource::Behavior => {
+                let behavior = create_behavior(server, name, &[]).await;
+                behavior.expect("create behavior").into_inner().id
+            }
+            Resource::Endpoint => {
+                let endpoint = bare_http(name, "http://127.0.0.1:9/");
+                create_endpoint(server, endpoint).await.id
+            }
+            Resource::TestSet => create_test_set(server, name, &[], vec![]).await.id,
+        }
+    }
+}
 
 /// The error of a call that must fail.
 fn error<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>) -> Status {
