@@ -8,7 +8,7 @@ use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
 
-use super::{assert_invalid, assert_status, bare_http, error, get_endpoint, headers, mask};
+use super::{assert_invalid, assert_status, bare_http, error, headers, mask};
 
 #[tokio::test]
 async fn creating_an_http_endpoint_fills_in_the_defaults() {
@@ -475,4 +475,15 @@ fn http_mut(endpoint: &mut pb::Endpoint) -> &mut pb::HttpTarget {
         Some(pb::endpoint::Target::Http(h)) => h,
         other => panic!("not an http endpoint: {other:?}"),
     }
+}
+
+async fn get_endpoint(server: &Server, reference: &str) -> pb::Endpoint {
+    server
+        .endpoints()
+        .get_endpoint(pb::GetEndpointRequest {
+            endpoint: reference.into(),
+        })
+        .await
+        .expect("get endpoint")
+        .into_inner()
 }

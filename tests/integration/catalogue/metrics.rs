@@ -4,15 +4,11 @@
 use assay::proto::v1 as pb;
 use prost_types::FieldMask;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 use crate::fixtures::*;
 use crate::harness::Server;
 
-use super::{
-    assert_invalid, assert_status, bare_http, create_behavior, error, get_metric, ids, mask,
-    random_uuid,
-};
+use super::{assert_invalid, assert_status, create_behavior, error, ids, mask, random_uuid};
 
 #[tokio::test]
 async fn creating_a_metric_fills_in_the_defaults() {
@@ -158,32 +154,6 @@ async fn an_update_without_a_mask_changes_every_field_that_is_set() {
 }
 
 #[tokio::test]
-async fn a_metric_named_in_an_update_without_id_is_found_by_name() {
-    let server = Server::start().await;
-    create_metric(&server, exact("e")).await;
-    let request = pb::Metric {
-        name: "e".into(),
-        description: "by name".into(),
-        ..Default::default()
-    };
-    let updated = update_metric(&server, request, None)
-        .await
-        .expect("update by name")
-        .into_inner();
-    assert_eq!(updated.description, "by name");
-    let request = pb::Metric {
-        name: "nope".into(),
-        description: "x".into(),
-        ..Default::default()
-    };
-    assert_status(
-        &error(update_metric(&server, request, None).await),
-        Code::NotFound,
-        &["nope"],
-    );
-}
-
-#[tokio::test]
 async fn a_metric_can_be_renamed() {
     let server = Server::start().await;
     let created = create_metric(&server, exact("old-name")).await;
@@ -226,133 +196,6 @@ async fn renaming_a_metric_to_a_taken_name_is_already_exists() {
     assert_eq!(
         get_metric(&server, &second.id).await.unwrap().name,
         "second"
-    );
-}
-
-#[tokio::test]
-async fn an_unknown_update_mask_path_is_invalid_argument_naming_update_mask() {
-    let server = Server::start().await;
-    let created = create_metric(&server, exact("e")).await;
-    let request = pb::Metric {
-        id: created.id.clone(),
-        description: "x".into(),
-        ..Default::default()
-    };
-    let status =
-        error(update_metric(&server, request, mask(&["description", "no_such_field"])).await);
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        status.message().contains("update_mask"),
-        "{:?}",
-        status.message()
-    );
-    assert!(
-        status.message().contains("no_such_field"),
-        "{:?}",
-        status.message()
-    );
-    let violations = status
-        .get_details_bad_request()
-        .expect("BadRequest details")
-        .field_violations;
-    assert!(
-        violations
-            .iter()
-            .any(|v| v.field.starts_with("update_mask")),
-        "{violations:?}"
-    );
-    assert_eq!(
-        get_metric(&server, "e").await.unwrap().description,
-        "",
-        "a rejected update changed the metric"
-    );
-
-    // The other resources too.
-    let behavior = pb::Behavior {
-        name: "b".into(),
-        ..Default::default()
-    };
-    server
-        .behaviors()
-        .create_behavior(pb::CreateBehaviorRequest {
-            behavior: Some(behavior.clone()),
-        })
-        .await
-        .unwrap();
-    let status = error(
-        server
-            .behaviors()
-            .update_behavior(pb::UpdateBehaviorRequest {
-                behavior: Some(behavior),
-                update_mask: mask(&["colour"]),
-            })
-            .await,
-    );
-    assert_invalid_mask(&status, "colour");
-    create_endpoint(&server, bare_http("ep", "http://127.0.0.1:9/")).await;
-    let endpoint = pb::Endpoint {
-        name: "ep".into(),
-        ..Default::default()
-    };
-    let status = error(
-        server
-            .endpoints()
-            .update_endpoint(pb::UpdateEndpointRequest {
-                endpoint: Some(endpoint),
-                update_mask: mask(&["http.url"]),
-            })
-            .await,
-    );
-    assert_invalid_mask(&status, "http.url");
-    create_test_set(&server, "ts", &[], vec![]).await;
-    let test_set = pb::TestSet {
-        name: "ts".into(),
-        ..Default::default()
-    };
-    let status = error(
-        server
-            .test_sets()
-            .update_test_set(pb::UpdateTestSetRequest {
-                test_set: Some(test_set),
-                update_mask: mask(&["test_count"]),
-            })
-            .await,
-    );
-    assert_invalid_mask(&status, "test_count");
-}
-
-/// `INVALID_ARGUMENT` about the update mask, naming the rejected `path`.
-#[track_caller]
-fn assert_invalid_mask(status: &Status, path: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        status.message().contains("update_mask") && status.message().contains(path),
-        "{:?}",
-        status.message()
-    );
-    let violations = status
-        .get_details_bad_request()
-        .expect("BadRequest details")
-        .field_violations;
-    assert!(
-        violations
-            .iter()
-            .any(|v| v.field.starts_with("update_mask")),
-        "{violations:?}"
-    );
-}
-
-#[tokio::test]
-async fn an_update_with_an_id_that_is_no_uuid_is_invalid_argument() {
-    let server = Server::start().await;
-    let request = pb::Metric {
-        id: "not-a-uuid".into(),
-        description: "x".into(),
-        ..Default::default()
-    };
-    assert_invalid(
-        &error(update_metric(&server, request, None).await),
-        "metric.id",
     );
 }
 
@@ -561,41 +404,6 @@ async fn a_duplicate_metric_name_is_already_exists() {
 }
 
 #[tokio::test]
-async fn an_unknown_metric_is_not_found_naming_the_reference() {
-    let server = Server::start().await;
-    let id = random_uuid();
-    assert_status(
-        &get_metric(&server, "no-such-metric").await.unwrap_err(),
-        Code::NotFound,
-        &["no-such-metric"],
-    );
-    assert_status(
-        &get_metric(&server, &id).await.unwrap_err(),
-        Code::NotFound,
-        &[&id],
-    );
-    let status = error(
-        server
-            .metrics()
-            .delete_metric(pb::DeleteMetricRequest {
-                metric: "no-such-metric".into(),
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &["no-such-metric"]);
-    let request = pb::Metric {
-        id: id.clone(),
-        description: "x".into(),
-        ..Default::default()
-    };
-    assert_status(
-        &error(update_metric(&server, request, None).await),
-        Code::NotFound,
-        &[&id],
-    );
-}
-
-#[tokio::test]
 async fn deleting_a_metric_in_use_fails_naming_its_users_until_they_stop_using_it() {
     let server = Server::start().await;
     let metric = create_metric(&server, exact("shared")).await;
@@ -701,4 +509,14 @@ fn judge(name: &str) -> pb::Metric {
         })),
         ..Default::default()
     }
+}
+
+async fn get_metric(server: &Server, reference: &str) -> Result<pb::Metric, Status> {
+    server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: reference.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
 }

@@ -28,6 +28,7 @@ mod metrics;
 mod paging;
 mod references;
 mod test_sets;
+mod update_masks;
 
 use std::collections::HashMap;
 
@@ -48,7 +49,44 @@ enum Resource {
     TestSet,
 }
 
+/// The id, name and description of a resource of any kind: what the shared cases read and write.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Record {
+    id: String,
+    name: String,
+    description: String,
+}
+
+/// A `Record` from each resource message, and a message with only a record's fields set.
+macro_rules! record_of {
+    ($($message:ty),+) => {$(
+        impl From<$message> for Record {
+            fn from(m: $message) -> Record {
+                Record { id: m.id, name: m.name, description: m.description }
+            }
+        }
+
+        impl From<Record> for $message {
+            fn from(r: Record) -> $message {
+                Self { id: r.id, name: r.name, description: r.description, ..Default::default() }
+            }
+        }
+    )+};
+}
+
+record_of!(pb::Metric, pb::Behavior, pb::Endpoint, pb::TestSet);
+
 impl Resource {
+    /// The request field that names one: `metric`, `behavior`, `endpoint` or `test_set`.
+    fn field(self) -> &'static str {
+        match self {
+            Resource::Metric => "metric",
+            Resource::Behavior => "behavior",
+            Resource::Endpoint => "endpoint",
+            Resource::TestSet => "test_set",
+        }
+    }
+
     /// Creates one named `name` with only what it requires; returns its id.
     async fn create(self, server: &Server, name: &str) -> String {
         match self {
@@ -63,6 +101,148 @@ impl Resource {
             }
             Resource::TestSet => create_test_set(server, name, &[], vec![]).await.id,
         }
+    }
+
+    /// `Get<Kind>` of `reference` (an id or a name).
+    async fn get(self, server: &Server, reference: &str) -> Result<Record, Status> {
+        let reference = reference.to_string();
+        Ok(match self {
+            Resource::Metric => {
+                let request = pb::GetMetricRequest { metric: reference };
+                server
+                    .metrics()
+                    .get_metric(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+            Resource::Behavior => {
+                let request = pb::GetBehaviorRequest {
+                    behavior: reference,
+                };
+                server
+                    .behaviors()
+                    .get_behavior(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+            Resource::Endpoint => {
+                let request = pb::GetEndpointRequest {
+                    endpoint: reference,
+                };
+                server
+                    .endpoints()
+                    .get_endpoint(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+            Resource::TestSet => {
+                let request = pb::GetTestSetRequest {
+                    test_set: reference,
+                };
+                server
+                    .test_sets()
+                    .get_test_set(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+        })
+    }
+
+    /// `Update<Kind>` with a message of only `record`'s fields.
+    async fn update(
+        self,
+        server: &Server,
+        record: Record,
+        update_mask: Option<FieldMask>,
+    ) -> Result<Record, Status> {
+        Ok(match self {
+            Resource::Metric => {
+                let metric = Some(record.into());
+                let request = pb::UpdateMetricRequest {
+                    metric,
+                    update_mask,
+                };
+                server
+                    .metrics()
+                    .update_metric(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+            Resource::Behavior => {
+                let behavior = Some(record.into());
+                let request = pb::UpdateBehaviorRequest {
+                    behavior,
+                    update_mask,
+                };
+                server
+                    .behaviors()
+                    .update_behavior(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+            Resource::Endpoint => {
+                let endpoint = Some(record.into());
+                let request = pb::UpdateEndpointRequest {
+                    endpoint,
+                    update_mask,
+                };
+                server
+                    .endpoints()
+                    .update_endpoint(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+            Resource::TestSet => {
+                let test_set = Some(record.into());
+                let request = pb::UpdateTestSetRequest {
+                    test_set,
+                    update_mask,
+                };
+                server
+                    .test_sets()
+                    .update_test_set(request)
+                    .await?
+                    .into_inner()
+                    .into()
+            }
+        })
+    }
+
+    /// `Delete<Kind>` of `reference` (an id or a name).
+    async fn delete(self, server: &Server, reference: &str) -> Result<(), Status> {
+        let reference = reference.to_string();
+        match self {
+            Resource::Metric => {
+                let request = pb::DeleteMetricRequest { metric: reference };
+                server.metrics().delete_metric(request).await?;
+            }
+            Resource::Behavior => {
+                let request = pb::DeleteBehaviorRequest {
+                    behavior: reference,
+                };
+                server.behaviors().delete_behavior(request).await?;
+            }
+            Resource::Endpoint => {
+                let request = pb::DeleteEndpointRequest {
+                    endpoint: reference,
+                };
+                server.endpoints().delete_endpoint(request).await?;
+            }
+            Resource::TestSet => {
+                let request = pb::DeleteTestSetRequest {
+                    test_set: reference,
+                };
+                server.test_sets().delete_test_set(request).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -119,16 +299,6 @@ fn random_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-async fn get_metric(server: &Server, reference: &str) -> Result<pb::Metric, Status> {
-    server
-        .metrics()
-        .get_metric(pb::GetMetricRequest {
-            metric: reference.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn create_behavior(
     server: &Server,
     name: &str,
@@ -145,27 +315,6 @@ async fn create_behavior(
             behavior: Some(behavior),
         })
         .await
-}
-
-async fn get_endpoint(server: &Server, reference: &str) -> pb::Endpoint {
-    server
-        .endpoints()
-        .get_endpoint(pb::GetEndpointRequest {
-            endpoint: reference.into(),
-        })
-        .await
-        .expect("get endpoint")
-        .into_inner()
-}
-
-async fn get_test_set(server: &Server, reference: &str) -> Result<pb::TestSet, Status> {
-    server
-        .test_sets()
-        .get_test_set(pb::GetTestSetRequest {
-            test_set: reference.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
 }
 
 async fn add_tests(

@@ -1,47 +1,150 @@
-//! References: every catalogue RPC names its resource by id or by name; an empty reference is
-//! invalid, an unknown one not found.
+//! References, which every catalogue RPC takes alike: a resource is named by its id or by its
+//! name (an update by its name when the id is empty), an empty reference is `INVALID_ARGUMENT`
+//! naming the field, an unknown one `NOT_FOUND` naming the reference. The cases of the four kinds
+//! of resource are written once, over a [`Resource`], and are a test of each kind:
+//! `catalogue::references::<case>::<kind>`. The tests RPCs (AddTests, ListTests, RemoveTests)
+//! name their test set the same way.
 
 use assay::proto::v1 as pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
-use crate::fixtures::*;
+use crate::fixtures::{create_metric, create_test_set, exact, test};
 use crate::harness::Server;
 
 use super::{
-    add_tests, all_tests, assert_invalid, assert_status, bare_http, create_behavior, error,
-    get_endpoint, get_metric, get_test_set, ids, random_uuid,
+    Record, Resource, add_tests, all_tests, assert_invalid, assert_status, create_behavior, error,
+    random_uuid,
 };
 
+for_each!(Resource [
+        metric: Metric,
+        behavior: Behavior,
+        endpoint: Endpoint,
+        test_set: TestSet,
+    ]
+    get_takes_an_id_or_a_name,
+    delete_takes_an_id_or_a_name,
+    an_update_without_an_id_finds_its_resource_by_name,
+    an_update_with_an_id_that_is_no_uuid_is_invalid_argument_naming_the_id,
+    an_empty_reference_is_invalid_argument_naming_the_field,
+    an_unknown_reference_is_not_found_naming_it,
+);
+
+async fn get_takes_an_id_or_a_name(resource: Resource) {
+    let server = Server::start().await;
+    let id = resource.create(&server, "named").await;
+    for reference in [id.as_str(), "named"] {
+        let got = resource.get(&server, reference).await.expect("get");
+        assert_eq!((got.id.as_str(), got.name.as_str()), (id.as_str(), "named"));
+    }
+}
+
+async fn delete_takes_an_id_or_a_name(resource: Resource) {
+    let server = Server::start().await;
+    let by_id = resource.create(&server, "by-id").await;
+    resource.create(&server, "by-name").await;
+    resource
+        .delete(&server, &by_id)
+        .await
+        .expect("delete by id");
+    resource
+        .delete(&server, "by-name")
+        .await
+        .expect("delete by name");
+    for reference in [by_id.as_str(), "by-id", "by-name"] {
+        let status = resource.get(&server, reference).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[reference]);
+    }
+}
+
+async fn an_update_without_an_id_finds_its_resource_by_name(resource: Resource) {
+    let server = Server::start().await;
+    let id = resource.create(&server, "named").await;
+    let request = Record {
+        name: "named".into(),
+        description: "by name".into(),
+        ..Default::default()
+    };
+    let updated = resource.update(&server, request, None).await;
+    let updated = updated.expect("update by name");
+    assert_eq!(
+        (updated.id.as_str(), updated.description.as_str()),
+        (id.as_str(), "by name")
+    );
+    assert_eq!(resource.get(&server, &id).await.unwrap(), updated);
+}
+
+async fn an_update_with_an_id_that_is_no_uuid_is_invalid_argument_naming_the_id(
+    resource: Resource,
+) {
+    let server = Server::start().await;
+    resource.create(&server, "named").await;
+    let request = Record {
+        id: "not-a-uuid".into(),
+        name: "named".into(),
+        description: "x".into(),
+    };
+    let status = resource.update(&server, request, None).await.unwrap_err();
+    assert_invalid(&status, &format!("{}.id", resource.field()));
+    assert_eq!(
+        resource.get(&server, "named").await.unwrap().description,
+        ""
+    );
+}
+
+async fn an_empty_reference_is_invalid_argument_naming_the_field(resource: Resource) {
+    let server = Server::start().await;
+    resource.create(&server, "named").await;
+    for reference in ["", " "] {
+        let status = resource.get(&server, reference).await.unwrap_err();
+        assert_invalid(&status, resource.field());
+        let status = resource.delete(&server, reference).await.unwrap_err();
+        assert_invalid(&status, resource.field());
+    }
+    // An update with neither an id nor a name names nothing.
+    let request = Record {
+        description: "x".into(),
+        ..Default::default()
+    };
+    let status = resource.update(&server, request, None).await.unwrap_err();
+    assert_invalid(&status, &format!("{}.id", resource.field()));
+}
+
+async fn an_unknown_reference_is_not_found_naming_it(resource: Resource) {
+    let server = Server::start().await;
+    resource.create(&server, "named").await;
+    let id = random_uuid();
+    for reference in ["nothing-here", id.as_str()] {
+        let status = resource.get(&server, reference).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[reference]);
+        let status = resource.delete(&server, reference).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[reference]);
+    }
+    let by_id = Record {
+        id: id.clone(),
+        description: "x".into(),
+        ..Default::default()
+    };
+    let by_name = Record {
+        name: "nothing-here".into(),
+        description: "x".into(),
+        ..Default::default()
+    };
+    for (request, reference) in [(by_id, id.as_str()), (by_name, "nothing-here")] {
+        let status = resource.update(&server, request, None).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[reference]);
+    }
+}
+
 #[tokio::test]
-async fn every_catalogue_rpc_takes_an_id_or_a_name() {
+async fn the_tests_rpcs_take_the_test_set_and_the_behavior_by_id_or_name() {
     let server = Server::start().await;
     let metric = create_metric(&server, exact("m")).await;
-    let behavior = create_behavior(&server, "b", &[&metric.id])
-        .await
-        .unwrap()
-        .into_inner();
-    let endpoint = create_endpoint(&server, bare_http("e", "http://127.0.0.1:9/")).await;
+    let behavior = create_behavior(&server, "b", &[]).await;
+    let behavior = behavior.unwrap().into_inner();
     let set = create_test_set(&server, "s", &[&metric.id], vec![]).await;
+    assert_eq!(set.metrics, std::slice::from_ref(&metric.id));
 
-    for reference in [behavior.id.as_str(), "b"] {
-        let got = server
-            .behaviors()
-            .get_behavior(pb::GetBehaviorRequest {
-                behavior: reference.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(got.id, behavior.id);
-    }
-    for reference in [endpoint.id.as_str(), "e"] {
-        assert_eq!(get_endpoint(&server, reference).await.id, endpoint.id);
-    }
-    for reference in [set.id.as_str(), "s"] {
-        assert_eq!(get_test_set(&server, reference).await.unwrap().id, set.id);
-    }
-
-    // Tests: the set and the behaviour by either.
     let mut by_id = test("by id", "", &[]);
     by_id.behavior = behavior.id.clone();
     let mut by_name = test("by name", "", &[]);
@@ -50,274 +153,60 @@ async fn every_catalogue_rpc_takes_an_id_or_a_name() {
     let second = add_tests(&server, "s", vec![by_name]).await.unwrap();
     assert_eq!(first[0].behavior, behavior.id);
     assert_eq!(second[0].behavior, behavior.id);
-    assert_eq!(all_tests(&server, &set.id, 0).await.0.len(), 2);
-    let removed = server
-        .test_sets()
-        .remove_tests(pb::RemoveTestsRequest {
-            test_set: "s".into(),
-            test_ids: vec![first[0].id.clone()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(removed.removed_count, 1);
+    for reference in [set.id.as_str(), "s"] {
+        assert_eq!(
+            all_tests(&server, reference, 0).await.0,
+            [first[0].clone(), second[0].clone()]
+        );
+    }
 
-    // Updates name their resource by name when the id is empty.
-    let request = pb::Behavior {
-        name: "b".into(),
-        description: "by name".into(),
-        ..Default::default()
-    };
-    let updated = server
-        .behaviors()
-        .update_behavior(pb::UpdateBehaviorRequest {
-            behavior: Some(request),
-            update_mask: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(updated.into_inner().description, "by name");
-    let request = pb::Endpoint {
-        name: "e".into(),
-        description: "by name".into(),
-        ..Default::default()
-    };
-    let updated = server
-        .endpoints()
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(request),
-            update_mask: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(updated.into_inner().description, "by name");
-    let request = pb::TestSet {
-        name: "s".into(),
-        description: "by name".into(),
-        ..Default::default()
-    };
-    let updated = server
-        .test_sets()
-        .update_test_set(pb::UpdateTestSetRequest {
-            test_set: Some(request),
-            update_mask: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(updated.into_inner().description, "by name");
-
-    // Deletes by name.
-    server
-        .endpoints()
-        .delete_endpoint(pb::DeleteEndpointRequest {
-            endpoint: "e".into(),
-        })
-        .await
-        .expect("endpoint by name");
-    server
-        .test_sets()
-        .delete_test_set(pb::DeleteTestSetRequest {
-            test_set: "s".into(),
-        })
-        .await
-        .expect("test set by name");
-    server
-        .behaviors()
-        .delete_behavior(pb::DeleteBehaviorRequest {
-            behavior: "b".into(),
-        })
-        .await
-        .expect("behaviour by name");
-    server
-        .metrics()
-        .delete_metric(pb::DeleteMetricRequest { metric: "m".into() })
-        .await
-        .expect("metric by name");
+    for (reference, added) in [("s", &first[0]), (set.id.as_str(), &second[0])] {
+        let request = pb::RemoveTestsRequest {
+            test_set: reference.into(),
+            test_ids: vec![added.id.clone()],
+        };
+        let removed = server.test_sets().remove_tests(request).await;
+        assert_eq!(removed.expect("remove").into_inner().removed_count, 1);
+    }
+    assert!(all_tests(&server, "s", 0).await.0.is_empty());
 }
 
 #[tokio::test]
-async fn an_empty_reference_is_invalid_argument_naming_the_field() {
+async fn the_tests_rpcs_take_no_empty_test_set_reference() {
     let server = Server::start().await;
-    create_test_set(&server, "s", &[], vec![]).await;
-    assert_invalid(&get_metric(&server, "").await.unwrap_err(), "metric");
-    assert_invalid(
-        &error(
-            server
-                .metrics()
-                .delete_metric(pb::DeleteMetricRequest { metric: " ".into() })
-                .await,
-        ),
-        "metric",
-    );
-    assert_invalid(
-        &error(
-            server
-                .behaviors()
-                .get_behavior(pb::GetBehaviorRequest {
-                    behavior: String::new(),
-                })
-                .await,
-        ),
-        "behavior",
-    );
-    assert_invalid(
-        &error(
-            server
-                .behaviors()
-                .delete_behavior(pb::DeleteBehaviorRequest {
-                    behavior: String::new(),
-                })
-                .await,
-        ),
-        "behavior",
-    );
-    assert_invalid(
-        &error(
-            server
-                .endpoints()
-                .get_endpoint(pb::GetEndpointRequest {
-                    endpoint: String::new(),
-                })
-                .await,
-        ),
-        "endpoint",
-    );
-    assert_invalid(
-        &error(
-            server
-                .endpoints()
-                .delete_endpoint(pb::DeleteEndpointRequest {
-                    endpoint: String::new(),
-                })
-                .await,
-        ),
-        "endpoint",
-    );
-    assert_invalid(&get_test_set(&server, "").await.unwrap_err(), "test_set");
-    assert_invalid(
-        &error(
-            server
-                .test_sets()
-                .delete_test_set(pb::DeleteTestSetRequest {
-                    test_set: String::new(),
-                })
-                .await,
-        ),
-        "test_set",
-    );
-    assert_invalid(
-        &add_tests(&server, "", vec![test("p", "", &[])])
-            .await
-            .unwrap_err(),
-        "test_set",
-    );
-    assert_invalid(
-        &error(
-            server
-                .test_sets()
-                .list_tests(pb::ListTestsRequest::default())
-                .await,
-        ),
-        "test_set",
-    );
-    let status = error(
-        server
-            .test_sets()
-            .remove_tests(pb::RemoveTestsRequest {
-                test_set: String::new(),
-                test_ids: vec![random_uuid()],
-            })
-            .await,
-    );
-    assert_invalid(&status, "test_set");
-    let status = error(
-        server
-            .test_sets()
-            .create_test_set(pb::CreateTestSetRequest {
-                test_set: Some(pb::TestSet {
-                    name: "t".into(),
-                    metrics: ids([""]),
-                    ..Default::default()
-                }),
-            })
-            .await,
-    );
-    assert_invalid(&status, "test_set.metrics[0]");
-    let status = error(
-        server
-            .metrics()
-            .update_metric(pb::UpdateMetricRequest {
-                metric: Some(pb::Metric::default()),
-                update_mask: None,
-            })
-            .await,
-    );
-    assert_invalid(&status, "metric.id");
+    create_test_set(&server, "s", &[], vec![test("p", "", &[])]).await;
+    for reference in ["", " "] {
+        for status in tests_rpcs(&server, reference).await {
+            assert_invalid(&status, "test_set");
+        }
+    }
 }
 
 #[tokio::test]
-async fn unknown_behaviors_endpoints_and_test_sets_are_not_found_naming_the_reference() {
+async fn the_tests_rpcs_on_an_unknown_test_set_are_not_found_naming_it() {
     let server = Server::start().await;
+    create_test_set(&server, "s", &[], vec![test("p", "", &[])]).await;
     let id = random_uuid();
     for reference in ["nothing-here", id.as_str()] {
-        let status = error(
-            server
-                .behaviors()
-                .get_behavior(pb::GetBehaviorRequest {
-                    behavior: reference.into(),
-                })
-                .await,
-        );
-        assert_status(&status, Code::NotFound, &[reference]);
-        let status = error(
-            server
-                .endpoints()
-                .get_endpoint(pb::GetEndpointRequest {
-                    endpoint: reference.into(),
-                })
-                .await,
-        );
-        assert_status(&status, Code::NotFound, &[reference]);
-        assert_status(
-            &get_test_set(&server, reference).await.unwrap_err(),
-            Code::NotFound,
-            &[reference],
-        );
-        assert_status(
-            &add_tests(&server, reference, vec![test("p", "", &[])])
-                .await
-                .unwrap_err(),
-            Code::NotFound,
-            &[reference],
-        );
-        let status = error(
-            server
-                .test_sets()
-                .list_tests(pb::ListTestsRequest {
-                    test_set: reference.into(),
-                    ..Default::default()
-                })
-                .await,
-        );
-        assert_status(&status, Code::NotFound, &[reference]);
-        let status = error(
-            server
-                .test_sets()
-                .remove_tests(pb::RemoveTestsRequest {
-                    test_set: reference.into(),
-                    test_ids: vec![random_uuid()],
-                })
-                .await,
-        );
-        assert_status(&status, Code::NotFound, &[reference]);
-        let status = error(
-            server
-                .test_sets()
-                .delete_test_set(pb::DeleteTestSetRequest {
-                    test_set: reference.into(),
-                })
-                .await,
-        );
-        assert_status(&status, Code::NotFound, &[reference]);
+        for status in tests_rpcs(&server, reference).await {
+            assert_status(&status, Code::NotFound, &[reference]);
+        }
     }
+}
+
+/// The errors of AddTests, ListTests and RemoveTests (of a random test id) on the test set
+/// `reference`; each must fail.
+async fn tests_rpcs(server: &Server, reference: &str) -> [Status; 3] {
+    let added = add_tests(server, reference, vec![test("p", "", &[])]).await;
+    let request = pb::ListTestsRequest {
+        test_set: reference.into(),
+        ..Default::default()
+    };
+    let listed = server.test_sets().list_tests(request).await;
+    let request = pb::RemoveTestsRequest {
+        test_set: reference.into(),
+        test_ids: vec![random_uuid()],
+    };
+    let removed = server.test_sets().remove_tests(request).await;
+    [added.expect_err("AddTests"), error(listed), error(removed)]
 }

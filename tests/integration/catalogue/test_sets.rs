@@ -1,14 +1,14 @@
 //! `TestSetService`: test sets and the tests in them (AddTests, ListTests, RemoveTests).
 
 use assay::proto::v1 as pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use crate::fixtures::*;
 use crate::harness::Server;
 
 use super::{
-    add_tests, all_tests, assert_invalid, assert_status, create_behavior, error, get_test_set,
-    headers, ids, mask, random_uuid,
+    add_tests, all_tests, assert_invalid, assert_status, create_behavior, error, headers, ids,
+    mask, random_uuid,
 };
 
 #[tokio::test]
@@ -185,6 +185,15 @@ async fn invalid_test_sets_are_rejected_naming_the_field() {
         .await,
     );
     assert_status(&status, Code::NotFound, &["nope"]);
+    let status = error(
+        create(pb::TestSet {
+            name: "s".into(),
+            metrics: ids([""]),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_invalid(&status, "test_set.metrics[0]");
     let status = error(
         server
             .test_sets()
@@ -512,4 +521,14 @@ async fn deleting_a_test_set_deletes_its_tests() {
 
 fn prompts(tests: &[pb::Test]) -> Vec<&str> {
     tests.iter().map(|t| t.prompt.as_str()).collect()
+}
+
+async fn get_test_set(server: &Server, reference: &str) -> Result<pb::TestSet, Status> {
+    server
+        .test_sets()
+        .get_test_set(pb::GetTestSetRequest {
+            test_set: reference.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
 }
