@@ -1,14 +1,17 @@
 //! `EndpointService`: endpoints, their defaults, their validation and how secret headers are
-//! masked.
+//! masked. What an endpoint shares with every other kind (references, names, masks, paging) is in
+//! `references.rs`, `validation.rs` and `paging.rs`.
 
 use assay::proto::v1 as pb;
-use tonic::{Code, Status};
 
 use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
 
-use super::{assert_invalid, assert_status, bare_http, error, headers, mask};
+use super::kinds::Resource;
+use super::{
+    assert_invalid, bare_http, get_endpoint, headers, mask, try_create_endpoint, update_endpoint,
+};
 
 #[tokio::test]
 async fn creating_an_http_endpoint_fills_in_the_defaults() {
@@ -24,11 +27,11 @@ async fn creating_an_http_endpoint_fills_in_the_defaults() {
         Some("$.output")
     );
     assert_eq!(h.timeout_ms, 30_000);
-    assert_eq!(get_endpoint(&server, "app").await, created);
+    assert_eq!(get_endpoint(&server, "app").await.unwrap(), created);
 }
 
 #[tokio::test]
-async fn endpoints_can_be_created_fetched_listed_updated_and_deleted() {
+async fn endpoints_keep_their_settings_through_get_list_and_update() {
     let server = Server::start().await;
     let mut endpoint = bare_http("app", "https://example.com/v1/answer");
     endpoint.description = "the app".into();
@@ -74,10 +77,10 @@ async fn endpoints_can_be_created_fetched_listed_updated_and_deleted() {
     assert_eq!(settings.api_key_env, "EXAMPLE_KEY");
     assert_eq!(settings.timeout_ms, 60_000);
 
-    assert_eq!(get_endpoint(&server, &app.id).await, app);
-    assert_eq!(get_endpoint(&server, "chat").await, chat);
-    let mut client = server.endpoints();
-    let listed = client
+    assert_eq!(get_endpoint(&server, &app.id).await.unwrap(), app);
+    assert_eq!(get_endpoint(&server, "chat").await.unwrap(), chat);
+    let listed = server
+        .endpoints()
         .list_endpoints(pb::ListEndpointsRequest::default())
         .await
         .unwrap()
@@ -91,14 +94,9 @@ async fn endpoints_can_be_created_fetched_listed_updated_and_deleted() {
         max_concurrency: 8,
         ..Default::default()
     };
-    let updated = client
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(request),
-            update_mask: mask(&["description"]),
-        })
+    let updated = update_endpoint(&server, request, mask(&["description"]))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(updated.description, "chat model");
     assert_eq!(
         updated.max_concurrency, 0,
@@ -112,58 +110,8 @@ async fn endpoints_can_be_created_fetched_listed_updated_and_deleted() {
         target: app.target.clone(),
         ..Default::default()
     };
-    let switched = client
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(request),
-            update_mask: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let switched = update_endpoint(&server, request, None).await.unwrap();
     assert_eq!(switched.target, app.target);
-
-    let request = pb::Endpoint {
-        id: chat.id.clone(),
-        name: "app".into(),
-        ..Default::default()
-    };
-    let status = error(
-        client
-            .update_endpoint(pb::UpdateEndpointRequest {
-                endpoint: Some(request),
-                update_mask: mask(&["name"]),
-            })
-            .await,
-    );
-    assert_status(&status, Code::AlreadyExists, &["app"]);
-    assert_status(
-        &error(create_endpoint_result(&server, bare_http("app", "http://x.test/")).await),
-        Code::AlreadyExists,
-        &["app"],
-    );
-
-    client
-        .delete_endpoint(pb::DeleteEndpointRequest {
-            endpoint: "chat".into(),
-        })
-        .await
-        .expect("delete");
-    let status = error(
-        client
-            .get_endpoint(pb::GetEndpointRequest {
-                endpoint: chat.id.clone(),
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &[&chat.id]);
-    let status = error(
-        client
-            .delete_endpoint(pb::DeleteEndpointRequest {
-                endpoint: "chat".into(),
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &["chat"]);
 }
 
 #[tokio::test]
@@ -187,7 +135,7 @@ async fn secret_headers_are_masked_by_create_get_list_and_update() {
     let created = create_endpoint(&server, endpoint).await;
     assert_eq!(http(&created).headers, expected, "Create");
     assert_eq!(
-        http(&get_endpoint(&server, "app").await).headers,
+        http(&get_endpoint(&server, "app").await.unwrap()).headers,
         expected,
         "Get"
     );
@@ -203,15 +151,7 @@ async fn secret_headers_are_masked_by_create_get_list_and_update() {
         description: "d".into(),
         ..Default::default()
     };
-    let updated = server
-        .endpoints()
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(request),
-            update_mask: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let updated = update_endpoint(&server, request, None).await.unwrap();
     assert_eq!(http(&updated).headers, expected, "Update");
 }
 
@@ -230,7 +170,10 @@ async fn env_references_and_plain_headers_are_shown_as_given() {
         http(&create_endpoint(&server, endpoint).await).headers,
         given
     );
-    assert_eq!(http(&get_endpoint(&server, "app").await).headers, given);
+    assert_eq!(
+        http(&get_endpoint(&server, "app").await.unwrap()).headers,
+        given
+    );
 }
 
 #[tokio::test]
@@ -245,26 +188,18 @@ async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
     create_endpoint(&server, endpoint).await;
 
     // A client reads the endpoint, changes a plain header and sends the whole thing back.
-    let mut read = get_endpoint(&server, "app").await;
+    let mut read = get_endpoint(&server, "app").await.unwrap();
     assert_eq!(http(&read).headers["Authorization"], "********");
     http_mut(&mut read)
         .headers
         .insert("X-Trace".into(), "two".into());
-    let updated = server
-        .endpoints()
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(read),
-            update_mask: None,
-        })
-        .await
-        .expect("update")
-        .into_inner();
+    let updated = update_endpoint(&server, read, None).await.expect("update");
     assert_eq!(
         http(&updated).headers,
         headers(&[("Authorization", "********"), ("X-Trace", "two")])
     );
     assert_eq!(
-        http(&get_endpoint(&server, "app").await).headers,
+        http(&get_endpoint(&server, "app").await.unwrap()).headers,
         headers(&[("Authorization", "********"), ("X-Trace", "two")])
     );
 
@@ -287,16 +222,11 @@ async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
     );
 
     // A new value replaces the secret.
-    let mut read = get_endpoint(&server, "app").await;
+    let mut read = get_endpoint(&server, "app").await.unwrap();
     http_mut(&mut read)
         .headers
         .insert("Authorization".into(), "Bearer sk-new".into());
-    server
-        .endpoints()
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(read),
-            update_mask: mask(&["http"]),
-        })
+    update_endpoint(&server, read, mask(&["http"]))
         .await
         .expect("update");
     execute(&server, execute_request("one", "app")).await;
@@ -320,16 +250,9 @@ async fn a_masked_secret_sent_back_under_another_letter_case_keeps_the_stored_se
     http_mut(&mut endpoint).headers = headers(&[("Authorization", "Bearer sk-live-123")]);
     create_endpoint(&server, endpoint).await;
 
-    let mut read = get_endpoint(&server, "app").await;
+    let mut read = get_endpoint(&server, "app").await.unwrap();
     http_mut(&mut read).headers = headers(&[("authorization", "********")]);
-    server
-        .endpoints()
-        .update_endpoint(pb::UpdateEndpointRequest {
-            endpoint: Some(read),
-            update_mask: None,
-        })
-        .await
-        .expect("update");
+    update_endpoint(&server, read, None).await.expect("update");
 
     execute(&server, execute_request("one", "app")).await;
     let seen = target.headers();
@@ -345,7 +268,9 @@ async fn a_masked_secret_sent_back_under_another_letter_case_keeps_the_stored_se
 async fn an_endpoint_with_an_invalid_url_is_invalid_argument_naming_it() {
     let server = Server::start().await;
     for url in ["", "not a url", "ftp://example.com/file", "/relative/path"] {
-        let status = error(create_endpoint_result(&server, bare_http("app", url)).await);
+        let status = try_create_endpoint(&server, bare_http("app", url))
+            .await
+            .unwrap_err();
         assert_invalid(&status, "endpoint.http.url");
     }
     let chat = pb::Endpoint {
@@ -358,7 +283,7 @@ async fn an_endpoint_with_an_invalid_url_is_invalid_argument_naming_it() {
         ..Default::default()
     };
     assert_invalid(
-        &error(create_endpoint_result(&server, chat).await),
+        &try_create_endpoint(&server, chat).await.unwrap_err(),
         "endpoint.openai_chat.base_url",
     );
 }
@@ -369,7 +294,7 @@ async fn an_endpoint_with_a_body_template_that_is_no_json_is_invalid_argument_na
     let mut endpoint = bare_http("app", "http://127.0.0.1:9/answer");
     http_mut(&mut endpoint).body_template = r#"{"prompt": {{ prompt }}"#.into();
     assert_invalid(
-        &error(create_endpoint_result(&server, endpoint).await),
+        &try_create_endpoint(&server, endpoint).await.unwrap_err(),
         "endpoint.http.body_template",
     );
 }
@@ -393,7 +318,7 @@ async fn an_endpoint_with_an_invalid_jsonpath_is_invalid_argument_naming_it() {
             _ => mapping.metadata = path.into(),
         }
         http_mut(&mut endpoint).response_mapping = Some(mapping);
-        let status = error(create_endpoint_result(&server, endpoint).await);
+        let status = try_create_endpoint(&server, endpoint).await.unwrap_err();
         assert_invalid(&status, &format!("endpoint.http.response_mapping.{field}"));
     }
 }
@@ -406,29 +331,13 @@ async fn an_endpoint_without_a_target_is_invalid_argument_naming_it() {
         ..Default::default()
     };
     assert_invalid(
-        &error(create_endpoint_result(&server, endpoint).await),
+        &try_create_endpoint(&server, endpoint).await.unwrap_err(),
         "endpoint.target",
     );
-    assert_invalid(
-        &error(create_endpoint_result(&server, bare_http("", "http://x.test/")).await),
-        "endpoint.name",
-    );
-    let status = error(
-        server
-            .endpoints()
-            .create_endpoint(pb::CreateEndpointRequest { endpoint: None })
-            .await,
-    );
-    assert_invalid(&status, "endpoint");
-    let listed = server
-        .endpoints()
-        .list_endpoints(pb::ListEndpointsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let names = Resource::Endpoint.names(&server).await;
     assert!(
-        listed.endpoints.is_empty(),
-        "a rejected endpoint was stored"
+        names.is_empty(),
+        "a rejected endpoint was stored: {names:?}"
     );
 }
 
@@ -438,29 +347,9 @@ async fn an_update_that_breaks_an_endpoint_is_rejected_and_changes_nothing() {
     let created = create_endpoint(&server, bare_http("app", "http://127.0.0.1:9/answer")).await;
     let mut request = created.clone();
     http_mut(&mut request).url = "nowhere".into();
-    let status = error(
-        server
-            .endpoints()
-            .update_endpoint(pb::UpdateEndpointRequest {
-                endpoint: Some(request),
-                update_mask: None,
-            })
-            .await,
-    );
+    let status = update_endpoint(&server, request, None).await.unwrap_err();
     assert_invalid(&status, "endpoint.http.url");
-    assert_eq!(get_endpoint(&server, "app").await, created);
-}
-
-async fn create_endpoint_result(
-    server: &Server,
-    endpoint: pb::Endpoint,
-) -> Result<tonic::Response<pb::Endpoint>, Status> {
-    server
-        .endpoints()
-        .create_endpoint(pb::CreateEndpointRequest {
-            endpoint: Some(endpoint),
-        })
-        .await
+    assert_eq!(get_endpoint(&server, "app").await.unwrap(), created);
 }
 
 fn http(endpoint: &pb::Endpoint) -> &pb::HttpTarget {
@@ -475,15 +364,4 @@ fn http_mut(endpoint: &mut pb::Endpoint) -> &mut pb::HttpTarget {
         Some(pb::endpoint::Target::Http(h)) => h,
         other => panic!("not an http endpoint: {other:?}"),
     }
-}
-
-async fn get_endpoint(server: &Server, reference: &str) -> pb::Endpoint {
-    server
-        .endpoints()
-        .get_endpoint(pb::GetEndpointRequest {
-            endpoint: reference.into(),
-        })
-        .await
-        .expect("get endpoint")
-        .into_inner()
 }

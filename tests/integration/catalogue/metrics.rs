@@ -1,14 +1,18 @@
-//! `MetricService`: creating, reading, updating and deleting metrics, and every way a metric is
-//! rejected.
+//! `MetricService`: what a metric keeps and defaults, how it is updated, and every way a metric
+//! of some kind is rejected. What it shares with every other kind (references, names, masks,
+//! paging) is in `references.rs`, `validation.rs` and `paging.rs`.
 
 use assay::proto::v1 as pb;
-use prost_types::FieldMask;
-use tonic::{Code, Status};
+use tonic::Code;
 
 use crate::fixtures::*;
 use crate::harness::Server;
 
-use super::{assert_invalid, assert_status, create_behavior, error, ids, mask, random_uuid};
+use super::kinds::Resource;
+use super::{
+    assert_invalid, assert_status, create_behavior, delete_metric, get_metric, ids, mask,
+    try_create_metric, update_behavior, update_metric, update_test_set,
+};
 
 #[tokio::test]
 async fn creating_a_metric_fills_in_the_defaults() {
@@ -81,8 +85,7 @@ async fn an_update_with_a_mask_changes_only_the_masked_fields() {
     };
     let updated = update_metric(&server, request, mask(&["description"]))
         .await
-        .expect("update")
-        .into_inner();
+        .expect("update");
     assert_eq!(updated.description, "new description");
     assert_eq!(updated.name, "r");
     assert_eq!(updated.threshold_operator, "==");
@@ -101,8 +104,7 @@ async fn an_update_with_a_mask_changes_only_the_masked_fields() {
     };
     let cleared = update_metric(&server, request, mask(&["description"]))
         .await
-        .expect("update")
-        .into_inner();
+        .expect("update");
     assert_eq!(cleared.description, "");
     assert_eq!(cleared.name, "r");
 }
@@ -122,10 +124,7 @@ async fn an_update_without_a_mask_changes_every_field_that_is_set() {
         })),
         ..Default::default()
     };
-    let updated = update_metric(&server, request, None)
-        .await
-        .expect("update")
-        .into_inner();
+    let updated = update_metric(&server, request, None).await.expect("update");
     assert_eq!(updated.threshold_operator, "!=");
     assert_eq!(
         updated.kind,
@@ -147,56 +146,9 @@ async fn an_update_without_a_mask_changes_every_field_that_is_set() {
     };
     let updated = update_metric(&server, request, mask(&[]))
         .await
-        .expect("update")
-        .into_inner();
+        .expect("update");
     assert_eq!(updated.description, "newer");
     assert_eq!(updated.threshold_operator, "!=");
-}
-
-#[tokio::test]
-async fn a_metric_can_be_renamed() {
-    let server = Server::start().await;
-    let created = create_metric(&server, exact("old-name")).await;
-    let request = pb::Metric {
-        id: created.id.clone(),
-        name: "new-name".into(),
-        ..Default::default()
-    };
-    let renamed = update_metric(&server, request, mask(&["name"]))
-        .await
-        .expect("rename")
-        .into_inner();
-    assert_eq!(renamed.name, "new-name");
-    assert_eq!(renamed.id, created.id);
-    assert_eq!(
-        get_metric(&server, "new-name")
-            .await
-            .expect("by new name")
-            .id,
-        created.id
-    );
-    assert_eq!(
-        get_metric(&server, "old-name").await.unwrap_err().code(),
-        Code::NotFound
-    );
-}
-
-#[tokio::test]
-async fn renaming_a_metric_to_a_taken_name_is_already_exists() {
-    let server = Server::start().await;
-    create_metric(&server, exact("first")).await;
-    let second = create_metric(&server, exact("second")).await;
-    let request = pb::Metric {
-        id: second.id.clone(),
-        name: "first".into(),
-        ..Default::default()
-    };
-    let status = error(update_metric(&server, request, mask(&["name"])).await);
-    assert_status(&status, Code::AlreadyExists, &["first"]);
-    assert_eq!(
-        get_metric(&server, &second.id).await.unwrap().name,
-        "second"
-    );
 }
 
 #[tokio::test]
@@ -212,80 +164,10 @@ async fn an_update_that_breaks_a_metric_is_rejected_and_changes_nothing() {
         ..Default::default()
     };
     assert_invalid(
-        &error(update_metric(&server, request, None).await),
+        &update_metric(&server, request, None).await.unwrap_err(),
         "metric.regex.pattern",
     );
     assert_eq!(get_metric(&server, "r").await.unwrap(), created);
-}
-
-#[tokio::test]
-async fn a_deleted_metric_is_not_found() {
-    let server = Server::start().await;
-    let created = create_metric(&server, exact("gone")).await;
-    create_metric(&server, exact("stays")).await;
-    server
-        .metrics()
-        .delete_metric(pb::DeleteMetricRequest {
-            metric: created.id.clone(),
-        })
-        .await
-        .expect("delete");
-    assert_status(
-        &get_metric(&server, &created.id).await.unwrap_err(),
-        Code::NotFound,
-        &[&created.id],
-    );
-    assert_status(
-        &get_metric(&server, "gone").await.unwrap_err(),
-        Code::NotFound,
-        &["gone"],
-    );
-    let status = error(
-        server
-            .metrics()
-            .delete_metric(pb::DeleteMetricRequest {
-                metric: created.id.clone(),
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &[&created.id]);
-    let listed = server
-        .metrics()
-        .list_metrics(pb::ListMetricsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .metrics;
-    assert_eq!(
-        listed.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
-        ["stays"]
-    );
-
-    // By name too.
-    server
-        .metrics()
-        .delete_metric(pb::DeleteMetricRequest {
-            metric: "stays".into(),
-        })
-        .await
-        .expect("delete by name");
-    assert_eq!(
-        get_metric(&server, "stays").await.unwrap_err().code(),
-        Code::NotFound
-    );
-}
-
-#[tokio::test]
-async fn a_metric_without_a_name_is_invalid_argument_naming_metric_name() {
-    let server = Server::start().await;
-    assert_invalid(
-        &error(create_metric_result(&server, exact("")).await),
-        "metric.name",
-    );
-    assert_invalid(
-        &error(create_metric_result(&server, exact("   ")).await),
-        "metric.name",
-    );
 }
 
 #[tokio::test]
@@ -296,27 +178,17 @@ async fn a_metric_without_a_kind_is_invalid_argument_naming_metric_kind() {
         ..Default::default()
     };
     assert_invalid(
-        &error(create_metric_result(&server, metric).await),
+        &try_create_metric(&server, metric).await.unwrap_err(),
         "metric.kind",
     );
 }
 
 #[tokio::test]
-async fn a_create_without_a_metric_is_invalid_argument_naming_metric() {
-    let server = Server::start().await;
-    let status = error(
-        server
-            .metrics()
-            .create_metric(pb::CreateMetricRequest { metric: None })
-            .await,
-    );
-    assert_invalid(&status, "metric");
-}
-
-#[tokio::test]
 async fn a_bad_regex_is_invalid_argument_naming_the_pattern() {
     let server = Server::start().await;
-    let status = error(create_metric_result(&server, regex("bad", "([a-z")).await);
+    let status = try_create_metric(&server, regex("bad", "([a-z"))
+        .await
+        .unwrap_err();
     assert_invalid(&status, "metric.regex.pattern");
     assert_eq!(
         get_metric(&server, "bad").await.unwrap_err().code(),
@@ -332,7 +204,7 @@ async fn a_binary_metric_with_an_ordering_operator_is_invalid_argument() {
         let mut metric = contains("c", &["x"]);
         metric.threshold_operator = op.into();
         assert_invalid(
-            &error(create_metric_result(&server, metric).await),
+            &try_create_metric(&server, metric).await.unwrap_err(),
             "metric.threshold_operator",
         );
     }
@@ -350,7 +222,7 @@ async fn an_unknown_threshold_operator_is_invalid_argument() {
     let server = Server::start().await;
     let mut metric = judge("j");
     metric.threshold_operator = "=>".into();
-    let status = error(create_metric_result(&server, metric).await);
+    let status = try_create_metric(&server, metric).await.unwrap_err();
     assert_invalid(&status, "metric.threshold_operator");
     assert!(status.message().contains("=>"), "{:?}", status.message());
 }
@@ -361,17 +233,23 @@ async fn a_categorical_metric_without_categories_is_invalid_argument() {
     let mut metric = judge("cat");
     metric.score_type = pb::ScoreType::Categorical as i32;
     assert_invalid(
-        &error(create_metric_result(&server, metric.clone()).await),
+        &try_create_metric(&server, metric.clone())
+            .await
+            .unwrap_err(),
         "metric.categories",
     );
     metric.categories = ids(["good", "bad"]);
     assert_invalid(
-        &error(create_metric_result(&server, metric.clone()).await),
+        &try_create_metric(&server, metric.clone())
+            .await
+            .unwrap_err(),
         "metric.passing_categories",
     );
     metric.passing_categories = ids(["great"]);
     assert_invalid(
-        &error(create_metric_result(&server, metric.clone()).await),
+        &try_create_metric(&server, metric.clone())
+            .await
+            .unwrap_err(),
         "metric.passing_categories",
     );
     metric.passing_categories = ids(["good"]);
@@ -381,26 +259,12 @@ async fn a_categorical_metric_without_categories_is_invalid_argument() {
 }
 
 #[tokio::test]
-async fn a_metric_named_like_a_uuid_is_invalid_argument() {
-    let server = Server::start().await;
-    let status = error(create_metric_result(&server, exact(&random_uuid())).await);
-    assert_invalid(&status, "metric.name");
-}
-
-#[tokio::test]
-async fn a_duplicate_metric_name_is_already_exists() {
+async fn a_duplicate_metric_name_is_already_exists_whatever_its_kind() {
     let server = Server::start().await;
     create_metric(&server, exact("twice")).await;
-    let status = error(create_metric_result(&server, regex("twice", "x")).await);
-    assert_status(&status, Code::AlreadyExists, &["twice"]);
-    let listed = server
-        .metrics()
-        .list_metrics(pb::ListMetricsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .metrics;
-    assert_eq!(listed.len(), 1);
+    let status = try_create_metric(&server, regex("twice", "x")).await;
+    assert_status(&status.unwrap_err(), Code::AlreadyExists, &["twice"]);
+    assert_eq!(Resource::Metric.names(&server).await, ["twice"]);
 }
 
 #[tokio::test]
@@ -412,15 +276,7 @@ async fn deleting_a_metric_in_use_fails_naming_its_users_until_they_stop_using_i
         .expect("behavior");
     create_test_set(&server, "smoke", &["shared"], vec![]).await;
 
-    let delete = || async {
-        server
-            .metrics()
-            .delete_metric(pb::DeleteMetricRequest {
-                metric: "shared".into(),
-            })
-            .await
-    };
-    let status = error(delete().await);
+    let status = delete_metric(&server, "shared").await.unwrap_err();
     assert_status(
         &status,
         Code::FailedPrecondition,
@@ -436,15 +292,10 @@ async fn deleting_a_metric_in_use_fails_naming_its_users_until_they_stop_using_i
         name: "polite".into(),
         ..Default::default()
     };
-    server
-        .behaviors()
-        .update_behavior(pb::UpdateBehaviorRequest {
-            behavior: Some(behavior),
-            update_mask: mask(&["metrics"]),
-        })
+    update_behavior(&server, behavior, mask(&["metrics"]))
         .await
         .expect("clear behaviour metrics");
-    let status = error(delete().await);
+    let status = delete_metric(&server, "shared").await.unwrap_err();
     assert_status(&status, Code::FailedPrecondition, &["smoke"]);
     assert!(
         !status.message().contains("polite"),
@@ -456,45 +307,16 @@ async fn deleting_a_metric_in_use_fails_naming_its_users_until_they_stop_using_i
         name: "smoke".into(),
         ..Default::default()
     };
-    server
-        .test_sets()
-        .update_test_set(pb::UpdateTestSetRequest {
-            test_set: Some(test_set),
-            update_mask: mask(&["metrics"]),
-        })
+    update_test_set(&server, test_set, mask(&["metrics"]))
         .await
         .expect("clear test set metrics");
-    delete().await.expect("delete once unused");
+    delete_metric(&server, "shared")
+        .await
+        .expect("delete once unused");
     assert_eq!(
         get_metric(&server, "shared").await.unwrap_err().code(),
         Code::NotFound
     );
-}
-
-async fn create_metric_result(
-    server: &Server,
-    metric: pb::Metric,
-) -> Result<tonic::Response<pb::Metric>, Status> {
-    server
-        .metrics()
-        .create_metric(pb::CreateMetricRequest {
-            metric: Some(metric),
-        })
-        .await
-}
-
-async fn update_metric(
-    server: &Server,
-    metric: pb::Metric,
-    update_mask: Option<FieldMask>,
-) -> Result<tonic::Response<pb::Metric>, Status> {
-    server
-        .metrics()
-        .update_metric(pb::UpdateMetricRequest {
-            metric: Some(metric),
-            update_mask,
-        })
-        .await
 }
 
 /// An LLM-judge metric (numeric by nature).
@@ -509,14 +331,4 @@ fn judge(name: &str) -> pb::Metric {
         })),
         ..Default::default()
     }
-}
-
-async fn get_metric(server: &Server, reference: &str) -> Result<pb::Metric, Status> {
-    server
-        .metrics()
-        .get_metric(pb::GetMetricRequest {
-            metric: reference.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
 }

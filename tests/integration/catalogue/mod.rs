@@ -1,6 +1,7 @@
 //! The catalogue RPCs (metrics, behaviours, endpoints, test sets and tests) through the generated
 //! clients against a real server, every error case included: a file per service, and one per
-//! concern that every service shares (paging, references). This file holds the helpers they share.
+//! concern that every kind shares (paging, references, validation), written once over the kinds
+//! in `kinds.rs`. This file holds the helpers they all use.
 
 /// Makes each `case`, an async fn of one `Kind`, a module of tests: one test per kind, named as
 /// listed. `for_each!(Kind [metric: Metric, behavior: Behavior] a_case)` gives the tests
@@ -24,11 +25,12 @@ macro_rules! for_each {
 
 mod behaviors;
 mod endpoints;
+mod kinds;
 mod metrics;
 mod paging;
 mod references;
 mod test_sets;
-mod update_masks;
+mod validation;
 
 use std::collections::HashMap;
 
@@ -37,212 +39,74 @@ use prost_types::FieldMask;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::fixtures::{create_endpoint, create_metric, create_test_set, exact};
 use crate::harness::Server;
 
-/// The four kinds of catalogue resource, for the cases they all share.
-#[derive(Clone, Copy, Debug)]
-enum Resource {
-    Metric,
-    Behavior,
-    Endpoint,
-    TestSet,
-}
-
-/// The id, name and description of a resource of any kind: what the shared cases read and write.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Record {
-    id: String,
-    name: String,
-    description: String,
-}
-
-/// A `Record` from each resource message, and a message with only a record's fields set.
-macro_rules! record_of {
-    ($($message:ty),+) => {$(
-        impl From<$message> for Record {
-            fn from(m: $message) -> Record {
-                Record { id: m.id, name: m.name, description: m.description }
-            }
+/// The create, get, update and delete RPCs of each kind, through its generated client: the
+/// request built from the arguments, the response unwrapped. `try_create_metric(server, metric)`
+/// (or `None` for a request without the metric), `get_metric(server, "id or name")`,
+/// `update_metric(server, metric, mask)`, `delete_metric(server, "id or name")`; likewise for
+/// behaviours, endpoints and test sets.
+macro_rules! rpcs {
+    ($($client:ident: $message:ident in $field:ident {
+        $try_create:ident = $create:ident($create_request:ident),
+        $get:ident($get_request:ident),
+        $update:ident($update_request:ident),
+        $delete:ident($delete_request:ident) $(,)?
+    })+) => {$(
+        async fn $try_create(
+            server: &Server,
+            message: impl Into<Option<pb::$message>>,
+        ) -> Result<pb::$message, Status> {
+            let request = pb::$create_request { $field: message.into() };
+            Ok(server.$client().$create(request).await?.into_inner())
         }
 
-        impl From<Record> for $message {
-            fn from(r: Record) -> $message {
-                Self { id: r.id, name: r.name, description: r.description, ..Default::default() }
-            }
+        async fn $get(server: &Server, reference: &str) -> Result<pb::$message, Status> {
+            let request = pb::$get_request { $field: reference.into() };
+            Ok(server.$client().$get(request).await?.into_inner())
+        }
+
+        async fn $update(
+            server: &Server,
+            message: pb::$message,
+            update_mask: Option<FieldMask>,
+        ) -> Result<pb::$message, Status> {
+            let request = pb::$update_request { $field: Some(message), update_mask };
+            Ok(server.$client().$update(request).await?.into_inner())
+        }
+
+        async fn $delete(server: &Server, reference: &str) -> Result<(), Status> {
+            let request = pb::$delete_request { $field: reference.into() };
+            server.$client().$delete(request).await?;
+            Ok(())
         }
     )+};
 }
 
-record_of!(pb::Metric, pb::Behavior, pb::Endpoint, pb::TestSet);
-
-impl Resource {
-    /// The request field that names one: `metric`, `behavior`, `endpoint` or `test_set`.
-    fn field(self) -> &'static str {
-        match self {
-            Resource::Metric => "metric",
-            Resource::Behavior => "behavior",
-            Resource::Endpoint => "endpoint",
-            Resource::TestSet => "test_set",
-        }
+rpcs! {
+    metrics: Metric in metric {
+        try_create_metric = create_metric(CreateMetricRequest),
+        get_metric(GetMetricRequest),
+        update_metric(UpdateMetricRequest),
+        delete_metric(DeleteMetricRequest),
     }
-
-    /// Creates one named `name` with only what it requires; returns its id.
-    async fn create(self, server: &Server, name: &str) -> String {
-        match self {
-            Resource::Metric => create_metric(server, exact(name)).await.id,
-            Resource::Behavior => {
-                let behavior = create_behavior(server, name, &[]).await;
-                behavior.expect("create behavior").into_inner().id
-            }
-            Resource::Endpoint => {
-                let endpoint = bare_http(name, "http://127.0.0.1:9/");
-                create_endpoint(server, endpoint).await.id
-            }
-            Resource::TestSet => create_test_set(server, name, &[], vec![]).await.id,
-        }
+    behaviors: Behavior in behavior {
+        try_create_behavior = create_behavior(CreateBehaviorRequest),
+        get_behavior(GetBehaviorRequest),
+        update_behavior(UpdateBehaviorRequest),
+        delete_behavior(DeleteBehaviorRequest),
     }
-
-    /// `Get<Kind>` of `reference` (an id or a name).
-    async fn get(self, server: &Server, reference: &str) -> Result<Record, Status> {
-        let reference = reference.to_string();
-        Ok(match self {
-            Resource::Metric => {
-                let request = pb::GetMetricRequest { metric: reference };
-                server
-                    .metrics()
-                    .get_metric(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-            Resource::Behavior => {
-                let request = pb::GetBehaviorRequest {
-                    behavior: reference,
-                };
-                server
-                    .behaviors()
-                    .get_behavior(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-            Resource::Endpoint => {
-                let request = pb::GetEndpointRequest {
-                    endpoint: reference,
-                };
-                server
-                    .endpoints()
-                    .get_endpoint(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-            Resource::TestSet => {
-                let request = pb::GetTestSetRequest {
-                    test_set: reference,
-                };
-                server
-                    .test_sets()
-                    .get_test_set(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-        })
+    endpoints: Endpoint in endpoint {
+        try_create_endpoint = create_endpoint(CreateEndpointRequest),
+        get_endpoint(GetEndpointRequest),
+        update_endpoint(UpdateEndpointRequest),
+        delete_endpoint(DeleteEndpointRequest),
     }
-
-    /// `Update<Kind>` with a message of only `record`'s fields.
-    async fn update(
-        self,
-        server: &Server,
-        record: Record,
-        update_mask: Option<FieldMask>,
-    ) -> Result<Record, Status> {
-        Ok(match self {
-            Resource::Metric => {
-                let metric = Some(record.into());
-                let request = pb::UpdateMetricRequest {
-                    metric,
-                    update_mask,
-                };
-                server
-                    .metrics()
-                    .update_metric(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-            Resource::Behavior => {
-                let behavior = Some(record.into());
-                let request = pb::UpdateBehaviorRequest {
-                    behavior,
-                    update_mask,
-                };
-                server
-                    .behaviors()
-                    .update_behavior(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-            Resource::Endpoint => {
-                let endpoint = Some(record.into());
-                let request = pb::UpdateEndpointRequest {
-                    endpoint,
-                    update_mask,
-                };
-                server
-                    .endpoints()
-                    .update_endpoint(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-            Resource::TestSet => {
-                let test_set = Some(record.into());
-                let request = pb::UpdateTestSetRequest {
-                    test_set,
-                    update_mask,
-                };
-                server
-                    .test_sets()
-                    .update_test_set(request)
-                    .await?
-                    .into_inner()
-                    .into()
-            }
-        })
-    }
-
-    /// `Delete<Kind>` of `reference` (an id or a name).
-    async fn delete(self, server: &Server, reference: &str) -> Result<(), Status> {
-        let reference = reference.to_string();
-        match self {
-            Resource::Metric => {
-                let request = pb::DeleteMetricRequest { metric: reference };
-                server.metrics().delete_metric(request).await?;
-            }
-            Resource::Behavior => {
-                let request = pb::DeleteBehaviorRequest {
-                    behavior: reference,
-                };
-                server.behaviors().delete_behavior(request).await?;
-            }
-            Resource::Endpoint => {
-                let request = pb::DeleteEndpointRequest {
-                    endpoint: reference,
-                };
-                server.endpoints().delete_endpoint(request).await?;
-            }
-            Resource::TestSet => {
-                let request = pb::DeleteTestSetRequest {
-                    test_set: reference,
-                };
-                server.test_sets().delete_test_set(request).await?;
-            }
-        }
-        Ok(())
+    test_sets: TestSet in test_set {
+        try_create_test_set = create_test_set(CreateTestSetRequest),
+        get_test_set(GetTestSetRequest),
+        update_test_set(UpdateTestSetRequest),
+        delete_test_set(DeleteTestSetRequest),
     }
 }
 
@@ -299,22 +163,18 @@ fn random_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Creates a behaviour named `name` that uses `metrics` (ids or names).
 async fn create_behavior(
     server: &Server,
     name: &str,
     metrics: &[&str],
-) -> Result<tonic::Response<pb::Behavior>, Status> {
+) -> Result<pb::Behavior, Status> {
     let behavior = pb::Behavior {
         name: name.into(),
-        metrics: metrics.iter().map(|m| m.to_string()).collect(),
+        metrics: ids(metrics.iter().copied()),
         ..Default::default()
     };
-    server
-        .behaviors()
-        .create_behavior(pb::CreateBehaviorRequest {
-            behavior: Some(behavior),
-        })
-        .await
+    try_create_behavior(server, behavior).await
 }
 
 async fn add_tests(
@@ -330,6 +190,16 @@ async fn add_tests(
         })
         .await
         .map(|r| r.into_inner().tests)
+}
+
+/// RemoveTests of the tests `test_ids` from the test set `test_set`: how many were removed.
+async fn remove_tests(server: &Server, test_set: &str, test_ids: &[&str]) -> Result<u32, Status> {
+    let request = pb::RemoveTestsRequest {
+        test_set: test_set.into(),
+        test_ids: ids(test_ids.iter().copied()),
+    };
+    let response = server.test_sets().remove_tests(request).await?;
+    Ok(response.into_inner().removed_count)
 }
 
 /// Every test of a test set, read page by page with `page_size`, and the number of pages.

@@ -4,13 +4,10 @@
 //! issue. Each case is written once, over a [`Lister`], and is a test of every list RPC:
 //! `catalogue::paging::<case>::<rpc>`.
 
-use assay::proto::v1 as pb;
-use tonic::Status;
-
-use crate::fixtures::{create_test_set, test};
 use crate::harness::Server;
 
-use super::{Resource, assert_invalid};
+use super::assert_invalid;
+use super::kinds::Lister;
 
 for_each!(Lister [
         list_metrics: Metrics,
@@ -81,133 +78,4 @@ async fn a_negative_page_size_is_invalid_argument_naming_page_size(lister: Liste
     lister.create(&server, 1).await;
     let status = lister.page(&server, -1, "").await.unwrap_err();
     assert_invalid(&status, "page_size");
-}
-
-/// A list RPC: `ListMetrics`, ..., `ListTests` (of one test set).
-#[derive(Clone, Copy, Debug)]
-enum Lister {
-    Metrics,
-    Behaviors,
-    Endpoints,
-    TestSets,
-    Tests,
-}
-
-/// The test set whose tests `Lister::Tests` lists.
-const TEST_SET: &str = "listed";
-
-/// One page of a list: the names of its items (of a test, its prompt) and the next page's token.
-#[derive(Debug)]
-struct Page {
-    names: Vec<String>,
-    next_page_token: String,
-}
-
-impl Lister {
-    /// Creates `count` items of the kind this RPC lists (for ListTests, a test set of `count`
-    /// tests) and returns their names in creation order.
-    async fn create(self, server: &Server, count: usize) -> Vec<String> {
-        let names: Vec<String> = (0..count).map(|i| format!("item-{i:04}")).collect();
-        let resource = match self {
-            Lister::Metrics => Resource::Metric,
-            Lister::Behaviors => Resource::Behavior,
-            Lister::Endpoints => Resource::Endpoint,
-            Lister::TestSets => Resource::TestSet,
-            Lister::Tests => {
-                let tests = names.iter().map(|prompt| test(prompt, "", &[])).collect();
-                create_test_set(server, TEST_SET, &[], tests).await;
-                return names;
-            }
-        };
-        for name in &names {
-            resource.create(server, name).await;
-        }
-        names
-    }
-
-    /// One call of this RPC.
-    async fn page(self, server: &Server, page_size: i32, page_token: &str) -> Result<Page, Status> {
-        let page_token = page_token.to_string();
-        let (names, next_page_token) = match self {
-            Lister::Metrics => {
-                let request = pb::ListMetricsRequest {
-                    page_size,
-                    page_token,
-                };
-                let page = server.metrics().list_metrics(request).await?.into_inner();
-                let names = page.metrics.into_iter().map(|m| m.name).collect();
-                (names, page.next_page_token)
-            }
-            Lister::Behaviors => {
-                let request = pb::ListBehaviorsRequest {
-                    page_size,
-                    page_token,
-                };
-                let page = server
-                    .behaviors()
-                    .list_behaviors(request)
-                    .await?
-                    .into_inner();
-                let names = page.behaviors.into_iter().map(|b| b.name).collect();
-                (names, page.next_page_token)
-            }
-            Lister::Endpoints => {
-                let request = pb::ListEndpointsRequest {
-                    page_size,
-                    page_token,
-                };
-                let page = server
-                    .endpoints()
-                    .list_endpoints(request)
-                    .await?
-                    .into_inner();
-                let names = page.endpoints.into_iter().map(|e| e.name).collect();
-                (names, page.next_page_token)
-            }
-            Lister::TestSets => {
-                let request = pb::ListTestSetsRequest {
-                    page_size,
-                    page_token,
-                };
-                let page = server
-                    .test_sets()
-                    .list_test_sets(request)
-                    .await?
-                    .into_inner();
-                let names = page.test_sets.into_iter().map(|s| s.name).collect();
-                (names, page.next_page_token)
-            }
-            Lister::Tests => {
-                let request = pb::ListTestsRequest {
-                    test_set: TEST_SET.into(),
-                    page_size,
-                    page_token,
-                };
-                let page = server.test_sets().list_tests(request).await?.into_inner();
-                let names = page.tests.into_iter().map(|t| t.prompt).collect();
-                (names, page.next_page_token)
-            }
-        };
-        Ok(Page {
-            names,
-            next_page_token,
-        })
-    }
-
-    /// Every page from the first, read with `page_size`: the names on each. Each page's token
-    /// differs from the one before.
-    async fn every_page(self, server: &Server, page_size: i32) -> Vec<Vec<String>> {
-        let mut pages = Vec::new();
-        let mut token = String::new();
-        loop {
-            let page = self.page(server, page_size, &token).await.expect("list");
-            pages.push(page.names);
-            if page.next_page_token.is_empty() {
-                return pages;
-            }
-            assert_ne!(page.next_page_token, token, "the same token twice");
-            token = page.next_page_token;
-            assert!(pages.len() < 100, "paging does not end");
-        }
-    }
 }

@@ -11,9 +11,10 @@ use tonic::{Code, Status};
 use crate::fixtures::{create_metric, create_test_set, exact, test};
 use crate::harness::Server;
 
+use super::kinds::{Record, Resource};
 use super::{
-    Record, Resource, add_tests, all_tests, assert_invalid, assert_status, create_behavior, error,
-    random_uuid,
+    add_tests, all_tests, assert_invalid, assert_status, create_behavior, error, mask, random_uuid,
+    remove_tests,
 };
 
 for_each!(Resource [
@@ -23,8 +24,9 @@ for_each!(Resource [
         test_set: TestSet,
     ]
     get_takes_an_id_or_a_name,
-    delete_takes_an_id_or_a_name,
+    a_resource_deleted_by_id_or_name_is_not_found,
     an_update_without_an_id_finds_its_resource_by_name,
+    a_renamed_resource_is_found_by_its_new_name_only,
     an_update_with_an_id_that_is_no_uuid_is_invalid_argument_naming_the_id,
     an_empty_reference_is_invalid_argument_naming_the_field,
     an_unknown_reference_is_not_found_naming_it,
@@ -39,10 +41,11 @@ async fn get_takes_an_id_or_a_name(resource: Resource) {
     }
 }
 
-async fn delete_takes_an_id_or_a_name(resource: Resource) {
+async fn a_resource_deleted_by_id_or_name_is_not_found(resource: Resource) {
     let server = Server::start().await;
     let by_id = resource.create(&server, "by-id").await;
-    resource.create(&server, "by-name").await;
+    let by_name = resource.create(&server, "by-name").await;
+    resource.create(&server, "stays").await;
     resource
         .delete(&server, &by_id)
         .await
@@ -51,10 +54,13 @@ async fn delete_takes_an_id_or_a_name(resource: Resource) {
         .delete(&server, "by-name")
         .await
         .expect("delete by name");
-    for reference in [by_id.as_str(), "by-id", "by-name"] {
+    for reference in [by_id.as_str(), "by-id", by_name.as_str(), "by-name"] {
         let status = resource.get(&server, reference).await.unwrap_err();
         assert_status(&status, Code::NotFound, &[reference]);
+        let status = resource.delete(&server, reference).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[reference]);
     }
+    assert_eq!(resource.names(&server).await, ["stays"]);
 }
 
 async fn an_update_without_an_id_finds_its_resource_by_name(resource: Resource) {
@@ -72,6 +78,35 @@ async fn an_update_without_an_id_finds_its_resource_by_name(resource: Resource) 
         (id.as_str(), "by name")
     );
     assert_eq!(resource.get(&server, &id).await.unwrap(), updated);
+}
+
+async fn a_renamed_resource_is_found_by_its_new_name_only(resource: Resource) {
+    let server = Server::start().await;
+    let id = resource.create(&server, "old-name").await;
+    // With the name in the mask, and with no mask.
+    let renames = [
+        ("old-name", "new-name", mask(&["name"])),
+        ("new-name", "newer-name", None),
+    ];
+    for (old, new, update_mask) in renames {
+        let request = Record {
+            id: id.clone(),
+            name: new.into(),
+            ..Default::default()
+        };
+        let renamed = resource.update(&server, request, update_mask).await;
+        let renamed = renamed.expect("rename");
+        assert_eq!(
+            (renamed.id.as_str(), renamed.name.as_str()),
+            (id.as_str(), new)
+        );
+        assert_eq!(
+            resource.get(&server, new).await.expect("by new name").id,
+            id
+        );
+        let status = resource.get(&server, old).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[old]);
+    }
 }
 
 async fn an_update_with_an_id_that_is_no_uuid_is_invalid_argument_naming_the_id(
@@ -141,7 +176,7 @@ async fn the_tests_rpcs_take_the_test_set_and_the_behavior_by_id_or_name() {
     let server = Server::start().await;
     let metric = create_metric(&server, exact("m")).await;
     let behavior = create_behavior(&server, "b", &[]).await;
-    let behavior = behavior.unwrap().into_inner();
+    let behavior = behavior.unwrap();
     let set = create_test_set(&server, "s", &[&metric.id], vec![]).await;
     assert_eq!(set.metrics, std::slice::from_ref(&metric.id));
 
@@ -161,12 +196,8 @@ async fn the_tests_rpcs_take_the_test_set_and_the_behavior_by_id_or_name() {
     }
 
     for (reference, added) in [("s", &first[0]), (set.id.as_str(), &second[0])] {
-        let request = pb::RemoveTestsRequest {
-            test_set: reference.into(),
-            test_ids: vec![added.id.clone()],
-        };
-        let removed = server.test_sets().remove_tests(request).await;
-        assert_eq!(removed.expect("remove").into_inner().removed_count, 1);
+        let removed = remove_tests(&server, reference, &[&added.id]).await;
+        assert_eq!(removed.expect("remove"), 1);
     }
     assert!(all_tests(&server, "s", 0).await.0.is_empty());
 }
@@ -203,10 +234,10 @@ async fn tests_rpcs(server: &Server, reference: &str) -> [Status; 3] {
         ..Default::default()
     };
     let listed = server.test_sets().list_tests(request).await;
-    let request = pb::RemoveTestsRequest {
-        test_set: reference.into(),
-        test_ids: vec![random_uuid()],
-    };
-    let removed = server.test_sets().remove_tests(request).await;
-    [added.expect_err("AddTests"), error(listed), error(removed)]
+    let removed = remove_tests(server, reference, &[&random_uuid()]).await;
+    [
+        added.expect_err("AddTests"),
+        error(listed),
+        removed.expect_err("RemoveTests"),
+    ]
 }

@@ -1,33 +1,31 @@
-//! `TestSetService`: test sets and the tests in them (AddTests, ListTests, RemoveTests).
+//! `TestSetService`: test sets and the tests in them (AddTests, ListTests, RemoveTests). What a
+//! test set shares with every other kind (references, names, masks, paging) is in
+//! `references.rs`, `validation.rs` and `paging.rs`.
 
 use assay::proto::v1 as pb;
-use tonic::{Code, Status};
+use tonic::Code;
 
 use crate::fixtures::*;
 use crate::harness::Server;
 
+use super::kinds::Resource;
 use super::{
-    add_tests, all_tests, assert_invalid, assert_status, create_behavior, error, headers, ids,
-    mask, random_uuid,
+    add_tests, all_tests, assert_invalid, assert_status, create_behavior, delete_behavior,
+    delete_test_set, get_test_set, headers, ids, mask, random_uuid, remove_tests,
+    try_create_test_set, update_test_set,
 };
 
 #[tokio::test]
-async fn test_sets_can_be_created_fetched_listed_updated_and_deleted() {
+async fn test_sets_count_their_tests_through_get_list_and_update() {
     let server = Server::start().await;
     let m = create_metric(&server, exact("m")).await;
-    let mut client = server.test_sets();
-    let created = client
-        .create_test_set(pb::CreateTestSetRequest {
-            test_set: Some(pb::TestSet {
-                name: "geo".into(),
-                description: "capitals".into(),
-                metrics: ids(["m"]),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("create")
-        .into_inner();
+    let request = pb::TestSet {
+        name: "geo".into(),
+        description: "capitals".into(),
+        metrics: ids(["m"]),
+        ..Default::default()
+    };
+    let created = try_create_test_set(&server, request).await.expect("create");
     assert!(uuid::Uuid::parse_str(&created.id).is_ok());
     assert_eq!(created.metrics, std::slice::from_ref(&m.id));
     assert_eq!(created.test_count, 0);
@@ -43,8 +41,9 @@ async fn test_sets_can_be_created_fetched_listed_updated_and_deleted() {
     let by_id = get_test_set(&server, &created.id).await.unwrap();
     assert_eq!(by_id.test_count, 3);
     assert_eq!(get_test_set(&server, "geo").await.unwrap(), by_id);
-    let other = create_test_set(&server, "other", &[], vec![]).await;
-    let listed = client
+    create_test_set(&server, "other", &[], vec![]).await;
+    let listed = server
+        .test_sets()
         .list_test_sets(pb::ListTestSetsRequest::default())
         .await
         .unwrap()
@@ -64,14 +63,9 @@ async fn test_sets_can_be_created_fetched_listed_updated_and_deleted() {
         description: "world capitals".into(),
         ..Default::default()
     };
-    let updated = client
-        .update_test_set(pb::UpdateTestSetRequest {
-            test_set: Some(request),
-            update_mask: mask(&["description"]),
-        })
+    let updated = update_test_set(&server, request, mask(&["description"]))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         (
             updated.name.as_str(),
@@ -87,129 +81,31 @@ async fn test_sets_can_be_created_fetched_listed_updated_and_deleted() {
         name: "capitals".into(),
         ..Default::default()
     };
-    let renamed = client
-        .update_test_set(pb::UpdateTestSetRequest {
-            test_set: Some(request),
-            update_mask: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let renamed = update_test_set(&server, request, None).await.unwrap();
     assert_eq!(renamed.name, "capitals");
     assert_eq!(
         get_test_set(&server, "capitals").await.unwrap().test_count,
         3,
         "renaming lost the tests"
     );
-
-    let request = pb::TestSet {
-        id: created.id.clone(),
-        name: "other".into(),
-        ..Default::default()
-    };
-    let status = error(
-        client
-            .update_test_set(pb::UpdateTestSetRequest {
-                test_set: Some(request),
-                update_mask: None,
-            })
-            .await,
-    );
-    assert_status(&status, Code::AlreadyExists, &["other"]);
-    let status = error(
-        client
-            .create_test_set(pb::CreateTestSetRequest {
-                test_set: Some(pb::TestSet {
-                    name: "other".into(),
-                    ..Default::default()
-                }),
-            })
-            .await,
-    );
-    assert_status(&status, Code::AlreadyExists, &["other"]);
-
-    client
-        .delete_test_set(pb::DeleteTestSetRequest {
-            test_set: other.id.clone(),
-        })
-        .await
-        .expect("delete");
-    assert_status(
-        &get_test_set(&server, &other.id).await.unwrap_err(),
-        Code::NotFound,
-        &[&other.id],
-    );
-    let status = error(
-        client
-            .delete_test_set(pb::DeleteTestSetRequest {
-                test_set: "other".into(),
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &["other"]);
 }
 
 #[tokio::test]
-async fn invalid_test_sets_are_rejected_naming_the_field() {
+async fn a_test_set_with_an_unknown_or_empty_metric_is_rejected_naming_it() {
     let server = Server::start().await;
-    let create = |test_set: pb::TestSet| {
-        let mut client = server.test_sets();
-        async move {
-            client
-                .create_test_set(pb::CreateTestSetRequest {
-                    test_set: Some(test_set),
-                })
-                .await
-        }
+    let with_metrics = |metrics: &[&str]| pb::TestSet {
+        name: "s".into(),
+        metrics: ids(metrics.iter().copied()),
+        ..Default::default()
     };
-    assert_invalid(
-        &error(create(pb::TestSet::default()).await),
-        "test_set.name",
-    );
-    assert_invalid(
-        &error(
-            create(pb::TestSet {
-                name: random_uuid(),
-                ..Default::default()
-            })
-            .await,
-        ),
-        "test_set.name",
-    );
-    let status = error(
-        create(pb::TestSet {
-            name: "s".into(),
-            metrics: ids(["nope"]),
-            ..Default::default()
-        })
-        .await,
-    );
-    assert_status(&status, Code::NotFound, &["nope"]);
-    let status = error(
-        create(pb::TestSet {
-            name: "s".into(),
-            metrics: ids([""]),
-            ..Default::default()
-        })
-        .await,
-    );
-    assert_invalid(&status, "test_set.metrics[0]");
-    let status = error(
-        server
-            .test_sets()
-            .create_test_set(pb::CreateTestSetRequest { test_set: None })
-            .await,
-    );
-    assert_invalid(&status, "test_set");
-    let listed = server
-        .test_sets()
-        .list_test_sets(pb::ListTestSetsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let status = try_create_test_set(&server, with_metrics(&["nope"])).await;
+    assert_status(&status.unwrap_err(), Code::NotFound, &["nope"]);
+    let status = try_create_test_set(&server, with_metrics(&[""])).await;
+    assert_invalid(&status.unwrap_err(), "test_set.metrics[0]");
+    let names = Resource::TestSet.names(&server).await;
     assert!(
-        listed.test_sets.is_empty(),
-        "a rejected test set was stored"
+        names.is_empty(),
+        "a rejected test set was stored: {names:?}"
     );
 }
 
@@ -217,10 +113,7 @@ async fn invalid_test_sets_are_rejected_naming_the_field() {
 async fn add_tests_returns_the_stored_tests_with_ids_in_the_order_given() {
     let server = Server::start().await;
     let set = create_test_set(&server, "s", &[], vec![]).await;
-    let behavior = create_behavior(&server, "polite", &[])
-        .await
-        .unwrap()
-        .into_inner();
+    let behavior = create_behavior(&server, "polite", &[]).await.unwrap();
     let mut full = pb::Test {
         prompt: "say hi".into(),
         expected_response: "hi".into(),
@@ -388,16 +281,10 @@ async fn remove_tests_removes_exactly_the_given_tests() {
     )
     .await
     .unwrap();
-    let removed = server
-        .test_sets()
-        .remove_tests(pb::RemoveTestsRequest {
-            test_set: set.id.clone(),
-            test_ids: vec![added[1].id.clone(), added[3].id.clone()],
-        })
+    let removed = remove_tests(&server, &set.id, &[&added[1].id, &added[3].id])
         .await
-        .expect("remove")
-        .into_inner();
-    assert_eq!(removed.removed_count, 2);
+        .expect("remove");
+    assert_eq!(removed, 2);
     let (tests, _) = all_tests(&server, "s", 0).await;
     assert_eq!(prompts(&tests), ["t0", "t2", "t4"]);
     assert_eq!(get_test_set(&server, "s").await.unwrap().test_count, 3);
@@ -418,45 +305,22 @@ async fn remove_tests_with_an_unknown_id_is_not_found_and_removes_nothing() {
     let foreign = add_tests(&server, &elsewhere.id, vec![test("foreign", "", &[])])
         .await
         .unwrap();
-    let mut client = server.test_sets();
 
     let unknown = random_uuid();
-    let status = error(
-        client
-            .remove_tests(pb::RemoveTestsRequest {
-                test_set: "s".into(),
-                test_ids: vec![added[0].id.clone(), unknown.clone()],
-            })
-            .await,
-    );
+    let status = remove_tests(&server, "s", &[&added[0].id, &unknown])
+        .await
+        .unwrap_err();
     assert_status(&status, Code::NotFound, &[&unknown]);
     // A test of another set is not in this one.
-    let status = error(
-        client
-            .remove_tests(pb::RemoveTestsRequest {
-                test_set: "s".into(),
-                test_ids: vec![added[1].id.clone(), foreign[0].id.clone()],
-            })
-            .await,
-    );
+    let status = remove_tests(&server, "s", &[&added[1].id, &foreign[0].id])
+        .await
+        .unwrap_err();
     assert_status(&status, Code::NotFound, &[&foreign[0].id]);
-    let status = error(
-        client
-            .remove_tests(pb::RemoveTestsRequest {
-                test_set: "s".into(),
-                test_ids: vec![added[2].id.clone(), "t0".into()],
-            })
-            .await,
-    );
+    let status = remove_tests(&server, "s", &[&added[2].id, "t0"])
+        .await
+        .unwrap_err();
     assert_invalid(&status, "test_ids[1]");
-    let status = error(
-        client
-            .remove_tests(pb::RemoveTestsRequest {
-                test_set: "s".into(),
-                test_ids: vec![],
-            })
-            .await,
-    );
+    let status = remove_tests(&server, "s", &[]).await.unwrap_err();
     assert_invalid(&status, "test_ids");
 
     let (tests, _) = all_tests(&server, "s", 0).await;
@@ -479,39 +343,17 @@ async fn deleting_a_test_set_deletes_its_tests() {
         .await
         .unwrap();
 
-    server
-        .test_sets()
-        .delete_test_set(pb::DeleteTestSetRequest {
-            test_set: "doomed".into(),
-        })
-        .await
-        .expect("delete");
-    let status = error(
-        server
-            .test_sets()
-            .list_tests(pb::ListTestsRequest {
-                test_set: set.id.clone(),
-                ..Default::default()
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &[&set.id]);
-    let status = error(
-        server
-            .test_sets()
-            .list_tests(pb::ListTestsRequest {
-                test_set: "doomed".into(),
-                ..Default::default()
-            })
-            .await,
-    );
-    assert_status(&status, Code::NotFound, &["doomed"]);
+    delete_test_set(&server, "doomed").await.expect("delete");
+    for reference in [set.id.as_str(), "doomed"] {
+        let request = pb::ListTestsRequest {
+            test_set: reference.into(),
+            ..Default::default()
+        };
+        let status = server.test_sets().list_tests(request).await.unwrap_err();
+        assert_status(&status, Code::NotFound, &[reference]);
+    }
     // Its tests are gone: the behaviour they used is free, and a new set of that name is empty.
-    server
-        .behaviors()
-        .delete_behavior(pb::DeleteBehaviorRequest {
-            behavior: "b".into(),
-        })
+    delete_behavior(&server, "b")
         .await
         .expect("behaviour no longer used");
     create_test_set(&server, "doomed", &[], vec![]).await;
@@ -521,14 +363,4 @@ async fn deleting_a_test_set_deletes_its_tests() {
 
 fn prompts(tests: &[pb::Test]) -> Vec<&str> {
     tests.iter().map(|t| t.prompt.as_str()).collect()
-}
-
-async fn get_test_set(server: &Server, reference: &str) -> Result<pb::TestSet, Status> {
-    server
-        .test_sets()
-        .get_test_set(pb::GetTestSetRequest {
-            test_set: reference.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
 }
