@@ -6,6 +6,46 @@ use tonic::Code;
 use crate::fixtures::SERVICES;
 use crate::harness::Server;
 
+/// Asks reflection `$version` (`v1` or `v1alpha`: alike but for their generated types) of
+/// `$server` for its services and for the file that describes `assay.v1.MetricService`: the
+/// names of the services and the number of file descriptors.
+macro_rules! reflect {
+    ($version:ident, $server:expr) => {{
+        use tonic_reflection::pb::$version::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = |message| ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(message),
+        };
+        let requests = vec![
+            request(MessageRequest::ListServices(String::new())),
+            request(MessageRequest::FileContainingSymbol(
+                "assay.v1.MetricService".into(),
+            )),
+        ];
+        let mut responses = ServerReflectionClient::new($server.channel())
+            .server_reflection_info(futures::stream::iter(requests))
+            .await
+            .expect("reflection")
+            .into_inner();
+        let mut answers = Vec::new();
+        while let Some(response) = responses.message().await.expect("response") {
+            answers.push(response.message_response);
+        }
+        let [
+            Some(MessageResponse::ListServicesResponse(list)),
+            Some(MessageResponse::FileDescriptorResponse(files)),
+        ] = <[_; 2]>::try_from(answers).expect("two answers")
+        else {
+            panic!("not a service list and a descriptor")
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        (names, files.file_descriptor_proto.len())
+    }};
+}
+
 #[tokio::test]
 async fn health_reports_serving_for_the_server_and_every_service() {
     use tonic_health::pb::{
@@ -45,90 +85,27 @@ async fn health_reports_serving_for_the_server_and_every_service() {
 
 #[tokio::test]
 async fn reflection_v1_lists_every_service_and_describes_them() {
-    use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
     let server = Server::start().await;
-    let mut client = ServerReflectionClient::new(server.channel());
-    let requests = vec![
-        ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        },
-        ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol(
-                "assay.v1.MetricService".into(),
-            )),
-        },
-    ];
-    let mut responses = client
-        .server_reflection_info(futures::stream::iter(requests))
-        .await
-        .expect("reflection")
-        .into_inner();
-
-    let first = responses
-        .message()
-        .await
-        .expect("response")
-        .expect("a response");
-    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-        panic!("not a service list: {first:?}")
-    };
-    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    for service in SERVICES
-        .iter()
-        .chain(&["grpc.reflection.v1.ServerReflection"])
-    {
-        assert!(
-            names.contains(service),
-            "{service} is not listed in {names:?}"
-        );
-    }
-
-    let second = responses
-        .message()
-        .await
-        .expect("response")
-        .expect("a response");
-    let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
-        panic!("no descriptor: {second:?}")
-    };
-    assert!(!files.file_descriptor_proto.is_empty());
+    let (services, descriptors) = reflect!(v1, server);
+    assert_lists(&services, SERVICES);
+    assert_lists(&services, &["grpc.reflection.v1.ServerReflection"]);
+    assert!(descriptors > 0, "no file descriptor for a service");
 }
 
 #[tokio::test]
-async fn reflection_v1alpha_lists_every_service() {
-    use tonic_reflection::pb::v1alpha::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
+async fn reflection_v1alpha_lists_every_service_and_describes_them() {
     let server = Server::start().await;
-    let mut client = ServerReflectionClient::new(server.channel());
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(futures::stream::iter(vec![request]))
-        .await
-        .expect("reflection")
-        .into_inner();
-    let first = responses
-        .message()
-        .await
-        .expect("response")
-        .expect("a response");
-    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
-        panic!("not a service list: {first:?}")
-    };
-    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    for service in SERVICES {
+    let (services, descriptors) = reflect!(v1alpha, server);
+    assert_lists(&services, SERVICES);
+    assert!(descriptors > 0, "no file descriptor for a service");
+}
+
+#[track_caller]
+fn assert_lists(services: &[String], expected: &[&str]) {
+    for service in expected {
         assert!(
-            names.contains(service),
-            "{service} is not listed in {names:?}"
+            services.iter().any(|s| s == service),
+            "{service} is not listed in {services:?}"
         );
     }
 }

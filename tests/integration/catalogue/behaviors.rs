@@ -8,6 +8,7 @@ use tonic::Code;
 use crate::fixtures::*;
 use crate::harness::Server;
 
+use super::kinds::Resource;
 use super::{
     add_tests, assert_invalid, assert_status, create_behavior, delete_behavior, get_behavior, ids,
     mask, random_uuid, remove_tests, update_behavior,
@@ -93,13 +94,11 @@ async fn a_behavior_with_an_unknown_metric_is_not_found_naming_it() {
     let id = random_uuid();
     let status = create_behavior(&server, "b", &[&id]).await.unwrap_err();
     assert_status(&status, Code::NotFound, &[&id]);
-    let list = server
-        .behaviors()
-        .list_behaviors(pb::ListBehaviorsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(list.behaviors.is_empty(), "a rejected behaviour was stored");
+    let names = Resource::Behavior.names(&server).await;
+    assert!(
+        names.is_empty(),
+        "a rejected behaviour was stored: {names:?}"
+    );
 
     let created = create_behavior(&server, "b", &["known"]).await.unwrap();
     let request = pb::Behavior {

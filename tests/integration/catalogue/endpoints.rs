@@ -79,14 +79,7 @@ async fn endpoints_keep_their_settings_through_get_list_and_update() {
 
     assert_eq!(get_endpoint(&server, &app.id).await.unwrap(), app);
     assert_eq!(get_endpoint(&server, "chat").await.unwrap(), chat);
-    let listed = server
-        .endpoints()
-        .list_endpoints(pb::ListEndpointsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.endpoints, [app.clone(), chat.clone()]);
-    assert_eq!(listed.next_page_token, "");
+    assert_eq!(first_page(&server).await, [app.clone(), chat.clone()]);
 
     let request = pb::Endpoint {
         id: chat.id.clone(),
@@ -139,13 +132,8 @@ async fn secret_headers_are_masked_by_create_get_list_and_update() {
         expected,
         "Get"
     );
-    let listed = server
-        .endpoints()
-        .list_endpoints(pb::ListEndpointsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(http(&listed.endpoints[0]).headers, expected, "List");
+    let listed = first_page(&server).await;
+    assert_eq!(http(&listed[0]).headers, expected, "List");
     let request = pb::Endpoint {
         id: created.id.clone(),
         description: "d".into(),
@@ -178,14 +166,8 @@ async fn env_references_and_plain_headers_are_shown_as_given() {
 
 #[tokio::test]
 async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
-    let server = Server::start().await;
-    let target = Target::start().await;
-    create_metric(&server, regex("anything", ".")).await;
-    create_test_set(&server, "one", &["anything"], vec![test("hello", "", &[])]).await;
-    let mut endpoint = http_endpoint("app", &target.url);
-    http_mut(&mut endpoint).headers =
-        headers(&[("Authorization", "Bearer sk-live-123"), ("X-Trace", "one")]);
-    create_endpoint(&server, endpoint).await;
+    let (server, target) =
+        app_sending(&[("Authorization", "Bearer sk-live-123"), ("X-Trace", "one")]).await;
 
     // A client reads the endpoint, changes a plain header and sends the whole thing back.
     let mut read = get_endpoint(&server, "app").await.unwrap();
@@ -209,17 +191,12 @@ async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
         pb::RunStatus::Completed as i32,
         "{results:?}"
     );
-    let seen = target.headers();
-    assert_eq!(seen.len(), 1);
     assert_eq!(
-        seen[0].get("authorization").and_then(|v| v.to_str().ok()),
-        Some("Bearer sk-live-123"),
+        sent(&target, "authorization"),
+        ["Bearer sk-live-123"],
         "the stored secret was lost"
     );
-    assert_eq!(
-        seen[0].get("x-trace").and_then(|v| v.to_str().ok()),
-        Some("two")
-    );
+    assert_eq!(sent(&target, "x-trace"), ["two"]);
 
     // A new value replaces the secret.
     let mut read = get_endpoint(&server, "app").await.unwrap();
@@ -230,11 +207,9 @@ async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
         .await
         .expect("update");
     execute(&server, execute_request("one", "app")).await;
-    let seen = target.headers();
-    assert_eq!(seen.len(), 2);
     assert_eq!(
-        seen[1].get("authorization").and_then(|v| v.to_str().ok()),
-        Some("Bearer sk-new")
+        sent(&target, "authorization"),
+        ["Bearer sk-live-123", "Bearer sk-new"]
     );
 }
 
@@ -242,36 +217,51 @@ async fn sending_the_masked_secret_back_keeps_the_stored_secret() {
 async fn a_masked_secret_sent_back_under_another_letter_case_keeps_the_stored_secret() {
     // HTTP header names are case-insensitive: `authorization` is the `Authorization` header, so
     // sending its mask back must keep the secret, not store the mask as the new value.
-    let server = Server::start().await;
-    let target = Target::start().await;
-    create_metric(&server, regex("anything", ".")).await;
-    create_test_set(&server, "one", &["anything"], vec![test("hello", "", &[])]).await;
-    let mut endpoint = http_endpoint("app", &target.url);
-    http_mut(&mut endpoint).headers = headers(&[("Authorization", "Bearer sk-live-123")]);
-    create_endpoint(&server, endpoint).await;
-
+    let (server, target) = app_sending(&[("Authorization", "Bearer sk-live-123")]).await;
     let mut read = get_endpoint(&server, "app").await.unwrap();
     http_mut(&mut read).headers = headers(&[("authorization", "********")]);
     update_endpoint(&server, read, None).await.expect("update");
 
     execute(&server, execute_request("one", "app")).await;
-    let seen = target.headers();
-    assert_eq!(seen.len(), 1);
     assert_eq!(
-        seen[0].get("authorization").and_then(|v| v.to_str().ok()),
-        Some("Bearer sk-live-123"),
+        sent(&target, "authorization"),
+        ["Bearer sk-live-123"],
         "the stored secret was replaced by the mask"
     );
 }
 
-#[tokio::test]
-async fn an_endpoint_with_an_invalid_url_is_invalid_argument_naming_it() {
+/// A server with the endpoint `app` on a stand-in target, configured to send `pairs` as headers,
+/// and the test set `one` of one test to run against it; and the target.
+async fn app_sending(pairs: &[(&str, &str)]) -> (Server, Target) {
     let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_test_set(&server, "one", &["anything"], vec![test("hello", "", &[])]).await;
+    let mut endpoint = http_endpoint("app", &target.url);
+    http_mut(&mut endpoint).headers = headers(pairs);
+    create_endpoint(&server, endpoint).await;
+    (server, target)
+}
+
+/// The value of header `name` in each call the target received, in order; every call must have
+/// it.
+fn sent(target: &Target, name: &str) -> Vec<String> {
+    let calls = target.headers();
+    let value = |call: &axum::http::HeaderMap| {
+        let value = call
+            .get(name)
+            .unwrap_or_else(|| panic!("a call without {name}"));
+        value.to_str().expect("a text header").to_string()
+    };
+    calls.iter().map(value).collect()
+}
+
+#[tokio::test]
+async fn an_endpoint_with_an_invalid_or_missing_target_is_invalid_argument_naming_the_setting() {
+    let server = Server::start().await;
+    let mut cases = Vec::new();
     for url in ["", "not a url", "ftp://example.com/file", "/relative/path"] {
-        let status = try_create_endpoint(&server, bare_http("app", url))
-            .await
-            .unwrap_err();
-        assert_invalid(&status, "endpoint.http.url");
+        cases.push((bare_http("app", url), "endpoint.http.url".to_string()));
     }
     let chat = pb::Endpoint {
         name: "chat".into(),
@@ -282,26 +272,12 @@ async fn an_endpoint_with_an_invalid_url_is_invalid_argument_naming_it() {
         })),
         ..Default::default()
     };
-    assert_invalid(
-        &try_create_endpoint(&server, chat).await.unwrap_err(),
-        "endpoint.openai_chat.base_url",
-    );
-}
-
-#[tokio::test]
-async fn an_endpoint_with_a_body_template_that_is_no_json_is_invalid_argument_naming_it() {
-    let server = Server::start().await;
+    cases.push((chat, "endpoint.openai_chat.base_url".into()));
+    // A body template that is no JSON.
     let mut endpoint = bare_http("app", "http://127.0.0.1:9/answer");
     http_mut(&mut endpoint).body_template = r#"{"prompt": {{ prompt }}"#.into();
-    assert_invalid(
-        &try_create_endpoint(&server, endpoint).await.unwrap_err(),
-        "endpoint.http.body_template",
-    );
-}
-
-#[tokio::test]
-async fn an_endpoint_with_an_invalid_jsonpath_is_invalid_argument_naming_it() {
-    let server = Server::start().await;
+    cases.push((endpoint, "endpoint.http.body_template".into()));
+    // A response mapping that is no JSONPath.
     for (field, path) in [
         ("output", "output"),
         ("context", "$.context["),
@@ -318,22 +294,18 @@ async fn an_endpoint_with_an_invalid_jsonpath_is_invalid_argument_naming_it() {
             _ => mapping.metadata = path.into(),
         }
         http_mut(&mut endpoint).response_mapping = Some(mapping);
-        let status = try_create_endpoint(&server, endpoint).await.unwrap_err();
-        assert_invalid(&status, &format!("endpoint.http.response_mapping.{field}"));
+        cases.push((endpoint, format!("endpoint.http.response_mapping.{field}")));
     }
-}
-
-#[tokio::test]
-async fn an_endpoint_without_a_target_is_invalid_argument_naming_it() {
-    let server = Server::start().await;
-    let endpoint = pb::Endpoint {
+    let no_target = pb::Endpoint {
         name: "app".into(),
         ..Default::default()
     };
-    assert_invalid(
-        &try_create_endpoint(&server, endpoint).await.unwrap_err(),
-        "endpoint.target",
-    );
+    cases.push((no_target, "endpoint.target".into()));
+
+    for (endpoint, field) in cases {
+        let status = try_create_endpoint(&server, endpoint).await.unwrap_err();
+        assert_invalid(&status, &field);
+    }
     let names = Resource::Endpoint.names(&server).await;
     assert!(
         names.is_empty(),
@@ -350,6 +322,15 @@ async fn an_update_that_breaks_an_endpoint_is_rejected_and_changes_nothing() {
     let status = update_endpoint(&server, request, None).await.unwrap_err();
     assert_invalid(&status, "endpoint.http.url");
     assert_eq!(get_endpoint(&server, "app").await.unwrap(), created);
+}
+
+/// The endpoints on the first page of ListEndpoints, which must be the only page.
+async fn first_page(server: &Server) -> Vec<pb::Endpoint> {
+    let request = pb::ListEndpointsRequest::default();
+    let page = server.endpoints().list_endpoints(request).await;
+    let page = page.expect("list endpoints").into_inner();
+    assert_eq!(page.next_page_token, "", "more than one page");
+    page.endpoints
 }
 
 fn http(endpoint: &pb::Endpoint) -> &pb::HttpTarget {

@@ -25,45 +25,20 @@ for_each!(Lister [
 );
 
 async fn items_are_listed_in_pages_of_the_requested_size_in_creation_order(lister: Lister) {
-    let server = Server::start().await;
-    let created = lister.create(&server, 120).await;
-    let pages = lister.every_page(&server, 50).await;
-    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [50, 50, 20]);
-    assert_eq!(pages.concat(), created);
+    assert_pages(lister, 120, 50, &[50, 50, 20]).await;
 }
 
 async fn without_a_page_size_a_page_holds_50(lister: Lister) {
-    let server = Server::start().await;
-    let created = lister.create(&server, 51).await;
-    let first = lister.page(&server, 0, "").await.expect("list");
-    assert_eq!(first.names, created[..50]);
-    assert!(!first.next_page_token.is_empty());
-    let rest = lister.page(&server, 0, &first.next_page_token).await;
-    let rest = rest.expect("list");
-    assert_eq!(rest.names, created[50..]);
-    assert_eq!(rest.next_page_token, "");
+    assert_pages(lister, 51, 0, &[50, 1]).await;
 }
 
 async fn an_empty_list_has_no_next_page_token(lister: Lister) {
-    let server = Server::start().await;
-    lister.create(&server, 0).await;
-    let page = lister.page(&server, 0, "").await.expect("list");
-    assert!(page.names.is_empty(), "{:?}", page.names);
-    assert_eq!(page.next_page_token, "");
+    // One empty page: a token would have asked for a second.
+    assert_pages(lister, 0, 0, &[0]).await;
 }
 
 async fn a_page_size_above_1000_is_capped_at_1000(lister: Lister) {
-    let server = Server::start().await;
-    let created = lister.create(&server, 1001).await;
-    let first = lister.page(&server, 5000, "").await.expect("list");
-    assert_eq!(first.names.len(), 1000);
-    assert_eq!(first.names, created[..1000]);
-    assert!(!first.next_page_token.is_empty());
-    let rest = lister.page(&server, 5000, &first.next_page_token).await;
-    let rest = rest.expect("list");
-    assert_eq!(rest.names, created[1000..]);
-    assert_eq!(rest.next_page_token, "");
+    assert_pages(lister, 1001, 5000, &[1000, 1]).await;
 }
 
 async fn an_invalid_page_token_is_invalid_argument_naming_page_token(lister: Lister) {
@@ -78,4 +53,15 @@ async fn a_negative_page_size_is_invalid_argument_naming_page_size(lister: Liste
     lister.create(&server, 1).await;
     let status = lister.page(&server, -1, "").await.unwrap_err();
     assert_invalid(&status, "page_size");
+}
+
+/// Creates `count` items and lists them with `page_size` from the first page to the one without
+/// a next page token: pages of `sizes` items, together every item in creation order.
+async fn assert_pages(lister: Lister, count: usize, page_size: i32, sizes: &[usize]) {
+    let server = Server::start().await;
+    let created = lister.create(&server, count).await;
+    let pages = lister.every_page(&server, page_size).await;
+    let listed: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(listed, sizes, "page sizes");
+    assert_eq!(pages.concat(), created);
 }
