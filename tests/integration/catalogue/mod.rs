@@ -110,14 +110,6 @@ rpcs! {
     }
 }
 
-/// The error of a call that must fail.
-fn error<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>) -> Status {
-    match result {
-        Ok(response) => panic!("the call succeeded: {:?}", response.into_inner()),
-        Err(status) => status,
-    }
-}
-
 /// `INVALID_ARGUMENT` naming `field` in the message and in the `BadRequest` details.
 #[track_caller]
 fn assert_invalid(status: &Status, field: &str) {

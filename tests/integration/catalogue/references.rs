@@ -13,7 +13,7 @@ use crate::harness::Server;
 
 use super::kinds::{Record, Resource};
 use super::{
-    add_tests, all_tests, assert_invalid, assert_status, create_behavior, error, mask, random_uuid,
+    add_tests, all_tests, assert_invalid, assert_status, create_behavior, mask, random_uuid,
     remove_tests,
 };
 
@@ -240,4 +240,12 @@ async fn tests_rpcs(server: &Server, reference: &str) -> [Status; 3] {
         error(listed),
         removed.expect_err("RemoveTests"),
     ]
+}
+
+/// The error of a call that must fail.
+fn error<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>) -> Status {
+    match result {
+        Ok(response) => panic!("the call succeeded: {:?}", response.into_inner()),
+        Err(status) => status,
+    }
 }
