@@ -14,4 +14,5 @@ mod import;
 mod metrics;
 mod resilience;
 mod runs;
+mod standard_services;
 mod store_contract;
