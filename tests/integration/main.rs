@@ -4,13 +4,11 @@
 mod app_server;
 mod catalogue;
 mod cli;
-mod concurrent_updates;
 mod crash;
 mod e2e;
 mod execution;
 mod fixtures;
 mod harness;
-mod import;
 mod metrics;
 mod resilience;
 mod runs;

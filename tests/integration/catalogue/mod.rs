@@ -24,7 +24,9 @@ macro_rules! for_each {
 }
 
 mod behaviors;
+mod concurrent_updates;
 mod endpoints;
+mod import;
 mod kinds;
 mod metrics;
 mod paging;
