@@ -12,9 +12,12 @@ use super::plan::MetricPlan;
 use super::runner::Work;
 use super::summary::Tally;
 use super::{Engine, ExecuteSpec, RescoreSpec, RunEvents, collect_pages};
-use crate::domain::{ExecutionMode, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun};
+use crate::domain::{
+    ExecutionMode, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun, TestSet,
+};
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
+use crate::store::Extent;
 
 /// A run to create, as an entry point worked it out.
 struct NewRun {
@@ -59,20 +62,14 @@ impl Engine {
         let test_set = self.store.get_test_set(&spec.test_set).await?;
         let endpoint = self.store.get_endpoint(&spec.endpoint).await?;
         let extent = self.store.test_set_extent(test_set.id).await?;
-        let Some(through) = extent.last else {
-            return Err(Error::precondition(
-                format!("test set {}", test_set.name),
-                format!("test set {:?} has no tests", test_set.name),
-            ));
-        };
-        let metrics = MetricPlan::resolve(
-            &*self.store,
-            &self.scorer,
-            &spec.metrics,
-            &test_set,
-            extent.behavior_ids,
-        )
-        .await?;
+        let (through, total, metrics) = self
+            .plan_over(extent, &spec.metrics, &test_set, || {
+                Error::precondition(
+                    format!("test set {}", test_set.name),
+                    format!("test set {:?} has no tests", test_set.name),
+                )
+            })
+            .await?;
         let target = self.prepare(&endpoint, &spec.parameters)?;
         let max_concurrency = match spec.mode {
             ExecutionMode::Sequential => 1,
@@ -107,7 +104,7 @@ impl Engine {
                 tests_through: Some(through),
                 ..RunPlan::default()
             },
-            total: extent.count,
+            total,
             jobs,
             target: Some(target),
         })
@@ -216,20 +213,14 @@ impl Engine {
                 })?,
         };
         let extent = self.store.run_extent(source.id).await?;
-        let Some(through) = extent.last else {
-            return Err(Error::precondition(
-                format!("run {}", source.id),
-                format!("run {} has no results to rescore", source.id),
-            ));
-        };
-        let metrics = MetricPlan::resolve(
-            &*self.store,
-            &self.scorer,
-            &spec.metrics,
-            &test_set,
-            extent.behavior_ids,
-        )
-        .await?;
+        let (through, total, metrics) = self
+            .plan_over(extent, &spec.metrics, &test_set, || {
+                Error::precondition(
+                    format!("run {}", source.id),
+                    format!("run {} has no results to rescore", source.id),
+                )
+            })
+            .await?;
         let metrics = Arc::new(metrics);
         let jobs = rescore_jobs(
             Arc::clone(&self.store),
@@ -249,10 +240,32 @@ impl Engine {
             max_concurrency: self.default_concurrency,
             parameters: source.parameters,
             plan: RunPlan::default(),
-            total: extent.count,
+            total,
             jobs,
             target: None,
         })
+    }
+
+    /// What a run over `extent` (the tests of a test set, or the results of a source run) reads
+    /// through, how many items it has, and the metrics that score them: the hierarchy, replaced
+    /// by `metrics` when given. Nothing to read is the error `empty` makes.
+    async fn plan_over(
+        &self,
+        extent: Extent,
+        metrics: &[Ref],
+        test_set: &TestSet,
+        empty: impl FnOnce() -> Error,
+    ) -> Result<(i64, u32, MetricPlan)> {
+        let through = extent.last.ok_or_else(empty)?;
+        let plan = MetricPlan::resolve(
+            &*self.store,
+            &self.scorer,
+            metrics,
+            test_set,
+            extent.behavior_ids,
+        )
+        .await?;
+        Ok((through, extent.count, plan))
     }
 
     /// Creates the run `new` works out, stores it, hands it to its own task, and returns a

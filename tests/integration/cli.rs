@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::app_server::Target;
 use crate::fixtures::{
     contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
-    http_endpoint, test,
+    http_endpoint, stored_tests, test,
 };
 use crate::harness::Server;
 
@@ -43,29 +43,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).expect("utf-8 stderr")
-}
-
-/// Every test of a test set, through the generated client (all pages).
-async fn stored_tests(server: &Server, test_set: &str) -> Vec<pb::Test> {
-    let mut tests = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = server
-            .test_sets()
-            .list_tests(pb::ListTestsRequest {
-                test_set: test_set.into(),
-                page_size: 1000,
-                page_token,
-            })
-            .await
-            .expect("list tests")
-            .into_inner();
-        tests.extend(page.tests);
-        if page.next_page_token.is_empty() {
-            return tests;
-        }
-        page_token = page.next_page_token;
-    }
 }
 
 /// A server, a target, an endpoint `bot` on it and a `contains` metric `says-paris`; tests

@@ -272,3 +272,26 @@ pub const SERVICES: &[&str] = &[
     "assay.v1.TestExecutionService",
     "grpc.health.v1.Health",
 ];
+
+/// Every test of a test set, through the generated client (all pages).
+pub async fn stored_tests(server: &Server, test_set: &str) -> Vec<pb::Test> {
+    let mut tests = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = server
+            .test_sets()
+            .list_tests(pb::ListTestsRequest {
+                test_set: test_set.into(),
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .expect("list tests")
+            .into_inner();
+        tests.extend(page.tests);
+        if page.next_page_token.is_empty() {
+            return tests;
+        }
+        page_token = page.next_page_token;
+    }
+}

@@ -555,26 +555,23 @@ async fn an_import_is_seen_whole_once_committed_and_not_at_all_when_dropped(back
     store.create_behavior(&b).await.unwrap();
 
     let new = test_set("new", &[&m]);
-    let mut import = store
-        .begin_import(ImportInto::New(new.clone()))
-        .await
-        .unwrap();
-    import
-        .add(&[test(&new, "1", None), test(&new, "2", Some(&b))])
-        .await
-        .unwrap();
+    let begin = || async {
+        let mut import = store
+            .begin_import(ImportInto::New(new.clone()))
+            .await
+            .unwrap();
+        import
+            .add(&[test(&new, "1", None), test(&new, "2", Some(&b))])
+            .await
+            .unwrap();
+        import
+    };
+    let mut import = begin().await;
     import.add(&[test(&new, "3", None)]).await.unwrap();
     drop(import);
     assert_not_found(store.get_test_set(&name("new")).await, "test set", "new");
 
-    let mut import = store
-        .begin_import(ImportInto::New(new.clone()))
-        .await
-        .unwrap();
-    import
-        .add(&[test(&new, "1", None), test(&new, "2", Some(&b))])
-        .await
-        .unwrap();
+    let mut import = begin().await;
     let ghost = behavior("ghost", &[]);
     assert_not_found(
         import.add(&[test(&new, "x", Some(&ghost))]).await,

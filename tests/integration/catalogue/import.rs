@@ -5,7 +5,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
-use crate::fixtures::{create_metric, create_test_set, exact, test};
+use crate::fixtures::{create_metric, create_test_set, exact, stored_tests, test};
 use crate::harness::Server;
 
 /// `count` tests named `p{first}`, `p{first + 1}`, ...
@@ -53,25 +53,8 @@ async fn import(
 
 /// Every prompt of a test set, in test-set order.
 async fn prompts(server: &Server, test_set: &str) -> Vec<String> {
-    let mut prompts = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = server
-            .test_sets()
-            .list_tests(pb::ListTestsRequest {
-                test_set: test_set.into(),
-                page_size: 1000,
-                page_token,
-            })
-            .await
-            .expect("list tests")
-            .into_inner();
-        prompts.extend(page.tests.into_iter().map(|t| t.prompt));
-        if page.next_page_token.is_empty() {
-            return prompts;
-        }
-        page_token = page.next_page_token;
-    }
+    let tests = stored_tests(server, test_set).await;
+    tests.into_iter().map(|t| t.prompt).collect()
 }
 
 async fn test_set_exists(server: &Server, name: &str) -> bool {
