@@ -10,8 +10,9 @@ use tonic::transport::Channel;
 
 /// The metric every test set uses; every echo answer passes it.
 pub const METRIC: &str = "has-answer";
-/// Tests per AddTests call: well below the gRPC message limit.
+/// Tests per `AddTests` call (well below the gRPC message limit), and per `ImportTests` message.
 const ADD_CHUNK: usize = 10_000;
+const IMPORT_PIECE: usize = 1_000;
 
 /// A minimal echo target: answers `{"output": "answer to <prompt>"}` after `delay_ms` (a string
 /// field of the request body, as a body template renders it). Returns its URL.
@@ -77,27 +78,52 @@ pub async fn setup(channel: &Channel, target: &str, name: &str, tests: usize, de
         .await
         .unwrap();
     let mut sets = pb::test_set_service_client::TestSetServiceClient::new(channel.clone());
-    sets.create_test_set(pb::CreateTestSetRequest {
-        test_set: Some(pb::TestSet {
-            name: name.into(),
-            metrics: vec![METRIC.into()],
-            ..Default::default()
-        }),
-    })
-    .await
-    .unwrap();
-    for start in (0..tests).step_by(ADD_CHUNK) {
-        let tests = (start..tests.min(start + ADD_CHUNK))
-            .map(|i| pb::Test {
-                prompt: format!("question {i}"),
-                ..Default::default()
-            })
-            .collect();
-        sets.add_tests(pb::AddTestsRequest {
-            test_set: name.into(),
-            tests,
+    let test_set = pb::TestSet {
+        name: name.into(),
+        metrics: vec![METRIC.into()],
+        ..Default::default()
+    };
+    let tests = (0..tests).map(|i| pb::Test {
+        prompt: format!("question {i}"),
+        ..Default::default()
+    });
+    if add_tests_calls() {
+        sets.create_test_set(pb::CreateTestSetRequest {
+            test_set: Some(test_set),
         })
         .await
         .unwrap();
+        let tests: Vec<pb::Test> = tests.collect();
+        for chunk in tests.chunks(ADD_CHUNK) {
+            sets.add_tests(pb::AddTestsRequest {
+                test_set: name.into(),
+                tests: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+        }
+        return;
     }
+    // One import: the test set and its tests, in pieces, as the CLI sends them.
+    let first = pb::ImportTestsRequest {
+        new_test_set: Some(test_set),
+        ..Default::default()
+    };
+    let pieces = tests
+        .collect::<Vec<_>>()
+        .chunks(IMPORT_PIECE)
+        .map(|piece| pb::ImportTestsRequest {
+            tests: piece.to_vec(),
+            ..Default::default()
+        })
+        .collect::<Vec<_>>();
+    sets.import_tests(futures::stream::iter(std::iter::once(first).chain(pieces)))
+        .await
+        .unwrap();
+}
+
+/// Whether tests go in with `AddTests` calls of [`ADD_CHUNK`] (`ASSAY_BENCH_IMPORT=add-tests`,
+/// for builds older than `ImportTests`) rather than one `ImportTests` stream.
+pub fn add_tests_calls() -> bool {
+    std::env::var("ASSAY_BENCH_IMPORT").is_ok_and(|v| v == "add-tests")
 }
