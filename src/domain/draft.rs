@@ -399,3 +399,134 @@ impl Test {
         Ok(test)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{HttpTarget, LlmJudge, OpenAiChatTarget, ResponseMapping};
+
+    fn http_draft() -> EndpointDraft {
+        EndpointDraft {
+            name: "app".into(),
+            target: Some(Target::Http(HttpTarget {
+                url: "http://127.0.0.1:8000/ask".into(),
+                method: "put".into(),
+                headers: BTreeMap::new(),
+                body_template: " ".into(),
+                response_mapping: ResponseMapping {
+                    output: String::new(),
+                    context: None,
+                    metadata: None,
+                },
+                timeout_ms: 0,
+            })),
+            ..EndpointDraft::default()
+        }
+    }
+
+    #[test]
+    fn an_endpoint_draft_takes_the_defaults_declared_with_its_types() {
+        let endpoint = Endpoint::from_draft(http_draft(), Uuid::now_v7(), chrono::Utc::now())
+            .expect("endpoint");
+        let Target::Http(http) = &endpoint.target else {
+            panic!("not http: {:?}", endpoint.target);
+        };
+        assert_eq!(http.method, "PUT");
+        assert_eq!(http.body_template, crate::domain::DEFAULT_BODY_TEMPLATE);
+        assert_eq!(
+            http.response_mapping.output,
+            crate::domain::DEFAULT_OUTPUT_PATH
+        );
+        assert_eq!(http.timeout_ms, crate::domain::DEFAULT_HTTP_TIMEOUT_MS);
+        assert_eq!(endpoint.call_policy, CallPolicy::default());
+
+        let chat = Target::OpenAiChat(OpenAiChatTarget {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            model: "m".into(),
+            system_prompt: None,
+            api_key_env: None,
+            timeout_ms: 0,
+        });
+        let Target::OpenAiChat(chat) = chat.with_defaults() else {
+            unreachable!()
+        };
+        assert_eq!(chat.timeout_ms, crate::domain::DEFAULT_CHAT_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn a_draft_without_a_target_or_kind_names_the_field() {
+        let err =
+            Endpoint::from_draft(EndpointDraft::default(), Uuid::now_v7(), chrono::Utc::now())
+                .unwrap_err();
+        assert!(err.to_string().starts_with("endpoint.target:"), "{err}");
+        let err = Metric::from_draft(MetricDraft::default(), Uuid::now_v7(), chrono::Utc::now())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("metric.kind: one of"), "{err}");
+    }
+
+    #[test]
+    fn a_metric_draft_takes_its_kinds_score_type_operator_and_judge_scale() {
+        let judge = MetricDraft {
+            name: "judged".into(),
+            kind: Some(MetricKind::LlmJudge(LlmJudge {
+                base_url: "http://127.0.0.1:9/v1".into(),
+                model: "m".into(),
+                api_key_env: None,
+                evaluation_prompt: "Is it right?".into(),
+                min_score: 0.0,
+                max_score: 0.0,
+                timeout_ms: 0,
+                judge_endpoint: None,
+                evaluation_steps: vec![],
+            })),
+            ..MetricDraft::default()
+        };
+        let metric = Metric::from_draft(judge, Uuid::now_v7(), chrono::Utc::now()).unwrap();
+        assert_eq!(metric.score_type, ScoreType::Numeric);
+        assert_eq!(
+            metric.threshold_operator,
+            ThresholdOperator::default_for(ScoreType::Numeric)
+        );
+        let MetricKind::LlmJudge(judge) = &metric.kind else {
+            unreachable!()
+        };
+        assert_eq!((judge.min_score, judge.max_score), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_stored_resource_survives_its_draft_unchanged() {
+        let (id, created) = (Uuid::now_v7(), chrono::Utc::now());
+        let endpoint = Endpoint::from_draft(http_draft(), id, created).unwrap();
+        let again = Endpoint::from_draft(endpoint.to_draft(), id, created).unwrap();
+        assert_eq!(
+            Endpoint {
+                updated_at: endpoint.updated_at,
+                ..again
+            },
+            endpoint
+        );
+
+        let metric = Metric::from_draft(
+            MetricDraft {
+                name: "exact".into(),
+                kind: Some(MetricKind::ExactMatch {
+                    value: Some("Paris".into()),
+                    ignore_case: true,
+                    trim: false,
+                }),
+                ..MetricDraft::default()
+            },
+            id,
+            created,
+        )
+        .unwrap();
+        let again = Metric::from_draft(metric.to_draft(), id, created).unwrap();
+        assert_eq!(
+            Metric {
+                updated_at: metric.updated_at,
+                ..again
+            },
+            metric
+        );
+    }
+}
