@@ -1,5 +1,5 @@
 //! Text matching: exact_match, contains, not_contains, starts_with and ends_with. Texts are folded
-//! as the metric asks (trimmed, lower-cased) before they are compared; failure reasons quote the
+//! as the metric asks (trimmed, lower-cased) before they are compared; reasons quote the
 //! metric's texts as written, so that they read like the test the user wrote.
 
 use std::borrow::Cow;
@@ -67,19 +67,13 @@ impl PassFail for Contains {
             !found.is_empty()
         };
         let reason = if passed {
-            format!(
-                "the output contains {:?}",
-                Listed::compared(found.iter().copied())
-            )
+            format!("the output contains {:?}", Listed(found.iter().copied()))
         } else if self.match_all {
-            format!(
-                "the output lacks {:?}",
-                Listed::written(missing.iter().copied())
-            )
+            format!("the output lacks {:?}", Listed(missing.iter().copied()))
         } else {
             format!(
                 "the output contains none of {:?}",
-                Listed::written(self.needles.values.iter())
+                Listed(self.needles.values.iter())
             )
         };
         (passed, reason)
@@ -105,15 +99,12 @@ impl PassFail for NotContains {
     fn evaluate(&self, input: &ScoreInput<'_>) -> (bool, String) {
         let (found, _) = self.needles.occurrences(input.output);
         if found.is_empty() {
-            let values = Listed::compared(self.needles.values.iter());
+            let values = Listed(self.needles.values.iter());
             (true, format!("the output contains none of {values:?}"))
         } else {
             (
                 false,
-                format!(
-                    "the output contains {:?}",
-                    Listed::written(found.iter().copied())
-                ),
+                format!("the output contains {:?}", Listed(found.iter().copied())),
             )
         }
     }
@@ -151,14 +142,13 @@ impl PassFail for AffixMatch {
         } else {
             (output.starts_with(wanted.as_ref()), "starts")
         };
-        let (not, quoted) = if passed {
-            ("", wanted.as_ref())
-        } else {
-            (" not", folding.shown(written))
-        };
+        let not = if passed { "" } else { " not" };
         (
             passed,
-            format!("the output does{not} {side} with {:?}", short(quoted)),
+            format!(
+                "the output does{not} {side} with {:?}",
+                short(folding.shown(written))
+            ),
         )
     }
 }
@@ -272,41 +262,14 @@ impl Needles {
     }
 }
 
-/// Values listed in a reason like a `Vec` (`["a", "b"]`), without collecting them: as written
-/// (failure reasons) or as compared.
-struct Listed<I> {
-    values: I,
-    as_written: bool,
-}
+/// Values listed in a reason like a `Vec` (`["a", "b"]`), as written, without collecting them.
+struct Listed<I>(I);
 
 impl<'a, I: Iterator<Item = &'a Folded> + Clone> fmt::Debug for Listed<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let texts = self.values.clone().map(|v| {
-            if self.as_written {
-                v.written.as_str()
-            } else {
-                v.compared()
-            }
-        });
-        f.debug_list().entries(texts).finish()
-    }
-}
-
-impl<I> Listed<I> {
-    /// The values as written, for failure reasons.
-    fn written(values: I) -> Self {
-        Listed {
-            values,
-            as_written: true,
-        }
-    }
-
-    /// The values as compared.
-    fn compared(values: I) -> Self {
-        Listed {
-            values,
-            as_written: false,
-        }
+        f.debug_list()
+            .entries(self.0.clone().map(|v| v.written.as_str()))
+            .finish()
     }
 }
 
@@ -479,16 +442,16 @@ mod tests {
     }
 
     #[test]
-    fn passes_show_the_values_as_compared() {
+    fn passes_quote_the_values_as_written_too() {
         let values = ["Paris".to_string(), "Lyon".to_string()];
         assert_eq!(
             reason(&Contains::new(&values, false, false), "PARIS", None),
-            r#"the output contains ["paris"]"#
+            r#"the output contains ["Paris"]"#
         );
         let banned = NotContains::new(&["Sorry".into()], false);
         assert_eq!(
             reason(&banned, "fine", None),
-            r#"the output contains none of ["sorry"]"#
+            r#"the output contains none of ["Sorry"]"#
         );
         let prefix = Affix {
             value: Some("Answer:".into()),
@@ -497,7 +460,7 @@ mod tests {
         };
         assert_eq!(
             reason(&AffixMatch::new(&prefix, false), "ANSWER: 42", None),
-            r#"the output does starts with "answer:""#
+            r#"the output does starts with "Answer:""#
         );
     }
 }
