@@ -2,6 +2,8 @@
 //!
 //! Layers, each knowing only the ones below it:
 //! - [`api`]: tonic services; converts proto <-> domain and maps [`error::Error`] to `Status`.
+//! - [`catalogue`]: metrics, behaviours, endpoints and test sets between a request and the store
+//!   (references, defaults, judge rules, validation, transactional updates, imports).
 //! - [`engine`]: runs, rescoring and streaming of results.
 //! - [`scoring`] and [`endpoint_client`]: scoring answers and calling endpoints.
 //! - [`store`]: persistence behind the [`store::Store`] trait.
