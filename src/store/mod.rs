@@ -2,6 +2,8 @@
 //! be added without touching the API or the engine. Every backend must pass the contract suite
 //! in `tests/store_contract.rs`.
 
+mod records;
+mod sql;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -1,0 +1,832 @@
+//! The SQL of every backend, written once: [`sql_store!`] implements [`Store`](super::Store) for
+//! a backend's store type over its sqlx driver. A backend module gives the store (with a `writer`
+//! and a `reader` pool, which may be one pool), and a dialect module `$d` with what differs:
+//!
+//! - `fn sql(String) -> AssertSqlSafe<String>`: the statement with its `?` placeholders as the
+//!   driver wants them;
+//! - `IDS_IN`: `(...)`, a subquery of the text values of a JSON array bound as one parameter;
+//! - `METRIC_USERS`, `BEHAVIOR_USERS`: who uses a metric or a behaviour (`(kind, name)` rows);
+//! - `RESULT_BEHAVIORS`: the distinct behaviour ids of a run's results up to a position;
+//! - `LAST_SEQ`: the `seq` of the last row this connection inserted;
+//! - `FOR_UPDATE`: what ends a read that a write in the same transaction depends on;
+//! - `fn is_name_clash(&dyn DatabaseError) -> bool`: a unique violation on a `name` column.
+//!
+//! SQL is assembled from table descriptors and fixed fragments only; input always goes in binds.
+
+/// Failures of the driver keep their source; the store adds what it was doing where it knows.
+impl From<sqlx::Error> for crate::error::Error {
+    fn from(e: sqlx::Error) -> Self {
+        crate::error::Error::storage("database call failed", e)
+    }
+}
+
+/// Implements [`Store`](super::Store) for `$store` (see the module docs).
+macro_rules! sql_store {
+    (
+        store: $store:ident,
+        import: $import:ident,
+        db: $db:ty,
+        connection: $conn:ty,
+        row: $row:ty,
+        arguments: $args:ty,
+        dialect: $d:ident $(,)?
+    ) => {
+        use std::borrow::Cow;
+        use std::collections::{HashMap, HashSet};
+
+        use async_trait::async_trait;
+        use sqlx::error::ErrorKind;
+        use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+        use uuid::Uuid;
+
+        use $crate::domain::{
+            Behavior, Endpoint, Metric, Page, PageRequest, Ref, RunFilter, RunStatus, Test,
+            TestResult, TestRun, TestSet,
+        };
+        use $crate::error::{Error, Result};
+        use $crate::store::records::{
+            BEHAVIORS, Bind, MAX_BINDS_PER_STATEMENT, METRICS, Named, Stored, TEST_RUNS, TEST_SETS,
+            TESTS, Table, power_of_two_chunks, text,
+        };
+        use $crate::store::{Change, Extent, ImportInto, Store, TestImport};
+
+        impl $store {
+            /// A reader connection.
+            async fn read(&self) -> Result<sqlx::pool::PoolConnection<$db>> {
+                Ok(self.reader.acquire().await?)
+            }
+
+            /// Count, last position and behaviours of the rows of one parent: `counting` answers
+            /// `(COUNT(*), MAX(seq))` for the parent id, `behaviors` the distinct behaviour ids for the
+            /// parent id and the last position. One read transaction, so the three agree.
+            async fn extent(
+                &self,
+                counting: &str,
+                behaviors: &str,
+                parent: Uuid,
+            ) -> Result<Extent> {
+                let mut tx = self.reader.begin().await?;
+                let (count, last): (i64, Option<i64>) =
+                    sqlx::query_as($d::sql(counting.to_string()))
+                        .bind(parent.to_string())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let ids: Vec<String> = sqlx::query_scalar($d::sql(behaviors.to_string()))
+                    .bind(parent.to_string())
+                    .bind(last.unwrap_or(0))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let mut behavior_ids = ids
+                    .iter()
+                    .map(|id| {
+                        Uuid::parse_str(id).map_err(|e| {
+                            Error::internal_from(format!("stored behaviour id {id:?}"), e)
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                behavior_ids.sort_unstable();
+                Ok(Extent {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    last,
+                    behavior_ids,
+                })
+            }
+
+            /// Stores new records in one transaction.
+            async fn insert<T: Stored>(&self, records: &[T]) -> Result<()> {
+                let mut tx = self.writer.begin().await?;
+                insert_records(&mut tx, records).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Stores a new catalogue record after checking the metrics it names.
+            async fn create<T: Named>(&self, record: &T) -> Result<()> {
+                let mut tx = self.writer.begin().await?;
+                require_all(&mut tx, METRICS, None, record.metric_ids()).await?;
+                insert_records(&mut tx, std::slice::from_ref(record)).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Reads a catalogue record, applies `change` and writes the result after checking the
+            /// metrics it names, in one transaction of the one writer: no other write comes between.
+            async fn update<T: Named>(&self, reference: &Ref, change: Change<'_, T>) -> Result<T> {
+                let mut tx = self.writer.begin().await?;
+                let current = fetch_ref::<T>(&mut tx, reference, $d::FOR_UPDATE).await?;
+                let record = change(current)?;
+                require_all(&mut tx, METRICS, None, record.metric_ids()).await?;
+                update_record(&mut tx, &record).await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            /// One record by a unique column; `None` when there is none.
+            async fn find<T: Stored>(&self, column: &str, value: String) -> Result<Option<T>> {
+                let mut conn = self.read().await?;
+                let found =
+                    fetch_where::<T>(&mut conn, &format!("t.{column} = ?"), vec![value]).await?;
+                Ok(found.into_iter().next())
+            }
+
+            /// One catalogue record by id or name.
+            async fn get<T: Named>(&self, reference: &Ref) -> Result<T> {
+                let mut conn = self.read().await?;
+                fetch_ref(&mut conn, reference, "").await
+            }
+
+            /// Records by id, in the order given, each once; unknown ids are left out.
+            async fn get_many<T: Stored>(&self, ids: &[Uuid]) -> Result<Vec<T>> {
+                let mut conn = self.read().await?;
+                let records = fetch_where::<T>(
+                    &mut conn,
+                    &format!("t.id IN {}", $d::IDS_IN),
+                    vec![serde_json::to_string(ids)?],
+                )
+                .await?;
+                let mut by_id: HashMap<Uuid, T> =
+                    records.into_iter().map(|r| (r.id(), r)).collect();
+                Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+            }
+
+            /// A page of records matching `filters` (column = value), oldest first or newest first.
+            async fn page<T: Stored>(
+                &self,
+                filters: &[(&str, String)],
+                page: PageRequest,
+                newest_first: bool,
+            ) -> Result<Page<T>> {
+                let size = page.size as usize;
+                // One row more than asked tells whether there is a next page.
+                let mut rows = self
+                    .after::<T>(
+                        filters,
+                        page.after,
+                        page.size.saturating_add(1),
+                        newest_first,
+                    )
+                    .await?;
+                let more = rows.len() > size;
+                rows.truncate(size);
+                let next = if more {
+                    rows.last().map(|(seq, _)| *seq)
+                } else {
+                    None
+                };
+                Ok(Page {
+                    items: rows.into_iter().map(|(_, record)| record).collect(),
+                    next,
+                })
+            }
+
+            /// Up to `limit` records matching `filters` past the cursor `after`, each with its `seq`
+            /// (the cursor to continue from).
+            async fn after<T: Stored>(
+                &self,
+                filters: &[(&str, String)],
+                after: Option<i64>,
+                limit: u32,
+                newest_first: bool,
+            ) -> Result<Vec<(i64, T)>> {
+                let (op, order, start) = if newest_first {
+                    ("<", "DESC", i64::MAX)
+                } else {
+                    (">", "ASC", 0)
+                };
+                let mut condition = String::new();
+                for (column, _) in filters {
+                    condition.push_str(&format!("t.{column} = ? AND "));
+                }
+                condition.push_str(&format!("t.seq {op} ? ORDER BY t.seq {order} LIMIT ?"));
+                let mut binds: Vec<Bind> = filters.iter().map(|(_, v)| text(v)).collect();
+                binds.push(Bind::Int(Some(after.unwrap_or(start))));
+                binds.push(Bind::Int(Some(i64::from(limit))));
+
+                let mut conn = self.read().await?;
+                let rows = bind_all(sqlx::query(select::<T>(&condition)), binds)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get::<i64, _>("seq")?, decode(row)?)))
+                    .collect()
+            }
+
+            /// Deletes a catalogue record unless `users` (a query binding the id once as `?1` and
+            /// answering `(kind, name)` rows) finds something that still needs it.
+            async fn delete<T: Named>(&self, id: Uuid, users: Option<&'static str>) -> Result<()> {
+                let table = T::TABLE;
+                let id_text = id.to_string();
+                let mut tx = self.writer.begin().await?;
+                let name: Option<String> = sqlx::query_scalar($d::sql(format!(
+                    "SELECT name FROM {} WHERE id = ?",
+                    table.name
+                )))
+                .bind(&id_text)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(name) = name else {
+                    return Err(Error::not_found(table.kind, id));
+                };
+                if let Some(users) = users {
+                    let users: Vec<(String, String)> = sqlx::query_as(users)
+                        .bind(&id_text)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    if !users.is_empty() {
+                        let list = users
+                            .iter()
+                            .map(|(kind, user)| format!("{kind} \"{user}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        return Err(Error::precondition(
+                            format!("{} {name}", table.kind),
+                            format!("{} \"{name}\" is still used by {list}", table.kind),
+                        ));
+                    }
+                }
+                sqlx::query($d::sql(format!("DELETE FROM {} WHERE id = ?", table.name)))
+                    .bind(&id_text)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// An empty page of children is either the end of a list or a parent that does not exist;
+            /// tells them apart so that an unknown parent is `NotFound`.
+            async fn require_parent<T>(
+                &self,
+                page: Page<T>,
+                parent: Table,
+                id: Uuid,
+            ) -> Result<Page<T>> {
+                if page.items.is_empty() {
+                    let mut conn = self.read().await?;
+                    require_all(&mut conn, parent, None, &[id]).await?;
+                }
+                Ok(page)
+            }
+        }
+
+        /// An import holding the writer's transaction: SQLite has one writer, so other writes wait for
+        /// the import to end (the catalogue bounds how long a client may pause between pieces).
+        struct $import {
+            tx: sqlx::Transaction<'static, $db>,
+            test_set_id: Uuid,
+        }
+
+        #[async_trait]
+        impl TestImport for $import {
+            async fn add(&mut self, tests: &[Test]) -> Result<()> {
+                debug_assert!(tests.iter().all(|t| t.test_set_id == self.test_set_id));
+                insert_tests(&mut self.tx, tests).await
+            }
+
+            async fn commit(mut self: Box<Self>) -> Result<TestSet> {
+                let reference = Ref::Id(self.test_set_id);
+                let test_set = fetch_ref::<TestSet>(&mut self.tx, &reference, "").await?;
+                self.tx.commit().await?;
+                Ok(test_set)
+            }
+        }
+
+        fn bind_all<'q>(
+            mut query: sqlx::query::Query<'q, $db, $args>,
+            binds: Vec<Bind>,
+        ) -> sqlx::query::Query<'q, $db, $args> {
+            for bind in binds {
+                query = match bind {
+                    Bind::Text(value) => query.bind(value),
+                    Bind::Int(value) => query.bind(value),
+                };
+            }
+            query
+        }
+
+        /// `SELECT seq, body, extra FROM <table> t WHERE <condition>`.
+        fn select<T: Stored>(condition: &str) -> AssertSqlSafe<String> {
+            let table = T::TABLE;
+            $d::sql(format!(
+                "SELECT t.seq AS seq, t.body AS body, {} AS extra FROM {} t WHERE {condition}",
+                table.extra, table.name
+            ))
+        }
+
+        fn decode<T: Stored>(row: &$row) -> Result<T> {
+            let body: &str = row.try_get("body")?;
+            let extra: i64 = row.try_get("extra")?;
+            Ok(serde_json::from_str::<T>(body)?.with_extra(extra))
+        }
+
+        /// Records matching `condition` (over the row `t`, with `?` for `binds`), in the order it gives.
+        async fn fetch_where<T: Stored>(
+            conn: &mut $conn,
+            condition: &str,
+            binds: Vec<String>,
+        ) -> Result<Vec<T>> {
+            let binds = binds.into_iter().map(|b| Bind::Text(Some(b))).collect();
+            let rows = bind_all(sqlx::query(select::<T>(condition)), binds)
+                .fetch_all(conn)
+                .await?;
+            rows.iter().map(decode).collect()
+        }
+
+        /// One catalogue record by id or name; `NotFound` naming the reference.
+        /// `lock` ends the query (`$d::FOR_UPDATE` in a read-change-write, else empty).
+        async fn fetch_ref<T: Named>(conn: &mut $conn, reference: &Ref, lock: &str) -> Result<T> {
+            let (column, value) = match reference {
+                Ref::Id(id) => ("id", id.to_string()),
+                Ref::Name(name) => ("name", name.clone()),
+            };
+            let found =
+                fetch_where::<T>(conn, &format!("t.{column} = ?{lock}"), vec![value]).await?;
+            found
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::not_found(T::TABLE.kind, reference))
+        }
+
+        /// Appends tests of one test set after checking that their behaviours exist.
+        async fn insert_tests(conn: &mut $conn, tests: &[Test]) -> Result<()> {
+            let mut behaviors: Vec<Uuid> = tests.iter().filter_map(|t| t.behavior_id).collect();
+            behaviors.sort_unstable();
+            behaviors.dedup();
+            require_all(conn, BEHAVIORS, None, &behaviors).await?;
+            insert_records(conn, tests).await
+        }
+
+        /// Inserts records with multi-row statements (thousands of tests in a few statements).
+        async fn insert_records<T: Stored>(conn: &mut $conn, records: &[T]) -> Result<()> {
+            let table = T::TABLE;
+            let rows_per_statement = MAX_BINDS_PER_STATEMENT / (table.columns.len() + 1);
+            for chunk in power_of_two_chunks(records, rows_per_statement) {
+                let rows = chunk
+                    .iter()
+                    .map(|record| Ok((record.keys(), serde_json::to_string(record)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut query = QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO {} ({}, body) ",
+                    table.name,
+                    table.columns.join(", ")
+                ));
+                query.push_values(rows, |mut row, (keys, body)| {
+                    for key in keys {
+                        match key {
+                            Bind::Text(value) => row.push_bind(value),
+                            Bind::Int(value) => row.push_bind(value),
+                        };
+                    }
+                    row.push_bind(body);
+                });
+                if let Err(e) = query.build().execute(&mut *conn).await {
+                    return Err(conflict(e, table, chunk));
+                }
+            }
+            Ok(())
+        }
+
+        /// Replaces a record's key columns and body; `NotFound` when its id is unknown.
+        async fn update_record<T: Stored>(conn: &mut $conn, record: &T) -> Result<()> {
+            let table = T::TABLE;
+            let assignments = table
+                .columns
+                .iter()
+                .map(|column| format!("{column} = ?"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut binds = record.keys();
+            binds.push(text(serde_json::to_string(record)?));
+            binds.push(text(record.id()));
+            let done = bind_all(
+                sqlx::query($d::sql(format!(
+                    "UPDATE {} SET {assignments}, body = ? WHERE id = ?",
+                    table.name
+                ))),
+                binds,
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| conflict(e, table, std::slice::from_ref(record)))?;
+            if done.rows_affected() == 0 {
+                return Err(Error::not_found(table.kind, record.id()));
+            }
+            Ok(())
+        }
+
+        /// Turns a unique violation into `AlreadyExists` naming the taken name (or id); with several
+        /// records, SQLite does not say which one clashed, so the first is named.
+        fn conflict<T: Stored>(e: sqlx::Error, table: Table, records: &[T]) -> Error {
+            if let sqlx::Error::Database(db) = &e
+                && db.kind() == ErrorKind::UniqueViolation
+                && let Some(record) = records.first()
+            {
+                let name = match record.name() {
+                    Some(name) if $d::is_name_clash(&**db) => name.to_string(),
+                    _ => record.id().to_string(),
+                };
+                return Error::AlreadyExists {
+                    kind: table.kind,
+                    name,
+                };
+            }
+            e.into()
+        }
+
+        /// Fails with `NotFound` naming the first of `ids` that is not in `table` (within the rows where
+        /// `scope` = (column, value) when given).
+        async fn require_all(
+            conn: &mut $conn,
+            table: Table,
+            scope: Option<(&str, String)>,
+            ids: &[Uuid],
+        ) -> Result<()> {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut binds = vec![Bind::Text(Some(serde_json::to_string(ids)?))];
+            let mut text = format!("SELECT id FROM {} WHERE id IN {}", table.name, $d::IDS_IN);
+            if let Some((column, value)) = scope {
+                text.push_str(&format!(" AND {column} = ?"));
+                binds.push(Bind::Text(Some(value)));
+            }
+            let rows = bind_all(sqlx::query($d::sql(text)), binds)
+                .fetch_all(conn)
+                .await?;
+            let found = rows
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<HashSet<_>, _>>()?;
+            match ids.iter().find(|id| !found.contains(&id.to_string())) {
+                Some(missing) => Err(Error::not_found(table.kind, missing)),
+                None => Ok(()),
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn create_metric(&self, metric: &Metric) -> Result<()> {
+                self.create(metric).await
+            }
+
+            async fn get_metric(&self, metric: &Ref) -> Result<Metric> {
+                self.get(metric).await
+            }
+
+            async fn resolve_metrics(&self, metrics: &[Ref]) -> Result<Vec<Metric>> {
+                let mut ids = Vec::new();
+                let mut names = Vec::new();
+                for reference in metrics {
+                    match reference {
+                        Ref::Id(id) => ids.push(id.to_string()),
+                        Ref::Name(name) => names.push(name.as_str()),
+                    }
+                }
+                let mut conn = self.read().await?;
+                let found: Vec<Metric> = fetch_where(
+                    &mut conn,
+                    &format!("t.id IN {ids} OR t.name IN {ids}", ids = $d::IDS_IN),
+                    vec![serde_json::to_string(&ids)?, serde_json::to_string(&names)?],
+                )
+                .await?;
+                let mut seen = HashSet::new();
+                let mut resolved = Vec::new();
+                for reference in metrics {
+                    let metric = found
+                        .iter()
+                        .find(|m| match reference {
+                            Ref::Id(id) => m.id == *id,
+                            Ref::Name(name) => m.name == *name,
+                        })
+                        .ok_or_else(|| Error::not_found(METRICS.kind, reference))?;
+                    if seen.insert(metric.id) {
+                        resolved.push(metric.clone());
+                    }
+                }
+                Ok(resolved)
+            }
+
+            async fn list_metrics(&self, page: PageRequest) -> Result<Page<Metric>> {
+                self.page(&[], page, false).await
+            }
+
+            async fn update_metric(
+                &self,
+                metric: &Ref,
+                change: Change<'_, Metric>,
+            ) -> Result<Metric> {
+                self.update(metric, change).await
+            }
+
+            async fn delete_metric(&self, id: Uuid) -> Result<()> {
+                self.delete::<Metric>(id, Some($d::METRIC_USERS)).await
+            }
+
+            async fn create_behavior(&self, behavior: &Behavior) -> Result<()> {
+                self.create(behavior).await
+            }
+
+            async fn get_behavior(&self, behavior: &Ref) -> Result<Behavior> {
+                self.get(behavior).await
+            }
+
+            async fn get_behaviors(&self, ids: &[Uuid]) -> Result<Vec<Behavior>> {
+                self.get_many(ids).await
+            }
+
+            async fn list_behaviors(&self, page: PageRequest) -> Result<Page<Behavior>> {
+                self.page(&[], page, false).await
+            }
+
+            async fn update_behavior(
+                &self,
+                behavior: &Ref,
+                change: Change<'_, Behavior>,
+            ) -> Result<Behavior> {
+                self.update(behavior, change).await
+            }
+
+            async fn delete_behavior(&self, id: Uuid) -> Result<()> {
+                self.delete::<Behavior>(id, Some($d::BEHAVIOR_USERS)).await
+            }
+
+            async fn create_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+                self.create(endpoint).await
+            }
+
+            async fn get_endpoint(&self, endpoint: &Ref) -> Result<Endpoint> {
+                self.get(endpoint).await
+            }
+
+            async fn list_endpoints(&self, page: PageRequest) -> Result<Page<Endpoint>> {
+                self.page(&[], page, false).await
+            }
+
+            async fn update_endpoint(
+                &self,
+                endpoint: &Ref,
+                change: Change<'_, Endpoint>,
+            ) -> Result<Endpoint> {
+                self.update(endpoint, change).await
+            }
+
+            async fn delete_endpoint(&self, id: Uuid) -> Result<()> {
+                self.delete::<Endpoint>(id, None).await
+            }
+
+            async fn create_test_set(&self, test_set: &TestSet) -> Result<()> {
+                self.create(test_set).await
+            }
+
+            async fn get_test_set(&self, test_set: &Ref) -> Result<TestSet> {
+                self.get(test_set).await
+            }
+
+            async fn list_test_sets(&self, page: PageRequest) -> Result<Page<TestSet>> {
+                self.page(&[], page, false).await
+            }
+
+            async fn update_test_set(
+                &self,
+                test_set: &Ref,
+                change: Change<'_, TestSet>,
+            ) -> Result<TestSet> {
+                self.update(test_set, change).await
+            }
+
+            async fn delete_test_set(&self, id: Uuid) -> Result<()> {
+                // Its tests go by `ON DELETE CASCADE`.
+                self.delete::<TestSet>(id, None).await
+            }
+
+            async fn change_test_set_metrics(
+                &self,
+                test_set_id: Uuid,
+                add: &[Uuid],
+                remove: &[Uuid],
+            ) -> Result<Vec<Uuid>> {
+                let mut tx = self.writer.begin().await?;
+                let mut test_set = fetch_where::<TestSet>(
+                    &mut tx,
+                    &format!("t.id = ?{}", $d::FOR_UPDATE),
+                    vec![test_set_id.to_string()],
+                )
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::not_found(TEST_SETS.kind, test_set_id))?;
+                // Checked inside the transaction so that a metric deleted meanwhile cannot slip in.
+                require_all(&mut tx, METRICS, None, add).await?;
+                let before = test_set.metric_ids.clone();
+                for id in add {
+                    if !test_set.metric_ids.contains(id) {
+                        test_set.metric_ids.push(*id);
+                    }
+                }
+                test_set.metric_ids.retain(|id| !remove.contains(id));
+                if test_set.metric_ids != before {
+                    test_set.updated_at = chrono::Utc::now();
+                    update_record(&mut tx, &test_set).await?;
+                }
+                tx.commit().await?;
+                Ok(test_set.metric_ids)
+            }
+
+            async fn add_tests(&self, test_set_id: Uuid, tests: &[Test]) -> Result<()> {
+                // The body must agree with the column; copy only when a caller left it unset.
+                let tests: Cow<'_, [Test]> = if tests.iter().all(|t| t.test_set_id == test_set_id) {
+                    Cow::Borrowed(tests)
+                } else {
+                    Cow::Owned(
+                        tests
+                            .iter()
+                            .map(|t| Test {
+                                test_set_id,
+                                ..t.clone()
+                            })
+                            .collect(),
+                    )
+                };
+                let mut tx = self.writer.begin().await?;
+                require_all(&mut tx, TEST_SETS, None, &[test_set_id]).await?;
+                insert_tests(&mut tx, &tests).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn begin_import(&self, into: ImportInto) -> Result<Box<dyn TestImport>> {
+                let mut tx = self.writer.begin().await?;
+                let test_set_id = match into {
+                    ImportInto::Existing(id) => {
+                        require_all(&mut tx, TEST_SETS, None, &[id]).await?;
+                        id
+                    }
+                    ImportInto::New(test_set) => {
+                        require_all(&mut tx, METRICS, None, &test_set.metric_ids).await?;
+                        insert_records(&mut tx, std::slice::from_ref(&test_set)).await?;
+                        test_set.id
+                    }
+                };
+                Ok(Box::new($import { tx, test_set_id }))
+            }
+
+            async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>> {
+                let tests = self
+                    .page(&[("test_set_id", test_set_id.to_string())], page, false)
+                    .await?;
+                self.require_parent(tests, TEST_SETS, test_set_id).await
+            }
+
+            async fn tests_after(
+                &self,
+                test_set_id: Uuid,
+                after: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, Test)>> {
+                self.after(
+                    &[("test_set_id", test_set_id.to_string())],
+                    after,
+                    limit,
+                    false,
+                )
+                .await
+            }
+
+            async fn test_set_extent(&self, test_set_id: Uuid) -> Result<Extent> {
+                self.extent(
+                    "SELECT COUNT(*), MAX(seq) FROM tests WHERE test_set_id = ?",
+                    "SELECT DISTINCT behavior_id FROM tests \
+                     WHERE test_set_id = ? AND seq <= ? AND behavior_id IS NOT NULL",
+                    test_set_id,
+                )
+                .await
+            }
+
+            async fn remove_tests(&self, test_set_id: Uuid, test_ids: &[Uuid]) -> Result<u32> {
+                let mut tx = self.writer.begin().await?;
+                require_all(&mut tx, TEST_SETS, None, &[test_set_id]).await?;
+                let scope = ("test_set_id", test_set_id.to_string());
+                require_all(&mut tx, TESTS, Some(scope), test_ids).await?;
+                let done = sqlx::query($d::sql(format!(
+                    "DELETE FROM tests WHERE test_set_id = ? AND id IN {}",
+                    $d::IDS_IN
+                )))
+                .bind(test_set_id.to_string())
+                .bind(serde_json::to_string(test_ids)?)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(u32::try_from(done.rows_affected()).unwrap_or(u32::MAX))
+            }
+
+            async fn create_run(&self, run: &TestRun) -> Result<()> {
+                self.insert(std::slice::from_ref(run)).await
+            }
+
+            async fn update_run(&self, run: &TestRun) -> Result<()> {
+                let mut conn = self.writer.acquire().await?;
+                update_record(&mut conn, run).await
+            }
+
+            async fn get_run(&self, id: Uuid) -> Result<TestRun> {
+                self.find("id", id.to_string())
+                    .await?
+                    .ok_or_else(|| Error::not_found(TEST_RUNS.kind, id))
+            }
+
+            async fn list_runs(
+                &self,
+                filter: &RunFilter,
+                page: PageRequest,
+            ) -> Result<Page<TestRun>> {
+                let filters: Vec<(&str, String)> = [
+                    ("test_set_id", filter.test_set_id),
+                    ("endpoint_id", filter.endpoint_id),
+                ]
+                .into_iter()
+                .filter_map(|(column, id)| Some((column, id?.to_string())))
+                .collect();
+                self.page(&filters, page, true).await
+            }
+
+            async fn latest_completed_run(
+                &self,
+                test_set_id: Uuid,
+                endpoint_id: Uuid,
+            ) -> Result<Option<TestRun>> {
+                let mut conn = self.read().await?;
+                let runs = fetch_where::<TestRun>(
+                    &mut conn,
+                    "t.test_set_id = ? AND t.endpoint_id = ? AND t.status = ? \
+                     ORDER BY t.finished_at DESC, t.seq DESC LIMIT 1",
+                    vec![
+                        test_set_id.to_string(),
+                        endpoint_id.to_string(),
+                        RunStatus::Completed.as_str().to_string(),
+                    ],
+                )
+                .await?;
+                Ok(runs.into_iter().next())
+            }
+
+            async fn unfinished_runs(&self) -> Result<Vec<TestRun>> {
+                let mut conn = self.read().await?;
+                fetch_where::<TestRun>(
+                    &mut conn,
+                    "t.status = ? ORDER BY t.seq",
+                    vec![RunStatus::Running.as_str().to_string()],
+                )
+                .await
+            }
+
+            async fn insert_results(&self, results: &[TestResult]) -> Result<Option<i64>> {
+                if results.is_empty() {
+                    return Ok(None);
+                }
+                let mut runs: Vec<Uuid> = results.iter().map(|r| r.run_id).collect();
+                runs.sort_unstable();
+                runs.dedup();
+                let mut tx = self.writer.begin().await?;
+                require_all(&mut tx, TEST_RUNS, None, &runs).await?;
+                insert_records(&mut tx, results).await?;
+                // `seq` is the rowid, and the rows were inserted in order.
+                let last: i64 = sqlx::query_scalar($d::LAST_SEQ).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(Some(last))
+            }
+
+            async fn list_results(
+                &self,
+                run_id: Uuid,
+                page: PageRequest,
+            ) -> Result<Page<TestResult>> {
+                let results = self
+                    .page(&[("run_id", run_id.to_string())], page, false)
+                    .await?;
+                self.require_parent(results, TEST_RUNS, run_id).await
+            }
+
+            async fn run_extent(&self, run_id: Uuid) -> Result<Extent> {
+                self.extent(
+                    "SELECT COUNT(*), MAX(seq) FROM test_results WHERE run_id = ?",
+                    $d::RESULT_BEHAVIORS,
+                    run_id,
+                )
+                .await
+            }
+
+            async fn results_after(
+                &self,
+                run_id: Uuid,
+                after: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, TestResult)>> {
+                // No parent check: followers poll this often and have read the run already.
+                self.after(&[("run_id", run_id.to_string())], after, limit, false)
+                    .await
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;
