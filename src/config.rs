@@ -13,8 +13,14 @@ pub struct ServeConfig {
     #[arg(long, env = "ASSAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// Database URL; a SQLite file is created on first start.
-    #[arg(long, env = "ASSAY_DATABASE_URL", default_value = "sqlite://assay.db")]
+    /// Database URL: `sqlite://PATH` (the file is created on first start) or
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (add `?sslmode=require` for TLS).
+    #[arg(
+        long,
+        env = "ASSAY_DATABASE_URL",
+        default_value = "sqlite://assay.db",
+        hide_env_values = true
+    )]
     pub database: String,
 
     /// Most endpoint calls in flight at once for one run, when neither the request nor the

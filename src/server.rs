@@ -20,7 +20,7 @@ use crate::proto::v1::{
     test_execution_service_server::TestExecutionServiceServer,
     test_set_service_server::TestSetServiceServer,
 };
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgStore, SqliteStore, Store};
 
 /// Largest request accepted: one `AddTests` call, or one message of `ImportTests`, may be big.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -48,7 +48,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     serve(config, listener, shutdown_signal()).await
 }
 
-/// Opens the store named by a database URL.
+/// Opens the store named by a database URL: `sqlite://PATH` (created if missing) or
+/// `postgres://USER@HOST:PORT/DB` (`postgresql://` too).
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url).await.map_err(|e| {
@@ -56,11 +57,31 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
         })?;
         return Ok(Arc::new(store));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PgStore::open(url).await.map_err(|e| {
+            crate::error::Error::storage(format!("cannot open {:?}", redacted(url)), e)
+        })?;
+        return Ok(Arc::new(store));
+    }
     Err(crate::error::Error::invalid(
         "database",
-        format!("{url:?} is not a supported database URL (use sqlite://PATH)"),
+        format!(
+            "{:?} is not a supported database URL (use sqlite://PATH or postgres://USER@HOST:PORT/DB)",
+            redacted(url)
+        ),
     )
     .into())
+}
+
+/// A database URL as logs and errors show it: without its password.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("********"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Serves on an already bound `listener` until `shutdown` completes; then lets the tests in
@@ -123,7 +144,7 @@ pub async fn serve(
     // Server faults are logged at error level where they are mapped to a status.
     let trace = TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG));
 
-    tracing::info!(address = %listener.local_addr()?, database = %config.database, "assay serving");
+    tracing::info!(address = %listener.local_addr()?, database = %redacted(&config.database), "assay serving");
     let stop_engine = Arc::clone(&engine);
     // No Nagle delay on accepted connections: a streamed result is a small write that must leave
     // at once, not wait up to 40 ms for the client's delayed ACK.

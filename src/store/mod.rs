@@ -2,10 +2,12 @@
 //! be added without touching the API or the engine. Every backend must pass the contract suite
 //! in `tests/store_contract.rs`.
 
+mod postgres;
 mod records;
 mod sql;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

@@ -10,6 +10,8 @@ mod execution;
 mod fixtures;
 mod harness;
 mod metrics;
+mod on_postgres;
+mod postgres;
 mod resilience;
 mod runs;
 mod standard_services;

@@ -15,7 +15,7 @@ use assay::domain::{
     Timestamp,
 };
 use assay::error::Error;
-use assay::store::{Change, ImportInto, SqliteStore, Store};
+use assay::store::{Change, ImportInto, PgStore, SqliteStore, Store};
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use uuid::Uuid;
@@ -52,6 +52,31 @@ impl Backend for SqliteBackend {
     }
 }
 
+/// A PostgreSQL database of its own, created on the server at `ASSAY_TEST_POSTGRES_URL`
+/// (default: the local server every machine of the project runs) and dropped at the end.
+pub struct PostgresBackend {
+    database: crate::postgres::TestDatabase,
+}
+
+impl PostgresBackend {
+    async fn new() -> Self {
+        PostgresBackend {
+            database: crate::postgres::TestDatabase::create().await,
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(
+            PgStore::open(self.database.url())
+                .await
+                .expect("open the PostgreSQL store"),
+        )
+    }
+}
+
 /// One `#[tokio::test]` per contract for one backend.
 macro_rules! backend {
     ($module:ident, $backend:expr, $($contract:ident),+) => {
@@ -72,6 +97,7 @@ macro_rules! backend {
 macro_rules! contract {
     ($($contract:ident),+ $(,)?) => {
         backend!(sqlite, SqliteBackend::new().await, $($contract),+);
+        backend!(postgres, PostgresBackend::new().await, $($contract),+);
     };
 }
 

@@ -1,10 +1,13 @@
-//! Updates are transactions: concurrent updates of different fields of one resource all land.
+//! Updates are transactions: concurrent updates of different fields of one resource all land,
+//! on SQLite (one writer) and on PostgreSQL (row locks).
 
 use assay::proto::v1 as pb;
 use prost_types::FieldMask;
 
 use crate::fixtures::{create_metric, create_test_set, exact};
 use crate::harness::Server;
+use crate::on_postgres::server_on;
+use crate::postgres::TestDatabase;
 
 /// Rounds of concurrent updates: a lost write shows as a stale field after some round.
 const ROUNDS: usize = 15;
@@ -27,8 +30,28 @@ fn levenshtein(name: &str, value: &str) -> pb::Metric {
 
 #[tokio::test]
 async fn concurrent_updates_of_different_metric_fields_lose_none() {
-    let server = Server::start().await;
-    let id = create_metric(&server, levenshtein("similar", "v")).await.id;
+    metric_fields_case(&Server::start().await).await;
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_different_metric_fields_lose_none_on_postgres() {
+    let database = TestDatabase::create().await;
+    metric_fields_case(&server_on(&database).await).await;
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_different_test_set_fields_lose_none() {
+    test_set_fields_case(&Server::start().await).await;
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_different_test_set_fields_lose_none_on_postgres() {
+    let database = TestDatabase::create().await;
+    test_set_fields_case(&server_on(&database).await).await;
+}
+
+async fn metric_fields_case(server: &Server) {
+    let id = create_metric(server, levenshtein("similar", "v")).await.id;
     for round in 0..ROUNDS {
         let (description, threshold) = (format!("round {round}"), round as f64 / 100.0);
         let operator = if round % 2 == 0 { ">" } else { ">=" };
@@ -97,11 +120,9 @@ async fn concurrent_updates_of_different_metric_fields_lose_none() {
     }
 }
 
-#[tokio::test]
-async fn concurrent_updates_of_different_test_set_fields_lose_none() {
-    let server = Server::start().await;
-    let metric = create_metric(&server, exact("exact")).await;
-    let id = create_test_set(&server, "set", &[], vec![]).await.id;
+async fn test_set_fields_case(server: &Server) {
+    let metric = create_metric(server, exact("exact")).await;
+    let id = create_test_set(server, "set", &[], vec![]).await.id;
     for round in 0..ROUNDS {
         let (name, description) = (format!("set {round}"), format!("round {round}"));
         let metrics: Vec<String> = if round % 2 == 0 {
