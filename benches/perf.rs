@@ -33,6 +33,9 @@ use serde_json::{Value, json};
 
 mod common;
 use common::{setup, start_target};
+#[path = "../tests/integration/postgres.rs"]
+mod postgres;
+use postgres::TestDatabase;
 use tonic::transport::Channel;
 
 /// Concurrency of P1, of the raw-rate client, and of the 100k run of P5.
@@ -134,11 +137,27 @@ struct Server {
     child: tokio::process::Child,
     channel: Channel,
     _dir: tempfile::TempDir,
+    /// The server's PostgreSQL database, when it has one; dropped after the server is gone.
+    _postgres: Option<TestDatabase>,
 }
 
 impl Server {
+    /// A server on a fresh SQLite database.
     async fn start(default_concurrency: usize) -> Server {
+        Server::launch(default_concurrency, None).await
+    }
+
+    /// A server on a fresh PostgreSQL database (see `tests/integration/postgres.rs`).
+    async fn start_on_postgres(default_concurrency: usize) -> Server {
+        Server::launch(default_concurrency, Some(TestDatabase::create().await)).await
+    }
+
+    async fn launch(default_concurrency: usize, postgres: Option<TestDatabase>) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        let database = match &postgres {
+            Some(database) => database.url().to_string(),
+            None => format!("sqlite://{}", dir.path().join("assay.db").display()),
+        };
         // The port is free when probed; the child binds it right after.
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -150,11 +169,7 @@ impl Server {
         let mut child = tokio::process::Command::new(binary)
             .arg("serve")
             .args(["--listen", &addr.to_string()])
-            .arg("--database")
-            .arg(format!(
-                "sqlite://{}",
-                dir.path().join("assay.db").display()
-            ))
+            .args(["--database", &database])
             .args(["--default-concurrency", &default_concurrency.to_string()])
             .env("ASSAY_LOG", "warn")
             .stdout(Stdio::null())
@@ -180,6 +195,7 @@ impl Server {
             child,
             channel,
             _dir: dir,
+            _postgres: postgres,
         }
     }
 
@@ -473,6 +489,19 @@ async fn main() {
     server.stop().await;
     let ideal = sizes.p3 as f64 / P3_CONCURRENCY as f64 * P3_DELAY_MS as f64 / 1e3;
 
+    // P1 again on a server whose database is PostgreSQL (the local server every machine of the
+    // project runs, or ASSAY_TEST_POSTGRES_URL), against SQLite's P1 above.
+    let server = Server::start_on_postgres(P3_CONCURRENCY).await;
+    setup(&server.channel, &target, "warmup", sizes.warmup, 0).await;
+    server.execute("warmup", CONCURRENCY).await;
+    setup(&server.channel, &target, "p1", sizes.p1, 0).await;
+    let mut p1_postgres = Vec::new();
+    for _ in 0..sizes.rounds {
+        p1_postgres.push(server.execute("p1", CONCURRENCY).await);
+    }
+    let p1_postgres = median_by(p1_postgres, Run::per_second);
+    server.stop().await;
+
     // Another fresh server, the same steps at ten times the size: P5's large figure, then P4 on
     // the outputs that run stored.
     let server = Server::start(P3_CONCURRENCY).await;
@@ -506,6 +535,21 @@ async fn main() {
         row(
             "P1: CPU per test, target + gRPC client",
             p1.bench_cpu_us,
+            "us",
+        ),
+        row(
+            "P1 on PostgreSQL: execute, contains, x64",
+            p1_postgres.per_second(),
+            "tests/s",
+        ),
+        row(
+            "P1 on PostgreSQL / on SQLite",
+            p1_postgres.per_second() / p1.per_second(),
+            "",
+        ),
+        row(
+            "P1 on PostgreSQL: server CPU per test",
+            p1_postgres.server_cpu_us,
             "us",
         ),
         row("P1: scored -> client p50", p1.latency_ms(0.5), "ms"),
