@@ -21,6 +21,7 @@ pub mod domain;
 pub mod endpoint_client;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod proto;
 pub mod scoring;
 pub mod server;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
@@ -14,6 +16,7 @@ use crate::api::{BehaviorApi, EndpointApi, ExecutionApi, MetricApi, TestSetApi};
 use crate::catalogue::Catalogue;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
+use crate::health::Health;
 use crate::proto::v1::{
     behavior_service_server::BehaviorServiceServer, endpoint_service_server::EndpointServiceServer,
     metric_service_server::MetricServiceServer,
@@ -109,24 +112,13 @@ pub async fn serve(
         );
     }
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    // Migrations have run: only now does the server say it is serving.
-    health.set_serving::<MetricServiceServer<MetricApi>>().await;
-    health
-        .set_serving::<BehaviorServiceServer<BehaviorApi>>()
-        .await;
-    health
-        .set_serving::<EndpointServiceServer<EndpointApi>>()
-        .await;
-    health
-        .set_serving::<TestSetServiceServer<TestSetApi>>()
-        .await;
-    health
-        .set_serving::<TestExecutionServiceServer<ExecutionApi>>()
-        .await;
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::new(reporter);
+    // Migrations have run: only now does the server say it is serving, and from now on it says
+    // whether its database answers.
+    health.set(ServingStatus::Serving).await;
+    let stop_health = CancellationToken::new();
+    health.follow_store(Arc::clone(&store), stop_health.clone());
 
     // google.rpc error details are registered too, so that grpcurl can decode them.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -173,9 +165,8 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down");
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
+            stop_health.cancel();
+            health.set(ServingStatus::NotServing).await;
             // New runs are refused from here on; live runs store what is in flight and stop, which
             // ends their streams, so the connections can drain.
             stop_engine.shutdown().await;

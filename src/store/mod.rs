@@ -59,6 +59,9 @@ pub trait TestImport: Send {
 /// reference; methods that write a unique name answer `Error::AlreadyExists`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does: what health checks ask.
+    async fn ping(&self) -> Result<()>;
+
     // ---- metrics
     /// Stores a new metric.
     async fn create_metric(&self, metric: &Metric) -> Result<()>;

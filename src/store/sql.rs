@@ -465,6 +465,11 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl Store for $store {
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                Ok(())
+            }
+
             async fn create_metric(&self, metric: &Metric) -> Result<()> {
                 self.create(metric).await
             }

@@ -1,7 +1,14 @@
 //! The whole server on PostgreSQL: the same RPCs as on SQLite, through the generated client,
 //! against a database of the test's own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use assay::proto::v1 as pb;
+use tokio::net::{TcpListener, TcpStream};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::app_server::Target;
 use crate::fixtures::{
@@ -67,4 +74,124 @@ async fn a_server_on_postgres_executes_rescores_and_keeps_its_runs_across_a_rest
     let stored = get_run(&server, &run.id).await;
     assert_eq!(stored.status, pb::RunStatus::Completed as i32);
     assert_eq!(stored_results(&server, &run.id).await.len(), 2);
+}
+
+/// A TCP path to the PostgreSQL server that a test can cut and restore: a database that goes away
+/// and comes back, for this test's server only.
+struct Outage {
+    addr: std::net::SocketAddr,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Outage {
+    /// A path to the server of `database`'s URL (host and port).
+    async fn to(database: &TestDatabase) -> Outage {
+        let url = url::Url::parse(database.url()).expect("database URL");
+        let server = format!(
+            "{}:{}",
+            url.host_str().expect("a TCP host"),
+            url.port().unwrap_or(5432)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (up, links) = (
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let (accepting, linking) = (Arc::clone(&up), Arc::clone(&links));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                // While cut, connections are refused as they come.
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let server = server.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                linking.lock().unwrap().push(link);
+            }
+        });
+        Outage { addr, up, links }
+    }
+
+    /// `database`'s URL through this path.
+    fn url(&self, database: &TestDatabase) -> String {
+        let mut url = url::Url::parse(database.url()).expect("database URL");
+        url.set_ip_host(self.addr.ip()).expect("an IP host");
+        url.set_port(Some(self.addr.port())).expect("a port");
+        url.to_string()
+    }
+
+    /// The database goes away: every connection through the path breaks, new ones are refused.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.links.lock().unwrap().drain(..).for_each(|l| l.abort());
+    }
+
+    /// The database is back.
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Asks the server's health service until it says `wanted` about the server as a whole.
+async fn wait_for_health(server: &Server, wanted: ServingStatus) {
+    let mut health = HealthClient::new(server.channel());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status;
+        if status == wanted as i32 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health never said {wanted:?} (last: {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_whose_database_goes_away_says_not_serving_and_serves_again_when_it_returns() {
+    let database = TestDatabase::create().await;
+    let outage = Outage::to(&database).await;
+    let url = outage.url(&database);
+    let server = Server::start_with(move |config| config.database = url).await;
+    wait_for_health(&server, ServingStatus::Serving).await;
+    create_metric(&server, contains("before", &["x"])).await;
+
+    outage.cut();
+    wait_for_health(&server, ServingStatus::NotServing).await;
+    // The health service itself answers throughout; the other services answer with errors.
+    let status = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "before".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+
+    outage.restore();
+    wait_for_health(&server, ServingStatus::Serving).await;
+    let metric = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "before".into(),
+        })
+        .await
+        .expect("served again")
+        .into_inner();
+    assert_eq!(metric.name, "before");
 }
