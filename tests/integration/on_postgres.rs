@@ -1,19 +1,22 @@
 //! The whole server on PostgreSQL: the same RPCs as on SQLite, through the generated client,
 //! against a database of the test's own.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use assay::domain::RunStatus;
 use assay::proto::v1 as pb;
+use assay::store::{PgStore, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::app_server::Target;
 use crate::fixtures::{
-    contains, create_endpoint, create_metric, create_test_set, execute, execute_request, get_run,
-    http_endpoint, rescore, stored_results, test,
+    collect, contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
+    get_run, http_endpoint, next_result, rescore, split, start, stored_results, test, watch,
 };
 use crate::harness::Server;
 use crate::postgres::TestDatabase;
@@ -74,6 +77,50 @@ async fn a_server_on_postgres_executes_rescores_and_keeps_its_runs_across_a_rest
     let stored = get_run(&server, &run.id).await;
     assert_eq!(stored.status, pb::RunStatus::Completed as i32);
     assert_eq!(stored_results(&server, &run.id).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_run_stopped_on_postgres_resumes_when_the_server_starts_again() {
+    let database = TestDatabase::create().await;
+    let target = Target::start().await;
+    let server = server_on(&database).await;
+    create_metric(&server, contains("answered", &["q"])).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let slow = (0..5)
+        .map(|i| test(&format!("q{i}"), "", &[("delay_ms", "300")]))
+        .collect();
+    create_test_set(&server, "slow", &["answered"], slow).await;
+    let mut request = execute_request("slow", "app");
+    request.mode = pb::ExecutionMode::Sequential as i32;
+    let (run, mut stream) = start(&server, request).await;
+    let first = next_result(&mut stream).await;
+
+    // A graceful stop stores the test in flight and leaves the run RUNNING.
+    server.stop().await;
+    assert!(target.calls() < 5, "the stop left tests to resume");
+    assert_eq!(stored_status(&database, &run.id).await, RunStatus::Running);
+    let server = server_on(&database).await;
+    let (_, results, summary) = split(collect(watch(&server, &run.id).await).await);
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+    assert_eq!((summary.passed, results.len()), (5, 5));
+    assert!(
+        results.iter().any(|r| r.id == first.id),
+        "the first result was lost"
+    );
+    let tests: HashSet<_> = results.iter().map(|r| r.test_id.clone()).collect();
+    assert_eq!(tests.len(), 5, "no test has two results");
+    assert_eq!(target.calls(), 5, "no test was called twice");
+}
+
+/// The status of a run as stored, read straight from the database while no server runs.
+async fn stored_status(database: &TestDatabase, run: &str) -> RunStatus {
+    let store = PgStore::open(database.url()).await.expect("open the store");
+    let run = store
+        .get_run(run.parse().expect("a run id"))
+        .await
+        .expect("the run");
+    store.close().await;
+    run.status
 }
 
 /// A TCP path to the PostgreSQL server that a test can cut and restore: a database that goes away
