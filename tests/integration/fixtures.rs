@@ -295,3 +295,21 @@ pub async fn stored_tests(server: &Server, test_set: &str) -> Vec<pb::Test> {
         page_token = page.next_page_token;
     }
 }
+
+/// The summary `LastRun` answers for a test set and endpoint (`None`: no completed run).
+pub async fn last_run(
+    server: &Server,
+    test_set: &str,
+    endpoint: &str,
+) -> Option<pb::TestRunSummary> {
+    server
+        .execution()
+        .last_run(pb::LastRunRequest {
+            test_set: test_set.into(),
+            endpoint: endpoint.into(),
+        })
+        .await
+        .expect("last run")
+        .into_inner()
+        .run
+}

@@ -16,7 +16,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::app_server::Target;
 use crate::fixtures::{
     collect, contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
-    get_run, http_endpoint, next_result, rescore, split, start, stored_results, test, watch,
+    get_run, http_endpoint, last_run, next_result, rescore, split, start, stored_results, test,
+    watch,
 };
 use crate::harness::Server;
 use crate::postgres::TestDatabase;
@@ -59,16 +60,8 @@ async fn a_server_on_postgres_executes_rescores_and_keeps_its_runs_across_a_rest
     assert_eq!((again.len(), summary.passed), (2, 1));
     assert_eq!(target.calls(), 2, "a rescore never calls the endpoint");
 
-    let last = server
-        .execution()
-        .last_run(pb::LastRunRequest {
-            test_set: "geo".into(),
-            endpoint: "app".into(),
-        })
+    let last = last_run(&server, "geo", "app")
         .await
-        .unwrap()
-        .into_inner()
-        .run
         .expect("a completed run");
     assert_eq!(last.run_id, rescored.id);
 

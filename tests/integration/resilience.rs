@@ -363,16 +363,10 @@ async fn retry_errors_executes_only_the_errors_again_and_copies_the_rest() {
             (&old.output, old.status, &old.metric_results, old.latency_ms)
         );
     }
-    let last = server
-        .execution()
-        .last_run(pb::LastRunRequest {
-            test_set: "geo".into(),
-            endpoint: "app".into(),
-        })
+    let last = last_run(&server, "geo", "app")
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(last.run.unwrap().run_id, run.id);
+        .expect("a completed run");
+    assert_eq!(last.run_id, run.id);
 
     // Nothing left to retry, a rescore, an unknown run.
     let mut client = server.execution();

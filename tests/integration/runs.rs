@@ -519,17 +519,9 @@ async fn a_restarted_server_keeps_runs_and_results() {
     assert_eq!(got.status, pb::RunStatus::Completed as i32);
     let stored = stored_results(&server, &run.id).await;
     assert_eq!(stored.len(), results.len());
-    let last = server
-        .execution()
-        .last_run(pb::LastRunRequest {
-            test_set: "geo".into(),
-            endpoint: "app".into(),
-        })
+    let last = last_run(&server, "geo", "app")
         .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
+        .expect("a completed run");
     assert_eq!(last.run_id, run.id);
     // The stored outputs can still be rescored after the restart.
     let (_, rescored, _) = rescore(&server, rescore_request("", &["rome"])).await;
