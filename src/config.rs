@@ -23,10 +23,15 @@ pub struct ServeConfig {
     )]
     pub database: String,
 
-    /// Most endpoint calls in flight at once for one run, when neither the request nor the
-    /// endpoint asks for fewer.
+    /// Endpoint calls in flight at once for one run when neither the request nor the endpoint
+    /// sets a limit.
     #[arg(long, env = "ASSAY_DEFAULT_CONCURRENCY", default_value_t = 16)]
     pub default_concurrency: u32,
+
+    /// Most endpoint calls in flight at once for one run, whatever the request or the endpoint
+    /// asks.
+    #[arg(long, env = "ASSAY_MAX_CONCURRENCY_CAP", default_value_t = 256)]
+    pub max_concurrency_cap: u32,
 
     /// On SIGTERM or SIGINT: how long, in milliseconds, the tests in flight may take to finish
     /// and be stored before the server exits; runs not done by then resume at the next start.
@@ -65,6 +70,7 @@ impl ServeConfig {
             listen,
             database: database.into(),
             default_concurrency: 16,
+            max_concurrency_cap: 256,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             judge_base_url: None,
             judge_model: None,

@@ -15,7 +15,7 @@ use tracing::Level;
 use crate::api::{BehaviorApi, EndpointApi, ExecutionApi, MetricApi, TestSetApi};
 use crate::catalogue::Catalogue;
 use crate::config::ServeConfig;
-use crate::engine::Engine;
+use crate::engine::{ConcurrencyLimits, Engine};
 use crate::health::Health;
 use crate::proto::v1::{
     behavior_service_server::BehaviorServiceServer, endpoint_service_server::EndpointServiceServer,
@@ -99,7 +99,10 @@ pub async fn serve(
     let default_judge = config.default_judge();
     let engine = Engine::new(
         Arc::clone(&store),
-        config.default_concurrency,
+        ConcurrencyLimits {
+            default: config.default_concurrency,
+            cap: config.max_concurrency_cap,
+        },
         Duration::from_millis(config.shutdown_grace_ms),
         default_judge.clone(),
     );

@@ -10,6 +10,7 @@
 //! lets the tests in flight finish (up to a grace period) and leaves the run `RUNNING`, and the
 //! next start resumes every `RUNNING` run with the tests that have no stored result.
 
+mod concurrency;
 mod follow;
 mod history;
 mod jobs;
@@ -34,6 +35,7 @@ use crate::endpoint_client::{PreparedTarget, TargetClient};
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
+pub use concurrency::ConcurrencyLimits;
 use runner::Work;
 use summary::Tally;
 
@@ -120,7 +122,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     targets: TargetClient,
     scorer: Scorer,
-    default_concurrency: u32,
+    concurrency: ConcurrencyLimits,
     /// How long a stop waits for the tests in flight.
     shutdown_grace: Duration,
     live: Mutex<HashMap<Uuid, LiveRun>>,
@@ -132,12 +134,12 @@ pub struct Engine {
 const LOAD_PAGE: u32 = 1000;
 
 impl Engine {
-    /// An engine over `store`; a run's concurrency never exceeds `default_concurrency`; a stop
-    /// waits up to `shutdown_grace` for the tests in flight; LLM-judge metrics that name no judge
-    /// use `default_judge`.
+    /// An engine over `store`; a run's concurrency follows `concurrency`; a stop waits up to
+    /// `shutdown_grace` for the tests in flight; LLM-judge metrics that name no judge use
+    /// `default_judge`.
     pub fn new(
         store: Arc<dyn Store>,
-        default_concurrency: u32,
+        concurrency: ConcurrencyLimits,
         shutdown_grace: Duration,
         default_judge: Option<crate::domain::Endpoint>,
     ) -> Arc<Self> {
@@ -147,7 +149,7 @@ impl Engine {
             store,
             targets,
             scorer,
-            default_concurrency: default_concurrency.max(1),
+            concurrency,
             shutdown_grace,
             live: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),

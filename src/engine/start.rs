@@ -73,15 +73,9 @@ impl Engine {
         let target = self.prepare(&endpoint, &spec.parameters)?;
         let max_concurrency = match spec.mode {
             ExecutionMode::Sequential => 1,
-            ExecutionMode::Parallel => [
-                spec.max_concurrency,
-                endpoint.max_concurrency,
-                self.default_concurrency,
-            ]
-            .into_iter()
-            .filter(|&c| c > 0)
-            .min()
-            .unwrap_or(1),
+            ExecutionMode::Parallel => self
+                .concurrency
+                .for_run(&[spec.max_concurrency, endpoint.max_concurrency]),
         };
         let metrics = Arc::new(metrics);
         let jobs = call_jobs(
@@ -237,7 +231,7 @@ impl Engine {
             mode: ExecutionMode::Parallel,
             source_run_id: Some(source.id),
             metrics,
-            max_concurrency: self.default_concurrency,
+            max_concurrency: self.concurrency.for_run(&[]),
             parameters: source.parameters,
             plan: RunPlan::default(),
             total,

@@ -153,6 +153,39 @@ async fn the_endpoint_limit_bounds_concurrency() {
     assert_eq!(target.max_in_flight(), 2);
 }
 
+/// Executes 40 slow tests against a fresh target, asking for `asked` calls at once, on a server
+/// with a default of 16 and a cap of `cap`; returns the run's reported concurrency and the most
+/// calls the target saw at once.
+async fn concurrency_seen(asked: u32, cap: u32) -> (u32, usize) {
+    let server = Server::start_with(|config| {
+        config.default_concurrency = 16;
+        config.max_concurrency_cap = cap;
+    })
+    .await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let tests = (0..40)
+        .map(|i| test(&format!("t{i}"), "", &[("delay_ms", "300")]))
+        .collect();
+    create_test_set(&server, "wide", &["anything"], tests).await;
+    let mut request = execute_request("wide", "app");
+    request.max_concurrency = asked;
+    let (run, results, _) = execute(&server, request).await;
+    assert_eq!(results.len(), 40);
+    (run.max_concurrency, target.max_in_flight())
+}
+
+#[tokio::test]
+async fn a_requested_concurrency_above_the_default_is_honoured() {
+    assert_eq!(concurrency_seen(40, 256).await, (40, 40));
+}
+
+#[tokio::test]
+async fn the_server_cap_bounds_a_requested_concurrency() {
+    assert_eq!(concurrency_seen(40, 8).await, (8, 8));
+}
+
 #[tokio::test]
 async fn sequential_mode_keeps_test_set_order_and_never_overlaps() {
     let server = Server::start().await;
