@@ -45,9 +45,15 @@ impl Clients {
             })
     }
 
-    /// The endpoint of a server URL; a malformed URL is a usage error.
+    /// The endpoint of a server URL; `HOST:PORT` without a scheme means `http://HOST:PORT`. A
+    /// malformed URL is a usage error.
     pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
-        Endpoint::from_shared(url.to_string())
+        let full = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        Endpoint::from_shared(full)
             .map_err(|e| CliError::usage(format!("--server {url:?} is not a valid URL: {e}")))
     }
 
@@ -77,5 +83,19 @@ impl Clients {
     pub fn execution(&self) -> TestExecutionServiceClient<Channel> {
         TestExecutionServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_a_scheme_is_plain_http() {
+        let endpoint = Clients::endpoint("127.0.0.1:50051").expect("an endpoint");
+        assert_eq!(endpoint.uri().to_string(), "http://127.0.0.1:50051/");
+        let endpoint = Clients::endpoint("https://assay.example:443").expect("an endpoint");
+        assert_eq!(endpoint.uri().scheme_str(), Some("https"));
+        assert!(Clients::endpoint("http://bad host").is_err());
     }
 }

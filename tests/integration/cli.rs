@@ -406,6 +406,11 @@ async fn exit_codes_tell_pass_gate_failure_bad_usage_and_server_errors() {
         "a usage error started a run"
     );
 
+    // HOST:PORT without a scheme is the server over plain HTTP.
+    let bare = server.url().trim_start_matches("http://").to_string();
+    let output = assay(&server, dir.path(), &["--server", &bare, "metric", "list"]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+
     // No server there: 1; not a URL: 2.
     let output = assay(
         &server,
