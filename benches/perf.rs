@@ -407,13 +407,16 @@ fn at_most(name: &'static str, measured: f64, unit: &'static str, target: f64) -
     }
 }
 
-fn print_table(rows: &[Row]) {
+/// The table of figures; verdicts only for a full run (`judged`): a smoke run's tiny sizes say
+/// nothing about the targets.
+fn print_table(rows: &[Row], judged: bool) {
     println!(
         "{:<46} {:>14} {:<9} {:>10}  verdict",
         "figure", "measured", "unit", "target"
     );
     for r in rows {
         let verdict = match r.met {
+            Some(_) if !judged => "(smoke)",
             Some(true) => "met",
             Some(false) => "NOT MET",
             None => "",
@@ -607,7 +610,7 @@ async fn main() {
          median of {} rounds",
         sizes.raw, sizes.p1, sizes.p3, sizes.large, sizes.rounds
     );
-    print_table(&rows);
+    print_table(&rows, full);
 
     let report = json!({
         "full": full,

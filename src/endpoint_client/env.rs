@@ -15,7 +15,7 @@ enum Part {
 
 /// A referenced environment variable that is not set (or not Unicode).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {0:?} is not set")]
+#[error("environment variable {0:?} is not set in the server's environment, where it is read")]
 pub struct MissingEnv(pub String);
 
 impl EnvTemplate {

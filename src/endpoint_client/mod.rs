@@ -305,7 +305,9 @@ pub enum TargetError {
         reason: String,
     },
     /// A header refers to an environment variable that is not set.
-    #[error("header {header:?}: environment variable {variable:?} is not set")]
+    #[error(
+        "header {header:?}: environment variable {variable:?} is not set in the server's environment, where it is read"
+    )]
     MissingEnv {
         /// The header.
         header: String,

@@ -152,7 +152,9 @@ async fn env_headers_are_resolved_at_call_time() {
     let err = prepared.call(&test_case("hi")).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("header \"Authorization\": environment variable \"{var}\" is not set")
+        format!(
+            "header \"Authorization\": environment variable \"{var}\" is not set in the server's environment, where it is read"
+        )
     );
     assert!(server.requests().is_empty());
 
@@ -429,7 +431,9 @@ async fn openai_chat_target() {
     let err = prepared.call(&test_case("x")).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("header \"Authorization\": environment variable \"{var}\" is not set")
+        format!(
+            "header \"Authorization\": environment variable \"{var}\" is not set in the server's environment, where it is read"
+        )
     );
 }
 
