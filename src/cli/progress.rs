@@ -48,13 +48,15 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ({rate})",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}{rate}",
                 )
                 .expect("the template is valid")
                 .with_key(
                     "rate",
                     |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.1}/s", state.per_sec());
+                        if let Some(rate) = throughput(state.pos(), state.elapsed()) {
+                            let _ = write!(w, " ({rate:.1}/s)");
+                        }
                     },
                 ),
             );
@@ -154,12 +156,14 @@ impl Progress {
                 // About ten progress lines per run, whatever its size.
                 let every = (self.total / 10).max(1);
                 if self.done.is_multiple_of(every) && self.done < self.total {
+                    let rate = throughput(self.done, self.started.elapsed())
+                        .map(|rate| format!(" ({rate:.1}/s)"))
+                        .unwrap_or_default();
                     line(format_args!(
-                        "progress: {}/{} {} ({:.1}/s)",
+                        "progress: {}/{} {}{rate}",
                         self.done,
                         self.total,
                         self.counts(),
-                        self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
                     ))?;
                 }
             }
@@ -233,9 +237,24 @@ fn summary_text(summary: &pb::TestRunSummary) -> String {
     text
 }
 
+/// Results per second, once a second has passed: before that, a rate says more about the first
+/// answers' timing than about the run (two results in 0.4 ms are no "5000/s").
+fn throughput(done: u64, elapsed: std::time::Duration) -> Option<f64> {
+    let seconds = elapsed.as_secs_f64();
+    (seconds >= 1.0).then(|| done as f64 / seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throughput_shows_once_a_second_has_passed() {
+        use std::time::Duration;
+        assert_eq!(throughput(2, Duration::from_micros(400)), None);
+        assert_eq!(throughput(900, Duration::from_millis(999)), None);
+        assert_eq!(throughput(3000, Duration::from_secs(2)), Some(1500.0));
+    }
 
     #[test]
     fn the_summary_names_the_totals_and_each_metric() {
