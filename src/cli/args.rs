@@ -55,10 +55,25 @@ pub enum ClientCommand {
     /// Run again only the tests whose result was an error in an ended run, as a new run that
     /// copies the other results; follows it like `execute`.
     RetryErrors(WatchArgs),
-    /// Cancel a run by id.
+    /// Cancel a run by id; prints its summary.
     Cancel(RunArgs),
+    /// Stored runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Write the report of a stored run (JUnit XML, JSON or CSV).
     Report(ReportCommandArgs),
+}
+
+/// `runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The runs, newest first, of a test set and/or an endpoint when given (every page).
+    List {
+        /// Test set id or name.
+        test_set: Option<String>,
+        /// Endpoint id or name.
+        endpoint: Option<String>,
+    },
 }
 
 /// Create, list, get, delete: the same for every kind of catalogue resource.

@@ -71,7 +71,7 @@ pub async fn run(global: Global, command: ClientCommand) -> ExitCode {
 }
 
 async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliError> {
-    use args::TestSetCommand;
+    use args::{RunsCommand, TestSetCommand};
     use catalogue::Kind;
     let out = output::Output::new(global.json);
     match command {
@@ -92,6 +92,9 @@ async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliErro
         ClientCommand::Watch(a) => run::watch(global, &out, a).await,
         ClientCommand::RetryErrors(a) => run::retry_errors(global, &out, a).await,
         ClientCommand::Cancel(a) => run::cancel(global, &out, a).await,
+        ClientCommand::Runs(RunsCommand::List { test_set, endpoint }) => {
+            run::list_runs(global, &out, test_set, endpoint).await
+        }
         ClientCommand::Report(a) => run::report(global, a).await,
     }
 }

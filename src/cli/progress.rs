@@ -196,7 +196,7 @@ impl Progress {
 }
 
 /// The closing lines: totals, then a table per metric.
-fn summary_text(summary: &pb::TestRunSummary) -> String {
+pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
     let status = pb::RunStatus::try_from(summary.status)
         .map(|s| {
             s.as_str_name()

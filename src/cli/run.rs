@@ -1,5 +1,7 @@
 //! Execution commands: `execute`, `rescore`, `watch`, `retry-errors` (live progress, report, gate),
-//! `last-run`, `cancel`, `report RUN` and `test-set metrics`.
+//! `last-run`, `cancel`, `runs list`, `report RUN` and `test-set metrics`.
+
+use std::io::Write;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -12,8 +14,8 @@ use super::args::{
 };
 use super::client::Clients;
 use super::json::{key_value, to_json};
-use super::output::{Output, line};
-use super::progress::Progress;
+use super::output::{Output, line, table};
+use super::progress::{Progress, summary_text};
 use super::report::{Destination, Report};
 use crate::proto::v1 as pb;
 
@@ -161,7 +163,8 @@ pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(
         .await?
         .into_inner();
     match response.run {
-        Some(summary) => out.value(&to_json(&summary, "TestRunSummary"))?,
+        Some(summary) if out.json => out.value(&to_json(&summary, "TestRunSummary"))?,
+        Some(summary) => line(summary_text(&summary))?,
         None if out.json => out.value(&Value::Object(Default::default()))?,
         None => line(format_args!(
             "no completed run of test set {} on endpoint {}",
@@ -179,8 +182,79 @@ pub async fn cancel(global: &Global, out: &Output, args: RunArgs) -> Result<(), 
         .cancel_test_run(pb::CancelTestRunRequest { run: args.run })
         .await?
         .into_inner();
-    out.value(&to_json(&run, "TestRun"))?;
+    match &run.summary {
+        Some(summary) if !out.json => line(summary_text(summary))?,
+        _ => out.value(&to_json(&run, "TestRun"))?,
+    }
     Ok(())
+}
+
+/// `runs list [SET] [ENDPOINT]`: a table for people, a JSON line per run for scripts.
+pub async fn list_runs(
+    global: &Global,
+    out: &Output,
+    test_set: Option<String>,
+    endpoint: Option<String>,
+) -> Result<(), CliError> {
+    let clients = Clients::connect(&global.server).await?;
+    let mut execution = clients.execution();
+    let mut runs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = execution
+            .list_test_runs(pb::ListTestRunsRequest {
+                test_set: test_set.clone().unwrap_or_default(),
+                endpoint: endpoint.clone().unwrap_or_default(),
+                page_size: PAGE_SIZE,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        runs.extend(page.runs);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if out.json {
+        return runs
+            .iter()
+            .try_for_each(|run| out.value(&to_json(run, "TestRun")))
+            .map_err(Into::into);
+    }
+    let rows: Vec<Vec<String>> = runs.iter().map(run_row).collect();
+    let headers = [
+        "ID", "KIND", "STATUS", "TOTAL", "PASSED", "FAILED", "ERRORED", "CREATED",
+    ];
+    write!(std::io::stdout().lock(), "{}", table(&headers, &rows))?;
+    Ok(())
+}
+
+/// A run as a row of `runs list`.
+fn run_row(run: &pb::TestRun) -> Vec<String> {
+    let name = |text: &str, prefix: &str| text.trim_start_matches(prefix).to_string();
+    let kind = pb::RunKind::try_from(run.kind).map_or_else(
+        |_| run.kind.to_string(),
+        |k| name(k.as_str_name(), "RUN_KIND_"),
+    );
+    let status = pb::RunStatus::try_from(run.status).map_or_else(
+        |_| run.status.to_string(),
+        |s| name(s.as_str_name(), "RUN_STATUS_"),
+    );
+    let counts = run
+        .summary
+        .as_ref()
+        .map_or([0; 3], |s| [s.passed, s.failed, s.errored]);
+    let created = run
+        .created_at
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default();
+    let mut row = vec![run.id.clone(), kind, status, run.total.to_string()];
+    row.extend(counts.iter().map(u32::to_string));
+    row.push(created);
+    row
 }
 
 /// `report RUN`: the same report as `execute --report`, for a stored run.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::app_server::Target;
 use crate::fixtures::{
     contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
-    http_endpoint, stored_tests, test,
+    http_endpoint, start, stored_tests, test,
 };
 use crate::harness::Server;
 
@@ -796,6 +796,15 @@ async fn test_set_metrics_and_rescore_and_last_run() {
     ok(&output);
     let last: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(last["passed"], 2);
+    // For people, the same summary table as `execute` ends with.
+    let output = assay(&server, dir.path(), &["last-run", "geo", "bot"]).await;
+    ok(&output);
+    let text = stdout(&output);
+    assert!(
+        text.contains("COMPLETED") && text.contains("2 passed"),
+        "{text}"
+    );
+    assert!(text.contains("MEAN SCORE"), "{text}");
 
     // Rescoring with a metric no answer meets fails every scored test: the gate says so.
     let output = assay(
@@ -818,6 +827,29 @@ async fn test_set_metrics_and_rescore_and_last_run() {
             .unwrap();
     assert_eq!(report["run"]["kind"], "RUN_KIND_RESCORE");
     assert_eq!(report["summary"]["failed"], 3);
+
+    // `runs list`: the execution and the rescore, newest first, as a table or JSON lines.
+    let output = assay(&server, dir.path(), &["runs", "list", "geo", "bot"]).await;
+    ok(&output);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two runs: {text}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("STATUS"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("RESCORE") && lines[2].contains("EXECUTION"),
+        "{text}"
+    );
+    let output = assay(&server, dir.path(), &["--json", "runs", "list"]).await;
+    ok(&output);
+    let runs: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["kind"], "RUN_KIND_RESCORE");
 
     let output = assay(
         &server,
@@ -872,4 +904,28 @@ async fn retry_errors_calls_only_the_errored_tests_into_a_new_run() {
         (Some(2), Some(1)),
         "copied passes stay, the test that fails every call is still an error"
     );
+}
+
+#[tokio::test]
+async fn cancel_prints_the_summary_of_the_cancelled_run() {
+    let (server, _target, dir) = setup().await;
+    let slow = (0..20)
+        .map(|i| test(&format!("q{i}"), "", &[("delay_ms", "500")]))
+        .collect();
+    create_test_set(&server, "slow", &["says-paris"], slow).await;
+    let mut request = execute_request("slow", "bot");
+    request.mode = pb::ExecutionMode::Sequential as i32;
+    let (run, _stream) = start(&server, request).await;
+
+    let output = assay(&server, dir.path(), &["cancel", &run.id]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!("run {} CANCELLED", run.id)),
+        "{text}"
+    );
+    let output = assay(&server, dir.path(), &["--json", "cancel", &run.id]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let cancelled: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(cancelled["status"], "RUN_STATUS_CANCELLED");
 }
