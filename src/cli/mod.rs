@@ -3,7 +3,9 @@
 //!
 //! Exit codes: 0 success; 1 the server refused or could not be reached (the gRPC code and
 //! message are printed); 2 a usage error, found before any call (bad flag or value, bad file);
-//! 3 the run finished but failed its gate (`--fail-under`).
+//! 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the run could
+//! not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage, not a
+//! regression).
 
 pub mod args;
 mod catalogue;
@@ -38,6 +40,9 @@ pub enum CliError {
     /// The run ended but did not meet the gate.
     #[error("{0}")]
     Gate(String),
+    /// The run ended without verdicts to judge it by.
+    #[error("{0}")]
+    Unjudged(String),
 }
 
 impl CliError {
@@ -47,6 +52,7 @@ impl CliError {
             CliError::Status(_) | CliError::Connect(..) | CliError::Io(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Gate(_) => 3,
+            CliError::Unjudged(_) => 4,
         }
     }
 

@@ -75,6 +75,11 @@ impl Outcome {
                 results,
             })?;
         }
+        if let Some(why) = unjudged(&summary) {
+            return Err(CliError::Unjudged(format!(
+                "the run could not be judged: {why}"
+            )));
+        }
         if summary.pass_rate < self.fail_under {
             return Err(CliError::Gate(format!(
                 "gate failed: pass rate {:.1}% is under {:.1}% ({} failed, {} errored of {})",
@@ -86,6 +91,20 @@ impl Outcome {
             )));
         }
         Ok(())
+    }
+}
+
+/// Why a finished run gives no verdicts to gate on, if it does not: it failed or was cancelled,
+/// or every result is an error (the endpoint was down: an outage, not a regression).
+fn unjudged(summary: &pb::TestRunSummary) -> Option<String> {
+    match pb::RunStatus::try_from(summary.status) {
+        Ok(pb::RunStatus::Failed) => Some("the run FAILED".to_string()),
+        Ok(pb::RunStatus::Cancelled) => Some("the run was CANCELLED".to_string()),
+        _ if summary.total > 0 && summary.errored == summary.total => Some(format!(
+            "every result is an error ({} of {})",
+            summary.errored, summary.total
+        )),
+        _ => None,
     }
 }
 
@@ -353,4 +372,27 @@ async fn suite_name(clients: &Clients, test_set_id: &str) -> String {
 fn struct_of(object: serde_json::Map<String, Value>) -> prost_types::Struct {
     super::json::from_json(Value::Object(object), "google.protobuf.Struct", "--param")
         .expect("any JSON object is a Struct")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(status: pb::RunStatus, total: u32, errored: u32) -> pb::TestRunSummary {
+        pb::TestRunSummary {
+            status: status as i32,
+            total,
+            errored,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_run_without_verdicts_is_unjudged_and_one_with_some_is_judged() {
+        assert!(unjudged(&summary(pb::RunStatus::Failed, 3, 3)).is_some());
+        assert!(unjudged(&summary(pb::RunStatus::Cancelled, 3, 0)).is_some());
+        assert!(unjudged(&summary(pb::RunStatus::Partial, 3, 3)).is_some());
+        assert!(unjudged(&summary(pb::RunStatus::Partial, 3, 2)).is_none());
+        assert!(unjudged(&summary(pb::RunStatus::Completed, 3, 0)).is_none());
+    }
 }

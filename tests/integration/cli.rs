@@ -929,3 +929,20 @@ async fn cancel_prints_the_summary_of_the_cancelled_run() {
     let cancelled: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(cancelled["status"], "RUN_STATUS_CANCELLED");
 }
+
+#[tokio::test]
+async fn a_run_whose_every_result_is_an_error_exits_4_not_as_a_failed_gate() {
+    let (server, _target, dir) = setup().await;
+    let down = (0..3)
+        .map(|i| test(&format!("q{i}"), "", &[("fail_status", "503")]))
+        .collect();
+    create_test_set(&server, "down", &["says-paris"], down).await;
+
+    let output = assay(&server, dir.path(), &["execute", "down", "bot"]).await;
+    assert_eq!(code(&output), 4, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("could not be judged: the run FAILED"),
+        "{}",
+        stderr(&output)
+    );
+}
