@@ -5,7 +5,7 @@
 //! message are printed); 2 a usage error, found before any call (bad flag or value, bad file);
 //! 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the run could
 //! not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage, not a
-//! regression).
+//! regression); 130 Ctrl-C stopped following a run (which goes on on the server).
 
 pub mod args;
 mod catalogue;
@@ -43,6 +43,12 @@ pub enum CliError {
     /// The run ended without verdicts to judge it by.
     #[error("{0}")]
     Unjudged(String),
+    /// Ctrl-C stopped following a run (its id, empty before it started); the run goes on.
+    #[error(
+        "stopped following run {0}; it goes on on the server: `assay watch {0}` follows it again, \
+         `assay cancel {0}` stops it"
+    )]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -53,6 +59,8 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Gate(_) => 3,
             CliError::Unjudged(_) => 4,
+            // As a shell reports a command that SIGINT stopped.
+            CliError::Interrupted(_) => 130,
         }
     }
 

@@ -178,6 +178,13 @@ impl Progress {
         )
     }
 
+    /// Stops drawing: the client no longer follows the run.
+    pub fn abandon(&mut self) {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+    }
+
     fn finished(&mut self, summary: &pb::TestRunSummary) -> io::Result<()> {
         if let Display::Bar(bar) = &self.display {
             bar.finish_and_clear();

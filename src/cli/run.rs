@@ -47,7 +47,18 @@ impl Outcome {
         use pb::execution_event::Event;
         let mut progress = Progress::new(out.json);
         let (mut run, mut results, mut summary) = (None, Vec::new(), None);
-        while let Some(event) = stream.next().await {
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        loop {
+            let event = tokio::select! {
+                event = stream.next() => event,
+                _ = &mut interrupted => {
+                    progress.abandon();
+                    let id = run.as_ref().map_or("", |r: &pb::TestRun| r.id.as_str());
+                    return Err(CliError::Interrupted(id.to_string()));
+                }
+            };
+            let Some(event) = event else { break };
             let event = event?;
             progress.event(&event)?;
             match event.event {

@@ -946,3 +946,53 @@ async fn a_run_whose_every_result_is_an_error_exits_4_not_as_a_failed_gate() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_following_says_how_to_watch_or_cancel_and_leaves_the_run_going() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let (server, _target, dir) = setup().await;
+    let slow = (0..20)
+        .map(|i| test(&format!("q{i}"), "", &[("delay_ms", "500")]))
+        .collect();
+    create_test_set(&server, "slow", &["says-paris"], slow).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["execute", "slow", "bot", "--mode", "sequential"])
+        .current_dir(dir.path())
+        .env("ASSAY_SERVER", server.url())
+        .env("ASSAY_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the assay binary");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next_line().await.unwrap().expect("a first line");
+    let run_id = first
+        .strip_prefix("run ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("not a run line: {first}"))
+        .to_string();
+
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("assay watch {run_id}"))
+            && stderr.contains(&format!("assay cancel {run_id}")),
+        "{stderr}"
+    );
+    let run = crate::fixtures::get_run(&server, &run_id).await;
+    assert_eq!(run.status, pb::RunStatus::Running as i32, "the run stopped");
+    server
+        .execution()
+        .cancel_test_run(pb::CancelTestRunRequest { run: run_id })
+        .await
+        .unwrap();
+}
