@@ -14,7 +14,7 @@ use super::{CallError, TargetError};
 use crate::domain::{CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
 
 /// How much of an error body goes into a message.
-const BODY_SNIPPET_CHARS: usize = 200;
+const BODY_SNIPPET_CHARS: usize = 500;
 
 /// One request, built once per call and sent once per attempt.
 #[derive(Debug, Clone)]
@@ -418,6 +418,7 @@ impl PreparedHttp {
                 return Err(TargetError::NoMatch {
                     field: "output",
                     path: self.output.source.clone(),
+                    body: snippet(body),
                 });
             }
         };

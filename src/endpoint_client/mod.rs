@@ -250,7 +250,7 @@ impl CallError {
 /// Why calling an endpoint failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TargetError {
-    /// The endpoint answered with a non-2xx status (`body`: its first 200 characters).
+    /// The endpoint answered with a non-2xx status (`body`: its first 500 characters).
     #[error("endpoint returned HTTP {status}: {body}{}", after(*.attempts))]
     Status {
         /// HTTP status code.
@@ -291,12 +291,14 @@ pub enum TargetError {
         reason: String,
     },
     /// A required JSONPath of the response mapping matched nothing.
-    #[error("response mapping {field} {path:?} matched nothing")]
+    #[error("response mapping {field} {path:?} matched nothing; the body was: {body}")]
     NoMatch {
         /// The mapping field (`output`).
         field: &'static str,
         /// The JSONPath.
         path: String,
+        /// The start of the response body, to see what the path should have been.
+        body: String,
     },
     /// The response is JSON but lacks what the target reads.
     #[error("unexpected endpoint response: {reason}")]

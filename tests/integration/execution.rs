@@ -721,6 +721,11 @@ async fn endpoint_errors_say_what_went_wrong() {
         error.contains("$.answer.text") && error.contains("matched nothing"),
         "{error}"
     );
+    // The stored error shows the body, to see what the path should have been.
+    assert!(
+        error.contains("the body was: {") && error.contains("\"output\""),
+        "{error}"
+    );
 
     let closed = with("closed", &|h| h.url = "http://127.0.0.1:9/answer".into());
     let error = endpoint_error(&server, closed, &[]).await;
