@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::CliError;
 use super::args::{CatalogueCommand, CreateArgs, Global};
 use super::client::Clients;
-use super::json::{ProtoJson, check_json, from_json, key_value, read_document, set_path, to_json};
+use super::json::{ProtoJson, check_json, from_json, read_document, set_flag, set_path, to_json};
 use super::output::Output;
 use crate::proto::v1 as pb;
 
@@ -132,7 +132,7 @@ fn resources(kind: Kind, args: &CreateArgs) -> Result<Vec<Value>, CliError> {
         flags.push(("metrics".to_string(), Value::from(args.metrics.clone())));
     }
     for field in &args.fields {
-        flags.push(key_value(field, "--set")?);
+        flags.push(set_flag(kind.message(), field)?);
     }
     for (index, value) in values.iter_mut().enumerate() {
         if !value.is_object() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor};
 use serde_json::Value;
 
 use super::CliError;
@@ -108,6 +108,37 @@ pub fn key_value(arg: &str, flag: &str) -> Result<(String, Value), CliError> {
     Ok((key.to_string(), value))
 }
 
+/// A `--set PATH=VALUE` for a resource of the message `message`: a text field takes VALUE as
+/// it is (`--set description=42` is the text "42"); any other field reads it as JSON (a list,
+/// a number, `true`), or else as text.
+pub fn set_flag(message: &str, arg: &str) -> Result<(String, Value), CliError> {
+    let (path, value) = key_value(arg, "--set")?;
+    if is_text_field(descriptor(message), &path) {
+        let raw = arg.split_once('=').map_or("", |(_, raw)| raw);
+        return Ok((path, Value::String(raw.to_string())));
+    }
+    Ok((path, value))
+}
+
+/// Whether the dotted `path` (proto or JSON field names) names a singular string field.
+fn is_text_field(mut message: MessageDescriptor, path: &str) -> bool {
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Some(field) = message
+            .get_field_by_name(part)
+            .or_else(|| message.get_field_by_json_name(part))
+        else {
+            return false;
+        };
+        match field.kind() {
+            Kind::String if parts.peek().is_none() => return !field.is_list() && !field.is_map(),
+            Kind::Message(inner) if parts.peek().is_some() => message = inner,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// Sets `value` at a dotted `path` of a JSON object, creating the objects on the way.
 pub fn set_path(target: &mut Value, path: &str, value: Value) -> Result<(), CliError> {
     let mut node = target;
@@ -172,5 +203,19 @@ mod tests {
         );
         assert!(key_value("novalue", "--set").is_err());
         assert!(set_path(&mut value, "name.x", json!(1)).is_err());
+    }
+
+    #[test]
+    fn set_takes_plain_text_for_text_fields_and_json_for_others() {
+        let (_, v) = set_flag("Metric", "description=42").unwrap();
+        assert_eq!(v, json!("42"));
+        let (_, v) = set_flag("Metric", "exact_match.value=true").unwrap();
+        assert_eq!(v, json!("true"));
+        let (_, v) = set_flag("Endpoint", "http.bodyTemplate={\"q\": \"{{ prompt }}\"}").unwrap();
+        assert_eq!(v, json!("{\"q\": \"{{ prompt }}\"}"));
+        let (_, v) = set_flag("Metric", "threshold=0.5").unwrap();
+        assert_eq!(v, json!(0.5));
+        let (_, v) = set_flag("Metric", "contains.values=[\"Paris\"]").unwrap();
+        assert_eq!(v, json!(["Paris"]));
     }
 }
