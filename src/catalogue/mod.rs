@@ -19,7 +19,7 @@ use crate::domain::Ref;
 use crate::error::Result;
 use crate::store::Store;
 
-pub use import::{IMPORT_IDLE_TIMEOUT, ImportTarget, Imported};
+pub use import::{ImportTarget, Imported};
 pub use test_sets::MAX_TESTS_PER_CALL;
 
 /// Catalogue operations over one store.
