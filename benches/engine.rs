@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assay::config::ServeConfig;
-use assay::domain::{ExecutionMode, ResultStatus, RunKind, RunStatus, TestResult, TestRun};
+use assay::domain::{
+    ExecutionMode, ResultStatus, RunKind, RunStatus, Test, TestResult, TestRun, TestSet,
+};
 use assay::proto::v1 as pb;
-use assay::store::{SqliteStore, Store};
+use assay::store::{ClaimRequest, Completion, SqliteStore, Store, WorkSource};
 use futures::StreamExt;
 use pb::execution_event::Event;
 use tonic::transport::Channel;
@@ -142,16 +144,72 @@ async fn store_batching(dir: &std::path::Path, n: usize) {
             finished_at: None,
             plan: None,
         };
-        store.create_run(&run).await.unwrap();
-        let results: Vec<TestResult> = (0..n).map(|i| result(run.id, i)).collect();
+        // The run's items: n tests of a set of its own, all claimed by this replica.
+        let items = TestSet {
+            id: uuid::Uuid::now_v7(),
+            name: format!("items-{}", run.id),
+            description: String::new(),
+            metric_ids: vec![],
+            test_count: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_test_set(&items).await.unwrap();
+        let tests: Vec<Test> = (0..n)
+            .map(|i| Test {
+                id: uuid::Uuid::now_v7(),
+                test_set_id: items.id,
+                prompt: format!("question {i}"),
+                expected_response: None,
+                behavior_id: None,
+                category: String::new(),
+                topic: String::new(),
+                metadata: Default::default(),
+                created_at: now,
+            })
+            .collect();
+        store.add_tests(items.id, &tests).await.unwrap();
+        let source = WorkSource::Tests {
+            test_set_id: items.id,
+            through: i64::MAX,
+        };
+        store.create_run(&run, source).await.unwrap();
+        let now_ms = now.timestamp_millis();
+        let positions = store
+            .claim_work(&ClaimRequest {
+                run_id: run.id,
+                owner: "bench",
+                now_ms,
+                lease_until_ms: now_ms + 600_000,
+                limit: n as u32,
+                run_cap: None,
+                endpoint_cap: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let results: Vec<(i64, TestResult)> = positions
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (p, result(run.id, i)))
+            .collect();
         let started = Instant::now();
         for chunk in results.chunks(batch) {
-            store.insert_results(chunk).await.unwrap();
+            let done = Completion {
+                run_id: run.id,
+                owner: "bench",
+                dropped: vec![],
+                results: chunk.to_vec(),
+            };
+            store
+                .complete_work(done, Box::new(|run, _, _| run))
+                .await
+                .unwrap();
         }
         let took = started.elapsed();
         println!(
             "{:<44} {:>6} results {:>9.1} ms total {:>28.0} results/s",
-            format!("store: insert_results, batches of {batch}"),
+            format!("store: complete_work, batches of {batch}"),
             n,
             took.as_secs_f64() * 1e3,
             n as f64 / took.as_secs_f64()

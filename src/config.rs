@@ -34,9 +34,16 @@ pub struct ServeConfig {
     pub max_concurrency_cap: u32,
 
     /// On SIGTERM or SIGINT: how long, in milliseconds, the tests in flight may take to finish
-    /// and be stored before the server exits; runs not done by then resume at the next start.
+    /// and be stored before the server exits; runs not done by then go on on the other replicas,
+    /// or resume at the next start.
     #[arg(long, env = "ASSAY_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
+
+    /// Replicas on one PostgreSQL database share every run: how long, in milliseconds, a
+    /// replica's claim on the tests it works on lasts unless renewed (every third of it). When a
+    /// replica dies, the others take its tests over once its leases end.
+    #[arg(long, env = "ASSAY_LEASE_MS", default_value_t = DEFAULT_LEASE_MS, value_parser = clap::value_parser!(u64).range(300..=300_000))]
+    pub lease_ms: u64,
 
     /// Default LLM judge: base URL of an OpenAI-compatible API (e.g. `http://127.0.0.1:8000/v1`)
     /// for judge metrics that name no judge. Needs `--judge-model`.
@@ -63,6 +70,9 @@ pub struct ServeConfig {
 /// Default of `--shutdown-grace-ms`: below the 30 s after which orchestrators send SIGKILL.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 
+/// Default of `--lease-ms`: the tests of a replica that died wait this long for another.
+pub const DEFAULT_LEASE_MS: u64 = 10_000;
+
 impl ServeConfig {
     /// Settings for tests and embedding: listen address and database given, defaults otherwise.
     pub fn new(listen: SocketAddr, database: impl Into<String>) -> Self {
@@ -72,6 +82,7 @@ impl ServeConfig {
             default_concurrency: 16,
             max_concurrency_cap: 256,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            lease_ms: DEFAULT_LEASE_MS,
             judge_base_url: None,
             judge_model: None,
             judge_api_key_env: None,

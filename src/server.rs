@@ -15,7 +15,7 @@ use tracing::Level;
 use crate::api::{BehaviorApi, EndpointApi, ExecutionApi, MetricApi, TestSetApi};
 use crate::catalogue::Catalogue;
 use crate::config::ServeConfig;
-use crate::engine::{ConcurrencyLimits, Engine};
+use crate::engine::{ConcurrencyLimits, Engine, EngineSettings, Replica};
 use crate::health::Health;
 use crate::proto::v1::{
     behavior_service_server::BehaviorServiceServer, endpoint_service_server::EndpointServiceServer,
@@ -99,21 +99,19 @@ pub async fn serve(
     let default_judge = config.default_judge();
     let engine = Engine::new(
         Arc::clone(&store),
-        ConcurrencyLimits {
-            default: config.default_concurrency,
-            cap: config.max_concurrency_cap,
+        EngineSettings {
+            concurrency: ConcurrencyLimits {
+                default: config.default_concurrency,
+                cap: config.max_concurrency_cap,
+            },
+            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            replica: Replica::new(Duration::from_millis(config.lease_ms)),
         },
-        Duration::from_millis(config.shutdown_grace_ms),
         default_judge.clone(),
     );
     let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), default_judge.is_some()));
-    let resumed = engine.resume_unfinished().await?;
-    if resumed > 0 {
-        tracing::info!(
-            runs = resumed,
-            "runs cut short by an earlier stop were resumed"
-        );
-    }
+    // Runs left by an earlier stop or crash, and runs of the other replicas, are taken up now.
+    engine.schedule();
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter);

@@ -8,6 +8,7 @@ mod page;
 mod patch;
 mod reference;
 mod run;
+mod tally;
 mod test_set;
 
 pub use behavior::Behavior;
@@ -28,6 +29,7 @@ pub use run::{
     ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunPlan, RunStatus,
     RunSummary, TestResult, TestRun,
 };
+pub use tally::Tally;
 pub use test_set::{Test, TestSet};
 
 /// Timestamps of every resource.

@@ -126,6 +126,13 @@ pub struct RunPlan {
     /// A retry-errors run: results of the source that are not errors are copied as they are,
     /// errors are executed again.
     pub retry_errors: bool,
+    /// The most tests of the run in flight at once across every replica, when the request or the
+    /// endpoint set one; `None`: each replica runs it with its own default concurrency.
+    #[serde(default)]
+    pub cluster_concurrency: Option<u32>,
+    /// The totals of the results stored so far.
+    #[serde(default)]
+    pub tally: super::Tally,
 }
 
 /// Counts and statistics of an ended run.

@@ -1,24 +1,16 @@
-//! The jobs of a run: one per test, with the metrics that score it and where its answer comes
-//! from (a call, a stored output to score again, or a stored result to copy).
-//!
-//! Execution and rescore runs read their tests (or the source's results) from the store a page at
-//! a time while they run, so a run's memory does not grow with its size.
+//! The jobs of a run: one per item (a test, or a result of the source run), with the metrics that
+//! score it and where its answer comes from (a call, a stored output to score again, or a stored
+//! result to copy). A replica turns the items it claimed into jobs a batch at a time, so a run's
+//! memory does not grow with its size.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
 
-use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
-use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
 use super::plan::{MetricPlan, MetricSet};
 use crate::domain::{ResultStatus, Test, TestResult};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Store;
-
-/// Tests or results read from the store at once while a run goes on.
-const PAGE: u32 = 256;
 
 /// Where the answer of one job comes from.
 pub(super) enum Input {
@@ -30,146 +22,126 @@ pub(super) enum Input {
     Copy(TestResult),
 }
 
-/// One unit of work of a run: a test, the metrics that score it, and where its answer comes
+/// One unit of work of a run: an item, the metrics that score it, and where its answer comes
 /// from.
 pub(super) struct Job {
+    /// The item's position (what its claim names).
+    pub(super) position: i64,
     pub(super) test: Test,
     pub(super) metrics: MetricSet,
     pub(super) input: Input,
 }
 
-/// The jobs of a run, in dispatch order; an error means the store could not be read.
-pub(super) type Jobs = BoxStream<'static, Result<Job>>;
-
-/// Jobs that call the endpoint for the tests of a test set up to position `through`, skipping
-/// the tests in `done` (a resumed run).
-pub(super) fn call_jobs(
-    store: Arc<dyn Store>,
-    test_set_id: Uuid,
-    through: i64,
-    plan: Arc<MetricPlan>,
-    done: HashSet<Uuid>,
-) -> Jobs {
-    pages(
-        move |after| {
-            let store = Arc::clone(&store);
-            async move { store.tests_after(test_set_id, after, PAGE).await }
-        },
-        through,
-        (done, |test: &Test| test.id),
-    )
-    .map_ok(move |test| Job {
-        metrics: plan.for_test(test.behavior_id),
-        test,
-        input: Input::Call,
-    })
-    .boxed()
+/// What a run's items are, and so how they become jobs.
+pub(super) enum Items {
+    /// An execution: the tests of a test set, each called.
+    Tests { test_set_id: Uuid },
+    /// A rescore: the results of the source run, each output scored again.
+    Rescore {
+        source_run_id: Uuid,
+        test_set_id: Uuid,
+    },
+    /// A retry of a run's errors: the results of the source run; errors are executed again with
+    /// the test as it is now (tests removed since are dropped), everything else is copied.
+    RetryErrors {
+        source_run_id: Uuid,
+        test_set_id: Uuid,
+        tests: HashMap<Uuid, Test>,
+    },
 }
 
-/// Jobs that score the results of a source run up to position `through` again, skipping the
-/// tests in `done` (a resumed run).
-pub(super) fn rescore_jobs(
-    store: Arc<dyn Store>,
-    source_run_id: Uuid,
-    through: i64,
-    test_set_id: Uuid,
-    plan: Arc<MetricPlan>,
-    done: HashSet<Uuid>,
-) -> Jobs {
-    pages(
-        move |after| {
-            let store = Arc::clone(&store);
-            async move { store.results_after(source_run_id, after, PAGE).await }
-        },
-        through,
-        (done, |r: &TestResult| r.test_id),
-    )
-    .map_ok(move |r| Job {
-        metrics: plan.for_test(r.behavior_id),
-        test: snapshot(&r, test_set_id),
-        input: Input::Rescore(r),
-    })
-    .boxed()
+/// The jobs of a batch of claimed items, in order, and the positions of items that have nothing
+/// left to run (their test was removed).
+pub(super) type Batch = (Vec<Job>, Vec<i64>);
+
+impl Items {
+    /// The jobs of the items at `positions`.
+    pub(super) async fn jobs(
+        &self,
+        store: &dyn Store,
+        plan: &MetricPlan,
+        positions: &[i64],
+    ) -> Result<Batch> {
+        let (jobs, found): (Vec<Job>, Vec<i64>) = match self {
+            Items::Tests { test_set_id } => {
+                let tests = store.tests_at(*test_set_id, positions).await?;
+                let found = tests.iter().map(|(p, _)| *p).collect();
+                let jobs = tests
+                    .into_iter()
+                    .map(|(position, test)| Job {
+                        position,
+                        metrics: plan.for_test(test.behavior_id),
+                        test,
+                        input: Input::Call,
+                    })
+                    .collect();
+                (jobs, found)
+            }
+            Items::Rescore {
+                source_run_id,
+                test_set_id,
+            } => {
+                let results = store.results_at(*source_run_id, positions).await?;
+                let found = results.iter().map(|(p, _)| *p).collect();
+                let jobs = results
+                    .into_iter()
+                    .map(|(position, r)| Job {
+                        position,
+                        metrics: plan.for_test(r.behavior_id),
+                        test: snapshot(&r, *test_set_id),
+                        input: Input::Rescore(r),
+                    })
+                    .collect();
+                (jobs, found)
+            }
+            Items::RetryErrors {
+                source_run_id,
+                test_set_id,
+                tests,
+            } => {
+                let results = store.results_at(*source_run_id, positions).await?;
+                let jobs: Vec<Job> = results
+                    .into_iter()
+                    .filter_map(|(position, r)| retry_job(position, r, tests, *test_set_id, plan))
+                    .collect();
+                let found = jobs.iter().map(|j| j.position).collect();
+                (jobs, found)
+            }
+        };
+        let dropped = positions
+            .iter()
+            .copied()
+            .filter(|p| !found.contains(p))
+            .collect();
+        Ok((jobs, dropped))
+    }
 }
 
-/// Jobs of a retry-errors run: the source's errors are executed again with the test as it is
-/// now (tests removed since are left out), everything else is copied.
-pub(super) fn retry_jobs(
-    results: Vec<TestResult>,
+/// The job of a retry-errors run for one result of its source: an error is executed again with
+/// the test as it is now (`None` when the test was removed since), anything else is copied.
+fn retry_job(
+    position: i64,
+    r: TestResult,
     tests: &HashMap<Uuid, Test>,
     test_set_id: Uuid,
     plan: &MetricPlan,
-) -> Vec<Job> {
-    results
-        .into_iter()
-        .filter_map(|r| {
-            // The behaviour at the time of the source run picks the metrics, as it did then.
-            let metrics = plan.for_test(r.behavior_id);
-            if r.status != ResultStatus::Error {
-                return Some(Job {
-                    test: snapshot(&r, test_set_id),
-                    metrics,
-                    input: Input::Copy(r),
-                });
-            }
-            let test = tests.get(&r.test_id)?.clone();
-            Some(Job {
-                test,
-                metrics,
-                input: Input::Call,
-            })
-        })
-        .collect()
-}
-
-/// Jobs already in memory, as a run takes them.
-pub(super) fn from_vec(jobs: Vec<Job>) -> Jobs {
-    stream::iter(jobs.into_iter().map(Ok)).boxed()
-}
-
-/// The items up to position `through` of a paged store read (`fetch(after)` answers the next
-/// page with positions), but those whose test is in `done`. The next page is read while the
-/// current one is dispatched, so a fast endpoint never waits for the store between pages; at most
-/// two pages are in memory.
-fn pages<T, F, Fut>(
-    mut fetch: F,
-    through: i64,
-    (done, test_id): (HashSet<Uuid>, fn(&T) -> Uuid),
-) -> BoxStream<'static, Result<T>>
-where
-    T: Send + 'static,
-    F: FnMut(Option<i64>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Vec<(i64, T)>>> + Send + 'static,
-{
-    // Aborted when dropped, so a cancelled run leaves no read behind.
-    let mut prefetch = move |after| AbortOnDropHandle::new(tokio::spawn(fetch(after)));
-    let first = prefetch(None);
-    stream::try_unfold(
-        (prefetch, Some(first), done),
-        move |(mut prefetch, reading, done)| async move {
-            let Some(reading) = reading else {
-                return Ok::<_, Error>(None);
-            };
-            let page = reading
-                .await
-                .map_err(|e| Error::internal_from("reading a page of tests failed", e))??;
-            let next = match page.last() {
-                Some(&(last, _)) if page.len() == PAGE as usize && last < through => {
-                    Some(prefetch(Some(last)))
-                }
-                _ => None,
-            };
-            let items: Vec<T> = page
-                .into_iter()
-                .filter(|(position, item)| *position <= through && !done.contains(&test_id(item)))
-                .map(|(_, item)| item)
-                .collect();
-            Ok(Some((items, (prefetch, next, done))))
-        },
-    )
-    .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
-    .try_flatten()
-    .boxed()
+) -> Option<Job> {
+    // The behaviour at the time of the source run picks the metrics, as it did then.
+    let metrics = plan.for_test(r.behavior_id);
+    if r.status != ResultStatus::Error {
+        return Some(Job {
+            position,
+            test: snapshot(&r, test_set_id),
+            metrics,
+            input: Input::Copy(r),
+        });
+    }
+    Some(Job {
+        position,
+        test: tests.get(&r.test_id)?.clone(),
+        metrics,
+        input: Input::Call,
+    })
 }
 
 /// The test as a result recorded it (prompt, expected response, behaviour).

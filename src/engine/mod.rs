@@ -6,19 +6,20 @@
 //! result and then announces progress; clients follow the store ([`follow`]), so a disconnected
 //! or slow client never holds a run back.
 //!
-//! Runs survive stops and crashes ([`resume`]): each run stores its plan when it starts, a stop
-//! lets the tests in flight finish (up to a grace period) and leaves the run `RUNNING`, and the
-//! next start resumes every `RUNNING` run with the tests that have no stored result.
+//! Several replicas on one database share every run ([`scheduler`]): a run stores its plan and
+//! its items when it starts, and every replica claims items of it under leases, a few at a time,
+//! until none is left. So runs survive stops and crashes too: a stop lets the tests in flight
+//! finish (up to a grace period) and gives up the rest, a crashed replica's leases expire, and the
+//! other replicas, or the next start, take the items over.
 
 mod concurrency;
 mod follow;
 mod history;
 mod jobs;
 mod plan;
-mod resume;
 mod runner;
+mod scheduler;
 mod start;
-mod summary;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,7 +38,7 @@ use crate::scoring::Scorer;
 use crate::store::Store;
 pub use concurrency::ConcurrencyLimits;
 use runner::Work;
-use summary::Tally;
+pub use scheduler::{DEFAULT_POLL, Replica};
 
 /// What a run stream carries.
 #[derive(Clone, Debug)]
@@ -84,11 +85,9 @@ pub struct RescoreSpec {
     pub metrics: Vec<Ref>,
 }
 
-/// Progress of a live run, announced after each batch of results is stored.
+/// Progress of a run on this replica, announced after each batch of results it stores.
 #[derive(Clone, Debug, Default)]
 struct Progress {
-    /// Results stored so far.
-    stored: usize,
     /// The batch stored last, so that followers that are caught up need not read it back.
     latest: Option<Arc<StoredBatch>>,
     /// The run has ended and its final state is stored.
@@ -98,8 +97,8 @@ struct Progress {
 /// Results just stored, in order.
 #[derive(Debug)]
 struct StoredBatch {
-    /// How many results of the run were stored before these.
-    first: usize,
+    /// The position of the run's result stored just before these (`None`: none was).
+    after: Option<i64>,
     /// The store position of the last of them.
     last_position: i64,
     results: Arc<[TestResult]>,
@@ -117,7 +116,18 @@ struct Registered {
     cancel: CancellationToken,
 }
 
-/// Runs test sets and keeps track of the runs in progress.
+/// How an engine runs its share of the work.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// A run's concurrency on this replica.
+    pub concurrency: ConcurrencyLimits,
+    /// How long a stop waits for the tests in flight.
+    pub shutdown_grace: Duration,
+    /// This replica, as the others see it.
+    pub replica: Replica,
+}
+
+/// Runs test sets and keeps track of the runs this replica works on.
 pub struct Engine {
     store: Arc<dyn Store>,
     targets: TargetClient,
@@ -125,7 +135,11 @@ pub struct Engine {
     concurrency: ConcurrencyLimits,
     /// How long a stop waits for the tests in flight.
     shutdown_grace: Duration,
+    replica: Replica,
+    /// The runs this replica works on.
     live: Mutex<HashMap<Uuid, LiveRun>>,
+    /// Tells the scheduler to look for work now.
+    wake: tokio::sync::Notify,
     stopping: CancellationToken,
     tasks: TaskTracker,
 }
@@ -134,13 +148,11 @@ pub struct Engine {
 const LOAD_PAGE: u32 = 1000;
 
 impl Engine {
-    /// An engine over `store`; a run's concurrency follows `concurrency`; a stop waits up to
-    /// `shutdown_grace` for the tests in flight; LLM-judge metrics that name no judge use
-    /// `default_judge`.
+    /// An engine over `store`, working as `settings` say; LLM-judge metrics that name no judge
+    /// use `default_judge`. It takes part in runs once [`Engine::schedule`] is called.
     pub fn new(
         store: Arc<dyn Store>,
-        concurrency: ConcurrencyLimits,
-        shutdown_grace: Duration,
+        settings: EngineSettings,
         default_judge: Option<crate::domain::Endpoint>,
     ) -> Arc<Self> {
         let targets = TargetClient::new();
@@ -149,9 +161,11 @@ impl Engine {
             store,
             targets,
             scorer,
-            concurrency,
-            shutdown_grace,
+            concurrency: settings.concurrency,
+            shutdown_grace: settings.shutdown_grace,
+            replica: settings.replica,
             live: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -178,31 +192,42 @@ impl Engine {
         Ok(tests.into_iter().map(|t| (t.id, t)).collect())
     }
 
-    /// Follows a run: its stored results first, then live ones until it ends.
+    /// Follows a run: its stored results first, then live ones until it ends, whichever replica
+    /// stores them.
     pub async fn watch(&self, run_id: Uuid) -> Result<RunEvents> {
         let live = self.live_run(run_id);
         let run = self.store.get_run(run_id).await?;
         Ok(self.follow(run, live.map(|l| l.progress)))
     }
 
-    /// Cancels a running run and returns it as it ended. Cancelling a cancelled run returns it;
-    /// cancelling a run that ended otherwise is `FailedPrecondition`.
+    /// Cancels a running run and returns it as it ended: no result is stored after, and every
+    /// replica working on it stops its calls. Cancelling a cancelled run returns it; cancelling a
+    /// run that ended otherwise is `FailedPrecondition`.
     pub async fn cancel(&self, run_id: Uuid) -> Result<TestRun> {
+        let run = self
+            .store
+            .update_run(
+                run_id,
+                Box::new(move |mut run: TestRun| match run.status {
+                    RunStatus::Running => {
+                        run.status = RunStatus::Cancelled;
+                        let tally = run.plan.clone().unwrap_or_default().tally;
+                        tally.finish(&mut run);
+                        Ok(run)
+                    }
+                    RunStatus::Cancelled => Ok(run),
+                    status => Err(Error::precondition(
+                        format!("run {run_id}"),
+                        format!("run {run_id} has already ended as {}", status.as_str()),
+                    )),
+                }),
+            )
+            .await?;
+        // The other replicas see it at their next look (the scheduler's poll).
         if let Some(live) = self.live_run(run_id) {
             live.cancel.cancel();
-            let mut progress = live.progress;
-            // An error means the run task is gone, so its final state is stored.
-            let _ = progress.wait_for(|p| p.ended).await;
-            return self.store.get_run(run_id).await;
         }
-        let run = self.store.get_run(run_id).await?;
-        match run.status {
-            RunStatus::Cancelled => Ok(run),
-            status => Err(Error::precondition(
-                format!("run {run_id}"),
-                format!("run {run_id} has already ended as {}", status.as_str()),
-            )),
-        }
+        Ok(run)
     }
 
     /// The latest completed run of a test set and endpoint, if any.
@@ -215,12 +240,16 @@ impl Engine {
     }
 
     /// Stops taking new runs and dispatching tests, waits up to the grace period for the tests
-    /// in flight and stores their results; runs that did not end stay `RUNNING`, to be resumed
-    /// at the next start.
+    /// in flight and stores their results, and gives up the items it claimed: runs that did not
+    /// end stay `RUNNING`, for the other replicas or the next start.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Err(e) = self.store.release_claims(&self.replica.id).await {
+            // Their leases end soon anyway.
+            tracing::warn!(error = %e, "claims could not be given up");
+        }
     }
 
     fn live_run(&self, run_id: Uuid) -> Option<LiveRun> {
@@ -231,27 +260,36 @@ impl Engine {
             .cloned()
     }
 
-    /// Makes a run live: watchers follow its progress, `cancel` can stop it.
-    fn register(&self, run_id: Uuid, stored: usize) -> Registered {
-        let (progress_tx, progress_rx) = watch::channel(Progress {
-            stored,
-            ..Progress::default()
-        });
+    /// Makes a run live on this replica (watchers follow its progress, `cancel` can stop it),
+    /// unless it is already.
+    fn register(&self, run_id: Uuid) -> Option<Registered> {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if live.contains_key(&run_id) {
+            return None;
+        }
+        let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let cancel = CancellationToken::new();
+        live.insert(
+            run_id,
+            LiveRun {
+                progress: progress_rx,
+                cancel: cancel.clone(),
+            },
+        );
+        Some(Registered {
+            progress: progress_tx,
+            cancel,
+        })
+    }
+
+    /// The runs live on this replica.
+    fn live_runs(&self) -> Vec<(Uuid, CancellationToken)> {
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                run_id,
-                LiveRun {
-                    progress: progress_rx,
-                    cancel: cancel.clone(),
-                },
-            );
-        Registered {
-            progress: progress_tx,
-            cancel,
-        }
+            .iter()
+            .map(|(id, live)| (*id, live.cancel.clone()))
+            .collect()
     }
 
     fn unregister(&self, run_id: Uuid) {
@@ -261,17 +299,22 @@ impl Engine {
             .remove(&run_id);
     }
 
-    /// Drives a registered run in its own task.
-    fn spawn_drive(self: &Arc<Self>, run: TestRun, work: Work, tally: Tally, live: Registered) {
+    /// Works on a registered run in its own task.
+    fn spawn_drive(self: &Arc<Self>, run: TestRun, work: Work, live: Registered) {
         let engine = Arc::clone(self);
         self.tasks
-            .spawn(async move { engine.drive(run, work, tally, live).await });
+            .spawn(async move { engine.drive(run, work, live).await });
     }
 
     fn follow(&self, run: TestRun, progress: Option<watch::Receiver<Progress>>) -> RunEvents {
         // A small buffer (of batches): a slow client makes its follower wait, not the run.
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(follow::follow(Arc::clone(&self.store), run, progress, tx));
+        let follower = follow::Follower {
+            store: Arc::clone(&self.store),
+            poll: self.replica.poll,
+            stopping: self.stopping.clone(),
+        };
+        tokio::spawn(follower.follow(run, progress, tx));
         ReceiverStream::new(rx)
     }
 }

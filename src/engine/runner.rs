@@ -1,80 +1,121 @@
-//! Driving one run: dispatch the jobs (bounded by the run's concurrency; sequential is a
-//! concurrency of one, which keeps test-set order), score each answer in a task of its own,
-//! store results in batches while dispatching goes on, announce progress, and store the run's
-//! end. When the server stops, dispatching ends,
-//! the tests in flight get the grace period to finish and be stored, and the run stays `RUNNING`
-//! to be resumed.
+//! Taking part in one run: claim a few of its items at a time, dispatch their jobs (bounded by
+//! this replica's concurrency for the run; sequential is a concurrency of one, which keeps
+//! test-set order), score each answer in a task of its own, and store results in batches while
+//! dispatching goes on, giving up their claims in the same transaction. Whichever replica stores
+//! the run's last result ends it. When the server stops, dispatching ends, the tests in flight get
+//! the grace period to finish and be stored, and the run stays `RUNNING` for the other replicas,
+//! or for the next start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::stream::{self, BoxStream};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tokio::sync::Notify;
 use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
-use super::jobs::{Input, Job, Jobs};
-use super::summary::Tally;
+use super::jobs::{Input, Items, Job};
+use super::plan::MetricPlan;
 use super::{Engine, Registered, StoredBatch};
 use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
-use crate::store::Store;
+use crate::store::{ClaimRequest, Completed, Completion};
 
 /// Most results stored in one transaction. Results that become ready while a write is in
 /// progress are written together by the next one, which keeps the store off the critical path
 /// of a fast endpoint; at this many, results wait in their tasks until the write is done.
 const MAX_BATCH: usize = 256;
 
-/// What a run's task has to do.
+/// Most items claimed at once: few enough that other replicas find work too.
+const MAX_CLAIM: u32 = 32;
+
+/// How long a replica waits before asking again when a cap held across replicas is reached and
+/// none of its own writes frees a place sooner.
+const CAPPED_RETRY: Duration = Duration::from_millis(50);
+
+/// What taking part in a run needs.
 pub(super) struct Work {
-    pub(super) jobs: Jobs,
-    /// How many jobs `jobs` is expected to hold (tests removed from the set while the run goes on
-    /// can make it fewer).
-    pub(super) count: usize,
+    /// What the run's items are.
+    pub(super) items: Items,
+    /// The metrics of its tests.
+    pub(super) metrics: Arc<MetricPlan>,
     /// The endpoint, when some job calls it.
     pub(super) target: Option<Arc<PreparedTarget>>,
+    /// Jobs in flight at once on this replica.
+    pub(super) concurrency: u32,
+    /// Most items in flight across replicas, for the run and for its endpoint.
+    pub(super) run_cap: Option<u32>,
+    pub(super) endpoint_cap: Option<(Uuid, u32)>,
 }
 
-/// A write in progress: the batch, and what storing it gave.
-type Write = BoxFuture<'static, (Vec<TestResult>, Result<Option<i64>>)>;
+/// What became of one claimed item.
+struct Done {
+    position: i64,
+    /// `None`: nothing to run (the item's test was removed).
+    result: Option<TestResult>,
+}
+
+/// A write in progress: what storing a batch gave.
+type Write = BoxFuture<'static, Result<Completed>>;
 
 /// Stores a run's results while the run goes on dispatching: one write at a time, and the
 /// results that become ready meanwhile make up the next one. Invariant: when no write is in
 /// progress, nothing is pending.
 struct Writer {
-    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    run_id: Uuid,
     writing: Option<Write>,
-    pending: Vec<TestResult>,
+    pending: Vec<(i64, TestResult)>,
+    dropped: Vec<i64>,
+    /// Told when a write ends, so claims held back by a cap are asked again at once.
+    written: Arc<Notify>,
 }
 
 impl Writer {
-    fn new(store: Arc<dyn Store>) -> Self {
+    fn new(engine: Arc<Engine>, run_id: Uuid, written: Arc<Notify>) -> Self {
         Writer {
-            store,
+            engine,
+            run_id,
             writing: None,
             pending: Vec::new(),
+            dropped: Vec::new(),
+            written,
         }
     }
 
-    /// Queues a result; it is written at once when no write is in progress.
-    fn push(&mut self, result: TestResult) {
-        self.pending.push(result);
+    /// Queues what became of an item; it is written at once when no write is in progress.
+    fn push(&mut self, done: Done) {
+        match done.result {
+            Some(result) => self.pending.push((done.position, result)),
+            None => self.dropped.push(done.position),
+        }
         self.start();
     }
 
     fn start(&mut self) {
-        if self.writing.is_none() && !self.pending.is_empty() {
-            let batch = std::mem::take(&mut self.pending);
-            let store = Arc::clone(&self.store);
-            self.writing = Some(
-                async move {
-                    let stored = store.insert_results(&batch).await;
-                    (batch, stored)
-                }
-                .boxed(),
-            );
+        if self.writing.is_some() || (self.pending.is_empty() && self.dropped.is_empty()) {
+            return;
         }
+        let results = std::mem::take(&mut self.pending);
+        let dropped = std::mem::take(&mut self.dropped);
+        let engine = Arc::clone(&self.engine);
+        let run_id = self.run_id;
+        self.writing = Some(
+            async move {
+                let done = Completion {
+                    run_id,
+                    owner: &engine.replica.id,
+                    dropped,
+                    results,
+                };
+                engine.store.complete_work(done, Box::new(fold)).await
+            }
+            .boxed(),
+        );
     }
 
     /// Nothing written or waiting.
@@ -87,58 +128,75 @@ impl Writer {
         self.pending.len() >= MAX_BATCH
     }
 
-    /// The batch of the write in progress once it is stored (and the next write started), with
-    /// the position of its last result; never ready when idle. Cancel-safe: dropped before it is
-    /// ready, the write goes on.
-    async fn written(&mut self) -> Result<(Vec<TestResult>, i64)> {
+    /// What the write in progress stored, once it is done (and the next write started); never
+    /// ready when idle. Cancel-safe: dropped before it is ready, the write goes on.
+    async fn written(&mut self) -> Result<Completed> {
         let Some(writing) = self.writing.as_mut() else {
             return std::future::pending().await;
         };
-        let (batch, stored) = writing.await;
+        let completed = writing.await;
         self.writing = None;
+        self.written.notify_one();
         self.start();
-        let last = stored?.ok_or_else(|| Error::internal("an empty batch was written"))?;
-        Ok((batch, last))
+        completed
     }
 }
 
+/// Brings a run up to date with results just stored, and ends it when no item is left.
+fn fold(mut run: TestRun, stored: &[TestResult], left: bool) -> TestRun {
+    let plan = run.plan.get_or_insert_with(Default::default);
+    stored.iter().for_each(|r| plan.tally.add(r));
+    if !left {
+        let tally = plan.tally.clone();
+        run.status = tally.status();
+        tally.finish(&mut run);
+    }
+    run
+}
+
 impl Engine {
-    /// Runs the jobs of `work` to the end (or until cancelled, or stopped) and stores the run's
-    /// final state. `tally` counts the results stored before (a resumed run).
-    pub(super) async fn drive(
-        self: Arc<Self>,
-        mut run: TestRun,
-        work: Work,
-        mut tally: Tally,
-        live: Registered,
-    ) {
-        let Work {
-            jobs,
-            count: mut left,
-            target,
-        } = work;
-        let Registered { progress, cancel } = live;
+    /// Works on the run's items until none is free (or it is cancelled, or the server stops),
+    /// storing every result; the replica that stores the last one ends the run.
+    pub(super) async fn drive(self: Arc<Self>, run: TestRun, work: Work, live: Registered) {
         let run_id = run.id;
+        let Registered { progress, cancel } = live;
+        let written = Arc::new(Notify::new());
+        let concurrency = work.concurrency.max(1) as usize;
+        let target = work.target.clone();
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
         // No job is dispatched once the server is stopping; those in flight go on. Each test is
         // called and scored in a task of its own, so a run uses every core; its handle aborts
         // the task when dropped, so dropping `results` drops the calls in flight.
         let mut results = Box::pin(
-            jobs.take_until(self.stopping.clone().cancelled_owned())
-                .map(|job| {
+            self.claimed(run_id, Arc::new(work), Arc::clone(&written))
+                .take_until(self.stopping.clone().cancelled_owned())
+                .map(|item| {
                     let engine = Arc::clone(&self);
                     let target = target.clone();
                     async move {
-                        let job = job?;
+                        let job = match item? {
+                            Claimed::Job(job) => job,
+                            Claimed::Dropped(position) => {
+                                return Ok::<_, Error>(Done {
+                                    position,
+                                    result: None,
+                                });
+                            }
+                        };
+                        let position = job.position;
                         let task = tokio::spawn(async move {
                             engine.process(run_id, job, target.as_deref()).await
                         });
-                        AbortOnDropHandle::new(task)
+                        let result = AbortOnDropHandle::new(task)
                             .await
-                            .map_err(|e| Error::internal_from("a test's task failed", e))
+                            .map_err(|e| Error::internal_from("a test's task failed", e))?;
+                        Ok(Done {
+                            position,
+                            result: Some(result),
+                        })
                     }
                 })
-                .buffer_unordered(run.max_concurrency.max(1) as usize),
+                .buffer_unordered(concurrency),
         );
         let grace_over = async {
             self.stopping.cancelled().await;
@@ -146,23 +204,27 @@ impl Engine {
         };
         tokio::pin!(grace_over);
 
-        let mut writer = Writer::new(Arc::clone(&self.store));
+        let mut writer = Writer::new(Arc::clone(&self), run_id, written);
         // Stored before announced: whatever a client is sent is durable.
-        let mut record = |(results, last_position): (Vec<TestResult>, i64)| {
-            left = left.saturating_sub(results.len());
-            results.iter().for_each(|r| tally.add(r));
+        let record = |completed: Completed| -> bool {
+            let ended = completed.run.status != RunStatus::Running;
             progress.send_modify(|p| {
-                let first = p.stored;
-                p.stored += results.len();
-                p.latest = Some(Arc::new(StoredBatch {
-                    first,
-                    last_position,
-                    results: results.into(),
-                }));
+                if let Some(last) = completed.last {
+                    p.latest = Some(Arc::new(StoredBatch {
+                        after: completed.after,
+                        last_position: last,
+                        results: completed.results.into(),
+                    }));
+                }
+                p.ended = ended;
             });
+            if ended {
+                log_end(&completed.run);
+            }
+            ended
         };
-        let mut interrupted = None;
-        let mut store_error = None;
+        let mut ended = false;
+        let mut failure = None;
         let mut exhausted = false;
         loop {
             if exhausted && writer.is_idle() {
@@ -170,18 +232,16 @@ impl Engine {
             }
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => { interrupted = Some(RunStatus::Cancelled); break; }
+                _ = cancel.cancelled() => { ended = true; break; }
                 () = &mut grace_over => break,
                 written = writer.written() => match written {
-                    Ok(batch) => record(batch),
-                    Err(e) => { store_error = Some(e); break; }
+                    Ok(completed) => if record(completed) { ended = true; break; },
+                    Err(e) => { failure = Some(format!("results could not be stored: {e}")); break; }
                 },
                 next = results.next(), if !exhausted && !writer.is_full() => match next {
-                    Some(Ok(result)) => writer.push(result),
+                    Some(Ok(done)) => writer.push(done),
                     Some(Err(e)) => {
-                        tracing::error!(run_id = %run_id, error = %e, "the run's tests could not be read");
-                        run.error = Some(format!("the run's tests could not be read: {e}"));
-                        interrupted = Some(RunStatus::Failed);
+                        failure = Some(format!("the run's tests could not be read: {e}"));
                         break;
                     }
                     None => exhausted = true,
@@ -191,42 +251,97 @@ impl Engine {
         // Dropping the stream aborts calls still in flight: a cancelled run dispatches nothing more
         // and stores nothing half-done. Results already made are stored, whatever ended the run.
         drop(results);
-        while store_error.is_none() && !writer.is_idle() {
+        while !ended && failure.is_none() && !writer.is_idle() {
             match writer.written().await {
-                Ok(batch) => record(batch),
-                Err(e) => store_error = Some(e),
+                Ok(completed) => ended = record(completed),
+                Err(e) => failure = Some(format!("results could not be stored: {e}")),
             }
         }
-        if let Some(e) = store_error {
-            tracing::error!(run_id = %run_id, error = %e, "results could not be stored");
-            run.error = Some(format!("results could not be stored: {e}"));
-            interrupted = Some(RunStatus::Failed);
-        }
-
-        // Every job was dispatched unless the stop cut the jobs short (tests removed from the set
-        // while the run went on can leave `left` above zero without a stop).
-        if interrupted.is_none() && left > 0 && self.stopping.is_cancelled() {
-            // Stopped with tests left: the run stays RUNNING and resumes at the next start.
-            self.unregister(run_id);
-            tracing::info!(run_id = %run_id, left, "run left to resume at the next start");
-            return;
-        }
-        run.status = interrupted.unwrap_or_else(|| tally.status());
-        tally.finish(&mut run);
-        if let Err(e) = self.store.update_run(&run).await {
-            tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored");
+        if let Some(error) = failure {
+            tracing::error!(run_id = %run_id, error = %error, "the run failed");
+            match self.fail(run_id, error).await {
+                Ok(run) => log_end(&run),
+                Err(e) => {
+                    tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored")
+                }
+            }
+            ended = true;
         }
         self.unregister(run_id);
-        progress.send_modify(|p| p.ended = true);
-        let summary = run.summary.as_ref();
-        tracing::info!(
-            run_id = %run_id,
-            status = run.status.as_str(),
-            passed = summary.map_or(0, |s| s.passed),
-            failed = summary.map_or(0, |s| s.failed),
-            errored = summary.map_or(0, |s| s.errored),
-            "run finished"
-        );
+        if ended {
+            progress.send_modify(|p| p.ended = true);
+        } else if self.stopping.is_cancelled() {
+            tracing::info!(run_id = %run_id, "run left to the other replicas or the next start");
+        }
+    }
+
+    /// Ends a running run as `FAILED` with `error`; a run that has ended already stays as it is.
+    pub(super) async fn fail(&self, run_id: Uuid, error: String) -> Result<TestRun> {
+        self.store
+            .update_run(
+                run_id,
+                Box::new(move |mut run: TestRun| {
+                    if run.status == RunStatus::Running {
+                        run.status = RunStatus::Failed;
+                        run.error = Some(error);
+                        let tally = run.plan.clone().unwrap_or_default().tally;
+                        tally.finish(&mut run);
+                    }
+                    Ok(run)
+                }),
+            )
+            .await
+    }
+
+    /// The jobs of the items this replica claims, a batch at a time, until no item is free.
+    fn claimed(
+        self: &Arc<Self>,
+        run_id: Uuid,
+        work: Arc<Work>,
+        written: Arc<Notify>,
+    ) -> BoxStream<'static, Result<Claimed>> {
+        let engine = Arc::clone(self);
+        let batch = work.concurrency.clamp(1, MAX_CLAIM);
+        stream::try_unfold((), move |()| {
+            let engine = Arc::clone(&engine);
+            let work = Arc::clone(&work);
+            let written = Arc::clone(&written);
+            async move {
+                loop {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let request = ClaimRequest {
+                        run_id,
+                        owner: &engine.replica.id,
+                        now_ms: now,
+                        lease_until_ms: now + engine.replica.lease_ms(),
+                        limit: batch,
+                        run_cap: work.run_cap,
+                        endpoint_cap: work.endpoint_cap,
+                    };
+                    match engine.store.claim_work(&request).await? {
+                        None => {
+                            // A cap is reached: a place frees when a result is stored, here or
+                            // on another replica.
+                            let _ = tokio::time::timeout(CAPPED_RETRY, written.notified()).await;
+                        }
+                        Some(positions) if positions.is_empty() => return Ok::<_, Error>(None),
+                        Some(positions) => {
+                            let (jobs, dropped) = work
+                                .items
+                                .jobs(&*engine.store, &work.metrics, &positions)
+                                .await?;
+                            let items = jobs
+                                .into_iter()
+                                .map(Claimed::Job)
+                                .chain(dropped.into_iter().map(Claimed::Dropped));
+                            return Ok(Some((stream::iter(items.map(Ok)), ())));
+                        }
+                    }
+                }
+            }
+        })
+        .try_flatten()
+        .boxed()
     }
 
     /// The result of one job: the endpoint's answer (or the stored one), scored by the job's
@@ -319,4 +434,24 @@ impl Engine {
         result.expected_response = test.expected_response;
         result
     }
+}
+
+/// A claimed item, as the run's job stream yields it.
+enum Claimed {
+    Job(Job),
+    /// An item with nothing left to run.
+    Dropped(i64),
+}
+
+/// Logs a run's end.
+fn log_end(run: &TestRun) {
+    let summary = run.summary.as_ref();
+    tracing::info!(
+        run_id = %run.id,
+        status = run.status.as_str(),
+        passed = summary.map_or(0, |s| s.passed),
+        failed = summary.map_or(0, |s| s.failed),
+        errored = summary.map_or(0, |s| s.errored),
+        "run finished"
+    );
 }

@@ -2,22 +2,19 @@
 //! results to take, the source run, the metrics) as a [`NewRun`]; one path then creates the run,
 //! stores it, makes it live and hands it to its own task.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::jobs::{Jobs, call_jobs, from_vec, rescore_jobs, retry_jobs};
+use super::jobs::Items;
 use super::plan::MetricPlan;
-use super::runner::Work;
-use super::summary::Tally;
 use super::{Engine, ExecuteSpec, RescoreSpec, RunEvents, collect_pages};
 use crate::domain::{
-    ExecutionMode, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun, TestSet,
+    Endpoint, ExecutionMode, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun, TestSet,
 };
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
-use crate::store::Extent;
+use crate::store::{Extent, WorkSource};
 
 /// A run to create, as an entry point worked it out.
 struct NewRun {
@@ -32,11 +29,13 @@ struct NewRun {
     parameters: serde_json::Map<String, serde_json::Value>,
     /// The plan to store, but its metrics (filled in from `metrics`).
     plan: RunPlan,
-    /// How many jobs `jobs` holds: the run's total.
+    /// How many tests the run has.
     total: u32,
-    jobs: Jobs,
-    /// The endpoint, when some job calls it.
-    target: Option<Arc<PreparedTarget>>,
+    /// What the run's items are, and where they are taken from when it is stored.
+    items: Items,
+    source: WorkSource,
+    /// The endpoint and its prepared client, when some job calls it.
+    endpoint: Option<(Endpoint, Arc<PreparedTarget>)>,
 }
 
 impl Engine {
@@ -71,36 +70,39 @@ impl Engine {
             })
             .await?;
         let target = self.prepare(&endpoint, &spec.parameters)?;
+        let asked = [spec.max_concurrency, endpoint.max_concurrency];
         let max_concurrency = match spec.mode {
             ExecutionMode::Sequential => 1,
-            ExecutionMode::Parallel => self
-                .concurrency
-                .for_run(&[spec.max_concurrency, endpoint.max_concurrency]),
+            ExecutionMode::Parallel => self.concurrency.for_run(&asked),
         };
-        let metrics = Arc::new(metrics);
-        let jobs = call_jobs(
-            Arc::clone(&self.store),
-            test_set.id,
-            through,
-            Arc::clone(&metrics),
-            HashSet::new(),
-        );
+        // A limit asked for holds across replicas; without one, each works at its default.
+        let cluster_concurrency = asked
+            .iter()
+            .any(|&c| c > 0)
+            .then(|| self.concurrency.for_run(&asked));
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
             kind: RunKind::Execution,
             mode: spec.mode,
             source_run_id: None,
-            metrics,
+            metrics: Arc::new(metrics),
             max_concurrency,
             parameters: spec.parameters,
             plan: RunPlan {
                 tests_through: Some(through),
+                cluster_concurrency,
                 ..RunPlan::default()
             },
             total,
-            jobs,
-            target: Some(target),
+            items: Items::Tests {
+                test_set_id: test_set.id,
+            },
+            source: WorkSource::Tests {
+                test_set_id: test_set.id,
+                through,
+            },
+            endpoint: Some((endpoint, target)),
         })
     }
 
@@ -148,7 +150,12 @@ impl Engine {
         };
         let target = self.prepare(&endpoint, &source.parameters)?;
         let tests = self.tests_by_id(test_set.id).await?;
-        let jobs = retry_jobs(results, &tests, test_set.id, &metrics);
+        // Errors whose test was removed since are left out.
+        let total = results
+            .iter()
+            .filter(|r| r.status != ResultStatus::Error || tests.contains_key(&r.test_id))
+            .count();
+        let cluster_concurrency = source.plan.as_ref().and_then(|p| p.cluster_concurrency);
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
@@ -160,11 +167,20 @@ impl Engine {
             parameters: source.parameters,
             plan: RunPlan {
                 retry_errors: true,
+                cluster_concurrency,
                 ..RunPlan::default()
             },
-            total: jobs.len() as u32,
-            jobs: from_vec(jobs),
-            target: Some(target),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+            items: Items::RetryErrors {
+                source_run_id: source.id,
+                test_set_id: test_set.id,
+                tests,
+            },
+            source: WorkSource::Results {
+                run_id: source.id,
+                through: i64::MAX,
+            },
+            endpoint: Some((endpoint, target)),
         })
     }
 
@@ -215,28 +231,26 @@ impl Engine {
                 )
             })
             .await?;
-        let metrics = Arc::new(metrics);
-        let jobs = rescore_jobs(
-            Arc::clone(&self.store),
-            source.id,
-            through,
-            test_set.id,
-            Arc::clone(&metrics),
-            HashSet::new(),
-        );
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
             kind: RunKind::Rescore,
             mode: ExecutionMode::Parallel,
             source_run_id: Some(source.id),
-            metrics,
+            metrics: Arc::new(metrics),
             max_concurrency: self.concurrency.for_run(&[]),
             parameters: source.parameters,
             plan: RunPlan::default(),
             total,
-            jobs,
-            target: None,
+            items: Items::Rescore {
+                source_run_id: source.id,
+                test_set_id: test_set.id,
+            },
+            source: WorkSource::Results {
+                run_id: source.id,
+                through,
+            },
+            endpoint: None,
         })
     }
 
@@ -295,21 +309,20 @@ impl Engine {
         };
         let run_id = run.id;
         let created = run.clone();
-        // Registered before it is stored, so a watcher that finds the run also finds it live.
-        let registered = self.register(run_id, 0);
-        if let Err(e) = self.store.create_run(&run).await {
+        // Registered before it is stored, so a watcher that finds the run also finds it live,
+        // and this replica's scheduler leaves it to the task started here.
+        let registered = self
+            .register(run_id)
+            .ok_or_else(|| Error::internal(format!("run {run_id} was live before it existed")))?;
+        if let Err(e) = self.store.create_run(&run, new.source).await {
             self.unregister(run_id);
             return Err(e);
         }
         tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
         let follower = registered.progress.subscribe();
-        let tally = Tally::new(run.total);
-        let work = Work {
-            jobs: new.jobs,
-            count: run.total as usize,
-            target: new.target,
-        };
-        self.spawn_drive(run, work, tally, registered);
+        let (endpoint, target) = new.endpoint.unzip();
+        let work = self.work(&run, new.items, new.metrics, target, endpoint.as_ref());
+        self.spawn_drive(run, work, registered);
         Ok(self.follow(created, Some(follower)))
     }
 

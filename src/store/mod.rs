@@ -6,9 +6,11 @@ mod postgres;
 mod records;
 mod sql;
 mod sqlite;
+mod work;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use work::{ClaimRequest, Completed, Completion, Fold, WorkSource};
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -147,14 +149,6 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_import(&self, into: ImportInto) -> Result<Box<dyn TestImport>>;
     /// A page of a test set's tests in test-set order.
     async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>>;
-    /// At most `limit` tests of a test set after position `after` (`None`: from the start), in
-    /// test-set order, each with its position: how a run reads its tests a page at a time.
-    async fn tests_after(
-        &self,
-        test_set_id: Uuid,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<(i64, Test)>>;
     /// How many tests a test set has, the position of the last one, and the behaviours they
     /// use: what a run needs to know before it reads its tests.
     async fn test_set_extent(&self, test_set_id: Uuid) -> Result<Extent>;
@@ -163,10 +157,12 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_tests(&self, test_set_id: Uuid, test_ids: &[Uuid]) -> Result<u32>;
 
     // ---- runs and results
-    /// Stores a new run.
-    async fn create_run(&self, run: &TestRun) -> Result<()>;
-    /// Replaces a stored run (status, summary, times).
-    async fn update_run(&self, run: &TestRun) -> Result<()>;
+    /// Stores a new run with its items to work on, taken from `work`, in one transaction.
+    async fn create_run(&self, run: &TestRun, work: WorkSource) -> Result<()>;
+    /// Reads a run, turns it into its new value with `change` and stores that, in one
+    /// transaction that no result of the run can come between; a run that `change` ends loses the
+    /// items it has left. Returns the new value.
+    async fn update_run(&self, run_id: Uuid, change: Change<'_, TestRun>) -> Result<TestRun>;
     /// One run by id.
     async fn get_run(&self, id: Uuid) -> Result<TestRun>;
     /// A page of runs, newest first.
@@ -177,14 +173,27 @@ pub trait Store: Send + Sync + 'static {
         test_set_id: Uuid,
         endpoint_id: Uuid,
     ) -> Result<Option<TestRun>>;
-    /// Every run still `Running`, oldest first (at start-up: the runs a stop or crash cut short,
-    /// to be resumed).
-    async fn unfinished_runs(&self) -> Result<Vec<TestRun>>;
-    /// Stores results, all in one transaction, in the order given, and returns the position of
-    /// the last one (as [`results_after`](Self::results_after) tells it; `None` when `results`
-    /// is empty). A second result for a test of a run is `Error::AlreadyExists` and stores
-    /// nothing.
-    async fn insert_results(&self, results: &[TestResult]) -> Result<Option<i64>>;
+    /// Running runs that have items no live claim holds (never claimed, or whose lease ended
+    /// before `now_ms`), oldest first: what a replica looks for to take part.
+    async fn claimable_runs(&self, now_ms: i64) -> Result<Vec<Uuid>>;
+    /// Claims up to `limit` free items of a run for a replica, in order, keeping the caps it
+    /// names across replicas; returns their positions (empty: no item is free), or `None` when a
+    /// cap is reached (items may be free, but not for now).
+    async fn claim_work(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<i64>>>;
+    /// Extends every claim of `owner` to `lease_until_ms`.
+    async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> Result<()>;
+    /// Gives up every claim of `owner` (a replica stopping with items it did not finish).
+    async fn release_claims(&self, owner: &str) -> Result<()>;
+    /// Tests of a test set at the given positions, in order, each with its position; positions
+    /// whose test is gone are left out.
+    async fn tests_at(&self, test_set_id: Uuid, positions: &[i64]) -> Result<Vec<(i64, Test)>>;
+    /// Results of a run at the given positions, in order, each with its position.
+    async fn results_at(&self, run_id: Uuid, positions: &[i64]) -> Result<Vec<(i64, TestResult)>>;
+    /// In one transaction: stores the results of items the replica still holds (in the order
+    /// given), gives up those items and the dropped ones, and folds the stored results into the
+    /// run with `fold` (told whether items are left). A run that has ended stores nothing. A
+    /// second result for a test of a run is `Error::AlreadyExists` and stores nothing.
+    async fn complete_work(&self, done: Completion<'_>, fold: Fold<'_>) -> Result<Completed>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;
     /// How many results a run has, the position of the last one, and the behaviours of their

@@ -105,6 +105,12 @@ mod dialect {
     pub(super) const FOR_UPDATE: &str = " FOR UPDATE OF t";
 
     /// PostgreSQL names the constraint: `metrics_name_key`.
+    pub(super) const POSITIONS_IN: &str = "(SELECT json_array_elements_text(?::json)::bigint)";
+
+    pub(super) const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+    pub(super) const XACT_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtext($1))");
+
     pub(super) fn is_name_clash(db: &dyn DatabaseError) -> bool {
         db.constraint().is_some_and(|c| c.ends_with("_name_key"))
     }

@@ -9,6 +9,11 @@
 //! - `RESULT_BEHAVIORS`: the distinct behaviour ids of a run's results up to a position;
 //! - `LAST_SEQ`: the `seq` of the last row this connection inserted;
 //! - `FOR_UPDATE`: what ends a read that a write in the same transaction depends on;
+//! - `POSITIONS_IN`: `(...)`, a subquery of the integers of a JSON array bound as one parameter;
+//! - `SKIP_LOCKED`: what ends the read of free items when claiming, so concurrent claims skip
+//!   each other's rows instead of waiting;
+//! - `XACT_LOCK`: a statement taking a lock (keyed by one text bind) held until the transaction
+//!   ends, when the writer is not already alone;
 //! - `fn is_name_clash(&dyn DatabaseError) -> bool`: a unique violation on a `name` column.
 //!
 //! SQL is assembled from table descriptors and fixed fragments only; input always goes in binds.
@@ -48,7 +53,10 @@ macro_rules! sql_store {
             BEHAVIORS, Bind, MAX_BINDS_PER_STATEMENT, METRICS, Named, Stored, TEST_RUNS, TEST_SETS,
             TESTS, Table, power_of_two_chunks, text,
         };
-        use $crate::store::{Change, Extent, ImportInto, Store, TestImport};
+        use $crate::store::{
+            Change, ClaimRequest, Completed, Completion, Extent, Fold, ImportInto, Store,
+            TestImport, WorkSource,
+        };
 
         impl $store {
             /// A reader connection.
@@ -91,14 +99,6 @@ macro_rules! sql_store {
                     last,
                     behavior_ids,
                 })
-            }
-
-            /// Stores new records in one transaction.
-            async fn insert<T: Stored>(&self, records: &[T]) -> Result<()> {
-                let mut tx = self.writer.begin().await?;
-                insert_records(&mut tx, records).await?;
-                tx.commit().await?;
-                Ok(())
             }
 
             /// Stores a new catalogue record after checking the metrics it names.
@@ -345,6 +345,38 @@ macro_rules! sql_store {
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::not_found(T::TABLE.kind, reference))
+        }
+
+        /// A run, locked for the rest of the transaction; `NotFound` when unknown.
+        async fn fetch_run(conn: &mut $conn, run_id: Uuid) -> Result<TestRun> {
+            fetch_where::<TestRun>(
+                conn,
+                &format!("t.id = ?{}", $d::FOR_UPDATE),
+                vec![run_id.to_string()],
+            )
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(TEST_RUNS.kind, run_id))
+        }
+
+        /// Records matching `condition` (over the row `t`), each with its position.
+        async fn fetch_positioned<T: Stored>(
+            conn: &mut $conn,
+            condition: &str,
+            binds: Vec<Bind>,
+        ) -> Result<Vec<(i64, T)>> {
+            let rows = bind_all(sqlx::query(select::<T>(condition)), binds)
+                .fetch_all(conn)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get::<i64, _>("seq")?, decode(row)?)))
+                .collect()
+        }
+
+        /// A stored id.
+        fn parse_id(id: &str) -> Result<Uuid> {
+            Uuid::parse_str(id).map_err(|e| Error::internal_from(format!("stored id {id:?}"), e))
         }
 
         /// Appends tests of one test set after checking that their behaviours exist.
@@ -682,21 +714,6 @@ macro_rules! sql_store {
                 self.require_parent(tests, TEST_SETS, test_set_id).await
             }
 
-            async fn tests_after(
-                &self,
-                test_set_id: Uuid,
-                after: Option<i64>,
-                limit: u32,
-            ) -> Result<Vec<(i64, Test)>> {
-                self.after(
-                    &[("test_set_id", test_set_id.to_string())],
-                    after,
-                    limit,
-                    false,
-                )
-                .await
-            }
-
             async fn test_set_extent(&self, test_set_id: Uuid) -> Result<Extent> {
                 self.extent(
                     "SELECT COUNT(*), MAX(seq) FROM tests WHERE test_set_id = ?",
@@ -724,13 +741,51 @@ macro_rules! sql_store {
                 Ok(u32::try_from(done.rows_affected()).unwrap_or(u32::MAX))
             }
 
-            async fn create_run(&self, run: &TestRun) -> Result<()> {
-                self.insert(std::slice::from_ref(run)).await
+            async fn create_run(&self, run: &TestRun, work: WorkSource) -> Result<()> {
+                let (source, parent, through) = match work {
+                    WorkSource::Tests {
+                        test_set_id,
+                        through,
+                    } => ("tests", "test_set_id", (test_set_id, through)),
+                    WorkSource::Results { run_id, through } => {
+                        ("test_results", "run_id", (run_id, through))
+                    }
+                };
+                // Rescores call no endpoint, so their items count against no endpoint's limit.
+                let endpoint = (run.kind != $crate::domain::RunKind::Rescore)
+                    .then(|| run.endpoint_id.to_string());
+                let mut tx = self.writer.begin().await?;
+                insert_records(&mut tx, std::slice::from_ref(run)).await?;
+                sqlx::query($d::sql(format!(
+                    "INSERT INTO run_work (run_id, position, endpoint_id) \
+                     SELECT ?, seq, ? FROM {source} WHERE {parent} = ? AND seq <= ?"
+                )))
+                .bind(run.id.to_string())
+                .bind(endpoint)
+                .bind(through.0.to_string())
+                .bind(through.1)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
             }
 
-            async fn update_run(&self, run: &TestRun) -> Result<()> {
-                let mut conn = self.writer.acquire().await?;
-                update_record(&mut conn, run).await
+            async fn update_run(
+                &self,
+                run_id: Uuid,
+                change: Change<'_, TestRun>,
+            ) -> Result<TestRun> {
+                let mut tx = self.writer.begin().await?;
+                let run = change(fetch_run(&mut tx, run_id).await?)?;
+                update_record(&mut tx, &run).await?;
+                if run.status != RunStatus::Running {
+                    sqlx::query($d::sql("DELETE FROM run_work WHERE run_id = ?".into()))
+                        .bind(run_id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(run)
             }
 
             async fn get_run(&self, id: Uuid) -> Result<TestRun> {
@@ -774,30 +829,206 @@ macro_rules! sql_store {
                 Ok(runs.into_iter().next())
             }
 
-            async fn unfinished_runs(&self) -> Result<Vec<TestRun>> {
+            async fn claimable_runs(&self, now_ms: i64) -> Result<Vec<Uuid>> {
                 let mut conn = self.read().await?;
-                fetch_where::<TestRun>(
+                let ids: Vec<String> = sqlx::query_scalar($d::sql(
+                    "SELECT r.id FROM test_runs r WHERE r.status = ? AND EXISTS \
+                     (SELECT 1 FROM run_work w WHERE w.run_id = r.id \
+                      AND (w.owner IS NULL OR w.lease_until < ?)) ORDER BY r.seq"
+                        .into(),
+                ))
+                .bind(RunStatus::Running.as_str())
+                .bind(now_ms)
+                .fetch_all(&mut *conn)
+                .await?;
+                ids.iter().map(|id| parse_id(id)).collect()
+            }
+
+            async fn claim_work(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<i64>>> {
+                let run_id = request.run_id.to_string();
+                let mut tx = self.writer.begin().await?;
+                let mut limit = i64::from(request.limit);
+                // A cap is a count of live claims, so claims under one cap take turns.
+                if let Some(lock) = $d::XACT_LOCK {
+                    let key = match request.endpoint_cap {
+                        Some((endpoint, _)) => endpoint.to_string(),
+                        None if request.run_cap.is_some() => run_id.clone(),
+                        None => String::new(),
+                    };
+                    if !key.is_empty() {
+                        sqlx::query(lock).bind(key).execute(&mut *tx).await?;
+                    }
+                }
+                let caps = [
+                    request.run_cap.map(|cap| ("run_id", run_id.clone(), cap)),
+                    request
+                        .endpoint_cap
+                        .map(|(endpoint, cap)| ("endpoint_id", endpoint.to_string(), cap)),
+                ];
+                for (column, value, cap) in caps.into_iter().flatten() {
+                    let claimed: i64 = sqlx::query_scalar($d::sql(format!(
+                        "SELECT COUNT(*) FROM run_work WHERE {column} = ? \
+                         AND owner IS NOT NULL AND lease_until >= ?"
+                    )))
+                    .bind(value)
+                    .bind(request.now_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    limit = limit.min(i64::from(cap) - claimed);
+                }
+                if limit <= 0 {
+                    return Ok(None);
+                }
+                let mut positions: Vec<i64> = sqlx::query_scalar($d::sql(format!(
+                    "UPDATE run_work SET owner = ?, lease_until = ? \
+                     WHERE run_id = ? AND position IN (SELECT position FROM run_work \
+                       WHERE run_id = ? AND (owner IS NULL OR lease_until < ?) \
+                       ORDER BY position LIMIT ?{}) RETURNING position",
+                    $d::SKIP_LOCKED
+                )))
+                .bind(request.owner)
+                .bind(request.lease_until_ms)
+                .bind(&run_id)
+                .bind(&run_id)
+                .bind(request.now_ms)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                positions.sort_unstable();
+                Ok(Some(positions))
+            }
+
+            async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> Result<()> {
+                sqlx::query($d::sql(
+                    "UPDATE run_work SET lease_until = ? WHERE owner = ?".into(),
+                ))
+                .bind(lease_until_ms)
+                .bind(owner)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn release_claims(&self, owner: &str) -> Result<()> {
+                sqlx::query($d::sql(
+                    "UPDATE run_work SET owner = NULL, lease_until = 0 WHERE owner = ?".into(),
+                ))
+                .bind(owner)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn tests_at(
+                &self,
+                test_set_id: Uuid,
+                positions: &[i64],
+            ) -> Result<Vec<(i64, Test)>> {
+                let mut conn = self.read().await?;
+                fetch_positioned(
                     &mut conn,
-                    "t.status = ? ORDER BY t.seq",
-                    vec![RunStatus::Running.as_str().to_string()],
+                    &format!(
+                        "t.test_set_id = ? AND t.seq IN {} ORDER BY t.seq",
+                        $d::POSITIONS_IN
+                    ),
+                    vec![text(test_set_id), text(serde_json::to_string(positions)?)],
                 )
                 .await
             }
 
-            async fn insert_results(&self, results: &[TestResult]) -> Result<Option<i64>> {
-                if results.is_empty() {
-                    return Ok(None);
-                }
-                let mut runs: Vec<Uuid> = results.iter().map(|r| r.run_id).collect();
-                runs.sort_unstable();
-                runs.dedup();
+            async fn results_at(
+                &self,
+                run_id: Uuid,
+                positions: &[i64],
+            ) -> Result<Vec<(i64, TestResult)>> {
+                let mut conn = self.read().await?;
+                fetch_positioned(
+                    &mut conn,
+                    &format!(
+                        "t.run_id = ? AND t.seq IN {} ORDER BY t.seq",
+                        $d::POSITIONS_IN
+                    ),
+                    vec![text(run_id), text(serde_json::to_string(positions)?)],
+                )
+                .await
+            }
+
+            async fn complete_work(
+                &self,
+                done: Completion<'_>,
+                fold: Fold<'_>,
+            ) -> Result<Completed> {
+                let run_id = done.run_id.to_string();
                 let mut tx = self.writer.begin().await?;
-                require_all(&mut tx, TEST_RUNS, None, &runs).await?;
-                insert_records(&mut tx, results).await?;
-                // `seq` is the rowid, and the rows were inserted in order.
-                let last: i64 = sqlx::query_scalar($d::LAST_SEQ).fetch_one(&mut *tx).await?;
+                // The lock on the run orders its writers: results get their positions in the
+                // order they become visible, so a follower reading past its cursor misses none.
+                let run = fetch_run(&mut tx, done.run_id).await?;
+                if run.status != RunStatus::Running {
+                    return Ok(Completed {
+                        run,
+                        results: Vec::new(),
+                        after: None,
+                        last: None,
+                    });
+                }
+                let finished: Vec<i64> = done
+                    .dropped
+                    .iter()
+                    .copied()
+                    .chain(done.results.iter().map(|(position, _)| *position))
+                    .collect();
+                let held: HashSet<i64> = sqlx::query_scalar($d::sql(format!(
+                    "DELETE FROM run_work WHERE run_id = ? AND owner = ? AND position IN {} \
+                     RETURNING position",
+                    $d::POSITIONS_IN
+                )))
+                .bind(&run_id)
+                .bind(done.owner)
+                .bind(serde_json::to_string(&finished)?)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+                // Items whose claim ended and went to another replica are that replica's to store.
+                let results: Vec<TestResult> = done
+                    .results
+                    .into_iter()
+                    .filter(|(position, _)| held.contains(position))
+                    .map(|(_, result)| result)
+                    .collect();
+                let after: Option<i64> = sqlx::query_scalar($d::sql(
+                    "SELECT MAX(seq) FROM test_results WHERE run_id = ?".into(),
+                ))
+                .bind(&run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut last = None;
+                if !results.is_empty() {
+                    insert_records(&mut tx, &results).await?;
+                    // `seq` is the identity, and the rows were inserted in order.
+                    last = Some(
+                        sqlx::query_scalar::<_, i64>($d::LAST_SEQ)
+                            .fetch_one(&mut *tx)
+                            .await?,
+                    );
+                }
+                let left: i64 = sqlx::query_scalar($d::sql(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM run_work WHERE run_id = ? LIMIT 1) w"
+                        .into(),
+                ))
+                .bind(&run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let run = fold(run, &results, left > 0);
+                update_record(&mut tx, &run).await?;
                 tx.commit().await?;
-                Ok(Some(last))
+                Ok(Completed {
+                    run,
+                    results,
+                    after,
+                    last,
+                })
             }
 
             async fn list_results(

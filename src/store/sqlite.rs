@@ -59,6 +59,10 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| Error::storage("migrating the database", e))?;
+        // One server uses a SQLite file: claims an earlier process held (it crashed) are free.
+        sqlx::query("UPDATE run_work SET owner = NULL, lease_until = 0 WHERE owner IS NOT NULL")
+            .execute(&writer)
+            .await?;
         // Opened after the writer so that the file exists and is in WAL mode already;
         // `query_only` turns a write sent to a reader by mistake into an error.
         let reader = SqlitePoolOptions::new()
@@ -118,6 +122,13 @@ mod dialect {
     pub(super) const FOR_UPDATE: &str = "";
 
     /// SQLite names the column: `UNIQUE constraint failed: metrics.name`.
+    pub(super) const POSITIONS_IN: &str = "(SELECT value FROM json_each(?))";
+
+    pub(super) const SKIP_LOCKED: &str = "";
+
+    // One writer connection: a write transaction is alone already.
+    pub(super) const XACT_LOCK: Option<&str> = None;
+
     pub(super) fn is_name_clash(db: &dyn DatabaseError) -> bool {
         db.message().ends_with(".name")
     }

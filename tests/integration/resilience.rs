@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use assay::domain::{ExecutionMode, PageRequest, RunKind, RunPlan, RunStatus, TestResult, TestRun};
 use assay::proto::v1 as pb;
-use assay::store::{SqliteStore, Store};
+use assay::store::{ClaimRequest, Completion, SqliteStore, Store, WorkSource};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -548,14 +548,44 @@ async fn a_rescore_left_running_by_a_crash_resumes_without_calling_the_endpoint(
             ..RunPlan::default()
         }),
     };
-    store.create_run(&run).await.unwrap();
+    let source_run = WorkSource::Results {
+        run_id: run.source_run_id.unwrap(),
+        through: i64::MAX,
+    };
+    store.create_run(&run, source_run).await.unwrap();
     let stored = TestResult {
         id: Uuid::now_v7(),
         run_id: run.id,
         ..source_results[0].clone()
     };
+    // Stored as the crashed replica did: its first item claimed, and completed.
+    let now_ms = now.timestamp_millis();
+    let first = store
+        .claim_work(&ClaimRequest {
+            run_id: run.id,
+            owner: "crashed",
+            now_ms,
+            lease_until_ms: now_ms + 600_000,
+            limit: 1,
+            run_cap: None,
+            endpoint_cap: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let completion = Completion {
+        run_id: run.id,
+        owner: "crashed",
+        dropped: vec![],
+        results: vec![(first[0], stored.clone())],
+    };
+    let fold = |mut run: TestRun, stored: &[TestResult], _left: bool| {
+        let plan = run.plan.get_or_insert_default();
+        stored.iter().for_each(|r| plan.tally.add(r));
+        run
+    };
     store
-        .insert_results(std::slice::from_ref(&stored))
+        .complete_work(completion, Box::new(fold))
         .await
         .unwrap();
     store.close().await;

@@ -15,7 +15,10 @@ use assay::domain::{
     Timestamp,
 };
 use assay::error::Error;
-use assay::store::{Change, ImportInto, PgStore, SqliteStore, Store};
+use assay::store::{
+    Change, ClaimRequest, Completed, Completion, ImportInto, PgStore, SqliteStore, Store,
+    WorkSource,
+};
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use uuid::Uuid;
@@ -119,7 +122,9 @@ contract!(
     change_test_set_metrics_is_idempotent,
     runs_are_listed_newest_first_and_filtered,
     latest_completed_run_is_the_last_completed_by_finish_time,
-    unfinished_runs_are_the_running_ones_oldest_first,
+    replicas_claim_a_runs_items_under_leases,
+    completing_work_stores_only_what_the_replica_holds,
+    caps_bound_the_items_claimed_across_replicas,
     a_test_has_at_most_one_result_per_run,
     results_are_listed_in_insertion_order_by_page,
     extents_count_and_bound_what_a_run_reads_page_by_page,
@@ -263,6 +268,81 @@ fn result(run: &TestRun, prompt: &str) -> TestResult {
         behavior_id: None,
         created_at: now(),
     }
+}
+
+/// The replica the contract's results come from.
+const OWNER: &str = "contract replica";
+
+/// Creates a run with items to work on: the tests of a set of its own (enough for any contract).
+async fn create_run(store: &dyn Store, r: &TestRun) {
+    let items = test_set(&format!("items of {}", r.id), &[]);
+    store.create_test_set(&items).await.unwrap();
+    let tests: Vec<Test> = (0..16)
+        .map(|i| test(&items, &format!("item {i}"), None))
+        .collect();
+    store.add_tests(items.id, &tests).await.unwrap();
+    store
+        .create_run(
+            r,
+            WorkSource::Tests {
+                test_set_id: items.id,
+                through: i64::MAX,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// Replaces a stored run.
+async fn replace_run(store: &dyn Store, r: &TestRun) {
+    let replaced = r.clone();
+    store
+        .update_run(r.id, Box::new(move |_| Ok(replaced)))
+        .await
+        .unwrap();
+}
+
+/// Stores results of one run as a replica does: claims as many items, and completes them with
+/// the results (the run unchanged).
+async fn store_results(store: &dyn Store, results: &[TestResult]) -> Result<Completed, Error> {
+    let run_id = results[0].run_id;
+    let positions = claim(store, run_id, OWNER, results.len() as u32, 60_000).await;
+    assert_eq!(positions.len(), results.len(), "items to claim");
+    store
+        .complete_work(
+            Completion {
+                run_id,
+                owner: OWNER,
+                dropped: vec![],
+                results: positions.into_iter().zip(results.iter().cloned()).collect(),
+            },
+            Box::new(|run, _, _| run),
+        )
+        .await
+}
+
+/// Claims up to `limit` items of a run for `owner`, for `lease_ms` from now.
+async fn claim(
+    store: &dyn Store,
+    run_id: Uuid,
+    owner: &str,
+    limit: u32,
+    lease_ms: i64,
+) -> Vec<i64> {
+    let now = Utc::now().timestamp_millis();
+    store
+        .claim_work(&ClaimRequest {
+            run_id,
+            owner,
+            now_ms: now,
+            lease_until_ms: now + lease_ms,
+            limit,
+            run_cap: None,
+            endpoint_cap: None,
+        })
+        .await
+        .unwrap()
+        .expect("no cap")
 }
 
 /// Behaviour ids, sorted as extents give them.
@@ -822,7 +902,7 @@ async fn deleting_a_test_set_deletes_its_tests_but_not_its_runs(backend: &dyn Ba
         .await
         .unwrap();
     let r = run(&s, &e, RunStatus::Completed);
-    store.create_run(&r).await.unwrap();
+    create_run(store.as_ref(), &r).await;
 
     store.delete_test_set(s.id).await.unwrap();
     store.delete_endpoint(e.id).await.unwrap();
@@ -912,7 +992,7 @@ async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
     let r3 = run(&s2, &e1, RunStatus::Running);
     let r4 = run(&s1, &e1, RunStatus::Running);
     for r in [&r1, &r2, &r3, &r4] {
-        store.create_run(r).await.unwrap();
+        create_run(store.as_ref(), r).await;
     }
 
     let mut done = r1.clone();
@@ -926,7 +1006,7 @@ async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
         pass_rate: 2.0 / 3.0,
         ..Default::default()
     });
-    store.update_run(&done).await.unwrap();
+    replace_run(store.as_ref(), &done).await;
     assert_eq!(store.get_run(r1.id).await.unwrap(), done);
 
     let ids = |filter: RunFilter| {
@@ -1000,7 +1080,14 @@ async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
 
 /// `update_run` on an unknown id is `NotFound` (checked apart: the id is only known here).
 async fn update_of_an_unknown_run_is_not_found(store: &dyn Store, run: &TestRun) {
-    assert_not_found(store.update_run(run).await, "test run", &run.id.to_string());
+    let replaced = run.clone();
+    assert_not_found(
+        store
+            .update_run(run.id, Box::new(move |_| Ok(replaced)))
+            .await,
+        "test run",
+        &run.id.to_string(),
+    );
 }
 
 async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn Backend) {
@@ -1033,7 +1120,7 @@ async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn
         &other_endpoint,
         &rescore,
     ] {
-        store.create_run(r).await.unwrap();
+        create_run(store.as_ref(), r).await;
     }
     update_of_an_unknown_run_is_not_found(store.as_ref(), &finished(RunStatus::Completed, 0, &e))
         .await;
@@ -1044,7 +1131,7 @@ async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn
     // A rescore that completes later becomes the latest: either kind counts.
     rescore.status = RunStatus::Completed;
     rescore.finished_at = Some(base + Duration::minutes(50));
-    store.update_run(&rescore).await.unwrap();
+    replace_run(store.as_ref(), &rescore).await;
     let latest = store.latest_completed_run(s.id, e.id).await.unwrap();
     assert_eq!(latest, Some(rescore));
     assert_eq!(
@@ -1053,24 +1140,172 @@ async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn
     );
 }
 
-async fn unfinished_runs_are_the_running_ones_oldest_first(backend: &dyn Backend) {
+async fn replicas_claim_a_runs_items_under_leases(backend: &dyn Backend) {
     let store = backend.open().await;
-    let (s, e) = run_targets(store.as_ref()).await;
-    let running = [
-        run(&s, &e, RunStatus::Running),
-        run(&s, &e, RunStatus::Running),
-    ];
-    let mut ended = run(&s, &e, RunStatus::Running);
-    for r in running.iter().chain([&ended]) {
-        store.create_run(r).await.unwrap();
-    }
-    // The status column follows the body: a run that ended is no longer unfinished.
-    ended.status = RunStatus::Partial;
-    ended.finished_at = Some(now());
-    store.update_run(&ended).await.unwrap();
+    let store = store.as_ref();
+    let (s, e) = run_targets(store).await;
+    let r = run(&s, &e, RunStatus::Running);
+    create_run(store, &r).await;
+    let now = || Utc::now().timestamp_millis();
+    assert_eq!(store.claimable_runs(now()).await.unwrap(), vec![r.id]);
 
-    let unfinished = store.unfinished_runs().await.unwrap();
-    assert_eq!(unfinished, running.to_vec());
+    // Each replica gets items of its own, in order.
+    let a = claim(store, r.id, "a", 5, 60_000).await;
+    let b = claim(store, r.id, "b", 5, 60_000).await;
+    assert_eq!(a.len(), 5);
+    assert!(a.windows(2).all(|w| w[0] < w[1]), "{a:?}");
+    assert!(b.iter().all(|p| *p > a[4]), "{a:?} then {b:?}");
+    let rest = claim(store, r.id, "a", 100, 60_000).await;
+    assert_eq!(rest.len(), 6);
+    assert_eq!(
+        store.claimable_runs(now()).await.unwrap(),
+        Vec::<Uuid>::new()
+    );
+    // b's lease ends: its items are free again, and only they are.
+    store.renew_claims("b", now() - 1).await.unwrap();
+    assert_eq!(store.claimable_runs(now()).await.unwrap(), vec![r.id]);
+    assert_eq!(claim(store, r.id, "c", 100, 60_000).await, b);
+    assert_eq!(
+        claim(store, r.id, "c", 100, 60_000).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        store.claimable_runs(now()).await.unwrap(),
+        Vec::<Uuid>::new()
+    );
+
+    // Renewed claims hold; released ones are free for anyone.
+    store.renew_claims("a", now() + 60_000).await.unwrap();
+    assert_eq!(
+        claim(store, r.id, "d", 100, 60_000).await,
+        Vec::<i64>::new()
+    );
+    store.release_claims("a").await.unwrap();
+    let mut a_items = a.clone();
+    a_items.extend(&rest);
+    assert_eq!(claim(store, r.id, "d", 100, 60_000).await, a_items);
+
+    // A run that ends has no items left.
+    store.release_claims("d").await.unwrap();
+    let mut ended = r.clone();
+    ended.status = RunStatus::Cancelled;
+    replace_run(store, &ended).await;
+    assert_eq!(
+        claim(store, r.id, "a", 100, 60_000).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        store.claimable_runs(now()).await.unwrap(),
+        Vec::<Uuid>::new()
+    );
+}
+
+async fn completing_work_stores_only_what_the_replica_holds(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = store.as_ref();
+    let (s, e) = run_targets(store).await;
+    let r = run(&s, &e, RunStatus::Running);
+    create_run(store, &r).await;
+    let complete = |owner: &'static str, dropped: Vec<i64>, results: Vec<(i64, TestResult)>| async move {
+        store
+            .complete_work(
+                Completion {
+                    run_id: r.id,
+                    owner,
+                    dropped,
+                    results,
+                },
+                Box::new(|mut run: TestRun, stored: &[TestResult], left: bool| {
+                    run.total += stored.len() as u32;
+                    if !left {
+                        run.status = RunStatus::Completed;
+                    }
+                    run
+                }),
+            )
+            .await
+            .unwrap()
+    };
+
+    // a's lease ends and b takes its items: only b's results are stored.
+    let a = claim(store, r.id, "a", 3, -1).await;
+    let b = claim(store, r.id, "b", 3, 60_000).await;
+    assert_eq!(a, b);
+    let late = complete(
+        "a",
+        vec![],
+        a.iter().map(|p| (*p, result(&r, "late"))).collect(),
+    )
+    .await;
+    assert!(late.results.is_empty() && late.last.is_none(), "{late:?}");
+    let first = vec![(b[0], result(&r, "b0")), (b[2], result(&r, "b2"))];
+    let done = complete("b", vec![b[1]], first.clone()).await;
+    assert_eq!(done.results, vec![first[0].1.clone(), first[1].1.clone()]);
+    assert_eq!(done.after, None);
+    assert_eq!(done.run.total, 2, "the fold saw what was stored");
+    assert_eq!(done.run.status, RunStatus::Running, "items are left");
+
+    // The last items end the run, through the fold, in the same transaction.
+    let rest = claim(store, r.id, "b", 100, 60_000).await;
+    assert_eq!(rest.len(), 13);
+    let results: Vec<(i64, TestResult)> = rest
+        .iter()
+        .map(|p| (*p, result(&r, &format!("b{p}"))))
+        .collect();
+    let end = complete("b", vec![], results).await;
+    assert_eq!(end.after, done.last);
+    assert_eq!(end.run.status, RunStatus::Completed);
+    assert_eq!(store.get_run(r.id).await.unwrap(), end.run);
+    let listed = store
+        .list_results(r.id, PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 15);
+
+    // An ended run stores nothing more.
+    let after_end = complete("b", vec![], vec![(b[1], result(&r, "after"))]).await;
+    assert!(after_end.results.is_empty());
+    assert_eq!(after_end.run, end.run);
+}
+
+async fn caps_bound_the_items_claimed_across_replicas(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = store.as_ref();
+    let (s, e) = run_targets(store).await;
+    let (r1, r2) = (
+        run(&s, &e, RunStatus::Running),
+        run(&s, &e, RunStatus::Running),
+    );
+    create_run(store, &r1).await;
+    create_run(store, &r2).await;
+    let capped = |run_id: Uuid, owner: &'static str, limit: u32, run_cap, endpoint_cap| async move {
+        let now = Utc::now().timestamp_millis();
+        store
+            .claim_work(&ClaimRequest {
+                run_id,
+                owner,
+                now_ms: now,
+                lease_until_ms: now + 60_000,
+                limit,
+                run_cap,
+                endpoint_cap,
+            })
+            .await
+            .unwrap()
+            .map(|positions| positions.len())
+    };
+    // A run's cap counts every replica's live claims of it.
+    assert_eq!(capped(r1.id, "a", 3, Some(4), None).await, Some(3));
+    assert_eq!(capped(r1.id, "b", 3, Some(4), None).await, Some(1));
+    assert_eq!(capped(r1.id, "c", 3, Some(4), None).await, None);
+    // An endpoint's cap counts the live claims of every run calling it.
+    let cap = Some((e.id, 6));
+    assert_eq!(capped(r2.id, "a", 1, None, cap).await, Some(1));
+    assert_eq!(capped(r2.id, "b", 5, None, cap).await, Some(1));
+    assert_eq!(capped(r2.id, "c", 5, None, cap).await, None);
+    // Ended leases count for nothing.
+    store.renew_claims("a", 0).await.unwrap();
+    assert_eq!(capped(r2.id, "c", 5, None, cap).await, Some(4));
 }
 
 async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
@@ -1080,19 +1315,17 @@ async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
         run(&s, &e, RunStatus::Running),
         run(&s, &e, RunStatus::Running),
     );
-    store.create_run(&r).await.unwrap();
-    store.create_run(&other).await.unwrap();
+    create_run(store.as_ref(), &r).await;
+    create_run(store.as_ref(), &other).await;
     let first = result(&r, "q");
-    store
-        .insert_results(std::slice::from_ref(&first))
+    store_results(store.as_ref(), std::slice::from_ref(&first))
         .await
         .unwrap();
 
     let mut again = result(&r, "q again");
     again.test_id = first.test_id;
     let fresh = result(&r, "another test");
-    let err = store
-        .insert_results(&[fresh.clone(), again])
+    let err = store_results(store.as_ref(), &[fresh.clone(), again])
         .await
         .unwrap_err();
     assert!(
@@ -1118,8 +1351,8 @@ async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
     // The same test in another run is another result.
     let mut elsewhere = result(&other, "q");
     elsewhere.test_id = first.test_id;
-    store.insert_results(&[elsewhere]).await.unwrap();
-    store.insert_results(&[fresh]).await.unwrap();
+    store_results(store.as_ref(), &[elsewhere]).await.unwrap();
+    store_results(store.as_ref(), &[fresh]).await.unwrap();
 }
 
 async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
@@ -1129,20 +1362,18 @@ async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
         run(&s, &e, RunStatus::Running),
         run(&s, &e, RunStatus::Running),
     );
-    store.create_run(&r).await.unwrap();
-    store.create_run(&other).await.unwrap();
+    create_run(store.as_ref(), &r).await;
+    create_run(store.as_ref(), &other).await;
 
     let mut stored: Vec<TestResult> = (0..7).map(|i| result(&r, &format!("p{i}"))).collect();
     stored.reverse(); // order given, not id order
-    store.insert_results(&stored).await.unwrap();
-    store
-        .insert_results(&[result(&other, "elsewhere")])
+    store_results(store.as_ref(), &stored).await.unwrap();
+    store_results(store.as_ref(), &[result(&other, "elsewhere")])
         .await
         .unwrap();
     let more: Vec<TestResult> = (7..10).map(|i| result(&r, &format!("p{i}"))).collect();
-    let last_of_more = store.insert_results(&more).await.unwrap();
+    let last_of_more = store_results(store.as_ref(), &more).await.unwrap().last;
     stored.extend(more);
-    assert_eq!(store.insert_results(&[]).await.unwrap(), None);
 
     let mut pages = Vec::new();
     let mut listed = Vec::new();
@@ -1169,7 +1400,7 @@ async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
         .results_after(r.id, first.last().map(|(seq, _)| *seq), 6)
         .await
         .unwrap();
-    // The position insert_results gives is that of the last result it stored.
+    // The position complete_work gives is that of the last result it stored.
     assert_eq!(rest.last().map(|(seq, _)| *seq), last_of_more);
     let followed: Vec<TestResult> = first.into_iter().chain(rest).map(|(_, r)| r).collect();
     assert_eq!(followed, stored);
@@ -1190,7 +1421,18 @@ async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {
     assert!(matches!(empty, Err(Error::NotFound { .. })), "{empty:?}");
     let ghost = run(&s, &e, RunStatus::Running);
     assert_not_found(
-        store.insert_results(&[result(&ghost, "x")]).await,
+        store
+            .complete_work(
+                Completion {
+                    run_id: ghost.id,
+                    owner: OWNER,
+                    dropped: vec![],
+                    results: vec![(1, result(&ghost, "x"))],
+                },
+                Box::new(|run, _, _| run),
+            )
+            .await
+            .map(|c| c.run),
         "test run",
         &ghost.id.to_string(),
     );
@@ -1209,11 +1451,10 @@ async fn data_survives_reopening(backend: &dyn Backend) {
             .add_tests(s.id, std::slice::from_ref(&t))
             .await
             .unwrap();
-        r = run(&s, &e, RunStatus::Completed);
-        store.create_run(&r).await.unwrap();
+        r = run(&s, &e, RunStatus::Running);
+        create_run(store.as_ref(), &r).await;
         res = result(&r, "kept");
-        store
-            .insert_results(std::slice::from_ref(&res))
+        store_results(store.as_ref(), std::slice::from_ref(&res))
             .await
             .unwrap();
     }
@@ -1256,15 +1497,27 @@ async fn extents_count_and_bound_what_a_run_reads_page_by_page(backend: &dyn Bac
     assert_eq!(extent.behavior_ids, sorted_ids(&[&b1, &b2]));
     let last = extent.last.expect("a last position");
 
-    // Read in pages from a position; the last test is at the extent's last position.
-    let first = store.tests_after(s.id, None, 3).await.unwrap();
-    let rest = store
-        .tests_after(s.id, first.last().map(|(p, _)| *p), 3)
+    // The tests are read by position; the last test is at the extent's last position.
+    let all = store
+        .tests_at(s.id, &(0..=last).collect::<Vec<_>>())
         .await
         .unwrap();
-    assert_eq!(rest.last().map(|(p, _)| *p), Some(last));
-    let read: Vec<Test> = first.into_iter().chain(rest).map(|(_, t)| t).collect();
+    assert_eq!(all.last().map(|(p, _)| *p), Some(last));
+    let positions: Vec<i64> = all.iter().map(|(p, _)| *p).collect();
+    let read: Vec<Test> = all.into_iter().map(|(_, t)| t).collect();
     assert_eq!(read, tests);
+    let some = store
+        .tests_at(s.id, &[positions[3], positions[1]])
+        .await
+        .unwrap();
+    assert_eq!(
+        some,
+        vec![
+            (positions[1], tests[1].clone()),
+            (positions[3], tests[3].clone())
+        ],
+        "in order, whatever order asked"
+    );
     // Tests added later lie after it; other test sets' tests are not read.
     let other = test_set("other", &[]);
     store.create_test_set(&other).await.unwrap();
@@ -1276,13 +1529,16 @@ async fn extents_count_and_bound_what_a_run_reads_page_by_page(backend: &dyn Bac
         .add_tests(s.id, &[test(&s, "later", None)])
         .await
         .unwrap();
-    let after_last = store.tests_after(s.id, Some(last), 10).await.unwrap();
+    let now_all = store
+        .tests_at(s.id, &(0..last + 100).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let after_last: Vec<_> = now_all.iter().filter(|(p, _)| *p > last).collect();
     assert_eq!(after_last.len(), 1);
     assert_eq!(after_last[0].1.prompt, "later");
-    assert!(after_last[0].0 > last);
 
     let r = run(&s, &e, RunStatus::Running);
-    store.create_run(&r).await.unwrap();
+    create_run(store.as_ref(), &r).await;
     assert_eq!(store.run_extent(r.id).await.unwrap(), Default::default());
     let results: Vec<TestResult> = tests
         .iter()
@@ -1292,7 +1548,7 @@ async fn extents_count_and_bound_what_a_run_reads_page_by_page(backend: &dyn Bac
             ..result(&r, &t.prompt)
         })
         .collect();
-    store.insert_results(&results).await.unwrap();
+    store_results(store.as_ref(), &results).await.unwrap();
     let extent = store.run_extent(r.id).await.unwrap();
     assert_eq!(extent.count, 5);
     assert_eq!(extent.behavior_ids, sorted_ids(&[&b1, &b2]));

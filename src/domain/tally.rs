@@ -1,20 +1,22 @@
-//! Running totals of a run, turned into its [`RunSummary`] and final [`RunStatus`].
+//! Running totals of a run, turned into its [`RunSummary`] and final [`RunStatus`]. The tally is
+//! stored with the run and brought up to date in the transaction that stores each batch of its
+//! results, so whichever replica stores the last result ends the run with the totals of all.
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult, TestRun};
+use super::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult, TestRun};
 
 /// Counts results as they are stored.
-#[derive(Debug, Default)]
-pub(super) struct Tally {
-    total: u32,
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
     passed: u32,
     failed: u32,
     errored: u32,
     metrics: Vec<MetricTally>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct MetricTally {
     stats: MetricStats,
     scored: u32,
@@ -22,16 +24,8 @@ struct MetricTally {
 }
 
 impl Tally {
-    /// A tally for a run of `total` tests.
-    pub(super) fn new(total: u32) -> Self {
-        Tally {
-            total,
-            ..Tally::default()
-        }
-    }
-
     /// Counts one stored result.
-    pub(super) fn add(&mut self, result: &TestResult) {
+    pub fn add(&mut self, result: &TestResult) {
         match result.status {
             ResultStatus::Passed => self.passed += 1,
             ResultStatus::Failed => self.failed += 1,
@@ -73,13 +67,13 @@ impl Tally {
     }
 
     /// Results counted so far.
-    pub(super) fn stored(&self) -> u32 {
+    pub fn stored(&self) -> u32 {
         self.passed + self.failed + self.errored
     }
 
     /// The final status of a run that was not cancelled: failed when every result is an
     /// error, partial when some are, completed otherwise.
-    pub(super) fn status(&self) -> RunStatus {
+    pub fn status(&self) -> RunStatus {
         if self.stored() == 0 || self.errored == self.stored() {
             RunStatus::Failed
         } else if self.errored > 0 {
@@ -91,27 +85,27 @@ impl Tally {
 
     /// Ends `run` now: its summary, with the duration from its start (a resumed run counts the
     /// time it was down), and its finish time.
-    pub(super) fn finish(&self, run: &mut TestRun) {
+    pub fn finish(&self, run: &mut TestRun) {
         let now = chrono::Utc::now();
         let duration = run
             .started_at
             .map_or(0, |started| (now - started).num_milliseconds().max(0));
-        run.summary = Some(self.summary(duration as u64));
+        run.summary = Some(self.summary(run.total, duration as u64));
         run.finished_at = Some(now);
     }
 
-    /// The summary; `pass_rate` is passed / total, so untested tests of a cancelled run count
+    /// The summary of a run of `total` tests; `pass_rate` is passed / total, so untested tests of a cancelled run count
     /// as not passed.
-    pub(super) fn summary(&self, duration_ms: u64) -> RunSummary {
+    pub fn summary(&self, total: u32, duration_ms: u64) -> RunSummary {
         RunSummary {
-            total: self.total,
+            total,
             passed: self.passed,
             failed: self.failed,
             errored: self.errored,
-            pass_rate: if self.total == 0 {
+            pass_rate: if total == 0 {
                 0.0
             } else {
-                f64::from(self.passed) / f64::from(self.total)
+                f64::from(self.passed) / f64::from(total)
             },
             duration_ms,
             metrics: self
@@ -167,13 +161,13 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_errors() {
-        let mut t = Tally::new(3);
+        let mut t = Tally::default();
         t.add(&result(ResultStatus::Passed, Some(1.0), None));
         t.add(&result(ResultStatus::Failed, Some(0.0), None));
         assert_eq!(t.status(), RunStatus::Completed);
         t.add(&result(ResultStatus::Error, None, Some("boom")));
         assert_eq!(t.status(), RunStatus::Partial);
-        let s = t.summary(5);
+        let s = t.summary(3, 5);
         assert_eq!((s.total, s.passed, s.failed, s.errored), (3, 1, 1, 1));
         assert!((s.pass_rate - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(s.metrics[0].evaluated, 2);
@@ -183,7 +177,7 @@ mod tests {
 
     #[test]
     fn all_errors_fail_the_run() {
-        let mut t = Tally::new(1);
+        let mut t = Tally::default();
         t.add(&result(ResultStatus::Error, None, Some("boom")));
         assert_eq!(t.status(), RunStatus::Failed);
     }
