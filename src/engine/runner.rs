@@ -175,7 +175,7 @@ impl Engine {
                     let target = target.clone();
                     async move {
                         let job = match item? {
-                            Claimed::Job(job) => job,
+                            Claimed::Job(job) => *job,
                             Claimed::Dropped(position) => {
                                 return Ok::<_, Error>(Done {
                                     position,
@@ -332,7 +332,7 @@ impl Engine {
                                 .await?;
                             let items = jobs
                                 .into_iter()
-                                .map(Claimed::Job)
+                                .map(|job| Claimed::Job(Box::new(job)))
                                 .chain(dropped.into_iter().map(Claimed::Dropped));
                             return Ok(Some((stream::iter(items.map(Ok)), ())));
                         }
@@ -438,7 +438,7 @@ impl Engine {
 
 /// A claimed item, as the run's job stream yields it.
 enum Claimed {
-    Job(Job),
+    Job(Box<Job>),
     /// An item with nothing left to run.
     Dropped(i64),
 }

@@ -35,18 +35,25 @@ impl Assay {
     /// Starts `assay serve` on a free port of 127.0.0.1 with the SQLite database at `db`, and
     /// waits until it accepts connections.
     pub(crate) fn start(db: &Path) -> Assay {
+        Assay::start_with(&format!("sqlite://{}", db.display()), db, &[])
+    }
+
+    /// Starts `assay serve` on a free port of 127.0.0.1 with the database at `database` and the
+    /// extra flags `args`, logging next to `log_base`, and waits until it accepts connections.
+    pub(crate) fn start_with(database: &str, log_base: &Path, args: &[&str]) -> Assay {
         // The port is chosen by binding :0 and releasing it; another process could take it in
         // between, so a start that exits early is tried again on a new port.
         let mut last_log = String::new();
         for attempt in 0..3 {
             let addr = free_port();
-            let log = db.with_extension(format!("serve-{attempt}-{}.log", addr.port()));
+            let log = log_base.with_extension(format!("serve-{attempt}-{}.log", addr.port()));
             let child = Command::new(env!("CARGO_BIN_EXE_assay"))
                 .arg("serve")
                 .arg("--listen")
                 .arg(addr.to_string())
                 .arg("--database")
-                .arg(format!("sqlite://{}", db.display()))
+                .arg(database)
+                .args(args)
                 .env("ASSAY_LOG", "info")
                 .env_remove("ASSAY_LISTEN")
                 .env_remove("ASSAY_DATABASE_URL")
@@ -119,7 +126,7 @@ impl Assay {
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
-    fn terminate(mut self) -> ExitStatus {
+    pub(crate) fn terminate(mut self) -> ExitStatus {
         let pid = self.child_mut().id();
         let kill = Command::new("kill")
             .args(["-TERM", &pid.to_string()])

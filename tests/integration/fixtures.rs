@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use assay::proto::v1 as pb;
 use futures::StreamExt;
 use tonic::Streaming;
+use tonic::transport::Channel;
 
 use crate::harness::Server;
 
@@ -240,8 +241,12 @@ pub async fn next_result(stream: &mut Streaming<pb::ExecutionEvent>) -> pb::Test
 
 /// The results stored for a run (first page of up to 1000).
 pub async fn stored_results(server: &Server, run: &str) -> Vec<pb::TestResult> {
-    server
-        .execution()
+    stored_results_on(&server.channel(), run).await
+}
+
+/// The results stored for a run, as the server behind `channel` lists them (up to 1000).
+pub async fn stored_results_on(channel: &Channel, run: &str) -> Vec<pb::TestResult> {
+    pb::test_execution_service_client::TestExecutionServiceClient::new(channel.clone())
         .list_test_results(pb::ListTestResultsRequest {
             run: run.into(),
             page_size: 1000,

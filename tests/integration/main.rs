@@ -12,6 +12,7 @@ mod harness;
 mod metrics;
 mod on_postgres;
 mod postgres;
+mod replicas;
 mod resilience;
 mod runs;
 mod standard_services;
