@@ -13,3 +13,10 @@ CREATE TABLE run_work (
 CREATE INDEX run_work_claimed_by_endpoint ON run_work (endpoint_id, lease_until)
     WHERE owner IS NOT NULL;
 CREATE INDEX run_work_by_owner ON run_work (owner) WHERE owner IS NOT NULL;
+
+-- When the next call of each rate-limited endpoint may start (Unix microseconds): replicas
+-- sharing the database keep an endpoint's rate together by each taking the next moment.
+CREATE TABLE endpoint_pace (
+    endpoint_id TEXT PRIMARY KEY,
+    next_us     BIGINT NOT NULL
+);

@@ -1,13 +1,16 @@
 //! The per-endpoint gate: every attempt to call one endpoint, from every run and judge of the
 //! process, passes it. It holds a token bucket (requests per minute) and a concurrency window
 //! (fixed at the endpoint's `max_concurrency`, or adaptive: halved on HTTP 429, grown by one per
-//! success).
+//! success). When other processes call the endpoint too (replicas on one database), a
+//! [`SharedPace`] spaces the calls of all of them, so the rate holds for the cluster.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::domain::Endpoint;
 
@@ -64,17 +67,29 @@ struct State {
     window: u32,
 }
 
+/// Spaces the calls of endpoints across every process that calls them.
+#[async_trait]
+pub trait SharedPace: Send + Sync + std::fmt::Debug {
+    /// How long a call of `endpoint` must wait for its moment, the calls of every process spaced
+    /// `interval` apart.
+    async fn wait(&self, endpoint: Uuid, interval: Duration) -> Duration;
+}
+
 /// One endpoint's gate; share it with `Arc`.
 #[derive(Debug)]
 pub struct Gate {
     state: Mutex<State>,
     freed: Notify,
+    /// The pace shared with other processes, and the endpoint's id in it.
+    shared: Option<(Arc<dyn SharedPace>, Uuid)>,
 }
 
 impl Gate {
-    /// A gate with `settings`, its bucket full and its window at the maximum.
-    pub(crate) fn new(settings: GateSettings) -> Self {
+    /// A gate with `settings`, its bucket full and its window at the maximum; its rate is kept
+    /// with other processes through `shared` when given.
+    pub(crate) fn new(settings: GateSettings, shared: Option<(Arc<dyn SharedPace>, Uuid)>) -> Self {
         Gate {
+            shared,
             state: Mutex::new(State {
                 tokens: settings.capacity(),
                 refilled: Instant::now(),
@@ -127,6 +142,13 @@ impl Gate {
         }
         let pass = Pass { gate: self };
         if let Some(wait) = self.reserve_token() {
+            tokio::time::sleep(wait).await;
+        }
+        let rate = self.lock().settings.per_second;
+        if let (Some(rate), Some((pace, endpoint))) = (rate, &self.shared) {
+            let wait = pace
+                .wait(*endpoint, Duration::from_secs_f64(1.0 / rate))
+                .await;
             tokio::time::sleep(wait).await;
         }
         pass
@@ -187,7 +209,6 @@ impl Drop for Pass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn settings(per_second: Option<f64>, max: Option<u32>, adaptive: bool) -> GateSettings {
         GateSettings {
@@ -199,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_adaptive_window_halves_on_429_and_grows_by_one_within_bounds() {
-        let gate = Gate::new(settings(None, Some(8), true));
+        let gate = Gate::new(settings(None, Some(8), true), None);
         assert_eq!(gate.window(), 8);
         gate.enter().await.succeeded();
         assert_eq!(gate.window(), 8, "never above the maximum");
@@ -214,14 +235,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_fixed_window_ignores_429() {
-        let gate = Gate::new(settings(None, Some(3), false));
+        let gate = Gate::new(settings(None, Some(3), false), None);
         gate.enter().await.throttled();
         assert_eq!(gate.window(), 3);
     }
 
     #[tokio::test]
     async fn the_window_bounds_passes_in_flight() {
-        let gate = Arc::new(Gate::new(settings(None, Some(2), false)));
+        let gate = Arc::new(Gate::new(settings(None, Some(2), false), None));
         let first = gate.enter().await;
         let _second = gate.enter().await;
         let waiting = tokio::spawn({
@@ -238,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_bucket_holds_one_second_of_calls_then_refills_at_the_rate() {
-        let gate = Gate::new(settings(Some(5.0), None, false));
+        let gate = Gate::new(settings(Some(5.0), None, false), None);
         for _ in 0..5 {
             assert_eq!(gate.reserve_token(), None, "a full bucket does not wait");
         }
@@ -267,7 +288,7 @@ mod tests {
 
     #[tokio::test]
     async fn new_settings_apply_to_a_gate_in_use() {
-        let gate = Gate::new(settings(None, Some(8), true));
+        let gate = Gate::new(settings(None, Some(8), true), None);
         gate.enter().await.throttled();
         gate.configure(settings(None, Some(2), true));
         assert_eq!(gate.window(), 2);

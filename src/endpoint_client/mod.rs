@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use env::{EnvTemplate, MissingEnv};
-pub use gate::Gate;
+pub use gate::{Gate, SharedPace};
 pub use template::{BodyTemplate, BodyTemplateSyntax, TemplateVars};
 
 pub(crate) use template::{describe as describe_template_error, template_environment};
@@ -38,6 +38,8 @@ pub struct TargetClient {
     http: reqwest::Client,
     /// By endpoint id; a gate lives as long as the process (a few bytes per endpoint).
     gates: Arc<Mutex<HashMap<Uuid, Arc<Gate>>>>,
+    /// Keeps endpoints' rates with other processes, when they call them too.
+    shared: Option<Arc<dyn SharedPace>>,
 }
 
 impl Default for TargetClient {
@@ -63,16 +65,24 @@ impl TargetClient {
         TargetClient {
             http,
             gates: Arc::default(),
+            shared: None,
         }
+    }
+
+    /// This client, keeping each endpoint's rate together with other processes through `pace`.
+    pub fn with_shared_pace(mut self, pace: Arc<dyn SharedPace>) -> Self {
+        self.shared = Some(pace);
+        self
     }
 
     /// The gate of `endpoint`, made on first use and brought up to date with its settings.
     fn gate(&self, endpoint: &Endpoint) -> Arc<Gate> {
         let settings = GateSettings::of(endpoint);
         let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
-        let gate = gates
-            .entry(endpoint.id)
-            .or_insert_with(|| Arc::new(Gate::new(settings)));
+        let gate = gates.entry(endpoint.id).or_insert_with(|| {
+            let shared = self.shared.clone().map(|pace| (pace, endpoint.id));
+            Arc::new(Gate::new(settings, shared))
+        });
         gate.configure(settings);
         Arc::clone(gate)
     }

@@ -16,6 +16,7 @@ mod concurrency;
 mod follow;
 mod history;
 mod jobs;
+mod pace;
 mod plan;
 mod runner;
 mod scheduler;
@@ -155,7 +156,13 @@ impl Engine {
         settings: EngineSettings,
         default_judge: Option<crate::domain::Endpoint>,
     ) -> Arc<Self> {
-        let targets = TargetClient::new();
+        let mut targets = TargetClient::new();
+        if store.is_shared() {
+            let pace = pace::StorePace {
+                store: Arc::clone(&store),
+            };
+            targets = targets.with_shared_pace(Arc::new(pace));
+        }
         let scorer = Scorer::new(targets.clone(), default_judge);
         Arc::new(Engine {
             store,

@@ -63,6 +63,13 @@ pub trait TestImport: Send {
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does: what health checks ask.
     async fn ping(&self) -> Result<()>;
+    /// Whether several processes may use this database at once, so that limits must hold across
+    /// them.
+    fn is_shared(&self) -> bool;
+    /// Reserves the moment a call of an endpoint may start, for every process on this database:
+    /// the later of `now_us` and `interval_us` after the moment reserved last (Unix
+    /// microseconds), so the endpoint's calls are spaced `interval_us` apart.
+    async fn reserve_call(&self, endpoint_id: Uuid, now_us: i64, interval_us: i64) -> Result<i64>;
 
     // ---- metrics
     /// Stores a new metric.

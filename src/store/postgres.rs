@@ -111,6 +111,11 @@ mod dialect {
 
     pub(super) const XACT_LOCK: Option<&str> = Some("SELECT pg_advisory_xact_lock(hashtext($1))");
 
+    // Replicas share a PostgreSQL database.
+    pub(super) const SHARED: bool = true;
+
+    pub(super) const GREATEST: &str = "GREATEST";
+
     pub(super) fn is_name_clash(db: &dyn DatabaseError) -> bool {
         db.constraint().is_some_and(|c| c.ends_with("_name_key"))
     }

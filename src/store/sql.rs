@@ -12,6 +12,8 @@
 //! - `POSITIONS_IN`: `(...)`, a subquery of the integers of a JSON array bound as one parameter;
 //! - `SKIP_LOCKED`: what ends the read of free items when claiming, so concurrent claims skip
 //!   each other's rows instead of waiting;
+//! - `SHARED`: whether several processes may use one database;
+//! - `GREATEST`: the function giving the larger of two values;
 //! - `XACT_LOCK`: a statement taking a lock (keyed by one text bind) held until the transaction
 //!   ends, when the writer is not already alone;
 //! - `fn is_name_clash(&dyn DatabaseError) -> bool`: a unique violation on a `name` column.
@@ -500,6 +502,32 @@ macro_rules! sql_store {
             async fn ping(&self) -> Result<()> {
                 sqlx::query("SELECT 1").execute(&self.reader).await?;
                 Ok(())
+            }
+
+            fn is_shared(&self) -> bool {
+                $d::SHARED
+            }
+
+            async fn reserve_call(
+                &self,
+                endpoint_id: Uuid,
+                now_us: i64,
+                interval_us: i64,
+            ) -> Result<i64> {
+                let next: i64 = sqlx::query_scalar($d::sql(format!(
+                    "INSERT INTO endpoint_pace (endpoint_id, next_us) VALUES (?, ? + ?) \
+                     ON CONFLICT (endpoint_id) DO UPDATE \
+                     SET next_us = {}(endpoint_pace.next_us, ?) + ? RETURNING next_us",
+                    $d::GREATEST
+                )))
+                .bind(endpoint_id.to_string())
+                .bind(now_us)
+                .bind(interval_us)
+                .bind(now_us)
+                .bind(interval_us)
+                .fetch_one(&self.writer)
+                .await?;
+                Ok(next - interval_us)
             }
 
             async fn create_metric(&self, metric: &Metric) -> Result<()> {

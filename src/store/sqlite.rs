@@ -129,6 +129,11 @@ mod dialect {
     // One writer connection: a write transaction is alone already.
     pub(super) const XACT_LOCK: Option<&str> = None;
 
+    // One server uses a SQLite file.
+    pub(super) const SHARED: bool = false;
+
+    pub(super) const GREATEST: &str = "max";
+
     pub(super) fn is_name_clash(db: &dyn DatabaseError) -> bool {
         db.message().ends_with(".name")
     }

@@ -2,7 +2,8 @@
 //! real replicas of the built binary on a database of its own, with a real HTTP target on
 //! 127.0.0.1, and checks that they share every run: both work on a run started on one, any
 //! replica follows and cancels it, a replica killed mid-run leaves its tests to the others, a
-//! restart of every replica resumes the run, and an endpoint's limit holds for all together.
+//! restart of every replica resumes the run, and an endpoint's limits (calls in flight, calls per
+//! minute) hold for all together.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -58,15 +59,17 @@ impl Replica {
     }
 }
 
-/// A metric, the endpoint `slow` (at most `max_concurrency` calls at once; 0: no limit) and a
-/// test set `slow` of `tests` tests that each take `delay_ms`.
+/// A metric, the endpoint `slow` (as `configure` sets it) and a test set `slow` of `tests` tests
+/// that each take `delay_ms`.
 async fn catalogue(
     channel: &Channel,
     target: &Target,
     tests: usize,
     delay_ms: u32,
-    max_concurrency: u32,
+    configure: impl FnOnce(&mut pb::Endpoint),
 ) {
+    let mut endpoint = http_endpoint("slow", &target.url);
+    configure(&mut endpoint);
     pb::metric_service_client::MetricServiceClient::new(channel.clone())
         .create_metric(pb::CreateMetricRequest {
             metric: Some(regex("anything", ".")),
@@ -75,10 +78,7 @@ async fn catalogue(
         .unwrap();
     pb::endpoint_service_client::EndpointServiceClient::new(channel.clone())
         .create_endpoint(pb::CreateEndpointRequest {
-            endpoint: Some(pb::Endpoint {
-                max_concurrency,
-                ..http_endpoint("slow", &target.url)
-            }),
+            endpoint: Some(endpoint),
         })
         .await
         .unwrap();
@@ -166,7 +166,7 @@ async fn a_run_started_on_one_replica_is_worked_on_by_both_and_followed_from_eit
     let target = Target::start().await;
     let a = Replica::start(&db, dir.path(), "a").await;
     let b = Replica::start(&db, dir.path(), "b").await;
-    catalogue(&a.channel, &target, TESTS, 300, 0).await;
+    catalogue(&a.channel, &target, TESTS, 300, |_| {}).await;
 
     let (run, stream) = execute(&a).await;
     let watched = b.watch(&run.id).await;
@@ -206,7 +206,7 @@ async fn cancel_on_another_replica_stops_the_run_everywhere() {
     let target = Target::start().await;
     let a = Replica::start(&db, dir.path(), "a").await;
     let b = Replica::start(&db, dir.path(), "b").await;
-    catalogue(&a.channel, &target, 200, 200, 0).await;
+    catalogue(&a.channel, &target, 200, 200, |_| {}).await;
 
     let (run, mut stream) = execute(&a).await;
     read_results(&mut stream, 4).await;
@@ -245,7 +245,7 @@ async fn a_killed_replicas_tests_go_to_the_others_and_a_full_restart_resumes() {
     let target = Target::start().await;
     let a = Replica::start(&db, dir.path(), "a").await;
     let b = Replica::start(&db, dir.path(), "b").await;
-    catalogue(&a.channel, &target, TESTS, 300, 0).await;
+    catalogue(&a.channel, &target, TESTS, 300, |_| {}).await;
 
     let (run, mut stream) = execute(&a).await;
     read_results(&mut stream, 6).await;
@@ -286,7 +286,7 @@ async fn an_endpoints_limit_holds_across_replicas() {
     let target = Target::start().await;
     let a = Replica::start(&db, dir.path(), "a").await;
     let b = Replica::start(&db, dir.path(), "b").await;
-    catalogue(&a.channel, &target, TESTS, 200, 3).await;
+    catalogue(&a.channel, &target, TESTS, 200, |e| e.max_concurrency = 3).await;
 
     let (run, stream) = execute(&a).await;
     let watched = b.watch(&run.id).await;
@@ -299,4 +299,39 @@ async fn an_endpoints_limit_holds_across_replicas() {
         "{} calls in flight at once; the endpoint allows 3",
         target.max_in_flight()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoints_rate_holds_across_replicas() {
+    const TESTS: usize = 8;
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = Target::start().await;
+    let a = Replica::start(&db, dir.path(), "a").await;
+    let b = Replica::start(&db, dir.path(), "b").await;
+    // 240 calls per minute: one every 250 ms, for both replicas together.
+    catalogue(&a.channel, &target, TESTS, 0, |e| {
+        e.call_policy = Some(pb::CallPolicy {
+            requests_per_minute: 240,
+            ..Default::default()
+        })
+    })
+    .await;
+    let (run, stream) = execute(&a).await;
+    let watched = b.watch(&run.id).await;
+    let (on_a, _) = tokio::join!(events_after(Some(&run), stream), events(watched));
+    let (_, results, summary) = split(on_a);
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+    assert_eq!(results.len(), TESTS);
+    // Spaced 250 ms apart, any three calls span at least 500 ms (less a little for the clock of
+    // the target, which times arrivals, not starts). Each replica alone would allow 4 per second.
+    let mut times = target.times();
+    times.sort_unstable();
+    for three in times.windows(3) {
+        let span = three[2] - three[0];
+        assert!(
+            span >= Duration::from_millis(400),
+            "three calls within {span:?}: the replicas did not keep the rate together"
+        );
+    }
 }

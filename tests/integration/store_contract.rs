@@ -125,6 +125,7 @@ contract!(
     replicas_claim_a_runs_items_under_leases,
     completing_work_stores_only_what_the_replica_holds,
     caps_bound_the_items_claimed_across_replicas,
+    reserved_calls_of_an_endpoint_are_spaced_by_the_interval,
     a_test_has_at_most_one_result_per_run,
     results_are_listed_in_insertion_order_by_page,
     extents_count_and_bound_what_a_run_reads_page_by_page,
@@ -1306,6 +1307,23 @@ async fn caps_bound_the_items_claimed_across_replicas(backend: &dyn Backend) {
     // Ended leases count for nothing.
     store.renew_claims("a", 0).await.unwrap();
     assert_eq!(capped(r2.id, "c", 5, None, cap).await, Some(4));
+}
+
+async fn reserved_calls_of_an_endpoint_are_spaced_by_the_interval(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (e, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut reserved = Vec::new();
+    for now in [1_000, 1_000, 1_200] {
+        reserved.push(store.reserve_call(e, now, 500).await.unwrap());
+    }
+    assert_eq!(
+        reserved,
+        vec![1_000, 1_500, 2_000],
+        "each call after the last reserved"
+    );
+    assert_eq!(store.reserve_call(other, 1_000, 500).await.unwrap(), 1_000);
+    // Once the pace has caught up, a call goes at once.
+    assert_eq!(store.reserve_call(e, 9_000, 500).await.unwrap(), 9_000);
 }
 
 async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
