@@ -11,6 +11,9 @@
 //! - P4: Rescore of 100,000 stored outputs: results/s;
 //! - P5: peak RSS (VmHWM, reset once the tests are imported) of a fresh server during
 //!   10,000-test runs and during a 100,000-test run;
+//! - P1 again on PostgreSQL, against SQLite;
+//! - replicas: 4,000 tests against a 50 ms target, each replica keeping at most 32 calls in
+//!   flight: the wall time of two replicas on one PostgreSQL database against one's;
 //! - latency from a result being scored (its `created_at`) to its arrival at the client.
 //!
 //! Every run is checked: each result streamed once, each stored, all passed. It prints one table
@@ -43,6 +46,8 @@ const CONCURRENCY: usize = 64;
 /// Concurrency and target delay of P3.
 const P3_CONCURRENCY: usize = 100;
 const P3_DELAY_MS: u64 = 50;
+/// Each replica's cap in the replica comparison (its target answers after `P3_DELAY_MS`).
+const REPLICA_CAP: usize = 32;
 
 /// How many of each; the smoke run (under `cargo test`) uses tiny sizes.
 struct Sizes {
@@ -53,6 +58,8 @@ struct Sizes {
     p1: usize,
     p3: usize,
     large: usize,
+    /// Tests of the run of the replica comparison.
+    replicas: usize,
 }
 
 impl Sizes {
@@ -65,6 +72,7 @@ impl Sizes {
                 p1: 10_000,
                 p3: 2_000,
                 large: 100_000,
+                replicas: 4_000,
             }
         } else {
             Sizes {
@@ -74,6 +82,7 @@ impl Sizes {
                 p1: 200,
                 p3: 100,
                 large: 1_000,
+                replicas: 64,
             }
         }
     }
@@ -137,8 +146,9 @@ struct Server {
     child: tokio::process::Child,
     channel: Channel,
     _dir: tempfile::TempDir,
-    /// The server's PostgreSQL database, when it has one; dropped after the server is gone.
-    _postgres: Option<TestDatabase>,
+    /// The server's PostgreSQL database, when it has one (replicas share it); dropped after the
+    /// last server on it is gone.
+    postgres: Option<Arc<TestDatabase>>,
 }
 
 impl Server {
@@ -149,10 +159,17 @@ impl Server {
 
     /// A server on a fresh PostgreSQL database (see `tests/integration/postgres.rs`).
     async fn start_on_postgres(default_concurrency: usize) -> Server {
-        Server::launch(default_concurrency, Some(TestDatabase::create().await)).await
+        let database = Arc::new(TestDatabase::create().await);
+        Server::launch(default_concurrency, Some(database)).await
     }
 
-    async fn launch(default_concurrency: usize, postgres: Option<TestDatabase>) -> Server {
+    /// Another replica on this server's PostgreSQL database.
+    async fn replica(&self, default_concurrency: usize) -> Server {
+        Server::launch(default_concurrency, self.postgres.clone()).await
+    }
+
+    /// A server whose runs that ask for no concurrency keep `default_concurrency` calls in flight.
+    async fn launch(default_concurrency: usize, postgres: Option<Arc<TestDatabase>>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let database = match &postgres {
             Some(database) => database.url().to_string(),
@@ -195,7 +212,7 @@ impl Server {
             child,
             channel,
             _dir: dir,
-            _postgres: postgres,
+            postgres,
         }
     }
 
@@ -505,6 +522,16 @@ async fn main() {
     let p1_postgres = median_by(p1_postgres, Run::per_second);
     server.stop().await;
 
+    // Replicas: one latency-bound run (each replica at most REPLICA_CAP calls in flight, a run
+    // asking for no concurrency) on one replica, then on two sharing the database.
+    let one = Server::start_on_postgres(REPLICA_CAP).await;
+    setup(&one.channel, &target, "replicas", sizes.replicas, P3_DELAY_MS).await;
+    let on_one = one.execute("replicas", 0).await;
+    let two = one.replica(REPLICA_CAP).await;
+    let on_two = one.execute("replicas", 0).await;
+    two.stop().await;
+    one.stop().await;
+
     // Another fresh server, the same steps at ten times the size: P5's large figure, then P4 on
     // the outputs that run stored.
     let server = Server::start(P3_CONCURRENCY).await;
@@ -554,6 +581,18 @@ async fn main() {
             "P1 on PostgreSQL: server CPU per test",
             p1_postgres.server_cpu_us,
             "us",
+        ),
+        row(
+            "replicas: 50 ms target, x32 each: 1 replica wall",
+            on_one.wall.as_secs_f64(),
+            "s",
+        ),
+        row("replicas: 2 replicas wall", on_two.wall.as_secs_f64(), "s"),
+        at_most(
+            "replicas: wall of 2 / wall of 1",
+            on_two.wall.as_secs_f64() / on_one.wall.as_secs_f64(),
+            "",
+            0.55,
         ),
         row("P1: scored -> client p50", p1.latency_ms(0.5), "ms"),
         row("P1: scored -> client p99", p1.latency_ms(0.99), "ms"),
@@ -606,9 +645,9 @@ async fn main() {
         println!("smoke run (tiny sizes; `cargo bench --bench perf` for the real figures)");
     }
     println!(
-        "sizes: raw {} requests, P1 {} tests, P3 {} tests, large run (P4, P5) {} tests; \
-         median of {} rounds",
-        sizes.raw, sizes.p1, sizes.p3, sizes.large, sizes.rounds
+        "sizes: raw {} requests, P1 {} tests, P3 {} tests, large run (P4, P5) {} tests, \
+         replicas {} tests; median of {} rounds",
+        sizes.raw, sizes.p1, sizes.p3, sizes.large, sizes.replicas, sizes.rounds
     );
     print_table(&rows, full);
 
@@ -621,6 +660,7 @@ async fn main() {
             "p3": sizes.p3,
             "p4_and_p5_large": sizes.large,
             "p5_small": sizes.p1,
+            "replicas": sizes.replicas,
             "rounds": sizes.rounds,
         },
         "figures": rows.iter().map(|r| json!({

@@ -83,8 +83,11 @@ impl Engine {
     /// One round: stop working on runs that ended elsewhere, take part in runs with free items.
     async fn look(self: &Arc<Self>) -> Result<()> {
         for (run_id, cancel) in self.live_runs() {
-            if self.store.get_run(run_id).await?.status != RunStatus::Running {
-                cancel.cancel();
+            match self.store.get_run(run_id).await {
+                Ok(run) if run.status != RunStatus::Running => cancel.cancel(),
+                // A run starting here is live before it is stored.
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         let now = chrono::Utc::now().timestamp_millis();
