@@ -192,7 +192,7 @@ fn result_to_proto(r: &TestResult) -> pb::TestResult {
             .map(metric_result_to_proto)
             .collect(),
         prompt: r.prompt.clone(),
-        expected_response: r.expected_response.clone().unwrap_or_default(),
+        expected_response: r.expected_response.clone(),
         created_at: Some(timestamp(r.created_at)),
     }
 }
