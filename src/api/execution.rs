@@ -262,6 +262,8 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
                 Some(run_id(&r.run, "run")?)
             },
             metrics: references(&r.metrics, "metrics")?,
+            mode: mode_from_proto(r.mode)?,
+            max_concurrency: r.max_concurrency,
         };
         Ok(event_stream(self.engine.rescore(spec).await?))
     }

@@ -914,6 +914,8 @@ async fn test_set_metrics_and_rescore_and_last_run() {
             "bot",
             "--metric",
             "says-rome",
+            "--mode",
+            "Sequential",
             "--report",
             "rescore.json",
         ],
@@ -924,6 +926,8 @@ async fn test_set_metrics_and_rescore_and_last_run() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("rescore.json")).unwrap())
             .unwrap();
     assert_eq!(report["run"]["kind"], "RUN_KIND_RESCORE");
+    assert_eq!(report["run"]["mode"], "EXECUTION_MODE_SEQUENTIAL");
+    assert_eq!(report["run"]["maxConcurrency"], 1);
     assert_eq!(report["summary"]["failed"], 3);
 
     // `runs list`: the execution and the rescore, newest first, as a table or JSON lines.

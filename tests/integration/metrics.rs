@@ -769,6 +769,7 @@ async fn rescore_with_a_new_judge_metric_scores_the_stored_outputs() {
             endpoint: "app".into(),
             run: source.id.clone(),
             metrics: vec!["city".into()],
+            ..Default::default()
         },
     )
     .await;
@@ -783,6 +784,66 @@ async fn rescore_with_a_new_judge_metric_scores_the_stored_outputs() {
         .unwrap()
         .to_string();
     assert!(user.contains("Answer to evaluate:\n"), "{user}");
+}
+
+#[tokio::test]
+async fn rescore_takes_mode_and_max_concurrency_as_execute_does() {
+    let server = Server::start().await;
+    let app = Target::start().await;
+    create_endpoint(&server, http_endpoint("app", &app.url)).await;
+    create_metric(&server, regex("anything", ".")).await;
+    // Judges without limits of their own: the rescore's concurrency is what holds their calls.
+    let (sequential_judge, parallel_judge) = (Target::start().await, Target::start().await);
+    for (name, judge) in [("one", &sequential_judge), ("three", &parallel_judge)] {
+        create_endpoint(&server, judge_endpoint(name, judge, 0)).await;
+        create_metric(&server, judge_metric(name, name)).await;
+    }
+    let prompts: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
+    let tests = prompts
+        .iter()
+        .map(|p| test(p, "", &[("answer", &format!("{p} [judge:busy]"))]))
+        .collect();
+    create_test_set(&server, "many", &["anything"], tests).await;
+    let (source, _, _) = execute(&server, execute_request("many", "app")).await;
+    let request = |metric: &str, mode: pb::ExecutionMode, max_concurrency| pb::RescoreRequest {
+        test_set: "many".into(),
+        endpoint: "app".into(),
+        run: source.id.clone(),
+        metrics: vec![metric.into()],
+        mode: mode as i32,
+        max_concurrency,
+    };
+
+    let (run, results, _) =
+        rescore(&server, request("one", pb::ExecutionMode::Sequential, 0)).await;
+    assert_eq!(run.mode, pb::ExecutionMode::Sequential as i32);
+    assert_eq!(run.max_concurrency, 1);
+    assert_eq!(sequential_judge.calls(), 8);
+    assert_eq!(sequential_judge.max_in_flight(), 1);
+    let streamed: Vec<&str> = results.iter().map(|r| r.prompt.as_str()).collect();
+    assert_eq!(streamed, prompts, "one output at a time, in test order");
+
+    let (run, _, _) = rescore(&server, request("three", pb::ExecutionMode::Parallel, 3)).await;
+    assert_eq!(run.mode, pb::ExecutionMode::Parallel as i32);
+    assert_eq!(run.max_concurrency, 3);
+    assert_eq!(parallel_judge.calls(), 8);
+    assert!(
+        parallel_judge.max_in_flight() <= 3,
+        "{} judge calls at once",
+        parallel_judge.max_in_flight()
+    );
+    assert_eq!(app.calls(), 8, "rescore called the endpoint");
+
+    let status = server
+        .execution()
+        .rescore(pb::RescoreRequest {
+            mode: 7,
+            ..request("one", pb::ExecutionMode::Parallel, 0)
+        })
+        .await
+        .expect_err("an unknown mode");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("mode"), "{}", status.message());
 }
 
 #[tokio::test]
