@@ -793,6 +793,33 @@ async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
         .into_inner();
     assert_eq!(behavior.metrics.len(), 2);
 
+    // Similarity options by their proto names; the tokenizer is text as written.
+    ok(&assay(
+        &server,
+        dir.path(),
+        &[
+            "metric",
+            "create",
+            "--name",
+            "bleu-intl",
+            "--set",
+            "bleu.tokenize=intl",
+            "--set",
+            "bleu.lowercase=true",
+        ],
+    )
+    .await);
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--json", "metric", "get", "bleu-intl"],
+    )
+    .await;
+    ok(&output);
+    let got: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(got["bleu"]["tokenize"], "intl", "{got}");
+    assert_eq!(got["bleu"]["lowercase"], true, "{got}");
+
     let output = assay(&server, dir.path(), &["metric", "list"]).await;
     ok(&output);
     for name in ["says-paris", "exact", "has-digit"] {
