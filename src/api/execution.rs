@@ -192,7 +192,7 @@ fn result_to_proto(r: &TestResult) -> pb::TestResult {
             .map(metric_result_to_proto)
             .collect(),
         prompt: r.prompt.clone(),
-        expected_response: r.expected_response.clone().unwrap_or_default(),
+        expected_response: r.expected_response.clone(),
         created_at: Some(timestamp(r.created_at)),
     }
 }
@@ -262,6 +262,8 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
                 Some(run_id(&r.run, "run")?)
             },
             metrics: references(&r.metrics, "metrics")?,
+            mode: mode_from_proto(r.mode)?,
+            max_concurrency: r.max_concurrency,
         };
         Ok(event_stream(self.engine.rescore(spec).await?))
     }

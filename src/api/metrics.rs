@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use super::{mask_paths, reference, required, timestamp, update_target};
 use crate::catalogue::Catalogue;
 use crate::domain::{
-    Affix, LengthUnit, LlmJudge, Metric, MetricDraft, MetricKind, PageRequest, Ref, ScoreType,
-    SimilarityMeasure, ThresholdOperator,
+    Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricDraft, MetricKind, PageRequest, Ref,
+    ScoreType, SimilarityMeasure, SimilarityOptions, ThresholdOperator,
 };
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
@@ -82,8 +82,23 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
             } as i32,
         }),
         MetricKind::Latency { max_ms } => Kind::Latency(pb::Latency { max_ms }),
-        MetricKind::Similarity { measure, value } => {
-            let similarity = pb::Similarity { value };
+        MetricKind::Similarity {
+            measure,
+            value,
+            options,
+        } => {
+            let similarity = pb::Similarity {
+                value,
+                ignore_case: options.ignore_case,
+                nfc: options.nfc,
+                lowercase: options.lowercase,
+                // The tokenizer in force is shown for BLEU, the only measure that has one.
+                tokenize: if measure == SimilarityMeasure::Bleu {
+                    options.tokenize.name().to_string()
+                } else {
+                    String::new()
+                },
+            };
             match measure {
                 SimilarityMeasure::Levenshtein => Kind::Levenshtein(similarity),
                 SimilarityMeasure::RougeL => Kind::RougeL(similarity),
@@ -175,9 +190,9 @@ pub(super) fn from_proto(p: pb::Metric) -> Result<MetricDraft> {
                     },
                 },
                 Kind::Latency(l) => MetricKind::Latency { max_ms: l.max_ms },
-                Kind::Levenshtein(s) => similarity(SimilarityMeasure::Levenshtein, s),
-                Kind::RougeL(s) => similarity(SimilarityMeasure::RougeL, s),
-                Kind::Bleu(s) => similarity(SimilarityMeasure::Bleu, s),
+                Kind::Levenshtein(s) => similarity(SimilarityMeasure::Levenshtein, s)?,
+                Kind::RougeL(s) => similarity(SimilarityMeasure::RougeL, s)?,
+                Kind::Bleu(s) => similarity(SimilarityMeasure::Bleu, s)?,
                 Kind::LlmJudge(j) => {
                     judge_endpoint = match j.judge_endpoint.trim() {
                         "" => None,
@@ -240,11 +255,29 @@ pub(super) fn from_proto(p: pb::Metric) -> Result<MetricDraft> {
     })
 }
 
-fn similarity(measure: SimilarityMeasure, s: pb::Similarity) -> MetricKind {
-    MetricKind::Similarity {
+/// A similarity kind; its tokenizer name is read here, whether each option belongs to the
+/// measure is checked with the metric.
+fn similarity(measure: SimilarityMeasure, s: pb::Similarity) -> Result<MetricKind> {
+    let tokenize = match s.tokenize.as_str() {
+        "" => BleuTokenizer::default(),
+        name => BleuTokenizer::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = BleuTokenizer::ALL.iter().map(|t| t.name()).collect();
+            Error::invalid(
+                format!("metric.{}.tokenize", measure.name()),
+                format!("{name:?} is not one of {}", names.join(", ")),
+            )
+        })?,
+    };
+    Ok(MetricKind::Similarity {
         measure,
         value: s.value,
-    }
+        options: SimilarityOptions {
+            ignore_case: s.ignore_case,
+            nfc: s.nfc,
+            lowercase: s.lowercase,
+            tokenize,
+        },
+    })
 }
 
 #[tonic::async_trait]

@@ -7,9 +7,7 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use super::{
-    mask_paths, non_empty, reference, references, required, timestamp, update_target, uuid,
-};
+use super::{mask_paths, reference, references, required, timestamp, update_target, uuid};
 use crate::catalogue::{Catalogue, ImportTarget};
 use crate::domain::{GroupDraft, PageRequest, Ref, Test, TestDraft, TestSet};
 use crate::error::{Error, Result};
@@ -40,7 +38,7 @@ fn from_proto(p: pb::TestSet, field: &str) -> Result<GroupDraft> {
 fn test_from_proto(t: pb::Test) -> TestDraft {
     TestDraft {
         prompt: t.prompt,
-        expected_response: non_empty(t.expected_response),
+        expected_response: t.expected_response,
         behavior: (!t.behavior.is_empty()).then(|| Ref::parse(&t.behavior)),
         category: t.category,
         topic: t.topic,
@@ -95,7 +93,7 @@ fn test_to_proto(t: Test) -> pb::Test {
         id: t.id.to_string(),
         test_set_id: t.test_set_id.to_string(),
         prompt: t.prompt,
-        expected_response: t.expected_response.unwrap_or_default(),
+        expected_response: t.expected_response,
         behavior: t.behavior_id.map(|b| b.to_string()).unwrap_or_default(),
         category: t.category,
         topic: t.topic,

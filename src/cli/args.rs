@@ -210,22 +210,30 @@ pub struct RunArgs {
     pub run: String,
 }
 
+/// How `execute` and `rescore` dispatch tests.
+#[derive(Debug, Args)]
+pub struct DispatchArgs {
+    /// `parallel` or `sequential` (any case).
+    #[arg(long, value_enum, ignore_case = true, default_value = "parallel")]
+    pub mode: Mode,
+    /// Most tests in flight at once (`execute`: endpoint calls; `rescore`: outputs scored).
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
+}
+
 /// `execute`.
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
     /// Test set and endpoint.
     #[command(flatten)]
     pub pair: PairArgs,
-    /// `parallel` or `sequential` (any case).
-    #[arg(long, value_enum, ignore_case = true, default_value = "parallel")]
-    pub mode: Mode,
+    /// Mode and concurrency.
+    #[command(flatten)]
+    pub dispatch: DispatchArgs,
     /// Metric id or name that scores every test, replacing the test set's and behaviours'
     /// (repeatable).
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
-    /// Most endpoint calls in flight at once.
-    #[arg(long)]
-    pub max_concurrency: Option<u32>,
     /// Run parameter for the body template, `key=value` (value as JSON, else text; repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
@@ -243,6 +251,9 @@ pub struct RescoreArgs {
     /// Run whose outputs to score (default: the latest completed one).
     #[arg(long)]
     pub run: Option<String>,
+    /// Mode and concurrency.
+    #[command(flatten)]
+    pub dispatch: DispatchArgs,
     /// Metric id or name (repeatable).
     #[arg(long = "metric")]
     pub metrics: Vec<String>,

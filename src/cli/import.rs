@@ -176,12 +176,29 @@ fn parse_csv(text: &str) -> Result<Vec<RawRow>, String> {
             ));
         }
     }
-    Ok(reader
-        .records()
-        .map(|record| match record {
+    let records: Vec<_> = reader.records().collect();
+    // Where each record starts, to find its raw text (which tells `""` from an empty cell).
+    let starts: Vec<usize> = records
+        .iter()
+        .map(|r| match r {
+            Ok(record) => record.position().map(|p| p.byte() as usize),
+            Err(e) => e.position().map(|p| p.byte() as usize),
+        })
+        .map(|start| start.unwrap_or(text.len()))
+        .chain([text.len()])
+        .collect();
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| match record {
             Ok(record) => {
                 let line = record.position().map_or(0, |p| p.line() as usize);
-                (Location::Line(line), csv_row(&headers, &record))
+                let raw = text.get(starts[i]..starts[i + 1]).unwrap_or_default();
+                let quoted_empty = quoted_empty_cells(raw);
+                (
+                    Location::Line(line),
+                    csv_row(&headers, &record, &quoted_empty),
+                )
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as usize);
@@ -191,13 +208,54 @@ fn parse_csv(text: &str) -> Result<Vec<RawRow>, String> {
         .collect())
 }
 
-/// A CSV record as an object: empty cells are unset; `metadata` is a JSON object and
-/// `metadata.<key>` columns add keys to it.
-fn csv_row(headers: &csv::StringRecord, record: &csv::StringRecord) -> Result<Value, String> {
+/// For each cell of one record's raw text, whether it is written `""`. As in PostgreSQL's CSV
+/// format, that is the empty text, while an empty cell is no value: it tells an expected
+/// response of "" (the answer must be empty) from none.
+fn quoted_empty_cells(raw: &str) -> Vec<bool> {
+    let bytes = raw.as_bytes();
+    let mut cells = Vec::new();
+    let mut i = 0;
+    loop {
+        let start = i;
+        if bytes.get(i) == Some(&b'"') {
+            i += 1;
+            while i < bytes.len() {
+                match (bytes[i], bytes.get(i + 1)) {
+                    (b'"', Some(b'"')) => i += 2,
+                    (b'"', _) => break,
+                    _ => i += 1,
+                }
+            }
+            // Past the closing quote.
+            i += 1;
+        }
+        let quoted_end = i;
+        while i < bytes.len() && !matches!(bytes[i], b',' | b'\r' | b'\n') {
+            i += 1;
+        }
+        cells.push(quoted_end == start + 2 && i == quoted_end);
+        if bytes.get(i) != Some(&b',') {
+            return cells;
+        }
+        i += 1;
+    }
+}
+
+/// A CSV record as an object: empty cells are unset, cells written `""` (`quoted_empty`) are the
+/// empty text; `metadata` is a JSON object and `metadata.<key>` columns add keys to it.
+fn csv_row(
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+    quoted_empty: &[bool],
+) -> Result<Value, String> {
     let mut row = Map::new();
     let mut metadata = Map::new();
-    for (header, cell) in headers.iter().zip(record) {
+    for (i, (header, cell)) in headers.iter().zip(record).enumerate() {
         if cell.is_empty() {
+            let plain = header != "metadata" && !header.starts_with("metadata.");
+            if plain && quoted_empty.get(i) == Some(&true) {
+                row.insert(header.to_string(), Value::from(""));
+            }
             continue;
         }
         if header == "metadata" {
@@ -289,14 +347,18 @@ fn test_of(row: Value) -> Result<pb::Test, String> {
             COLUMNS.join(", ")
         ));
     }
-    let text = |row: &mut Map<String, Value>, field: &str| match row.remove(field) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s),
+    // Absent or null: unset; "" is a value (for the expected response: the answer must be empty).
+    let optional = |row: &mut Map<String, Value>, field: &str| match row.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(format!("{field} must be text, not {other}")),
+    };
+    let text = |row: &mut Map<String, Value>, field: &str| {
+        optional(row, field).map(Option::unwrap_or_default)
     };
     let test = pb::Test {
         prompt: text(&mut row, "prompt")?,
-        expected_response: text(&mut row, "expected_response")?,
+        expected_response: optional(&mut row, "expected_response")?,
         behavior: text(&mut row, "behavior")?,
         category: text(&mut row, "category")?,
         topic: text(&mut row, "topic")?,
@@ -405,10 +467,46 @@ mod tests {
         let text = "prompt,expected_response,metadata,metadata.level\n\
                     hi,hello,\"{\"\"lang\"\": \"\"en\"\", \"\"n\"\": 2}\",easy\n";
         let (_, tests) = check(parse(text, ImportFormat::Csv).unwrap()).unwrap();
-        assert_eq!(tests[0].expected_response, "hello");
+        assert_eq!(tests[0].expected_response.as_deref(), Some("hello"));
         assert_eq!(tests[0].metadata["lang"], "en");
         assert_eq!(tests[0].metadata["n"], "2");
         assert_eq!(tests[0].metadata["level"], "easy");
+    }
+
+    #[test]
+    fn csv_tells_an_empty_expected_response_from_none() {
+        let text = "prompt,expected_response\n\
+                    a,\n\
+                    b,\"\"\n\
+                    \"c, \"\"quoted\"\"\",\"\"\r\n\
+                    d,\"\"\"\"\n\
+                    e,\"\"";
+        let (_, tests) = check(parse(text, ImportFormat::Csv).unwrap()).unwrap();
+        let expected: Vec<Option<&str>> = tests
+            .iter()
+            .map(|t| t.expected_response.as_deref())
+            .collect();
+        assert_eq!(
+            expected,
+            [None, Some(""), Some(""), Some("\""), Some("")],
+            "an empty cell is none, a cell written \"\" is the empty text"
+        );
+        assert_eq!(tests[2].prompt, "c, \"quoted\"");
+    }
+
+    #[test]
+    fn json_and_yaml_tell_an_empty_expected_response_from_none() {
+        let jsonl = "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"expected_response\": null}\n\
+                     {\"prompt\": \"c\", \"expectedResponse\": \"\"}\n";
+        let yaml = "- prompt: a\n- prompt: b\n  expected_response: ~\n- prompt: c\n  expected_response: ''\n";
+        for (text, format) in [(jsonl, ImportFormat::Jsonl), (yaml, ImportFormat::Yaml)] {
+            let (_, tests) = check(parse(text, format).unwrap()).unwrap();
+            let expected: Vec<Option<&str>> = tests
+                .iter()
+                .map(|t| t.expected_response.as_deref())
+                .collect();
+            assert_eq!(expected, [None, None, Some("")], "{format:?}");
+        }
     }
 
     #[test]

@@ -238,7 +238,7 @@ fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, result: &pb::TestResult) -
         "test: {}\nprompt: {}\nexpected: {}\noutput: {}\n{}",
         result.test_id,
         result.prompt,
-        result.expected_response,
+        expected_shown(result.expected_response.as_deref()),
         result.output,
         result
             .metric_results
@@ -285,6 +285,30 @@ fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, result: &pb::TestResult) -
     Ok(())
 }
 
+/// The expected response as the JUnit details show it: "(none)" when the test had none, `""`
+/// when the answer had to be empty.
+fn expected_shown(expected: Option<&str>) -> &str {
+    match expected {
+        None => "(none)",
+        Some("") => "\"\"",
+        Some(text) => text,
+    }
+}
+
+/// A CSV cell as written: quoted when it holds a comma, a quote or a line break, or when `quote`
+/// asks for it. An expected response of "" is written `""` and none as an empty cell, which
+/// `test-set import` reads back as they were.
+fn csv_cell(text: &str, quote: bool) -> String {
+    if quote || text.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The position of `expected_response` among the CSV report's columns.
+const EXPECTED_COLUMN: usize = 3;
+
 fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
     // One score/passed/reason triple per metric, in order of first appearance.
     let mut metrics: Vec<&str> = Vec::new();
@@ -293,7 +317,10 @@ fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
             metrics.push(&m.metric_name);
         }
     }
-    let mut writer = csv::Writer::from_writer(out);
+    // Cells are quoted by `csv_cell`, which the writer cannot be told to do for one cell.
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Never)
+        .from_writer(out);
     let mut header: Vec<String> = [
         "test_id",
         "status",
@@ -308,8 +335,9 @@ fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
     for m in &metrics {
         header.extend(["score", "passed", "reason"].map(|c| format!("{m}.{c}")));
     }
-    writer.write_record(&header)?;
+    writer.write_record(header.iter().map(|h| csv_cell(h, false)))?;
     for r in &report.results {
+        let expected = r.expected_response.as_deref();
         let mut row = vec![
             r.test_id.clone(),
             status(r)
@@ -317,7 +345,7 @@ fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
                 .trim_start_matches("RESULT_STATUS_")
                 .to_string(),
             r.prompt.clone(),
-            r.expected_response.clone(),
+            expected.unwrap_or_default().to_string(),
             r.output.clone(),
             r.error.clone(),
             r.latency_ms.to_string(),
@@ -336,7 +364,11 @@ fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
                 None => row.extend([String::new(), String::new(), String::new()]),
             }
         }
-        writer.write_record(&row)?;
+        writer.write_record(
+            row.iter()
+                .enumerate()
+                .map(|(i, cell)| csv_cell(cell, i == EXPECTED_COLUMN && expected == Some(""))),
+        )?;
     }
     writer.flush()
 }
@@ -421,5 +453,29 @@ mod tests {
             lines.nth(1).unwrap(),
             "t,FAILED,\"What is <b> & \"\"c\"\"?\",,,,1500,0,false,differs"
         );
+    }
+
+    #[test]
+    fn reports_tell_an_empty_expected_response_from_none() {
+        let mut report = report();
+        report.results[0].expected_response = Some(String::new());
+        report.results[1].expected_response = None;
+        report.results[2].expected_response = Some("a, b".into());
+        let mut bytes = Vec::new();
+        write(&report, ReportFormat::Csv, &mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|line| line.split(",\"What is <b> & \"\"c\"\"?\",").nth(1).unwrap())
+            .collect();
+        assert!(expected[0].starts_with("\"\","), "{text}");
+        assert!(expected[1].starts_with(",,"), "{text}");
+        assert!(expected[2].starts_with("\"a, b\","), "{text}");
+        let mut bytes = Vec::new();
+        write(&report, ReportFormat::Junit, &mut bytes).unwrap();
+        let xml = String::from_utf8(bytes).unwrap();
+        assert!(xml.contains("expected: &quot;&quot;\n"), "{xml}");
+        assert!(xml.contains("expected: (none)\n"), "{xml}");
     }
 }

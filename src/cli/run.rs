@@ -130,12 +130,9 @@ pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result
     let request = pb::ExecuteRequest {
         test_set: args.pair.test_set,
         endpoint: args.pair.endpoint,
-        mode: match args.mode {
-            Mode::Parallel => pb::ExecutionMode::Parallel,
-            Mode::Sequential => pb::ExecutionMode::Sequential,
-        } as i32,
+        mode: proto_mode(args.dispatch.mode) as i32,
         metrics: args.metrics,
-        max_concurrency: args.max_concurrency.unwrap_or(0),
+        max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
         parameters: (!parameters.is_empty()).then(|| struct_of(parameters)),
     };
     let clients = Clients::connect(&global.server).await?;
@@ -152,9 +149,19 @@ pub async fn rescore(global: &Global, out: &Output, args: RescoreArgs) -> Result
         endpoint: args.pair.endpoint,
         run: args.run.unwrap_or_default(),
         metrics: args.metrics,
+        mode: proto_mode(args.dispatch.mode) as i32,
+        max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
     };
     let stream = clients.execution().rescore(request).await?.into_inner();
     outcome.follow(&clients, out, stream).await
+}
+
+/// The mode as the API spells it.
+fn proto_mode(mode: Mode) -> pb::ExecutionMode {
+    match mode {
+        Mode::Parallel => pb::ExecutionMode::Parallel,
+        Mode::Sequential => pb::ExecutionMode::Sequential,
+    }
 }
 
 /// `watch`.

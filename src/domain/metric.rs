@@ -105,6 +105,9 @@ pub enum MetricKind {
         measure: SimilarityMeasure,
         /// The reference text; `None` uses the expected response.
         value: Option<String>,
+        /// The measure's options (metrics stored before they existed have the defaults).
+        #[serde(default)]
+        options: SimilarityOptions,
     },
 }
 
@@ -133,12 +136,104 @@ pub enum LengthUnit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SimilarityMeasure {
-    /// `1 - edit distance / longer length`, over characters.
+    /// `1 - edit distance / longer length`, over characters (rapidfuzz's
+    /// `Levenshtein.normalized_similarity`).
     Levenshtein,
-    /// F1 of the longest common subsequence of words.
+    /// F1 of the longest common subsequence of words (rouge-score's `rougeL` F-measure).
     RougeL,
-    /// Sentence BLEU over 1- to 4-grams with brevity penalty and smoothing.
+    /// sacreBLEU's `sentence_bleu`, on a 0-1 scale.
     Bleu,
+}
+
+impl SimilarityMeasure {
+    /// The measure's name as the API spells its kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimilarityMeasure::Levenshtein => "levenshtein",
+            SimilarityMeasure::RougeL => "rouge_l",
+            SimilarityMeasure::Bleu => "bleu",
+        }
+    }
+}
+
+/// Options of the similarity measures; each belongs to one measure (checked at create).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimilarityOptions {
+    /// Levenshtein: both texts lower-cased first.
+    pub ignore_case: bool,
+    /// Levenshtein: both texts in Unicode NFC form, so composed and decomposed accents are equal.
+    pub nfc: bool,
+    /// BLEU: both texts lower-cased first (sacreBLEU's `lowercase`).
+    pub lowercase: bool,
+    /// BLEU: sacreBLEU's tokenizer.
+    pub tokenize: BleuTokenizer,
+}
+
+/// sacreBLEU's tokenizers that BLEU offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BleuTokenizer {
+    /// `13a`, mteval-v13a's tokenization (sacreBLEU's default).
+    #[default]
+    #[serde(rename = "13a")]
+    Tok13a,
+    /// `intl`, mteval-v14's international tokenization (Unicode punctuation and symbols).
+    #[serde(rename = "intl")]
+    Intl,
+    /// `char`: every character is a token.
+    #[serde(rename = "char")]
+    Char,
+    /// `none`: tokens are separated by whitespace only.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl BleuTokenizer {
+    /// Every tokenizer, by name.
+    pub const ALL: [BleuTokenizer; 4] = [Self::Tok13a, Self::Intl, Self::Char, Self::None];
+
+    /// The tokenizer's name, as sacreBLEU spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tok13a => "13a",
+            Self::Intl => "intl",
+            Self::Char => "char",
+            Self::None => "none",
+        }
+    }
+
+    /// The tokenizer named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl SimilarityOptions {
+    /// Options set for a measure they do not belong to are an error naming the option below
+    /// the measure's field (e.g. `metric.rouge_l.nfc`).
+    fn validate(&self, measure: SimilarityMeasure, field: impl Fn(&str) -> String) -> Result<()> {
+        use SimilarityMeasure::{Bleu, Levenshtein};
+        let set = [
+            (Levenshtein, "ignore_case", self.ignore_case),
+            (Levenshtein, "nfc", self.nfc),
+            (Bleu, "lowercase", self.lowercase),
+            (Bleu, "tokenize", self.tokenize != BleuTokenizer::default()),
+        ];
+        match set
+            .into_iter()
+            .find(|(owner, _, on)| *on && *owner != measure)
+        {
+            Some((owner, option, _)) => Err(Error::invalid(
+                field(&format!("{}.{option}", measure.name())),
+                format!(
+                    "is an option of {}, not of {}",
+                    owner.name(),
+                    measure.name()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Settings of an LLM-as-judge metric. The judge is `judge_endpoint` when set, else the inline
@@ -417,8 +512,10 @@ impl MetricKind {
             MetricKind::ExactMatch { .. }
             | MetricKind::StartsWith(_)
             | MetricKind::EndsWith(_)
-            | MetricKind::IsJson
-            | MetricKind::Similarity { .. } => Ok(()),
+            | MetricKind::IsJson => Ok(()),
+            MetricKind::Similarity {
+                measure, options, ..
+            } => options.validate(*measure, field),
             MetricKind::Contains { values, .. } => {
                 validate_values(values, &field("contains.values"))
             }

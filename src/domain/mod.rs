@@ -19,8 +19,8 @@ pub use endpoint::{
     Target, TemplateSyntax, is_secret_header,
 };
 pub use metric::{
-    Affix, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
-    ThresholdOperator, compile_schema,
+    Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
+    SimilarityOptions, ThresholdOperator, compile_schema,
 };
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use patch::{Patch, apply as apply_patch};

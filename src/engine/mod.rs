@@ -84,6 +84,10 @@ pub struct RescoreSpec {
     pub run: Option<Uuid>,
     /// Metrics replacing the lower tiers, when any.
     pub metrics: Vec<Ref>,
+    /// Dispatch mode.
+    pub mode: ExecutionMode,
+    /// Concurrency asked for; 0: no wish.
+    pub max_concurrency: u32,
 }
 
 /// Progress of a run on this replica, announced after each batch of results it stores.

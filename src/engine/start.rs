@@ -70,16 +70,8 @@ impl Engine {
             })
             .await?;
         let target = self.prepare(&endpoint, &spec.parameters)?;
-        let asked = [spec.max_concurrency, endpoint.max_concurrency];
-        let max_concurrency = match spec.mode {
-            ExecutionMode::Sequential => 1,
-            ExecutionMode::Parallel => self.concurrency.for_run(&asked),
-        };
-        // A limit asked for holds across replicas; without one, each works at its default.
-        let cluster_concurrency = asked
-            .iter()
-            .any(|&c| c > 0)
-            .then(|| self.concurrency.for_run(&asked));
+        let (max_concurrency, cluster_concurrency) =
+            self.concurrency_of(spec.mode, &[spec.max_concurrency, endpoint.max_concurrency]);
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
@@ -231,16 +223,22 @@ impl Engine {
                 )
             })
             .await?;
+        // The endpoint is never called, so its limit does not apply (judges keep theirs).
+        let (max_concurrency, cluster_concurrency) =
+            self.concurrency_of(spec.mode, &[spec.max_concurrency]);
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
             kind: RunKind::Rescore,
-            mode: ExecutionMode::Parallel,
+            mode: spec.mode,
             source_run_id: Some(source.id),
             metrics: Arc::new(metrics),
-            max_concurrency: self.concurrency.for_run(&[]),
+            max_concurrency,
             parameters: source.parameters,
-            plan: RunPlan::default(),
+            plan: RunPlan {
+                cluster_concurrency,
+                ..RunPlan::default()
+            },
             total,
             items: Items::Rescore {
                 source_run_id: source.id,
@@ -252,6 +250,21 @@ impl Engine {
             },
             endpoint: None,
         })
+    }
+
+    /// The concurrency of a run in `mode` (1 when sequential, else the lowest limit `asked`
+    /// sets, 0 being none, else the default) and the limit that holds across replicas: one asked
+    /// for; without one, each replica works at its default.
+    fn concurrency_of(&self, mode: ExecutionMode, asked: &[u32]) -> (u32, Option<u32>) {
+        let max_concurrency = match mode {
+            ExecutionMode::Sequential => 1,
+            ExecutionMode::Parallel => self.concurrency.for_run(asked),
+        };
+        let cluster = asked
+            .iter()
+            .any(|&c| c > 0)
+            .then(|| self.concurrency.for_run(asked));
+        (max_concurrency, cluster)
     }
 
     /// What a run over `extent` (the tests of a test set, or the results of a source run) reads

@@ -66,9 +66,11 @@ impl Check {
             MetricKind::JsonSchema { schema } => Check::JsonSchema(JsonSchema::new(schema)?),
             MetricKind::Length { min, max, unit } => Check::Length(Length::new(*min, *max, *unit)),
             MetricKind::Latency { max_ms } => Check::Latency(Latency::new(*max_ms)),
-            MetricKind::Similarity { measure, value } => {
-                Check::Similarity(SimilarityCheck::new(*measure, value))
-            }
+            MetricKind::Similarity {
+                measure,
+                value,
+                options,
+            } => Check::Similarity(SimilarityCheck::new(*measure, *options, value)),
             MetricKind::LlmJudge(settings) => Check::Judge(JudgeCheck::new(settings, judge)),
         })
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::app_server::Target;
 use crate::fixtures::{
-    contains, create_endpoint, create_metric, create_test_set, execute, execute_request,
+    contains, create_endpoint, create_metric, create_test_set, exact, execute, execute_request,
     http_endpoint, start, stored_tests, test,
 };
 use crate::harness::Server;
@@ -137,7 +137,11 @@ async fn import_reads_jsonl_csv_and_yaml() {
         let tests = stored_tests(&server, &set).await;
         assert_eq!(tests.len(), 2, "{file}");
         assert_eq!(tests[0].prompt, "capital of France?", "{file}");
-        assert_eq!(tests[0].expected_response, "Paris", "{file}");
+        assert_eq!(
+            tests[0].expected_response.as_deref(),
+            Some("Paris"),
+            "{file}"
+        );
         assert_eq!(tests[0].category, "capitals", "{file}");
         assert_eq!(
             tests[0].metadata.get("level").map(String::as_str),
@@ -145,9 +149,103 @@ async fn import_reads_jsonl_csv_and_yaml() {
             "{file}"
         );
         assert_eq!(tests[1].prompt, "2 + 2?", "{file}");
+        assert_eq!(tests[1].expected_response, None, "{file}");
         assert_eq!(tests[1].topic, "sums", "{file}");
         assert!(tests[1].metadata.is_empty(), "{file}");
     }
+}
+
+#[tokio::test]
+async fn an_empty_expected_response_is_imported_checked_and_reported_apart_from_none() {
+    let (server, _target, dir) = setup().await;
+    let mut trimmed = exact("empty-answer");
+    if let Some(pb::metric::Kind::ExactMatch(e)) = trimmed.kind.as_mut() {
+        e.trim = true;
+    }
+    create_metric(&server, trimmed).await;
+    // `""` is the empty text, an empty cell is none (the answer " " is empty once trimmed).
+    let csv = "prompt,expected_response,metadata.answer\n\
+               say nothing,\"\",\" \"\n\
+               say nothing again,\"\",Paris\n\
+               anything,,Paris\n";
+    std::fs::write(dir.path().join("tests.csv"), csv).unwrap();
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "test-set",
+            "import",
+            "tests.csv",
+            "-t",
+            "quiet",
+            "--create",
+            "--metric",
+            "empty-answer",
+        ],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let expected: Vec<Option<String>> = stored_tests(&server, "quiet")
+        .await
+        .into_iter()
+        .map(|t| t.expected_response)
+        .collect();
+    assert_eq!(expected, [Some(String::new()), Some(String::new()), None]);
+
+    let (run, results, _) = execute(&server, execute_request("quiet", "bot")).await;
+    let verdict = |prompt: &str| {
+        let r = results.iter().find(|r| r.prompt == prompt).unwrap();
+        let m = &r.metric_results[0];
+        (r.expected_response.clone(), m.passed, m.error.clone())
+    };
+    assert_eq!(
+        verdict("say nothing"),
+        (Some(String::new()), true, String::new())
+    );
+    assert_eq!(
+        verdict("say nothing again"),
+        (Some(String::new()), false, String::new())
+    );
+    let (none, passed, error) = verdict("anything");
+    assert_eq!((none, passed), (None, false));
+    assert!(error.contains("needs an expected response"), "{error}");
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &["report", &run.id, "--report", "run.csv"],
+    )
+    .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report = std::fs::read_to_string(dir.path().join("run.csv")).unwrap();
+    let row = |prompt: &str| {
+        let line = report.lines().find(|l| l.contains(&format!(",{prompt},")));
+        line.unwrap_or_else(|| panic!("no row for {prompt}: {report}"))
+            .to_string()
+    };
+    assert!(
+        row("say nothing").contains(",say nothing,\"\","),
+        "{report}"
+    );
+    assert!(row("anything").contains(",anything,,"), "{report}");
+    let output = assay(
+        &server,
+        dir.path(),
+        &["report", &run.id, "--format", "json"],
+    )
+    .await;
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("JSON report");
+    let by_prompt = |prompt: &str| {
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["prompt"] == prompt)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_prompt("say nothing")["expectedResponse"], "");
+    assert!(by_prompt("anything").get("expectedResponse").is_none());
 }
 
 #[tokio::test]
@@ -695,6 +793,33 @@ async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
         .into_inner();
     assert_eq!(behavior.metrics.len(), 2);
 
+    // Similarity options by their proto names; the tokenizer is text as written.
+    ok(&assay(
+        &server,
+        dir.path(),
+        &[
+            "metric",
+            "create",
+            "--name",
+            "bleu-intl",
+            "--set",
+            "bleu.tokenize=intl",
+            "--set",
+            "bleu.lowercase=true",
+        ],
+    )
+    .await);
+    let output = assay(
+        &server,
+        dir.path(),
+        &["--json", "metric", "get", "bleu-intl"],
+    )
+    .await;
+    ok(&output);
+    let got: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(got["bleu"]["tokenize"], "intl", "{got}");
+    assert_eq!(got["bleu"]["lowercase"], true, "{got}");
+
     let output = assay(&server, dir.path(), &["metric", "list"]).await;
     ok(&output);
     for name in ["says-paris", "exact", "has-digit"] {
@@ -816,6 +941,8 @@ async fn test_set_metrics_and_rescore_and_last_run() {
             "bot",
             "--metric",
             "says-rome",
+            "--mode",
+            "Sequential",
             "--report",
             "rescore.json",
         ],
@@ -826,6 +953,8 @@ async fn test_set_metrics_and_rescore_and_last_run() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("rescore.json")).unwrap())
             .unwrap();
     assert_eq!(report["run"]["kind"], "RUN_KIND_RESCORE");
+    assert_eq!(report["run"]["mode"], "EXECUTION_MODE_SEQUENTIAL");
+    assert_eq!(report["run"]["maxConcurrency"], 1);
     assert_eq!(report["summary"]["failed"], 3);
 
     // `runs list`: the execution and the rescore, newest first, as a table or JSON lines.

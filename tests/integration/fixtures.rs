@@ -64,11 +64,11 @@ pub fn http_endpoint(name: &str, target_url: &str) -> pb::Endpoint {
     }
 }
 
-/// A test with a prompt, an expected response and metadata.
+/// A test with a prompt, an expected response (`""`: none) and metadata.
 pub fn test(prompt: &str, expected: &str, metadata: &[(&str, &str)]) -> pb::Test {
     pb::Test {
         prompt: prompt.into(),
-        expected_response: expected.into(),
+        expected_response: (!expected.is_empty()).then(|| expected.into()),
         metadata: metadata
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

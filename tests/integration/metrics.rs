@@ -21,6 +21,7 @@ fn metric(name: &str, kind: Kind) -> pb::Metric {
 fn similarity(value: Option<&str>) -> pb::Similarity {
     pb::Similarity {
         value: value.map(str::to_string),
+        ..Default::default()
     }
 }
 
@@ -228,6 +229,54 @@ async fn bad_settings_are_rejected_at_create_naming_the_field_and_value() {
             "metric.llm_judge.evaluation_steps[1]",
             "is empty",
         ),
+        (
+            metric(
+                "b1",
+                Kind::Bleu(pb::Similarity {
+                    tokenize: "moses".into(),
+                    ..Default::default()
+                }),
+            ),
+            Code::InvalidArgument,
+            "metric.bleu.tokenize",
+            "\"moses\" is not one of 13a, intl, char, none",
+        ),
+        (
+            metric(
+                "b2",
+                Kind::Bleu(pb::Similarity {
+                    ignore_case: true,
+                    ..Default::default()
+                }),
+            ),
+            Code::InvalidArgument,
+            "metric.bleu.ignore_case",
+            "is an option of levenshtein, not of bleu",
+        ),
+        (
+            metric(
+                "r1",
+                Kind::RougeL(pb::Similarity {
+                    nfc: true,
+                    ..Default::default()
+                }),
+            ),
+            Code::InvalidArgument,
+            "metric.rouge_l.nfc",
+            "is an option of levenshtein, not of rouge_l",
+        ),
+        (
+            metric(
+                "v1",
+                Kind::Levenshtein(pb::Similarity {
+                    tokenize: "char".into(),
+                    ..Default::default()
+                }),
+            ),
+            Code::InvalidArgument,
+            "metric.levenshtein.tokenize",
+            "is an option of bleu, not of levenshtein",
+        ),
     ];
     for (metric, code, field, value) in cases {
         let name = metric.name.clone();
@@ -279,8 +328,21 @@ async fn every_kind_round_trips_and_a_judge_endpoint_is_returned_as_its_id() {
         }),
         Kind::Latency(pb::Latency { max_ms: 1500 }),
         Kind::Levenshtein(similarity(Some("Paris"))),
+        Kind::Levenshtein(pb::Similarity {
+            ignore_case: true,
+            nfc: true,
+            ..similarity(None)
+        }),
         Kind::RougeL(similarity(None)),
-        Kind::Bleu(similarity(None)),
+        Kind::Bleu(pb::Similarity {
+            tokenize: "13a".into(),
+            ..similarity(None)
+        }),
+        Kind::Bleu(pb::Similarity {
+            lowercase: true,
+            tokenize: "intl".into(),
+            ..similarity(Some("Paris"))
+        }),
     ];
     for (i, kind) in kinds.into_iter().enumerate() {
         let created = create_metric(&server, metric(&format!("k{i}"), kind.clone())).await;
@@ -301,6 +363,12 @@ async fn every_kind_round_trips_and_a_judge_endpoint_is_returned_as_its_id() {
         };
         assert_eq!(got.score_type, natural as i32, "{kind:?}");
     }
+    // BLEU shows the tokenizer in force, also when none was given.
+    let bleu = create_metric(&server, metric("bleu", Kind::Bleu(similarity(None)))).await;
+    let Some(Kind::Bleu(settings)) = bleu.kind else {
+        panic!("not BLEU")
+    };
+    assert_eq!(settings.tokenize, "13a");
     let judged = create_metric(&server, judge_metric("judged", "judge")).await;
     let Some(Kind::LlmJudge(settings)) = judged.kind else {
         panic!("not a judge")
@@ -389,6 +457,115 @@ async fn deterministic_kinds_score_real_answers() {
     stored.sort_by(|a, b| a.id.cmp(&b.id));
     streamed.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(stored, streamed);
+}
+
+#[tokio::test]
+async fn similarity_scores_are_those_of_the_reference_libraries_with_every_option() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    let metrics = [
+        ("bleu", Kind::Bleu(similarity(None))),
+        (
+            "bleu-lowercase",
+            Kind::Bleu(pb::Similarity {
+                lowercase: true,
+                ..similarity(None)
+            }),
+        ),
+        (
+            "bleu-char",
+            Kind::Bleu(pb::Similarity {
+                tokenize: "char".into(),
+                ..similarity(None)
+            }),
+        ),
+        (
+            "bleu-intl",
+            Kind::Bleu(pb::Similarity {
+                tokenize: "intl".into(),
+                ..similarity(None)
+            }),
+        ),
+        ("rouge", Kind::RougeL(similarity(None))),
+        ("levenshtein", Kind::Levenshtein(similarity(None))),
+        (
+            "levenshtein-folded",
+            Kind::Levenshtein(pb::Similarity {
+                ignore_case: true,
+                nfc: true,
+                ..similarity(None)
+            }),
+        ),
+    ];
+    let names: Vec<&str> = metrics.iter().map(|(name, _)| *name).collect();
+    for (name, kind) in metrics {
+        create_metric(&server, metric(name, kind)).await;
+    }
+    let nfd = "Cre\u{300}me bru\u{302}le\u{301}e";
+    let tests = vec![
+        test(
+            "q1",
+            "The answer is 42.0",
+            &[("answer", "The answer is 42.")],
+        ),
+        test(
+            "q2",
+            "the cat sat on the mat",
+            &[("answer", "THE CAT SAT ON THE MAT")],
+        ),
+        test("q3", "🇯🇵🇯🇵", &[("answer", "🇯🇵")]),
+        test("q4", "❤", &[("answer", "❤\u{fe0f}")]),
+        test("q5", "🇯🇵", &[("answer", "🇯🇵")]),
+        test("q6", "Crème brûlée", &[("answer", nfd)]),
+        test(
+            "q7",
+            "Москва столица России",
+            &[("answer", "Москва — столица России.")],
+        ),
+        // An empty expected response is a reference like any other.
+        pb::Test {
+            expected_response: Some(String::new()),
+            ..test("q8", "", &[("answer", "x")])
+        },
+    ];
+    create_test_set(&server, "similar", &names, tests).await;
+    let (_, results, _) = execute(&server, execute_request("similar", "app")).await;
+    let score = |prompt: &str, metric: &str| {
+        let result = results.iter().find(|r| r.prompt == prompt).unwrap();
+        let m = result
+            .metric_results
+            .iter()
+            .find(|m| m.metric_name == metric);
+        let m = m.unwrap_or_else(|| panic!("no {metric} result for {prompt}"));
+        assert!(m.error.is_empty(), "{prompt} {metric}: {}", m.error);
+        m.score.expect("a score")
+    };
+    // Computed with sacrebleu 2.6.0 (sentence_bleu(...).score / 100) and rapidfuzz 3.14.6.
+    let cases = [
+        ("q1", "bleu", 0.39763536438352515),
+        ("q1", "bleu-char", 0.9310627797040233),
+        ("q2", "bleu", 0.0),
+        ("q2", "bleu-lowercase", 1.0),
+        ("q2", "levenshtein-folded", 1.0),
+        ("q3", "rouge", 0.0),
+        ("q4", "rouge", 0.0),
+        ("q5", "rouge", 1.0),
+        ("q6", "rouge", 1.0),
+        ("q6", "levenshtein", 0.6),
+        ("q6", "levenshtein-folded", 1.0),
+        ("q7", "bleu-intl", 0.23643540225079385),
+        ("q8", "levenshtein", 0.0),
+        ("q8", "rouge", 0.0),
+    ];
+    for (prompt, metric, want) in cases {
+        let got = score(prompt, metric);
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{prompt} {metric}: {got}, reference {want}"
+        );
+    }
+    assert!(score("q2", "levenshtein") < 0.5, "case counts by default");
 }
 
 /// The metric result of `name` in the result whose output contains `marker`.
@@ -592,6 +769,7 @@ async fn rescore_with_a_new_judge_metric_scores_the_stored_outputs() {
             endpoint: "app".into(),
             run: source.id.clone(),
             metrics: vec!["city".into()],
+            ..Default::default()
         },
     )
     .await;
@@ -606,6 +784,66 @@ async fn rescore_with_a_new_judge_metric_scores_the_stored_outputs() {
         .unwrap()
         .to_string();
     assert!(user.contains("Answer to evaluate:\n"), "{user}");
+}
+
+#[tokio::test]
+async fn rescore_takes_mode_and_max_concurrency_as_execute_does() {
+    let server = Server::start().await;
+    let app = Target::start().await;
+    create_endpoint(&server, http_endpoint("app", &app.url)).await;
+    create_metric(&server, regex("anything", ".")).await;
+    // Judges without limits of their own: the rescore's concurrency is what holds their calls.
+    let (sequential_judge, parallel_judge) = (Target::start().await, Target::start().await);
+    for (name, judge) in [("one", &sequential_judge), ("three", &parallel_judge)] {
+        create_endpoint(&server, judge_endpoint(name, judge, 0)).await;
+        create_metric(&server, judge_metric(name, name)).await;
+    }
+    let prompts: Vec<String> = (0..8).map(|i| format!("q{i}")).collect();
+    let tests = prompts
+        .iter()
+        .map(|p| test(p, "", &[("answer", &format!("{p} [judge:busy]"))]))
+        .collect();
+    create_test_set(&server, "many", &["anything"], tests).await;
+    let (source, _, _) = execute(&server, execute_request("many", "app")).await;
+    let request = |metric: &str, mode: pb::ExecutionMode, max_concurrency| pb::RescoreRequest {
+        test_set: "many".into(),
+        endpoint: "app".into(),
+        run: source.id.clone(),
+        metrics: vec![metric.into()],
+        mode: mode as i32,
+        max_concurrency,
+    };
+
+    let (run, results, _) =
+        rescore(&server, request("one", pb::ExecutionMode::Sequential, 0)).await;
+    assert_eq!(run.mode, pb::ExecutionMode::Sequential as i32);
+    assert_eq!(run.max_concurrency, 1);
+    assert_eq!(sequential_judge.calls(), 8);
+    assert_eq!(sequential_judge.max_in_flight(), 1);
+    let streamed: Vec<&str> = results.iter().map(|r| r.prompt.as_str()).collect();
+    assert_eq!(streamed, prompts, "one output at a time, in test order");
+
+    let (run, _, _) = rescore(&server, request("three", pb::ExecutionMode::Parallel, 3)).await;
+    assert_eq!(run.mode, pb::ExecutionMode::Parallel as i32);
+    assert_eq!(run.max_concurrency, 3);
+    assert_eq!(parallel_judge.calls(), 8);
+    assert!(
+        parallel_judge.max_in_flight() <= 3,
+        "{} judge calls at once",
+        parallel_judge.max_in_flight()
+    );
+    assert_eq!(app.calls(), 8, "rescore called the endpoint");
+
+    let status = server
+        .execution()
+        .rescore(pb::RescoreRequest {
+            mode: 7,
+            ..request("one", pb::ExecutionMode::Parallel, 0)
+        })
+        .await
+        .expect_err("an unknown mode");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("mode"), "{}", status.message());
 }
 
 #[tokio::test]

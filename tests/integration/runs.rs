@@ -31,6 +31,7 @@ fn rescore_request(run: &str, metrics: &[&str]) -> pb::RescoreRequest {
         endpoint: "app".into(),
         run: run.into(),
         metrics: metrics.iter().map(|m| m.to_string()).collect(),
+        ..Default::default()
     }
 }
 

@@ -130,6 +130,7 @@ contract!(
     results_are_listed_in_insertion_order_by_page,
     extents_count_and_bound_what_a_run_reads_page_by_page,
     data_survives_reopening,
+    an_empty_expected_response_is_kept_apart_from_none,
 );
 
 // ---- values
@@ -1489,6 +1490,40 @@ async fn data_survives_reopening(backend: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(results.items, vec![res]);
+}
+
+async fn an_empty_expected_response_is_kept_apart_from_none(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let expected = [Some(String::new()), None, Some("x".to_string())];
+    let tests: Vec<Test> = expected
+        .iter()
+        .map(|want| Test {
+            expected_response: want.clone(),
+            ..test(&s, "p", None)
+        })
+        .collect();
+    store.add_tests(s.id, &tests).await.unwrap();
+    let listed = store.list_tests(s.id, PageRequest::first(5)).await.unwrap();
+    let got: Vec<_> = listed.items.iter().map(|t| &t.expected_response).collect();
+    assert_eq!(got, expected.iter().collect::<Vec<_>>());
+
+    let r = run(&s, &e, RunStatus::Running);
+    create_run(store.as_ref(), &r).await;
+    let results: Vec<TestResult> = expected
+        .iter()
+        .map(|want| TestResult {
+            expected_response: want.clone(),
+            ..result(&r, "p")
+        })
+        .collect();
+    store_results(store.as_ref(), &results).await.unwrap();
+    let listed = store
+        .list_results(r.id, PageRequest::first(5))
+        .await
+        .unwrap();
+    let got: Vec<_> = listed.items.iter().map(|r| &r.expected_response).collect();
+    assert_eq!(got, expected.iter().collect::<Vec<_>>());
 }
 
 async fn extents_count_and_bound_what_a_run_reads_page_by_page(backend: &dyn Backend) {

@@ -10,9 +10,9 @@ use crate::endpoint_client::{describe_template_error, template_environment};
 const DATA_TEMPLATE: &str = "\
 Question:
 {{ prompt }}
-{% if expected_response %}
+{% if expected_given %}
 Expected answer:
-{{ expected_response }}
+{{ expected_response if expected_response else '(an empty answer)' }}
 {% endif %}{% if context %}
 Context:
 {% for passage in context %}- {{ passage }}
@@ -24,7 +24,7 @@ Answer to evaluate:
 /// The evaluation instructions when the metric gives none.
 const DEFAULT_INSTRUCTIONS: &str = "\
 Evaluate the answer to the question below. Judge whether it is correct, complete and relevant\
-{% if expected_response %}, comparing it with the expected answer{% endif %}\
+{% if expected_given %}, comparing it with the expected answer{% endif %}\
 {% if context %}, and whether it is supported by the context{% endif %}.
 ";
 
@@ -42,20 +42,26 @@ pub(super) fn render_prompt(
         context => input.context.to_vec(),
         output => input.output,
     };
-    let render = |source: &str| -> Result<(String, bool), String> {
+    // The built-in templates also know whether there is an expected response at all, so that an
+    // expected "" (the answer must be empty) is shown as one.
+    let builtin = minijinja::context! {
+        expected_given => input.expected_response.is_some(),
+        ..ctx.clone()
+    };
+    let render = |source: &str, ctx: &minijinja::Value| -> Result<(String, bool), String> {
         let template = env
             .template_from_str(source)
             .map_err(|e| format!("evaluation prompt: {}", describe_template_error(&e)))?;
         let shows_output = template.undeclared_variables(false).contains("output");
         let text = template
-            .render(&ctx)
+            .render(ctx)
             .map_err(|e| format!("evaluation prompt: {}", describe_template_error(&e)))?;
         Ok((text, shows_output))
     };
     let (mut instructions, shows_output) = if evaluation_prompt.trim().is_empty() {
-        (render(DEFAULT_INSTRUCTIONS)?.0, false)
+        (render(DEFAULT_INSTRUCTIONS, &builtin)?.0, false)
     } else {
-        render(evaluation_prompt)?
+        render(evaluation_prompt, &ctx)?
     };
     if !steps.is_empty() {
         instructions = format!("{}\n\nEvaluation steps:", instructions.trim_end());
@@ -66,7 +72,7 @@ pub(super) fn render_prompt(
     if shows_output {
         return Ok(instructions);
     }
-    let (data, _) = render(DATA_TEMPLATE)?;
+    let (data, _) = render(DATA_TEMPLATE, &builtin)?;
     Ok(format!("{}\n\n{data}", instructions.trim_end()))
 }
 
@@ -114,6 +120,7 @@ pub(super) fn instructions(judge: &LlmJudge, metric: &Metric) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoring::judge::JudgeInput;
     use crate::scoring::judge::tests::input;
 
     #[test]
@@ -140,6 +147,30 @@ mod tests {
         );
         let err = render_prompt("{% if %}", &[], &input(&context)).unwrap_err();
         assert!(err.starts_with("evaluation prompt: "), "{err}");
+    }
+
+    #[test]
+    fn an_empty_expected_response_is_shown_to_the_judge_and_none_is_not() {
+        let empty = JudgeInput {
+            expected_response: Some(""),
+            ..input(&[])
+        };
+        let text = render_prompt("", &[], &empty).unwrap();
+        assert!(
+            text.contains("comparing it with the expected answer"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Expected answer:\n(an empty answer)\n"),
+            "{text}"
+        );
+        let none = JudgeInput {
+            expected_response: None,
+            ..input(&[])
+        };
+        let text = render_prompt("", &[], &none).unwrap();
+        assert!(!text.contains("expected answer"), "{text}");
+        assert!(!text.contains("Expected answer"), "{text}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn levenshtein(name: &str, value: &str) -> pb::Metric {
         name: name.into(),
         kind: Some(pb::metric::Kind::Levenshtein(pb::Similarity {
             value: Some(value.into()),
+            ..Default::default()
         })),
         ..Default::default()
     }

@@ -116,7 +116,7 @@ async fn add_tests_returns_the_stored_tests_with_ids_in_the_order_given() {
     let behavior = create_behavior(&server, "polite", &[]).await.unwrap();
     let mut full = pb::Test {
         prompt: "say hi".into(),
-        expected_response: "hi".into(),
+        expected_response: Some("hi".into()),
         behavior: "polite".into(),
         category: "greeting".into(),
         topic: "small talk".into(),
@@ -138,7 +138,7 @@ async fn add_tests_returns_the_stored_tests_with_ids_in_the_order_given() {
     let unique: std::collections::HashSet<_> = added.iter().map(|t| t.id.clone()).collect();
     assert_eq!(unique.len(), 3);
     let t = &added[1];
-    assert_eq!(t.expected_response, "hi");
+    assert_eq!(t.expected_response.as_deref(), Some("hi"));
     assert_eq!(
         t.behavior, behavior.id,
         "a behaviour given by name is shown by id"
