@@ -67,6 +67,14 @@ async fn call_web(server: &Server, method: &str, request: impl Message) -> WebRe
     }
 }
 
+/// GetMetric over gRPC-Web.
+async fn get_metric_over_web(server: &Server, metric: &str) -> WebReply {
+    let request = pb::GetMetricRequest {
+        metric: metric.into(),
+    };
+    call_web(server, "assay.v1.MetricService/GetMetric", request).await
+}
+
 /// Sends a browser's CORS preflight for a gRPC-Web call from `origin`.
 async fn preflight(server: &Server, origin: &str) -> HeaderMap {
     let response = reqwest::Client::new()
@@ -90,14 +98,7 @@ async fn preflight(server: &Server, origin: &str) -> HeaderMap {
 async fn a_grpc_web_call_over_http1_reaches_the_service() {
     let server = Server::start().await;
     let created = create_metric(&server, contains("polite", &["please"])).await;
-    let reply = call_web(
-        &server,
-        "assay.v1.MetricService/GetMetric",
-        pb::GetMetricRequest {
-            metric: "polite".into(),
-        },
-    )
-    .await;
+    let reply = get_metric_over_web(&server, "polite").await;
     assert_eq!(reply.status, "0", "{}", reply.message);
     let [message] = &reply.messages[..] else {
         panic!("one message, got {}", reply.messages.len())
@@ -110,14 +111,7 @@ async fn a_grpc_web_call_over_http1_reaches_the_service() {
 #[tokio::test]
 async fn a_grpc_web_error_carries_its_status_and_message() {
     let server = Server::start().await;
-    let reply = call_web(
-        &server,
-        "assay.v1.MetricService/GetMetric",
-        pb::GetMetricRequest {
-            metric: "nope".into(),
-        },
-    )
-    .await;
+    let reply = get_metric_over_web(&server, "nope").await;
     assert_eq!(reply.status, (tonic::Code::NotFound as i32).to_string());
     assert!(reply.message.contains("nope"), "{}", reply.message);
     assert!(reply.messages.is_empty());
@@ -140,14 +134,7 @@ async fn preflight_from_an_allowed_origin_is_answered_with_cors_headers() {
         assert!(allowed.contains(header), "{header} not in {allowed}");
     }
     // The browser reads the call's status from these on a real call.
-    let reply = call_web(
-        &server,
-        "assay.v1.MetricService/GetMetric",
-        pb::GetMetricRequest {
-            metric: "nope".into(),
-        },
-    )
-    .await;
+    let reply = get_metric_over_web(&server, "nope").await;
     let exposed = reply
         .headers
         .get("access-control-expose-headers")
