@@ -33,7 +33,14 @@ _MODES = {
 }
 
 
-def _call(rpc: Callable[..., T], request: message.Message, metadata) -> T:
+def _parse(resource: R | Mapping[str, Any], kind: type[R]) -> R:
+    """A message as given, or made from a dict in the proto JSON form."""
+    if isinstance(resource, kind):
+        return resource
+    return json_format.ParseDict(dict(resource), kind())  # type: ignore[arg-type]
+
+
+def _call(rpc: Callable[..., T], request: message.Message, metadata: tuple[tuple[str, str], ...]) -> T:
     try:
         return rpc(request, metadata=metadata)
     except grpc.RpcError as error:
@@ -52,7 +59,7 @@ class Collection(Generic[R]):
         self._field = field  # e.g. "test_set": names the request fields
         self._type: type[R] = getattr(module, kind)
 
-    def _rpc(self, verb: str, plural: bool = False) -> tuple[Callable[..., Any], type[message.Message]]:
+    def _rpc(self, verb: str, plural: bool = False) -> tuple[Callable[..., Any], Any]:
         name = f"{verb}{self._kind}{'s' if plural else ''}"
         return getattr(self._stub, name), getattr(self._module, f"{name}Request")
 
@@ -92,9 +99,7 @@ class Collection(Generic[R]):
         self._client._unary(rpc, request(**{self._field: ref}))
 
     def _message(self, resource: R | Mapping[str, Any]) -> R:
-        if isinstance(resource, message.Message):
-            return resource  # type: ignore[return-value]
-        return json_format.ParseDict(resource, self._type())
+        return _parse(resource, self._type)
 
 
 class AssayClient:
@@ -162,7 +167,7 @@ class AssayClient:
         ...}`) to a test set; returns them as stored, with their ids."""
         request = test_set_pb2.AddTestsRequest(
             test_set=test_set,
-            tests=[t if isinstance(t, message.Message) else json_format.ParseDict(t, test_set_pb2.Test()) for t in tests],
+            tests=[_parse(t, test_set_pb2.Test) for t in tests],
         )
         return list(self._unary(self._test_sets.AddTests, request).tests)
 

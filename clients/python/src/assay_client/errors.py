@@ -5,22 +5,23 @@ from __future__ import annotations
 from typing import TypeVar
 
 import grpc
-from google.protobuf import any_pb2, descriptor_pool, message, message_factory
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf import any_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message
 
-# Registers the google.rpc detail types (BadRequest, ResourceInfo, ...) so they can be unpacked.
-_ = error_details_pb2
+# Importing error_details_pb2 registers the google.rpc detail types (BadRequest, ResourceInfo,
+# ...), so that they can be unpacked.
+from google.rpc import error_details_pb2, status_pb2
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
-M = TypeVar("M", bound=message.Message)
+M = TypeVar("M", bound=Message)
 
 
 class AssayError(Exception):
     """A call that the server refused or that failed: the gRPC status code, its message and the
     error details the server attached (e.g. a `BadRequest` naming the field)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, details: list[message.Message]):
+    def __init__(self, code: grpc.StatusCode, message: str, details: list[Message]):
         super().__init__(f"{code.name}: {message}")
         #: The gRPC status code, e.g. `grpc.StatusCode.INVALID_ARGUMENT`.
         self.code = code
@@ -58,7 +59,7 @@ def _status_details(metadata) -> status_pb2.Status:
     return status_pb2.Status()
 
 
-def _unpack(detail: any_pb2.Any) -> message.Message | None:
+def _unpack(detail: any_pb2.Any) -> Message | None:
     """The detail as its own message type; None for a type this process does not know."""
     try:
         descriptor = descriptor_pool.Default().FindMessageTypeByName(detail.TypeName())
