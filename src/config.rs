@@ -18,6 +18,7 @@ pub struct ServeConfig {
     /// headers are sent, so browsers on other origins are refused.
     #[arg(
         long = "cors-allow-origin",
+        value_name = "ORIGIN",
         env = "ASSAY_CORS_ALLOW_ORIGINS",
         value_delimiter = ',',
         value_parser = crate::web::parse_origin
