@@ -13,6 +13,18 @@ pub struct ServeConfig {
     #[arg(long, env = "ASSAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Browser origins (e.g. `https://app.example.com`) allowed to call the API through
+    /// gRPC-Web on the same port; `*` allows any. Repeat the flag for several; none: no CORS
+    /// headers are sent, so browsers on other origins are refused.
+    #[arg(
+        long = "cors-allow-origin",
+        value_name = "ORIGIN",
+        env = "ASSAY_CORS_ALLOW_ORIGINS",
+        value_delimiter = ',',
+        value_parser = crate::web::parse_origin
+    )]
+    pub cors_allow_origins: Vec<String>,
+
     /// Database URL: `sqlite://PATH` (the file is created on first start) or
     /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (add `?sslmode=require` for TLS).
     #[arg(
@@ -78,6 +90,7 @@ impl ServeConfig {
     pub fn new(listen: SocketAddr, database: impl Into<String>) -> Self {
         ServeConfig {
             listen,
+            cors_allow_origins: Vec::new(),
             database: database.into(),
             default_concurrency: 16,
             max_concurrency_cap: 256,

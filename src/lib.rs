@@ -26,3 +26,4 @@ pub mod proto;
 pub mod scoring;
 pub mod server;
 pub mod store;
+pub mod web;

@@ -142,8 +142,15 @@ pub async fn serve(
     // No Nagle delay on accepted connections: a streamed result is a small write that must leave
     // at once, not wait up to 40 ms for the client's delayed ACK.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // gRPC-Web (HTTP/1.1 too) on the same port, for browsers; CORS answers their preflights
+    // first, for the configured origins only.
     tonic::transport::Server::builder()
+        .accept_http1(true)
         .layer(trace)
+        .layer(tower::util::option_layer(crate::web::cors_layer(
+            &config.cors_allow_origins,
+        )))
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

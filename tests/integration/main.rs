@@ -8,6 +8,7 @@ mod crash;
 mod e2e;
 mod execution;
 mod fixtures;
+mod grpc_web;
 mod harness;
 mod metrics;
 mod on_postgres;

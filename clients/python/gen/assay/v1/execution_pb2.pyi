@@ -1,0 +1,351 @@
+import datetime
+
+from assay.v1 import metric_pb2 as _metric_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExecutionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTION_MODE_UNSPECIFIED: _ClassVar[ExecutionMode]
+    EXECUTION_MODE_PARALLEL: _ClassVar[ExecutionMode]
+    EXECUTION_MODE_SEQUENTIAL: _ClassVar[ExecutionMode]
+
+class RunKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_KIND_UNSPECIFIED: _ClassVar[RunKind]
+    RUN_KIND_EXECUTION: _ClassVar[RunKind]
+    RUN_KIND_RESCORE: _ClassVar[RunKind]
+
+class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATUS_UNSPECIFIED: _ClassVar[RunStatus]
+    RUN_STATUS_RUNNING: _ClassVar[RunStatus]
+    RUN_STATUS_COMPLETED: _ClassVar[RunStatus]
+    RUN_STATUS_PARTIAL: _ClassVar[RunStatus]
+    RUN_STATUS_FAILED: _ClassVar[RunStatus]
+    RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
+
+class ResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESULT_STATUS_UNSPECIFIED: _ClassVar[ResultStatus]
+    RESULT_STATUS_PASSED: _ClassVar[ResultStatus]
+    RESULT_STATUS_FAILED: _ClassVar[ResultStatus]
+    RESULT_STATUS_ERROR: _ClassVar[ResultStatus]
+EXECUTION_MODE_UNSPECIFIED: ExecutionMode
+EXECUTION_MODE_PARALLEL: ExecutionMode
+EXECUTION_MODE_SEQUENTIAL: ExecutionMode
+RUN_KIND_UNSPECIFIED: RunKind
+RUN_KIND_EXECUTION: RunKind
+RUN_KIND_RESCORE: RunKind
+RUN_STATUS_UNSPECIFIED: RunStatus
+RUN_STATUS_RUNNING: RunStatus
+RUN_STATUS_COMPLETED: RunStatus
+RUN_STATUS_PARTIAL: RunStatus
+RUN_STATUS_FAILED: RunStatus
+RUN_STATUS_CANCELLED: RunStatus
+RESULT_STATUS_UNSPECIFIED: ResultStatus
+RESULT_STATUS_PASSED: ResultStatus
+RESULT_STATUS_FAILED: ResultStatus
+RESULT_STATUS_ERROR: ResultStatus
+
+class TestRun(_message.Message):
+    __slots__ = ("id", "test_set_id", "endpoint_id", "kind", "mode", "status", "source_run_id", "total", "metrics", "max_concurrency", "parameters", "error", "summary", "created_at", "started_at", "finished_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEST_SET_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    test_set_id: str
+    endpoint_id: str
+    kind: RunKind
+    mode: ExecutionMode
+    status: RunStatus
+    source_run_id: str
+    total: int
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    max_concurrency: int
+    parameters: _struct_pb2.Struct
+    error: str
+    summary: TestRunSummary
+    created_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., kind: _Optional[_Union[RunKind, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., source_run_id: _Optional[str] = ..., total: _Optional[int] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TestRunSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TestResult(_message.Message):
+    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    METRIC_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    test_id: str
+    status: ResultStatus
+    output: str
+    context: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _struct_pb2.Struct
+    latency_ms: int
+    error: str
+    metric_results: _containers.RepeatedCompositeFieldContainer[MetricResult]
+    prompt: str
+    expected_response: str
+    created_at: _timestamp_pb2.Timestamp
+    attempts: int
+    last_error: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class MetricResult(_message.Message):
+    __slots__ = ("metric_id", "metric_name", "score", "category", "passed", "reason", "error", "duration_ms")
+    METRIC_ID_FIELD_NUMBER: _ClassVar[int]
+    METRIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    metric_id: str
+    metric_name: str
+    score: float
+    category: str
+    passed: bool
+    reason: str
+    error: str
+    duration_ms: int
+    def __init__(self, metric_id: _Optional[str] = ..., metric_name: _Optional[str] = ..., score: _Optional[float] = ..., category: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ..., error: _Optional[str] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class MetricSummary(_message.Message):
+    __slots__ = ("metric_id", "metric_name", "evaluated", "passed", "errored", "mean_score")
+    METRIC_ID_FIELD_NUMBER: _ClassVar[int]
+    METRIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    ERRORED_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    metric_id: str
+    metric_name: str
+    evaluated: int
+    passed: int
+    errored: int
+    mean_score: float
+    def __init__(self, metric_id: _Optional[str] = ..., metric_name: _Optional[str] = ..., evaluated: _Optional[int] = ..., passed: _Optional[int] = ..., errored: _Optional[int] = ..., mean_score: _Optional[float] = ...) -> None: ...
+
+class TestRunSummary(_message.Message):
+    __slots__ = ("run_id", "status", "kind", "total", "passed", "failed", "errored", "pass_rate", "started_at", "finished_at", "duration_ms", "metrics", "test_set_id", "endpoint_id", "source_run_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    ERRORED_FIELD_NUMBER: _ClassVar[int]
+    PASS_RATE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    TEST_SET_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    status: RunStatus
+    kind: RunKind
+    total: int
+    passed: int
+    failed: int
+    errored: int
+    pass_rate: float
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    duration_ms: int
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricSummary]
+    test_set_id: str
+    endpoint_id: str
+    source_run_id: str
+    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., kind: _Optional[_Union[RunKind, str]] = ..., total: _Optional[int] = ..., passed: _Optional[int] = ..., failed: _Optional[int] = ..., errored: _Optional[int] = ..., pass_rate: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricSummary, _Mapping]]] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., source_run_id: _Optional[str] = ...) -> None: ...
+
+class ExecutionEvent(_message.Message):
+    __slots__ = ("run_started", "result", "run_finished")
+    RUN_STARTED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    run_started: TestRun
+    result: TestResult
+    run_finished: TestRunSummary
+    def __init__(self, run_started: _Optional[_Union[TestRun, _Mapping]] = ..., result: _Optional[_Union[TestResult, _Mapping]] = ..., run_finished: _Optional[_Union[TestRunSummary, _Mapping]] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("test_set", "endpoint", "mode", "metrics", "max_concurrency", "parameters")
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    endpoint: str
+    mode: ExecutionMode
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    max_concurrency: int
+    parameters: _struct_pb2.Struct
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class RescoreRequest(_message.Message):
+    __slots__ = ("test_set", "endpoint", "run", "metrics")
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    endpoint: str
+    run: str
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., run: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LastRunRequest(_message.Message):
+    __slots__ = ("test_set", "endpoint")
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    endpoint: str
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ...) -> None: ...
+
+class LastRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: TestRunSummary
+    def __init__(self, run: _Optional[_Union[TestRunSummary, _Mapping]] = ...) -> None: ...
+
+class ListTestSetMetricsRequest(_message.Message):
+    __slots__ = ("test_set",)
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    def __init__(self, test_set: _Optional[str] = ...) -> None: ...
+
+class ListTestSetMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedCompositeFieldContainer[_metric_pb2.Metric]
+    def __init__(self, metrics: _Optional[_Iterable[_Union[_metric_pb2.Metric, _Mapping]]] = ...) -> None: ...
+
+class AddTestSetMetricsRequest(_message.Message):
+    __slots__ = ("test_set", "metrics")
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, test_set: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AddTestSetMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedCompositeFieldContainer[_metric_pb2.Metric]
+    def __init__(self, metrics: _Optional[_Iterable[_Union[_metric_pb2.Metric, _Mapping]]] = ...) -> None: ...
+
+class RemoveTestSetMetricsRequest(_message.Message):
+    __slots__ = ("test_set", "metrics")
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, test_set: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RemoveTestSetMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedCompositeFieldContainer[_metric_pb2.Metric]
+    def __init__(self, metrics: _Optional[_Iterable[_Union[_metric_pb2.Metric, _Mapping]]] = ...) -> None: ...
+
+class GetTestRunRequest(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    def __init__(self, run: _Optional[str] = ...) -> None: ...
+
+class ListTestRunsRequest(_message.Message):
+    __slots__ = ("test_set", "endpoint", "page_size", "page_token")
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    test_set: str
+    endpoint: str
+    page_size: int
+    page_token: str
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTestRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[TestRun]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[TestRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListTestResultsRequest(_message.Message):
+    __slots__ = ("run", "page_size", "page_token")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    page_size: int
+    page_token: str
+    def __init__(self, run: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTestResultsResponse(_message.Message):
+    __slots__ = ("results", "next_page_token")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TestResult]
+    next_page_token: str
+    def __init__(self, results: _Optional[_Iterable[_Union[TestResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchTestRunRequest(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    def __init__(self, run: _Optional[str] = ...) -> None: ...
+
+class CancelTestRunRequest(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    def __init__(self, run: _Optional[str] = ...) -> None: ...
+
+class RetryErrorsRequest(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    def __init__(self, run: _Optional[str] = ...) -> None: ...
