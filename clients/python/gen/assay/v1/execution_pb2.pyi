@@ -223,16 +223,20 @@ class ExecuteRequest(_message.Message):
     def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class RescoreRequest(_message.Message):
-    __slots__ = ("test_set", "endpoint", "run", "metrics")
+    __slots__ = ("test_set", "endpoint", "run", "metrics", "mode", "max_concurrency")
     TEST_SET_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     test_set: str
     endpoint: str
     run: str
     metrics: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., run: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ...) -> None: ...
+    mode: ExecutionMode
+    max_concurrency: int
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., run: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class LastRunRequest(_message.Message):
     __slots__ = ("test_set", "endpoint")

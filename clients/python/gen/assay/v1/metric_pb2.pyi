@@ -161,10 +161,18 @@ class Latency(_message.Message):
     def __init__(self, max_ms: _Optional[int] = ...) -> None: ...
 
 class Similarity(_message.Message):
-    __slots__ = ("value",)
+    __slots__ = ("value", "ignore_case", "nfc", "lowercase", "tokenize")
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    NFC_FIELD_NUMBER: _ClassVar[int]
+    LOWERCASE_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZE_FIELD_NUMBER: _ClassVar[int]
     value: str
-    def __init__(self, value: _Optional[str] = ...) -> None: ...
+    ignore_case: bool
+    nfc: bool
+    lowercase: bool
+    tokenize: str
+    def __init__(self, value: _Optional[str] = ..., ignore_case: _Optional[bool] = ..., nfc: _Optional[bool] = ..., lowercase: _Optional[bool] = ..., tokenize: _Optional[str] = ...) -> None: ...
 
 class LlmJudge(_message.Message):
     __slots__ = ("base_url", "model", "api_key_env", "evaluation_prompt", "min_score", "max_score", "timeout_ms", "judge_endpoint", "evaluation_steps")

@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ssay/v1/test_set.proto\x12\x08\x61ssay.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n\x07TestSet\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07metrics\x18\x04 \x03(\tR\x07metrics\x12\x1d\n\ntest_count\x18\x05 \x01(\rR\ttestCount\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"\xfb\x02\n\x04Test\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n\x0btest_set_id\x18\x02 \x01(\tR\ttestSetId\x12\x16\n\x06prompt\x18\x03 \x01(\tR\x06prompt\x12+\n\x11\x65xpected_response\x18\x04 \x01(\tR\x10\x65xpectedResponse\x12\x1a\n\x08\x62\x65havior\x18\x05 \x01(\tR\x08\x62\x65havior\x12\x1a\n\x08\x63\x61tegory\x18\x06 \x01(\tR\x08\x63\x61tegory\x12\x14\n\x05topic\x18\x07 \x01(\tR\x05topic\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32\x1c.assay.v1.Test.MetadataEntryR\x08metadata\x12\x39\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"D\n\x14\x43reateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\".\n\x11GetTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"Q\n\x13ListTestSetsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"n\n\x14ListTestSetsResponse\x12.\n\ttest_sets\x18\x01 \x03(\x0b\x32\x11.assay.v1.TestSetR\x08testSets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n\x14UpdateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"1\n\x14\x44\x65leteTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"R\n\x0f\x41\x64\x64TestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12$\n\x05tests\x18\x02 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"8\n\x10\x41\x64\x64TestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"\x8a\x01\n\x12ImportTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x33\n\x0cnew_test_set\x18\x02 \x01(\x0b\x32\x11.assay.v1.TestSetR\nnewTestSet\x12$\n\x05tests\x18\x03 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"j\n\x13ImportTestsResponse\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12%\n\x0eimported_count\x18\x02 \x01(\x04R\rimportedCount\"i\n\x10ListTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"a\n\x11ListTestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n\x12RemoveTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x19\n\x08test_ids\x18\x02 \x03(\tR\x07testIds\":\n\x13RemoveTestsResponse\x12#\n\rremoved_count\x18\x01 \x01(\rR\x0cremovedCount2\x91\x05\n\x0eTestSetService\x12\x42\n\rCreateTestSet\x12\x1e.assay.v1.CreateTestSetRequest\x1a\x11.assay.v1.TestSet\x12<\n\nGetTestSet\x12\x1b.assay.v1.GetTestSetRequest\x1a\x11.assay.v1.TestSet\x12M\n\x0cListTestSets\x12\x1d.assay.v1.ListTestSetsRequest\x1a\x1e.assay.v1.ListTestSetsResponse\x12\x42\n\rUpdateTestSet\x12\x1e.assay.v1.UpdateTestSetRequest\x1a\x11.assay.v1.TestSet\x12G\n\rDeleteTestSet\x12\x1e.assay.v1.DeleteTestSetRequest\x1a\x16.google.protobuf.Empty\x12\x41\n\x08\x41\x64\x64Tests\x12\x19.assay.v1.AddTestsRequest\x1a\x1a.assay.v1.AddTestsResponse\x12\x44\n\tListTests\x12\x1a.assay.v1.ListTestsRequest\x1a\x1b.assay.v1.ListTestsResponse\x12J\n\x0bRemoveTests\x12\x1c.assay.v1.RemoveTestsRequest\x1a\x1d.assay.v1.RemoveTestsResponse\x12L\n\x0bImportTests\x12\x1c.assay.v1.ImportTestsRequest\x1a\x1d.assay.v1.ImportTestsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ssay/v1/test_set.proto\x12\x08\x61ssay.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n\x07TestSet\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07metrics\x18\x04 \x03(\tR\x07metrics\x12\x1d\n\ntest_count\x18\x05 \x01(\rR\ttestCount\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"\x96\x03\n\x04Test\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n\x0btest_set_id\x18\x02 \x01(\tR\ttestSetId\x12\x16\n\x06prompt\x18\x03 \x01(\tR\x06prompt\x12\x30\n\x11\x65xpected_response\x18\x04 \x01(\tH\x00R\x10\x65xpectedResponse\x88\x01\x01\x12\x1a\n\x08\x62\x65havior\x18\x05 \x01(\tR\x08\x62\x65havior\x12\x1a\n\x08\x63\x61tegory\x18\x06 \x01(\tR\x08\x63\x61tegory\x12\x14\n\x05topic\x18\x07 \x01(\tR\x05topic\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32\x1c.assay.v1.Test.MetadataEntryR\x08metadata\x12\x39\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x14\n\x12_expected_response\"D\n\x14\x43reateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\".\n\x11GetTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"Q\n\x13ListTestSetsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"n\n\x14ListTestSetsResponse\x12.\n\ttest_sets\x18\x01 \x03(\x0b\x32\x11.assay.v1.TestSetR\x08testSets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n\x14UpdateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"1\n\x14\x44\x65leteTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"R\n\x0f\x41\x64\x64TestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12$\n\x05tests\x18\x02 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"8\n\x10\x41\x64\x64TestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"\x8a\x01\n\x12ImportTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x33\n\x0cnew_test_set\x18\x02 \x01(\x0b\x32\x11.assay.v1.TestSetR\nnewTestSet\x12$\n\x05tests\x18\x03 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"j\n\x13ImportTestsResponse\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12%\n\x0eimported_count\x18\x02 \x01(\x04R\rimportedCount\"i\n\x10ListTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"a\n\x11ListTestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n\x12RemoveTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x19\n\x08test_ids\x18\x02 \x03(\tR\x07testIds\":\n\x13RemoveTestsResponse\x12#\n\rremoved_count\x18\x01 \x01(\rR\x0cremovedCount2\x91\x05\n\x0eTestSetService\x12\x42\n\rCreateTestSet\x12\x1e.assay.v1.CreateTestSetRequest\x1a\x11.assay.v1.TestSet\x12<\n\nGetTestSet\x12\x1b.assay.v1.GetTestSetRequest\x1a\x11.assay.v1.TestSet\x12M\n\x0cListTestSets\x12\x1d.assay.v1.ListTestSetsRequest\x1a\x1e.assay.v1.ListTestSetsResponse\x12\x42\n\rUpdateTestSet\x12\x1e.assay.v1.UpdateTestSetRequest\x1a\x11.assay.v1.TestSet\x12G\n\rDeleteTestSet\x12\x1e.assay.v1.DeleteTestSetRequest\x1a\x16.google.protobuf.Empty\x12\x41\n\x08\x41\x64\x64Tests\x12\x19.assay.v1.AddTestsRequest\x1a\x1a.assay.v1.AddTestsResponse\x12\x44\n\tListTests\x12\x1a.assay.v1.ListTestsRequest\x1a\x1b.assay.v1.ListTestsResponse\x12J\n\x0bRemoveTests\x12\x1c.assay.v1.RemoveTestsRequest\x1a\x1d.assay.v1.RemoveTestsResponse\x12L\n\x0bImportTests\x12\x1c.assay.v1.ImportTestsRequest\x1a\x1d.assay.v1.ImportTestsResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,37 +39,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TESTSET']._serialized_start=134
   _globals['_TESTSET']._serialized_end=388
   _globals['_TEST']._serialized_start=391
-  _globals['_TEST']._serialized_end=770
-  _globals['_TEST_METADATAENTRY']._serialized_start=711
-  _globals['_TEST_METADATAENTRY']._serialized_end=770
-  _globals['_CREATETESTSETREQUEST']._serialized_start=772
-  _globals['_CREATETESTSETREQUEST']._serialized_end=840
-  _globals['_GETTESTSETREQUEST']._serialized_start=842
-  _globals['_GETTESTSETREQUEST']._serialized_end=888
-  _globals['_LISTTESTSETSREQUEST']._serialized_start=890
-  _globals['_LISTTESTSETSREQUEST']._serialized_end=971
-  _globals['_LISTTESTSETSRESPONSE']._serialized_start=973
-  _globals['_LISTTESTSETSRESPONSE']._serialized_end=1083
-  _globals['_UPDATETESTSETREQUEST']._serialized_start=1086
-  _globals['_UPDATETESTSETREQUEST']._serialized_end=1215
-  _globals['_DELETETESTSETREQUEST']._serialized_start=1217
-  _globals['_DELETETESTSETREQUEST']._serialized_end=1266
-  _globals['_ADDTESTSREQUEST']._serialized_start=1268
-  _globals['_ADDTESTSREQUEST']._serialized_end=1350
-  _globals['_ADDTESTSRESPONSE']._serialized_start=1352
-  _globals['_ADDTESTSRESPONSE']._serialized_end=1408
-  _globals['_IMPORTTESTSREQUEST']._serialized_start=1411
-  _globals['_IMPORTTESTSREQUEST']._serialized_end=1549
-  _globals['_IMPORTTESTSRESPONSE']._serialized_start=1551
-  _globals['_IMPORTTESTSRESPONSE']._serialized_end=1657
-  _globals['_LISTTESTSREQUEST']._serialized_start=1659
-  _globals['_LISTTESTSREQUEST']._serialized_end=1764
-  _globals['_LISTTESTSRESPONSE']._serialized_start=1766
-  _globals['_LISTTESTSRESPONSE']._serialized_end=1863
-  _globals['_REMOVETESTSREQUEST']._serialized_start=1865
-  _globals['_REMOVETESTSREQUEST']._serialized_end=1939
-  _globals['_REMOVETESTSRESPONSE']._serialized_start=1941
-  _globals['_REMOVETESTSRESPONSE']._serialized_end=1999
-  _globals['_TESTSETSERVICE']._serialized_start=2002
-  _globals['_TESTSETSERVICE']._serialized_end=2659
+  _globals['_TEST']._serialized_end=797
+  _globals['_TEST_METADATAENTRY']._serialized_start=716
+  _globals['_TEST_METADATAENTRY']._serialized_end=775
+  _globals['_CREATETESTSETREQUEST']._serialized_start=799
+  _globals['_CREATETESTSETREQUEST']._serialized_end=867
+  _globals['_GETTESTSETREQUEST']._serialized_start=869
+  _globals['_GETTESTSETREQUEST']._serialized_end=915
+  _globals['_LISTTESTSETSREQUEST']._serialized_start=917
+  _globals['_LISTTESTSETSREQUEST']._serialized_end=998
+  _globals['_LISTTESTSETSRESPONSE']._serialized_start=1000
+  _globals['_LISTTESTSETSRESPONSE']._serialized_end=1110
+  _globals['_UPDATETESTSETREQUEST']._serialized_start=1113
+  _globals['_UPDATETESTSETREQUEST']._serialized_end=1242
+  _globals['_DELETETESTSETREQUEST']._serialized_start=1244
+  _globals['_DELETETESTSETREQUEST']._serialized_end=1293
+  _globals['_ADDTESTSREQUEST']._serialized_start=1295
+  _globals['_ADDTESTSREQUEST']._serialized_end=1377
+  _globals['_ADDTESTSRESPONSE']._serialized_start=1379
+  _globals['_ADDTESTSRESPONSE']._serialized_end=1435
+  _globals['_IMPORTTESTSREQUEST']._serialized_start=1438
+  _globals['_IMPORTTESTSREQUEST']._serialized_end=1576
+  _globals['_IMPORTTESTSRESPONSE']._serialized_start=1578
+  _globals['_IMPORTTESTSRESPONSE']._serialized_end=1684
+  _globals['_LISTTESTSREQUEST']._serialized_start=1686
+  _globals['_LISTTESTSREQUEST']._serialized_end=1791
+  _globals['_LISTTESTSRESPONSE']._serialized_start=1793
+  _globals['_LISTTESTSRESPONSE']._serialized_end=1890
+  _globals['_REMOVETESTSREQUEST']._serialized_start=1892
+  _globals['_REMOVETESTSREQUEST']._serialized_end=1966
+  _globals['_REMOVETESTSRESPONSE']._serialized_start=1968
+  _globals['_REMOVETESTSRESPONSE']._serialized_end=2026
+  _globals['_TESTSETSERVICE']._serialized_start=2029
+  _globals['_TESTSETSERVICE']._serialized_end=2686
 # @@protoc_insertion_point(module_scope)

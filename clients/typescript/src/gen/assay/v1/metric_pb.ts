@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/metric.proto.
  */
 export const file_assay_v1_metric: GenFile = /*@__PURE__*/
-  fileDesc("ChVhc3NheS92MS9tZXRyaWMucHJvdG8SCGFzc2F5LnYxIq4HCgZNZXRyaWMSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgpzY29yZV90eXBlGAQgASgOMhMuYXNzYXkudjEuU2NvcmVUeXBlEhYKCXRocmVzaG9sZBgFIAEoAUgBiAEBEhoKEnRocmVzaG9sZF9vcGVyYXRvchgGIAEoCRISCgpjYXRlZ29yaWVzGAcgAygJEhoKEnBhc3NpbmdfY2F0ZWdvcmllcxgIIAMoCRIZChFyZXF1aXJlc19leHBlY3RlZBgJIAEoCBIYChByZXF1aXJlc19jb250ZXh0GAogASgIEisKC2V4YWN0X21hdGNoGBQgASgLMhQuYXNzYXkudjEuRXhhY3RNYXRjaEgAEiYKCGNvbnRhaW5zGBUgASgLMhIuYXNzYXkudjEuQ29udGFpbnNIABIgCgVyZWdleBgWIAEoCzIPLmFzc2F5LnYxLlJlZ2V4SAASJwoJbGxtX2p1ZGdlGBcgASgLMhIuYXNzYXkudjEuTGxtSnVkZ2VIABItCgxub3RfY29udGFpbnMYGCABKAsyFS5hc3NheS52MS5Ob3RDb250YWluc0gAEisKC3N0YXJ0c193aXRoGBkgASgLMhQuYXNzYXkudjEuQWZmaXhNYXRjaEgAEikKCWVuZHNfd2l0aBgaIAEoCzIULmFzc2F5LnYxLkFmZml4TWF0Y2hIABIjCgdpc19qc29uGBsgASgLMhAuYXNzYXkudjEuSXNKc29uSAASKwoLanNvbl9zY2hlbWEYHCABKAsyFC5hc3NheS52MS5Kc29uU2NoZW1hSAASIgoGbGVuZ3RoGB0gASgLMhAuYXNzYXkudjEuTGVuZ3RoSAASJAoHbGF0ZW5jeRggIAEoCzIRLmFzc2F5LnYxLkxhdGVuY3lIABIrCgtsZXZlbnNodGVpbhghIAEoCzIULmFzc2F5LnYxLlNpbWlsYXJpdHlIABInCgdyb3VnZV9sGCIgASgLMhQuYXNzYXkudjEuU2ltaWxhcml0eUgAEiQKBGJsZXUYIyABKAsyFC5hc3NheS52MS5TaW1pbGFyaXR5SAASLgoKY3JlYXRlZF9hdBgeIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBgoEa2luZEIMCgpfdGhyZXNob2xkIk0KCkV4YWN0TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSJFCghDb250YWlucxIOCgZ2YWx1ZXMYASADKAkSEQoJbWF0Y2hfYWxsGAIgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAMgASgIIioKBVJlZ2V4Eg8KB3BhdHRlcm4YASABKAkSEAoIbm9fbWF0Y2gYAiABKAgiNQoLTm90Q29udGFpbnMSDgoGdmFsdWVzGAEgAygJEhYKDmNhc2Vfc2Vuc2l0aXZlGAIgASgIIk0KCkFmZml4TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSIICgZJc0pzb24iHAoKSnNvblNjaGVtYRIOCgZzY2hlbWEYASABKAkiYAoGTGVuZ3RoEhAKA21pbhgBIAEoDUgAiAEBEhAKA21heBgCIAEoDUgBiAEBEiIKBHVuaXQYAyABKA4yFC5hc3NheS52MS5MZW5ndGhVbml0QgYKBF9taW5CBgoEX21heCIZCgdMYXRlbmN5Eg4KBm1heF9tcxgBIAEoDSIqCgpTaW1pbGFyaXR5EhIKBXZhbHVlGAEgASgJSACIAQFCCAoGX3ZhbHVlIscBCghMbG1KdWRnZRIQCghiYXNlX3VybBgBIAEoCRINCgVtb2RlbBgCIAEoCRITCgthcGlfa2V5X2VudhgDIAEoCRIZChFldmFsdWF0aW9uX3Byb21wdBgEIAEoCRIRCgltaW5fc2NvcmUYBSABKAESEQoJbWF4X3Njb3JlGAYgASgBEhIKCnRpbWVvdXRfbXMYByABKA0SFgoOanVkZ2VfZW5kcG9pbnQYCCABKAkSGAoQZXZhbHVhdGlvbl9zdGVwcxgJIAMoCSI3ChNDcmVhdGVNZXRyaWNSZXF1ZXN0EiAKBm1ldHJpYxgBIAEoCzIQLmFzc2F5LnYxLk1ldHJpYyIiChBHZXRNZXRyaWNSZXF1ZXN0Eg4KBm1ldHJpYxgBIAEoCSI7ChJMaXN0TWV0cmljc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUQoTTGlzdE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJoChNVcGRhdGVNZXRyaWNSZXF1ZXN0EiAKBm1ldHJpYxgBIAEoCzIQLmFzc2F5LnYxLk1ldHJpYxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siJQoTRGVsZXRlTWV0cmljUmVxdWVzdBIOCgZtZXRyaWMYASABKAkqcgoJU2NvcmVUeXBlEhoKFlNDT1JFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFTQ09SRV9UWVBFX0JJTkFSWRABEhYKElNDT1JFX1RZUEVfTlVNRVJJQxACEhoKFlNDT1JFX1RZUEVfQ0FURUdPUklDQUwQAypcCgpMZW5ndGhVbml0EhsKF0xFTkdUSF9VTklUX1VOU1BFQ0lGSUVEEAASGgoWTEVOR1RIX1VOSVRfQ0hBUkFDVEVSUxABEhUKEUxFTkdUSF9VTklUX1dPUkRTEAIy3wIKDU1ldHJpY1NlcnZpY2USPwoMQ3JlYXRlTWV0cmljEh0uYXNzYXkudjEuQ3JlYXRlTWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxI5CglHZXRNZXRyaWMSGi5hc3NheS52MS5HZXRNZXRyaWNSZXF1ZXN0GhAuYXNzYXkudjEuTWV0cmljEkoKC0xpc3RNZXRyaWNzEhwuYXNzYXkudjEuTGlzdE1ldHJpY3NSZXF1ZXN0Gh0uYXNzYXkudjEuTGlzdE1ldHJpY3NSZXNwb25zZRI/CgxVcGRhdGVNZXRyaWMSHS5hc3NheS52MS5VcGRhdGVNZXRyaWNSZXF1ZXN0GhAuYXNzYXkudjEuTWV0cmljEkUKDERlbGV0ZU1ldHJpYxIdLmFzc2F5LnYxLkRlbGV0ZU1ldHJpY1JlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHliBnByb3RvMw", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChVhc3NheS92MS9tZXRyaWMucHJvdG8SCGFzc2F5LnYxIq4HCgZNZXRyaWMSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgpzY29yZV90eXBlGAQgASgOMhMuYXNzYXkudjEuU2NvcmVUeXBlEhYKCXRocmVzaG9sZBgFIAEoAUgBiAEBEhoKEnRocmVzaG9sZF9vcGVyYXRvchgGIAEoCRISCgpjYXRlZ29yaWVzGAcgAygJEhoKEnBhc3NpbmdfY2F0ZWdvcmllcxgIIAMoCRIZChFyZXF1aXJlc19leHBlY3RlZBgJIAEoCBIYChByZXF1aXJlc19jb250ZXh0GAogASgIEisKC2V4YWN0X21hdGNoGBQgASgLMhQuYXNzYXkudjEuRXhhY3RNYXRjaEgAEiYKCGNvbnRhaW5zGBUgASgLMhIuYXNzYXkudjEuQ29udGFpbnNIABIgCgVyZWdleBgWIAEoCzIPLmFzc2F5LnYxLlJlZ2V4SAASJwoJbGxtX2p1ZGdlGBcgASgLMhIuYXNzYXkudjEuTGxtSnVkZ2VIABItCgxub3RfY29udGFpbnMYGCABKAsyFS5hc3NheS52MS5Ob3RDb250YWluc0gAEisKC3N0YXJ0c193aXRoGBkgASgLMhQuYXNzYXkudjEuQWZmaXhNYXRjaEgAEikKCWVuZHNfd2l0aBgaIAEoCzIULmFzc2F5LnYxLkFmZml4TWF0Y2hIABIjCgdpc19qc29uGBsgASgLMhAuYXNzYXkudjEuSXNKc29uSAASKwoLanNvbl9zY2hlbWEYHCABKAsyFC5hc3NheS52MS5Kc29uU2NoZW1hSAASIgoGbGVuZ3RoGB0gASgLMhAuYXNzYXkudjEuTGVuZ3RoSAASJAoHbGF0ZW5jeRggIAEoCzIRLmFzc2F5LnYxLkxhdGVuY3lIABIrCgtsZXZlbnNodGVpbhghIAEoCzIULmFzc2F5LnYxLlNpbWlsYXJpdHlIABInCgdyb3VnZV9sGCIgASgLMhQuYXNzYXkudjEuU2ltaWxhcml0eUgAEiQKBGJsZXUYIyABKAsyFC5hc3NheS52MS5TaW1pbGFyaXR5SAASLgoKY3JlYXRlZF9hdBgeIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBgoEa2luZEIMCgpfdGhyZXNob2xkIk0KCkV4YWN0TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSJFCghDb250YWlucxIOCgZ2YWx1ZXMYASADKAkSEQoJbWF0Y2hfYWxsGAIgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAMgASgIIioKBVJlZ2V4Eg8KB3BhdHRlcm4YASABKAkSEAoIbm9fbWF0Y2gYAiABKAgiNQoLTm90Q29udGFpbnMSDgoGdmFsdWVzGAEgAygJEhYKDmNhc2Vfc2Vuc2l0aXZlGAIgASgIIk0KCkFmZml4TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSIICgZJc0pzb24iHAoKSnNvblNjaGVtYRIOCgZzY2hlbWEYASABKAkiYAoGTGVuZ3RoEhAKA21pbhgBIAEoDUgAiAEBEhAKA21heBgCIAEoDUgBiAEBEiIKBHVuaXQYAyABKA4yFC5hc3NheS52MS5MZW5ndGhVbml0QgYKBF9taW5CBgoEX21heCIZCgdMYXRlbmN5Eg4KBm1heF9tcxgBIAEoDSJxCgpTaW1pbGFyaXR5EhIKBXZhbHVlGAEgASgJSACIAQESEwoLaWdub3JlX2Nhc2UYAiABKAgSCwoDbmZjGAMgASgIEhEKCWxvd2VyY2FzZRgEIAEoCBIQCgh0b2tlbml6ZRgFIAEoCUIICgZfdmFsdWUixwEKCExsbUp1ZGdlEhAKCGJhc2VfdXJsGAEgASgJEg0KBW1vZGVsGAIgASgJEhMKC2FwaV9rZXlfZW52GAMgASgJEhkKEWV2YWx1YXRpb25fcHJvbXB0GAQgASgJEhEKCW1pbl9zY29yZRgFIAEoARIRCgltYXhfc2NvcmUYBiABKAESEgoKdGltZW91dF9tcxgHIAEoDRIWCg5qdWRnZV9lbmRwb2ludBgIIAEoCRIYChBldmFsdWF0aW9uX3N0ZXBzGAkgAygJIjcKE0NyZWF0ZU1ldHJpY1JlcXVlc3QSIAoGbWV0cmljGAEgASgLMhAuYXNzYXkudjEuTWV0cmljIiIKEEdldE1ldHJpY1JlcXVlc3QSDgoGbWV0cmljGAEgASgJIjsKEkxpc3RNZXRyaWNzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJRChNMaXN0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImgKE1VwZGF0ZU1ldHJpY1JlcXVlc3QSIAoGbWV0cmljGAEgASgLMhAuYXNzYXkudjEuTWV0cmljEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIlChNEZWxldGVNZXRyaWNSZXF1ZXN0Eg4KBm1ldHJpYxgBIAEoCSpyCglTY29yZVR5cGUSGgoWU0NPUkVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVNDT1JFX1RZUEVfQklOQVJZEAESFgoSU0NPUkVfVFlQRV9OVU1FUklDEAISGgoWU0NPUkVfVFlQRV9DQVRFR09SSUNBTBADKlwKCkxlbmd0aFVuaXQSGwoXTEVOR1RIX1VOSVRfVU5TUEVDSUZJRUQQABIaChZMRU5HVEhfVU5JVF9DSEFSQUNURVJTEAESFQoRTEVOR1RIX1VOSVRfV09SRFMQAjLfAgoNTWV0cmljU2VydmljZRI/CgxDcmVhdGVNZXRyaWMSHS5hc3NheS52MS5DcmVhdGVNZXRyaWNSZXF1ZXN0GhAuYXNzYXkudjEuTWV0cmljEjkKCUdldE1ldHJpYxIaLmFzc2F5LnYxLkdldE1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSSgoLTGlzdE1ldHJpY3MSHC5hc3NheS52MS5MaXN0TWV0cmljc1JlcXVlc3QaHS5hc3NheS52MS5MaXN0TWV0cmljc1Jlc3BvbnNlEj8KDFVwZGF0ZU1ldHJpYxIdLmFzc2F5LnYxLlVwZGF0ZU1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSRQoMRGVsZXRlTWV0cmljEh0uYXNzYXkudjEuRGVsZXRlTWV0cmljUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A metric scores one answer of an endpoint.
@@ -187,7 +187,8 @@ export type Metric = Message<"assay.v1.Metric"> & {
     case: "latency";
   } | {
     /**
-     * Normalized Levenshtein similarity to a value or the expected response, in [0, 1].
+     * Normalized Levenshtein similarity to a value or the expected response, in [0, 1]:
+     * rapidfuzz's `Levenshtein.normalized_similarity`. Options: `ignore_case`, `nfc`.
      *
      * @generated from field: assay.v1.Similarity levenshtein = 33;
      */
@@ -196,7 +197,9 @@ export type Metric = Message<"assay.v1.Metric"> & {
   } | {
     /**
      * ROUGE-L F1 (longest common subsequence of words) against a value or the expected
-     * response, in [0, 1].
+     * response, in [0, 1]: rouge-score's `rougeL` F-measure without stemmer on ASCII text; on
+     * other text the words are runs of Unicode letters, marks and numbers after lower-casing and
+     * NFC. Two texts without any word score 1 when their NFC forms are equal, else 0.
      *
      * @generated from field: assay.v1.Similarity rouge_l = 34;
      */
@@ -204,8 +207,9 @@ export type Metric = Message<"assay.v1.Metric"> & {
     case: "rougeL";
   } | {
     /**
-     * Sentence BLEU (1- to 4-grams, brevity penalty, smoothing) against a value or the expected
-     * response, in [0, 1].
+     * Sentence BLEU against a value or the expected response, in [0, 1]: sacreBLEU's
+     * `sentence_bleu` (13a tokenizer, exp smoothing, case-sensitive) divided by 100. Options:
+     * `lowercase`, `tokenize`.
      *
      * @generated from field: assay.v1.Similarity bleu = 35;
      */
@@ -502,6 +506,36 @@ export type Similarity = Message<"assay.v1.Similarity"> & {
    * @generated from field: optional string value = 1;
    */
   value?: string | undefined;
+
+  /**
+   * levenshtein only: compare the texts lower-cased.
+   *
+   * @generated from field: bool ignore_case = 2;
+   */
+  ignoreCase: boolean;
+
+  /**
+   * levenshtein only: compare the texts in Unicode NFC form (composed and decomposed accents are
+   * then equal).
+   *
+   * @generated from field: bool nfc = 3;
+   */
+  nfc: boolean;
+
+  /**
+   * bleu only: lower-case both texts first (sacreBLEU's `lowercase`).
+   *
+   * @generated from field: bool lowercase = 4;
+   */
+  lowercase: boolean;
+
+  /**
+   * bleu only: sacreBLEU's tokenizer, one of "13a" (the default, also when empty), "intl",
+   * "char" or "none". A bleu metric is returned with the tokenizer in force.
+   *
+   * @generated from field: string tokenize = 5;
+   */
+  tokenize: string;
 };
 
 /**
