@@ -525,7 +525,14 @@ async fn main() {
     // Replicas: one latency-bound run (each replica at most REPLICA_CAP calls in flight, a run
     // asking for no concurrency) on one replica, then on two sharing the database.
     let one = Server::start_on_postgres(REPLICA_CAP).await;
-    setup(&one.channel, &target, "replicas", sizes.replicas, P3_DELAY_MS).await;
+    setup(
+        &one.channel,
+        &target,
+        "replicas",
+        sizes.replicas,
+        P3_DELAY_MS,
+    )
+    .await;
     let on_one = one.execute("replicas", 0).await;
     let two = one.replica(REPLICA_CAP).await;
     let on_two = one.execute("replicas", 0).await;

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"assay/clients/go/assayv1"
 )
@@ -105,7 +106,7 @@ func TestExecuteStreamsEachResultBeforeTheRunEnds(t *testing.T) {
 	if _, err := sets.CreateTestSet(ctx, &assayv1.CreateTestSetRequest{TestSet: &assayv1.TestSet{Name: "capitals", Metrics: []string{"exact"}}}); err != nil {
 		t.Fatal(err)
 	}
-	tests := []*assayv1.Test{{Prompt: france, ExpectedResponse: "Paris"}, {Prompt: italy, ExpectedResponse: "Rome"}}
+	tests := []*assayv1.Test{{Prompt: france, ExpectedResponse: proto.String("Paris")}, {Prompt: italy, ExpectedResponse: proto.String("Rome")}}
 	if _, err := sets.AddTests(ctx, &assayv1.AddTestsRequest{TestSet: "capitals", Tests: tests}); err != nil {
 		t.Fatal(err)
 	}

@@ -30,8 +30,9 @@ use crate::store::{ClaimRequest, Completed, Completion};
 /// of a fast endpoint; at this many, results wait in their tasks until the write is done.
 const MAX_BATCH: usize = 256;
 
-/// Most items claimed at once: few enough that other replicas find work too.
-const MAX_CLAIM: u32 = 32;
+/// Most items claimed at once (a replica claims as many as it keeps in flight): few enough that
+/// other replicas find work too.
+const MAX_CLAIM: u32 = 128;
 
 /// How long a replica waits before asking again when a cap held across replicas is reached and
 /// none of its own writes frees a place sooner.
@@ -293,7 +294,9 @@ impl Engine {
             .await
     }
 
-    /// The jobs of the items this replica claims, a batch at a time, until no item is free.
+    /// The jobs of the items this replica claims, a batch at a time, until no item is free. The
+    /// next batch is claimed and read while this one is dispatched, so a fast endpoint never
+    /// waits for the store between batches.
     fn claimed(
         self: &Arc<Self>,
         run_id: Uuid,
@@ -301,47 +304,71 @@ impl Engine {
         written: Arc<Notify>,
     ) -> BoxStream<'static, Result<Claimed>> {
         let engine = Arc::clone(self);
-        let batch = work.concurrency.clamp(1, MAX_CLAIM);
-        stream::try_unfold((), move |()| {
-            let engine = Arc::clone(&engine);
-            let work = Arc::clone(&work);
-            let written = Arc::clone(&written);
-            async move {
-                loop {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    let request = ClaimRequest {
-                        run_id,
-                        owner: &engine.replica.id,
-                        now_ms: now,
-                        lease_until_ms: now + engine.replica.lease_ms(),
-                        limit: batch,
-                        run_cap: work.run_cap,
-                        endpoint_cap: work.endpoint_cap,
-                    };
-                    match engine.store.claim_work(&request).await? {
-                        None => {
-                            // A cap is reached: a place frees when a result is stored, here or
-                            // on another replica.
-                            let _ = tokio::time::timeout(CAPPED_RETRY, written.notified()).await;
-                        }
-                        Some(positions) if positions.is_empty() => return Ok::<_, Error>(None),
-                        Some(positions) => {
-                            let (jobs, dropped) = work
-                                .items
-                                .jobs(&*engine.store, &work.metrics, &positions)
-                                .await?;
-                            let items = jobs
-                                .into_iter()
-                                .map(|job| Claimed::Job(Box::new(job)))
-                                .chain(dropped.into_iter().map(Claimed::Dropped));
-                            return Ok(Some((stream::iter(items.map(Ok)), ())));
-                        }
-                    }
-                }
-            }
+        // Aborted when dropped, so a cancelled run leaves no claim in progress behind.
+        let prefetch = move || {
+            let claiming =
+                Arc::clone(&engine).next_batch(run_id, Arc::clone(&work), Arc::clone(&written));
+            AbortOnDropHandle::new(tokio::spawn(claiming))
+        };
+        let first = prefetch();
+        stream::try_unfold((prefetch, Some(first)), |(prefetch, claiming)| async move {
+            let Some(claiming) = claiming else {
+                return Ok::<_, Error>(None);
+            };
+            let batch = claiming
+                .await
+                .map_err(|e| Error::internal_from("claiming tests failed", e))??;
+            Ok(batch.map(|items| {
+                let next = prefetch();
+                (
+                    stream::iter(items.into_iter().map(Ok)),
+                    (prefetch, Some(next)),
+                )
+            }))
         })
         .try_flatten()
         .boxed()
+    }
+
+    /// Claims the next batch of the run's items and turns them into jobs; `None` when no item is
+    /// free. When a cap held across replicas is reached, waits for a place.
+    async fn next_batch(
+        self: Arc<Self>,
+        run_id: Uuid,
+        work: Arc<Work>,
+        written: Arc<Notify>,
+    ) -> Result<Option<Vec<Claimed>>> {
+        let limit = work.concurrency.clamp(1, MAX_CLAIM);
+        loop {
+            let now = chrono::Utc::now().timestamp_millis();
+            let request = ClaimRequest {
+                run_id,
+                owner: &self.replica.id,
+                now_ms: now,
+                lease_until_ms: now + self.replica.lease_ms(),
+                limit,
+                run_cap: work.run_cap,
+                endpoint_cap: work.endpoint_cap,
+            };
+            match self.store.claim_work(&request).await? {
+                // A place frees when a result is stored, here or on another replica.
+                None => {
+                    let _ = tokio::time::timeout(CAPPED_RETRY, written.notified()).await;
+                }
+                Some(positions) if positions.is_empty() => return Ok(None),
+                Some(positions) => {
+                    let (jobs, dropped) = work
+                        .items
+                        .jobs(&*self.store, &work.metrics, &positions)
+                        .await?;
+                    let items = jobs
+                        .into_iter()
+                        .map(|job| Claimed::Job(Box::new(job)))
+                        .chain(dropped.into_iter().map(Claimed::Dropped));
+                    return Ok(Some(items.collect()));
+                }
+            }
+        }
     }
 
     /// The result of one job: the endpoint's answer (or the stored one), scored by the job's
