@@ -9,7 +9,7 @@ CREATE TABLE run_work (
     owner       TEXT,
     lease_until BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, position)
-);
+) WITHOUT ROWID;
 CREATE INDEX run_work_claimed_by_endpoint ON run_work (endpoint_id, lease_until)
     WHERE owner IS NOT NULL;
 CREATE INDEX run_work_by_owner ON run_work (owner) WHERE owner IS NOT NULL;

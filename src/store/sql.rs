@@ -349,6 +349,27 @@ macro_rules! sql_store {
                 .ok_or_else(|| Error::not_found(T::TABLE.kind, reference))
         }
 
+        /// A run, locked for the rest of the transaction, and the position of its last result;
+        /// `NotFound` when unknown.
+        async fn fetch_run_and_last_result(
+            conn: &mut $conn,
+            run_id: Uuid,
+        ) -> Result<(TestRun, Option<i64>)> {
+            // Not MAX(seq): SQLite would read every entry of the run in the index.
+            let row = sqlx::query($d::sql(format!(
+                "SELECT t.body AS body, {} AS extra, (SELECT r.seq FROM test_results r \
+                 WHERE r.run_id = t.id ORDER BY r.seq DESC LIMIT 1) AS last \
+                 FROM test_runs t WHERE t.id = ?{}",
+                TEST_RUNS.extra,
+                $d::FOR_UPDATE
+            )))
+            .bind(run_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found(TEST_RUNS.kind, run_id))?;
+            Ok((decode(&row)?, row.try_get("last")?))
+        }
+
         /// A run, locked for the rest of the transaction; `NotFound` when unknown.
         async fn fetch_run(conn: &mut $conn, run_id: Uuid) -> Result<TestRun> {
             fetch_where::<TestRun>(
@@ -420,16 +441,19 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        /// Replaces a record's key columns and body; `NotFound` when its id is unknown.
+        /// Replaces a record's key columns and body; `NotFound` when its id is unknown. The id
+        /// itself is not set: an id in the SET list makes SQLite check every row whose foreign key
+        /// names it (every result of a run), on each update.
         async fn update_record<T: Stored>(conn: &mut $conn, record: &T) -> Result<()> {
             let table = T::TABLE;
-            let assignments = table
-                .columns
+            debug_assert_eq!(table.columns.first(), Some(&"id"));
+            let assignments = table.columns[1..]
                 .iter()
                 .map(|column| format!("{column} = ?"))
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut binds = record.keys();
+            binds.remove(0);
             binds.push(text(serde_json::to_string(record)?));
             binds.push(text(record.id()));
             let done = bind_all(
@@ -874,6 +898,29 @@ macro_rules! sql_store {
 
             async fn claim_work(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<i64>>> {
                 let run_id = request.run_id.to_string();
+                let claim = |limit: i64| {
+                    sqlx::query_scalar::<_, i64>($d::sql(format!(
+                        "UPDATE run_work SET owner = ?, lease_until = ? \
+                         WHERE run_id = ? AND position IN (SELECT position FROM run_work \
+                           WHERE run_id = ? AND (owner IS NULL OR lease_until < ?) \
+                           ORDER BY position LIMIT ?{}) RETURNING position",
+                        $d::SKIP_LOCKED
+                    )))
+                    .bind(request.owner)
+                    .bind(request.lease_until_ms)
+                    .bind(run_id.clone())
+                    .bind(run_id.clone())
+                    .bind(request.now_ms)
+                    .bind(limit)
+                };
+                // Without a cap the claim is one statement, atomic on its own.
+                if request.run_cap.is_none() && request.endpoint_cap.is_none() {
+                    let mut positions = claim(i64::from(request.limit))
+                        .fetch_all(&self.writer)
+                        .await?;
+                    positions.sort_unstable();
+                    return Ok(Some(positions));
+                }
                 let mut tx = self.writer.begin().await?;
                 let mut limit = i64::from(request.limit);
                 // A cap is a count of live claims, so claims under one cap take turns.
@@ -907,21 +954,7 @@ macro_rules! sql_store {
                 if limit <= 0 {
                     return Ok(None);
                 }
-                let mut positions: Vec<i64> = sqlx::query_scalar($d::sql(format!(
-                    "UPDATE run_work SET owner = ?, lease_until = ? \
-                     WHERE run_id = ? AND position IN (SELECT position FROM run_work \
-                       WHERE run_id = ? AND (owner IS NULL OR lease_until < ?) \
-                       ORDER BY position LIMIT ?{}) RETURNING position",
-                    $d::SKIP_LOCKED
-                )))
-                .bind(request.owner)
-                .bind(request.lease_until_ms)
-                .bind(&run_id)
-                .bind(&run_id)
-                .bind(request.now_ms)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
+                let mut positions = claim(limit).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 positions.sort_unstable();
                 Ok(Some(positions))
@@ -991,7 +1024,7 @@ macro_rules! sql_store {
                 let mut tx = self.writer.begin().await?;
                 // The lock on the run orders its writers: results get their positions in the
                 // order they become visible, so a follower reading past its cursor misses none.
-                let run = fetch_run(&mut tx, done.run_id).await?;
+                let (run, after) = fetch_run_and_last_result(&mut tx, done.run_id).await?;
                 if run.status != RunStatus::Running {
                     return Ok(Completed {
                         run,
@@ -1025,29 +1058,26 @@ macro_rules! sql_store {
                     .filter(|(position, _)| held.contains(position))
                     .map(|(_, result)| result)
                     .collect();
-                let after: Option<i64> = sqlx::query_scalar($d::sql(
-                    "SELECT MAX(seq) FROM test_results WHERE run_id = ?".into(),
-                ))
-                .bind(&run_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let mut last = None;
-                if !results.is_empty() {
+                // Whether items are left, with the position of the last result when some were
+                // stored (`seq` is the identity, and the rows were inserted in order): one
+                // statement, as each costs a round trip to the database.
+                let left_query =
+                    "(SELECT COUNT(*) FROM (SELECT 1 FROM run_work WHERE run_id = ? LIMIT 1) w)";
+                let (last, left): (Option<i64>, i64) = if results.is_empty() {
+                    let left = sqlx::query_scalar($d::sql(format!("SELECT {left_query}")))
+                        .bind(&run_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    (None, left)
+                } else {
                     insert_records(&mut tx, &results).await?;
-                    // `seq` is the identity, and the rows were inserted in order.
-                    last = Some(
-                        sqlx::query_scalar::<_, i64>($d::LAST_SEQ)
+                    let (last, left): (i64, i64) =
+                        sqlx::query_as($d::sql(format!("{}, {left_query}", $d::LAST_SEQ)))
+                            .bind(&run_id)
                             .fetch_one(&mut *tx)
-                            .await?,
-                    );
-                }
-                let left: i64 = sqlx::query_scalar($d::sql(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM run_work WHERE run_id = ? LIMIT 1) w"
-                        .into(),
-                ))
-                .bind(&run_id)
-                .fetch_one(&mut *tx)
-                .await?;
+                            .await?;
+                    (Some(last), left)
+                };
                 let run = fold(run, &results, left > 0);
                 update_record(&mut tx, &run).await?;
                 tx.commit().await?;
