@@ -38,5 +38,8 @@ ENV ASSAY_LOG=info
 # Arguments after the image name replace CMD (`docker run IMAGE serve --help`); every flag also
 # has an ASSAY_* environment variable (e.g. -e ASSAY_DEFAULT_CONCURRENCY=4). SIGTERM (docker
 # stop) shuts the server down gracefully.
+# grpc.health.v1 through the client: NOT_SERVING (e.g. the database is away) marks it unhealthy.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["assay", "--server", "127.0.0.1:50051", "health"]
 ENTRYPOINT ["assay"]
 CMD ["serve", "--listen", "0.0.0.0:50051", "--database", "sqlite:///data/assay.db"]

@@ -62,6 +62,9 @@ pub enum ClientCommand {
     Runs(RunsCommand),
     /// Write the report of a stored run (JUnit XML, JSON or CSV).
     Report(ReportCommandArgs),
+    /// Whether the server serves (grpc.health.v1): prints SERVING and exits 0, else exits 1;
+    /// a container's health check.
+    Health,
 }
 
 /// `runs ...`.

@@ -57,6 +57,11 @@ impl Clients {
             .map_err(|e| CliError::usage(format!("--server {url:?} is not a valid URL: {e}")))
     }
 
+    /// grpc.health.v1 `Health`.
+    pub fn health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
+        tonic_health::pb::health_client::HealthClient::new(self.channel.clone())
+    }
+
     /// `MetricService`.
     pub fn metrics(&self) -> MetricServiceClient<Channel> {
         MetricServiceClient::new(self.channel.clone())

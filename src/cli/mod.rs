@@ -1,8 +1,8 @@
 //! The `assay` client: subcommands that talk to a running server through the generated gRPC
 //! clients, read resource and test files, show live progress and write reports for CI.
 //!
-//! Exit codes: 0 success; 1 the server refused or could not be reached (the gRPC code and
-//! message are printed); 2 a usage error, found before any call (bad flag or value, bad file);
+//! Exit codes: 0 success; 1 the server refused, could not be reached (the gRPC code and message
+//! are printed) or does not serve (`health`); 2 a usage error, found before any call (bad flag or value, bad file);
 //! 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the run could
 //! not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage, not a
 //! regression); 130 Ctrl-C stopped following a run (which goes on on the server).
@@ -10,6 +10,7 @@
 pub mod args;
 mod catalogue;
 mod client;
+mod health;
 mod import;
 mod json;
 mod output;
@@ -43,6 +44,9 @@ pub enum CliError {
     /// The run ended without verdicts to judge it by.
     #[error("{0}")]
     Unjudged(String),
+    /// The server answers but does not serve (its database is away); the status it gave.
+    #[error("the server is {0}")]
+    NotServing(String),
     /// Ctrl-C stopped following a run (its id, empty before it started); the run goes on.
     #[error(
         "stopped following run {0}; it goes on on the server: `assay watch {0}` follows it again, \
@@ -55,7 +59,10 @@ impl CliError {
     /// The process exit code for this error (see the module docs).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Status(_) | CliError::Connect(..) | CliError::Io(_) => 1,
+            CliError::Status(_)
+            | CliError::Connect(..)
+            | CliError::Io(_)
+            | CliError::NotServing(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Gate(_) => 3,
             CliError::Unjudged(_) => 4,
@@ -110,5 +117,6 @@ async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliErro
             run::list_runs(global, &out, test_set, endpoint).await
         }
         ClientCommand::Report(a) => run::report(global, a).await,
+        ClientCommand::Health => health::run(global).await,
     }
 }

@@ -349,27 +349,6 @@ macro_rules! sql_store {
                 .ok_or_else(|| Error::not_found(T::TABLE.kind, reference))
         }
 
-        /// A run, locked for the rest of the transaction, and the position of its last result;
-        /// `NotFound` when unknown.
-        async fn fetch_run_and_last_result(
-            conn: &mut $conn,
-            run_id: Uuid,
-        ) -> Result<(TestRun, Option<i64>)> {
-            // Not MAX(seq): SQLite would read every entry of the run in the index.
-            let row = sqlx::query($d::sql(format!(
-                "SELECT t.body AS body, {} AS extra, (SELECT r.seq FROM test_results r \
-                 WHERE r.run_id = t.id ORDER BY r.seq DESC LIMIT 1) AS last \
-                 FROM test_runs t WHERE t.id = ?{}",
-                TEST_RUNS.extra,
-                $d::FOR_UPDATE
-            )))
-            .bind(run_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| Error::not_found(TEST_RUNS.kind, run_id))?;
-            Ok((decode(&row)?, row.try_get("last")?))
-        }
-
         /// A run, locked for the rest of the transaction; `NotFound` when unknown.
         async fn fetch_run(conn: &mut $conn, run_id: Uuid) -> Result<TestRun> {
             fetch_where::<TestRun>(
@@ -1024,7 +1003,7 @@ macro_rules! sql_store {
                 let mut tx = self.writer.begin().await?;
                 // The lock on the run orders its writers: results get their positions in the
                 // order they become visible, so a follower reading past its cursor misses none.
-                let (run, after) = fetch_run_and_last_result(&mut tx, done.run_id).await?;
+                let run = fetch_run(&mut tx, done.run_id).await?;
                 if run.status != RunStatus::Running {
                     return Ok(Completed {
                         run,
@@ -1058,6 +1037,16 @@ macro_rules! sql_store {
                     .filter(|(position, _)| held.contains(position))
                     .map(|(_, result)| result)
                     .collect();
+                // Read once the run is locked (on PostgreSQL, a statement sees what was committed
+                // when it began): results stored meanwhile by other replicas are counted.
+                // Not MAX(seq): SQLite would read every entry of the run in the index.
+                let after: Option<i64> = sqlx::query_scalar($d::sql(
+                    "SELECT seq FROM test_results WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+                        .into(),
+                ))
+                .bind(&run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 // Whether items are left, with the position of the last result when some were
                 // stored (`seq` is the identity, and the rows were inserted in order): one
                 // statement, as each costs a round trip to the database.

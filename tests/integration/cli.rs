@@ -1125,3 +1125,25 @@ async fn ctrl_c_stops_following_says_how_to_watch_or_cancel_and_leaves_the_run_g
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn health_says_serving_and_exits_0_and_fails_when_no_server_answers() {
+    let (server, _target, dir) = setup().await;
+    let serving = assay(&server, dir.path(), &["health"]).await;
+    assert_eq!(code(&serving), 0, "{}", stderr(&serving));
+    assert_eq!(stdout(&serving).trim(), "SERVING");
+
+    let url = server.url().to_string();
+    server.stop().await;
+    let gone = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["health", "--server", &url])
+        .output()
+        .await
+        .expect("run the assay binary");
+    assert_eq!(code(&gone), 1, "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("cannot connect"),
+        "{}",
+        stderr(&gone)
+    );
+}

@@ -160,13 +160,14 @@ async fn read_results(stream: &mut tonic::Streaming<pb::ExecutionEvent>, n: usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_started_on_one_replica_is_worked_on_by_both_and_followed_from_either() {
-    const TESTS: usize = 24;
+    // Many short tests, so that both replicas store results in turn all along the run.
+    const TESTS: usize = 120;
     let db = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
     let a = Replica::start(&db, dir.path(), "a").await;
     let b = Replica::start(&db, dir.path(), "b").await;
-    catalogue(&a.channel, &target, TESTS, 300, |_| {}).await;
+    catalogue(&a.channel, &target, TESTS, 50, |_| {}).await;
 
     let (run, stream) = execute(&a).await;
     let watched = b.watch(&run.id).await;
