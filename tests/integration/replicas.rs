@@ -59,6 +59,32 @@ impl Replica {
     }
 }
 
+/// Two replicas on a database of their own, and the application they call.
+struct Cluster {
+    db: TestDatabase,
+    dir: tempfile::TempDir,
+    target: Target,
+    a: Replica,
+    b: Replica,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let db = TestDatabase::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::start().await;
+        let a = Replica::start(&db, dir.path(), "a").await;
+        let b = Replica::start(&db, dir.path(), "b").await;
+        Cluster {
+            db,
+            dir,
+            target,
+            a,
+            b,
+        }
+    }
+}
+
 /// A metric, the endpoint `slow` (as `configure` sets it) and a test set `slow` of `tests` tests
 /// that each take `delay_ms`.
 async fn catalogue(
@@ -162,11 +188,13 @@ async fn read_results(stream: &mut tonic::Streaming<pb::ExecutionEvent>, n: usiz
 async fn a_run_started_on_one_replica_is_worked_on_by_both_and_followed_from_either() {
     // Many short tests, so that both replicas store results in turn all along the run.
     const TESTS: usize = 120;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::start().await;
-    let a = Replica::start(&db, dir.path(), "a").await;
-    let b = Replica::start(&db, dir.path(), "b").await;
+    let Cluster {
+        db: _db,
+        dir: _dir,
+        target,
+        a,
+        b,
+    } = Cluster::start().await;
     catalogue(&a.channel, &target, TESTS, 50, |_| {}).await;
 
     let (run, stream) = execute(&a).await;
@@ -202,11 +230,13 @@ async fn a_run_started_on_one_replica_is_worked_on_by_both_and_followed_from_eit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_on_another_replica_stops_the_run_everywhere() {
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::start().await;
-    let a = Replica::start(&db, dir.path(), "a").await;
-    let b = Replica::start(&db, dir.path(), "b").await;
+    let Cluster {
+        db: _db,
+        dir: _dir,
+        target,
+        a,
+        b,
+    } = Cluster::start().await;
     catalogue(&a.channel, &target, 200, 200, |_| {}).await;
 
     let (run, mut stream) = execute(&a).await;
@@ -241,11 +271,13 @@ async fn cancel_on_another_replica_stops_the_run_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replicas_tests_go_to_the_others_and_a_full_restart_resumes() {
     const TESTS: usize = 40;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::start().await;
-    let a = Replica::start(&db, dir.path(), "a").await;
-    let b = Replica::start(&db, dir.path(), "b").await;
+    let Cluster {
+        db,
+        dir,
+        target,
+        a,
+        b,
+    } = Cluster::start().await;
     catalogue(&a.channel, &target, TESTS, 300, |_| {}).await;
 
     let (run, mut stream) = execute(&a).await;
@@ -282,11 +314,13 @@ async fn a_killed_replicas_tests_go_to_the_others_and_a_full_restart_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoints_limit_holds_across_replicas() {
     const TESTS: usize = 18;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::start().await;
-    let a = Replica::start(&db, dir.path(), "a").await;
-    let b = Replica::start(&db, dir.path(), "b").await;
+    let Cluster {
+        db: _db,
+        dir: _dir,
+        target,
+        a,
+        b,
+    } = Cluster::start().await;
     catalogue(&a.channel, &target, TESTS, 200, |e| e.max_concurrency = 3).await;
 
     let (run, stream) = execute(&a).await;
@@ -305,11 +339,13 @@ async fn an_endpoints_limit_holds_across_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoints_rate_holds_across_replicas() {
     const TESTS: usize = 12;
-    let db = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = Target::start().await;
-    let a = Replica::start(&db, dir.path(), "a").await;
-    let b = Replica::start(&db, dir.path(), "b").await;
+    let Cluster {
+        db: _db,
+        dir: _dir,
+        target,
+        a,
+        b,
+    } = Cluster::start().await;
     // 240 calls per minute: one every 250 ms, for both replicas together.
     catalogue(&a.channel, &target, TESTS, 0, |e| {
         e.call_policy = Some(pb::CallPolicy {
