@@ -30,7 +30,8 @@ unsafe impl Sync for MallocConf {}
     version,
     about = "Assay: run test suites against LLM applications and score every answer",
     after_help = "Exit codes of the client commands: 0 success; 1 the server refused (its gRPC \
-                  code and message are printed) or could not be reached; 2 a usage error, \
+                  code and message are printed), could not be reached or does not serve \
+                  (health); 2 a usage error, \
                   found before any call; 3 the run finished under its gate (--fail-under); 4 \
                   the run could not be judged (FAILED, CANCELLED, or every result an error); \
                   130 Ctrl-C stopped following a run."

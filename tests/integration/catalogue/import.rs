@@ -187,7 +187,10 @@ async fn a_client_that_goes_away_mid_import_stores_nothing_and_frees_the_store()
     while tx.capacity() < tx.max_capacity() {
         tokio::task::yield_now().await;
     }
+    // The call is gone (its stream reset) before the sender is: ending the stream first would be
+    // a clean end, which commits.
     call.abort();
+    let _ = call.await;
     drop(tx);
 
     // A write goes through once the import's transaction is gone: the store is not held.
