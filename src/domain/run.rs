@@ -108,6 +108,19 @@ pub struct TestRun {
     pub plan: Option<RunPlan>,
 }
 
+impl TestRun {
+    /// Ends the run now as `status`, with the summary of the results tallied in its plan.
+    pub fn end(&mut self, status: RunStatus) {
+        let tally = self
+            .plan
+            .as_ref()
+            .map(|p| p.tally.clone())
+            .unwrap_or_default();
+        self.status = status;
+        tally.finish(self);
+    }
+}
+
 /// What a run needs to be resumed after a stop or a crash, stored with it when it starts: which
 /// tests it runs and the metric plan as resolved then, so a resumed run scores every test as it
 /// would have. Metric definitions, the endpoint and the tests themselves are read again on resume.

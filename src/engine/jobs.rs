@@ -3,7 +3,7 @@
 //! result to copy). A replica turns the items it claimed into jobs a batch at a time, so a run's
 //! memory does not grow with its size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -62,7 +62,7 @@ impl Items {
         plan: &MetricPlan,
         positions: &[i64],
     ) -> Result<Batch> {
-        let (jobs, found): (Vec<Job>, Vec<i64>) = match self {
+        let (jobs, found): (Vec<Job>, HashSet<i64>) = match self {
             Items::Tests { test_set_id } => {
                 let tests = store.tests_at(*test_set_id, positions).await?;
                 let found = tests.iter().map(|(p, _)| *p).collect();

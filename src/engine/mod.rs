@@ -221,9 +221,7 @@ impl Engine {
                 run_id,
                 Box::new(move |mut run: TestRun| match run.status {
                     RunStatus::Running => {
-                        run.status = RunStatus::Cancelled;
-                        let tally = run.plan.clone().unwrap_or_default().tally;
-                        tally.finish(&mut run);
+                        run.end(RunStatus::Cancelled);
                         Ok(run)
                     }
                     RunStatus::Cancelled => Ok(run),

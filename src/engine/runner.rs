@@ -148,9 +148,8 @@ fn fold(mut run: TestRun, stored: &[TestResult], left: bool) -> TestRun {
     let plan = run.plan.get_or_insert_with(Default::default);
     stored.iter().for_each(|r| plan.tally.add(r));
     if !left {
-        let tally = plan.tally.clone();
-        run.status = tally.status();
-        tally.finish(&mut run);
+        let status = plan.tally.status();
+        run.end(status);
     }
     run
 }
@@ -283,10 +282,8 @@ impl Engine {
                 run_id,
                 Box::new(move |mut run: TestRun| {
                     if run.status == RunStatus::Running {
-                        run.status = RunStatus::Failed;
                         run.error = Some(error);
-                        let tally = run.plan.clone().unwrap_or_default().tally;
-                        tally.finish(&mut run);
+                        run.end(RunStatus::Failed);
                     }
                     Ok(run)
                 }),

@@ -89,11 +89,7 @@ macro_rules! sql_store {
                 tx.commit().await?;
                 let mut behavior_ids = ids
                     .iter()
-                    .map(|id| {
-                        Uuid::parse_str(id).map_err(|e| {
-                            Error::internal_from(format!("stored behaviour id {id:?}"), e)
-                        })
-                    })
+                    .map(|id| parse_id(id))
                     .collect::<Result<Vec<_>>>()?;
                 behavior_ids.sort_unstable();
                 Ok(Extent {
