@@ -898,7 +898,7 @@ macro_rules! sql_store {
                 }
                 let mut tx = self.writer.begin().await?;
                 let mut limit = i64::from(request.limit);
-                // A cap is a count of live claims, so claims under one cap take turns.
+                // Claims under one cap take turns: each counts the others' (see `ClaimRequest`).
                 if let Some(lock) = $d::XACT_LOCK {
                     let key = match request.endpoint_cap {
                         Some((endpoint, _)) => endpoint.to_string(),
@@ -916,15 +916,19 @@ macro_rules! sql_store {
                         .map(|(endpoint, cap)| ("endpoint_id", endpoint.to_string(), cap)),
                 ];
                 for (column, value, cap) in caps.into_iter().flatten() {
-                    let claimed: i64 = sqlx::query_scalar($d::sql(format!(
-                        "SELECT COUNT(*) FROM run_work WHERE {column} = ? \
+                    let (others, claimed): (i64, i64) = sqlx::query_as($d::sql(format!(
+                        "SELECT COALESCE(SUM(CASE WHEN owner <> ? THEN 1 ELSE 0 END), 0), \
+                         COUNT(*) FROM run_work WHERE {column} = ? \
                          AND owner IS NOT NULL AND lease_until >= ?"
                     )))
+                    .bind(request.owner)
                     .bind(value)
                     .bind(request.now_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    limit = limit.min(i64::from(cap) - claimed);
+                    if others > 0 {
+                        limit = limit.min(i64::from(cap) - claimed);
+                    }
                 }
                 if limit <= 0 {
                     return Ok(None);

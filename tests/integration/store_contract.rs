@@ -1296,7 +1296,12 @@ async fn caps_bound_the_items_claimed_across_replicas(backend: &dyn Backend) {
             .unwrap()
             .map(|positions| positions.len())
     };
-    // A run's cap counts every replica's live claims of it.
+    // A replica alone under a cap is bounded by its own concurrency, not by its claims (which
+    // count items claimed ahead and finished ones): it claims past the cap.
+    assert_eq!(capped(r1.id, "a", 3, Some(2), None).await, Some(3));
+    assert_eq!(capped(r1.id, "a", 1, Some(2), None).await, Some(1));
+    store.release_claims("a").await.unwrap();
+    // Once another replica holds claims, a run's cap counts every replica's live claims of it.
     assert_eq!(capped(r1.id, "a", 3, Some(4), None).await, Some(3));
     assert_eq!(capped(r1.id, "b", 3, Some(4), None).await, Some(1));
     assert_eq!(capped(r1.id, "c", 3, Some(4), None).await, None);
