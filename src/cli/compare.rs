@@ -127,20 +127,38 @@ fn changed(test: &pb::TestComparison) -> bool {
     test.change != pb::TestChange::StillPassing as i32
 }
 
+/// The counts of a comparison, named.
+fn counts(s: &pb::ComparisonSummary) -> [(&'static str, u32); 7] {
+    [
+        ("regressed", s.regressed),
+        ("fixed", s.fixed),
+        ("still failing", s.still_failing),
+        ("still passing", s.still_passing),
+        ("added", s.added),
+        ("removed", s.removed),
+        ("errored", s.errored),
+    ]
+}
+
+/// `66.7% -> 83.3%`, with `arrow` between.
+fn pass_rates(s: &pb::ComparisonSummary, arrow: &str) -> String {
+    format!(
+        "{:.1}% {arrow} {:.1}%",
+        s.base_pass_rate * 100.0,
+        s.head_pass_rate * 100.0
+    )
+}
+
 /// The totals in one line.
 fn totals(s: &pb::ComparisonSummary) -> String {
+    let counts: Vec<String> = counts(s)
+        .iter()
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect();
     format!(
-        "{} regressed, {} fixed, {} still failing, {} still passing, {} added, {} removed, {} errored; \
-         pass rate {:.1}% -> {:.1}% (McNemar p = {:.3} over {} paired tests)",
-        s.regressed,
-        s.fixed,
-        s.still_failing,
-        s.still_passing,
-        s.added,
-        s.removed,
-        s.errored,
-        s.base_pass_rate * 100.0,
-        s.head_pass_rate * 100.0,
+        "{}; pass rate {} (McNemar p = {:.3} over {} paired tests)",
+        counts.join(", "),
+        pass_rates(s, "->"),
         s.mcnemar_p_value,
         s.paired
     )
@@ -187,23 +205,16 @@ fn markdown(response: &pb::CompareRunsResponse, s: &pb::ComparisonSummary) -> St
         "Run `{}` compared with run `{}`.\n",
         s.head_run_id, s.base_run_id
     );
+    let counts = counts(s);
+    let header: Vec<String> = counts.iter().map(|(name, _)| capitalized(name)).collect();
+    let values: Vec<String> = counts.iter().map(|(_, n)| n.to_string()).collect();
+    let _ = writeln!(md, "| {} | Pass rate | McNemar p |", header.join(" | "));
+    let _ = writeln!(md, "|{}", "---|".repeat(counts.len() + 2));
     let _ = writeln!(
         md,
-        "| Regressed | Fixed | Still failing | Still passing | Added | Removed | Errored | Pass rate | McNemar p |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-    let _ = writeln!(
-        md,
-        "| {} | {} | {} | {} | {} | {} | {} | {:.1}% → {:.1}% | {:.3} |",
-        s.regressed,
-        s.fixed,
-        s.still_failing,
-        s.still_passing,
-        s.added,
-        s.removed,
-        s.errored,
-        s.base_pass_rate * 100.0,
-        s.head_pass_rate * 100.0,
+        "| {} | {} | {:.3} |",
+        values.join(" | "),
+        pass_rates(s, "→"),
         s.mcnemar_p_value
     );
     for (title, change) in [
@@ -248,6 +259,15 @@ fn metric_scores(t: &pb::TestComparison) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `still failing` -> `Still failing`.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// Text safe in a Markdown table cell.

@@ -312,35 +312,13 @@ pub fn mcnemar_exact(b: u32, c: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::MetricResult;
+    use crate::domain::tally::tests::result as sample;
 
     fn result(test_id: Uuid, prompt: &str, status: ResultStatus, score: f64) -> TestResult {
         TestResult {
-            id: Uuid::now_v7(),
-            run_id: Uuid::nil(),
             test_id,
-            status,
-            output: Some("x".into()),
-            context: vec![],
-            metadata: None,
-            latency_ms: 1,
-            error: None,
-            attempts: 1,
-            last_error: None,
-            metric_results: vec![MetricResult {
-                metric_id: Uuid::nil(),
-                metric_name: "m".into(),
-                score: Some(score),
-                category: None,
-                passed: status == ResultStatus::Passed,
-                reason: String::new(),
-                error: None,
-                duration_ms: 0,
-            }],
             prompt: prompt.into(),
-            expected_response: None,
-            behavior_id: None,
-            created_at: chrono::Utc::now(),
+            ..sample(status, Some(score), None)
         }
     }
 

@@ -770,39 +770,39 @@ macro_rules! sql_store {
                     .then(|| run.endpoint_id.to_string());
                 let mut tx = self.writer.begin().await?;
                 insert_records(&mut tx, std::slice::from_ref(run)).await?;
-                let items = match &work {
+                // What to select each item's position from, and its binds.
+                let (column, from, binds) = match work {
                     WorkSource::Tests {
                         test_set_id,
                         through,
-                    } => sqlx::query($d::sql(
-                        "INSERT INTO run_work (run_id, position, endpoint_id) \
-                         SELECT ?, seq, ? FROM tests WHERE test_set_id = ? AND seq <= ?"
-                            .into(),
-                    ))
-                    .bind(run.id.to_string())
-                    .bind(endpoint)
-                    .bind(test_set_id.to_string())
-                    .bind(*through),
-                    WorkSource::Results { run_id, through } => sqlx::query($d::sql(
-                        "INSERT INTO run_work (run_id, position, endpoint_id) \
-                         SELECT ?, seq, ? FROM test_results WHERE run_id = ? AND seq <= ?"
-                            .into(),
-                    ))
-                    .bind(run.id.to_string())
-                    .bind(endpoint)
-                    .bind(run_id.to_string())
-                    .bind(*through),
+                    } => (
+                        "seq",
+                        "tests WHERE test_set_id = ? AND seq <= ?".to_string(),
+                        vec![text(test_set_id), Bind::Int(Some(through))],
+                    ),
+                    WorkSource::Results { run_id, through } => (
+                        "seq",
+                        "test_results WHERE run_id = ? AND seq <= ?".to_string(),
+                        vec![text(run_id), Bind::Int(Some(through))],
+                    ),
                     // `p.*`: the subquery's one column, whatever the dialect names it.
-                    WorkSource::Positions(positions) => sqlx::query($d::sql(format!(
-                        "INSERT INTO run_work (run_id, position, endpoint_id) \
-                         SELECT ?, p.*, ? FROM {} p",
-                        $d::POSITIONS_IN
-                    )))
-                    .bind(run.id.to_string())
-                    .bind(endpoint)
-                    .bind(serde_json::to_string(positions)?),
+                    WorkSource::Positions(positions) => (
+                        "p.*",
+                        format!("{} p", $d::POSITIONS_IN),
+                        vec![text(serde_json::to_string(&positions)?)],
+                    ),
                 };
-                items.execute(&mut *tx).await?;
+                let mut all = vec![text(run.id), Bind::Text(endpoint)];
+                all.extend(binds);
+                bind_all(
+                    sqlx::query($d::sql(format!(
+                        "INSERT INTO run_work (run_id, position, endpoint_id) \
+                         SELECT ?, {column}, ? FROM {from}"
+                    ))),
+                    all,
+                )
+                .execute(&mut *tx)
+                .await?;
                 for (key, value) in &run.labels {
                     sqlx::query($d::sql(
                         "INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)".into(),
