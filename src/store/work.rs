@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::{TestResult, TestRun};
 
 /// Where the items of a new run come from (by position, in order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkSource {
     /// The tests of a test set up to a position (an execution run).
     Tests {
@@ -24,6 +24,9 @@ pub enum WorkSource {
         /// Position of its last result taken.
         through: i64,
     },
+    /// Chosen tests of a test set, or results of an earlier run, by position (a run of some of
+    /// the tests: filtered or sharded).
+    Positions(Vec<i64>),
 }
 
 /// A replica asking for items of a run.
