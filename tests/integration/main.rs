@@ -18,3 +18,4 @@ mod resilience;
 mod runs;
 mod standard_services;
 mod store_contract;
+mod suite;
