@@ -61,11 +61,8 @@ fn serve_help() -> clap::Command {
         .find_subcommand("serve")
         .expect("serve is a subcommand")
         .clone();
-    assay::config::ServeConfig::augment_args(
-        clap::Command::new("serve")
-            .bin_name("assay serve")
-            .about(serve.get_about().cloned().unwrap_or_default()),
-    )
+    assay::config::ServeConfig::augment_args(clap::Command::new("serve").bin_name("assay serve"))
+        .about(serve.get_about().cloned().unwrap_or_default())
 }
 
 #[tokio::main]

@@ -5,6 +5,7 @@ mod app_server;
 mod catalogue;
 mod cli;
 mod crash;
+mod docs;
 mod e2e;
 mod execution;
 mod fixtures;

@@ -370,3 +370,16 @@ async fn import_replace_swaps_the_tests_and_duplicates_are_warned_about() {
     let prompts: Vec<String> = stored_tests(&server, "s").await.into_iter().map(|t| t.prompt).collect();
     assert_eq!(prompts, ["three"]);
 }
+
+#[tokio::test]
+async fn serve_help_lists_only_the_server_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = assay(None, dir.path(), &["serve", "--help"]).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--database"), "{help}");
+    assert!(help.contains("--max-concurrency-cap"), "{help}");
+    assert!(!help.contains("--server"), "a client flag in serve's help:\n{help}");
+    assert!(!help.contains("--json"), "a client flag in serve's help:\n{help}");
+    assert!(!dir.path().join("assay.db").exists(), "--help started the server");
+}
