@@ -150,7 +150,8 @@ mod tests {
 
     #[test]
     fn within_moves_a_field_under_its_place_in_a_larger_request() {
-        let moved = |field: &str| match Error::invalid(field, "bad").within("metric", "metrics[2]") {
+        let moved = |field: &str| match Error::invalid(field, "bad").within("metric", "metrics[2]")
+        {
             Error::InvalidArgument { field, .. } => field,
             other => panic!("{other:?}"),
         };

@@ -153,7 +153,11 @@ fn found<T>(lookup: Result<T>) -> Result<Option<T>> {
 }
 
 /// The stored id and creation time to keep, or new ones.
-fn identity<T>(stored: Option<&T>, of: impl Fn(&T) -> (Uuid, Timestamp), now: Timestamp) -> (Uuid, Timestamp) {
+fn identity<T>(
+    stored: Option<&T>,
+    of: impl Fn(&T) -> (Uuid, Timestamp),
+    now: Timestamp,
+) -> (Uuid, Timestamp) {
     stored.map_or_else(|| (Uuid::now_v7(), now), of)
 }
 
@@ -189,16 +193,25 @@ impl Catalogue {
         let mut endpoints = HashMap::new();
         for (i, draft) in suite.endpoints.into_iter().enumerate() {
             let field = format!("endpoints[{i}]");
-            let stored = found(self.store.get_endpoint(&Ref::Name(draft.name.clone())).await)?;
+            let stored = found(
+                self.store
+                    .get_endpoint(&Ref::Name(draft.name.clone()))
+                    .await,
+            )?;
             let (id, created_at) = identity(stored.as_ref(), |e| (e.id, e.created_at), now);
-            let mut endpoint =
-                Endpoint::from_draft(draft, id, created_at).map_err(|e| e.within("endpoint", &field))?;
+            let mut endpoint = Endpoint::from_draft(draft, id, created_at)
+                .map_err(|e| e.within("endpoint", &field))?;
             if let Some(stored) = &stored {
                 endpoint.keep_masked_secrets(stored)?;
             }
             endpoint.validate(&field, &BodyTemplateSyntax)?;
             endpoints.insert(endpoint.name.clone(), endpoint.clone());
-            let action = settle(endpoint.clone(), stored.as_ref(), now, &mut writes.endpoints);
+            let action = settle(
+                endpoint.clone(),
+                stored.as_ref(),
+                now,
+                &mut writes.endpoints,
+            );
             applied.push(Applied::of("endpoint", &endpoint.name, id, action));
         }
 
@@ -229,7 +242,11 @@ impl Catalogue {
         for (i, draft) in suite.behaviors.into_iter().enumerate() {
             let field = format!("behaviors[{i}]");
             let metrics = self.suite_metric_ids(&draft.metrics, &metric_ids).await?;
-            let stored = found(self.store.get_behavior(&Ref::Name(draft.name.clone())).await)?;
+            let stored = found(
+                self.store
+                    .get_behavior(&Ref::Name(draft.name.clone()))
+                    .await,
+            )?;
             let (id, created_at) = identity(stored.as_ref(), |b| (b.id, b.created_at), now);
             let behavior = Behavior::from_draft(draft, metrics, id, created_at)
                 .map_err(|e| e.within("behavior", &field))?;
@@ -243,7 +260,11 @@ impl Catalogue {
             let field = format!("test_sets[{i}]");
             let draft = suite_set.test_set;
             let metrics = self.suite_metric_ids(&draft.metrics, &metric_ids).await?;
-            let stored = found(self.store.get_test_set(&Ref::Name(draft.name.clone())).await)?;
+            let stored = found(
+                self.store
+                    .get_test_set(&Ref::Name(draft.name.clone()))
+                    .await,
+            )?;
             let (id, created_at) = identity(stored.as_ref(), |t| (t.id, t.created_at), now);
             let test_set = TestSet::from_draft(draft, metrics, (id, created_at), &field)?;
             let name = test_set.name.clone();
@@ -299,7 +320,13 @@ impl Catalogue {
         loop {
             let page = self
                 .store
-                .list_tests(test_set_id, PageRequest { size: TEST_PAGE, after })
+                .list_tests(
+                    test_set_id,
+                    PageRequest {
+                        size: TEST_PAGE,
+                        after,
+                    },
+                )
                 .await?;
             tests.extend(page.items);
             match page.next {
@@ -434,10 +461,17 @@ mod tests {
     #[test]
     fn two_tests_with_one_key_are_refused() {
         let wanted = vec![test("", "p", ""), test("", "p", "other")];
-        let error = match_tests(wanted, Vec::new(), "test_sets[1]", &mut SuiteWrites::default())
-            .unwrap_err();
+        let error = match_tests(
+            wanted,
+            Vec::new(),
+            "test_sets[1]",
+            &mut SuiteWrites::default(),
+        )
+        .unwrap_err();
         assert!(
-            error.to_string().starts_with("test_sets[1].tests[1].prompt:"),
+            error
+                .to_string()
+                .starts_with("test_sets[1].tests[1].prompt:"),
             "{error}"
         );
     }

@@ -185,9 +185,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_usage_errors() {
+    fn unknown_fields_are_input_errors() {
         let error = from_json::<pb::Metric>(json!({"nmae": "m"}), "Metric", "m.yaml").unwrap_err();
-        assert!(matches!(error, CliError::Usage(m) if m.contains("m.yaml") && m.contains("nmae")));
+        assert!(matches!(error, CliError::Input(m) if m.contains("m.yaml") && m.contains("nmae")));
     }
 
     #[test]

@@ -86,7 +86,10 @@ fn check_writable(path: &Path) -> Result<(), CliError> {
         .create(true)
         .open(path)
         .map_err(|e| {
-            CliError::input(format!("--report {}: cannot be written: {e}", path.display()))
+            CliError::input(format!(
+                "--report {}: cannot be written: {e}",
+                path.display()
+            ))
         })?;
     if !existed {
         // Best effort: an empty file left behind would be overwritten by the report anyway.

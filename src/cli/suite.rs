@@ -44,11 +44,7 @@ async fn apply_on(
     out: &Output,
     suite: pb::ApplySuiteRequest,
 ) -> Result<(), CliError> {
-    let applied = clients
-        .test_sets()
-        .apply_suite(suite)
-        .await?
-        .into_inner();
+    let applied = clients.test_sets().apply_suite(suite).await?.into_inner();
     if out.json {
         return Ok(out.value(&to_json(&applied, "ApplySuiteResponse"))?);
     }
@@ -60,7 +56,11 @@ async fn apply_on(
 /// One applied resource as a row: action, kind, name and what happened to its tests.
 fn applied_row(resource: &pb::AppliedResource) -> Vec<String> {
     let action = pb::ApplyAction::try_from(resource.action)
-        .map(|a| a.as_str_name().trim_start_matches("APPLY_ACTION_").to_lowercase())
+        .map(|a| {
+            a.as_str_name()
+                .trim_start_matches("APPLY_ACTION_")
+                .to_lowercase()
+        })
         .unwrap_or_default();
     let tests = resource.tests.as_ref().map_or_else(String::new, |t| {
         format!(
@@ -77,7 +77,12 @@ fn applied_row(resource: &pb::AppliedResource) -> Vec<String> {
 }
 
 /// The name of the one item of a suite section, when a flag does not name it.
-fn the_one(given: Option<String>, names: Vec<&str>, what: &str, flag: &str) -> Result<String, CliError> {
+fn the_one(
+    given: Option<String>,
+    names: Vec<&str>,
+    what: &str,
+    flag: &str,
+) -> Result<String, CliError> {
     if let Some(name) = given {
         return Ok(name);
     }
@@ -113,10 +118,7 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
     )?;
     Destination::of(&args.outcome.report, false)?;
     let execute = ExecuteArgs {
-        pair: PairArgs {
-            test_set,
-            endpoint,
-        },
+        pair: PairArgs { test_set, endpoint },
         dispatch: args.dispatch,
         metrics: Vec::new(),
         params: Vec::new(),
@@ -152,8 +154,9 @@ struct Embedded {
 impl Embedded {
     /// Opens (creating it and its folder if missing) the database and starts serving.
     async fn start(database: &Path) -> Result<Embedded, CliError> {
-        let unusable =
-            |e: &dyn std::fmt::Display| CliError::input(format!("--database {}: {e}", database.display()));
+        let unusable = |e: &dyn std::fmt::Display| {
+            CliError::input(format!("--database {}: {e}", database.display()))
+        };
         if let Some(folder) = database.parent().filter(|f| !f.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder).map_err(|e| unusable(&e))?;
         }
@@ -208,7 +211,10 @@ mod tests {
 
     #[test]
     fn a_name_may_be_left_out_only_when_the_suite_has_one() {
-        assert_eq!(the_one(None, vec!["a"], "endpoint", "--endpoint").unwrap(), "a");
+        assert_eq!(
+            the_one(None, vec!["a"], "endpoint", "--endpoint").unwrap(),
+            "a"
+        );
         assert_eq!(
             the_one(Some("b".into()), vec!["a", "c"], "endpoint", "--endpoint").unwrap(),
             "b"

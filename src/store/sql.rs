@@ -762,10 +762,13 @@ macro_rules! sql_store {
             async fn apply_suite(&self, writes: &SuiteWrites) -> Result<()> {
                 let mut tx = self.writer.begin().await?;
                 if !writes.removed_tests.is_empty() {
-                    sqlx::query($d::sql(format!("DELETE FROM tests WHERE id IN {}", $d::IDS_IN)))
-                        .bind(serde_json::to_string(&writes.removed_tests)?)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query($d::sql(format!(
+                        "DELETE FROM tests WHERE id IN {}",
+                        $d::IDS_IN
+                    )))
+                    .bind(serde_json::to_string(&writes.removed_tests)?)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 write_named(&mut tx, &writes.endpoints).await?;
                 write_named(&mut tx, &writes.metrics).await?;

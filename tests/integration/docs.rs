@@ -18,7 +18,9 @@ fn read(path: &str) -> String {
 /// The `assay ...` command lines of the first bash block after `marker` in a page.
 fn commands_after(page: &str, marker: &str) -> Vec<Vec<String>> {
     let text = read(page);
-    let from = text.find(marker).unwrap_or_else(|| panic!("{marker:?} in {page}"));
+    let from = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} in {page}"));
     let block = text[from..]
         .split("```bash\n")
         .nth(1)
@@ -49,7 +51,10 @@ impl App {
             .expect("python3 runs the example application");
         // It listens on its own port; wait until it accepts.
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect("127.0.0.1:8765").await.is_ok() {
+            if tokio::net::TcpStream::connect("127.0.0.1:8765")
+                .await
+                .is_ok()
+            {
                 return App(child);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -78,7 +83,11 @@ async fn the_quick_start_and_the_suite_page_run_as_written() {
     let examples = dir.path().join("examples/quickstart");
     std::fs::create_dir_all(&examples).unwrap();
     for file in ["suite.yaml", "app.py"] {
-        std::fs::copy(repo().join("examples/quickstart").join(file), examples.join(file)).unwrap();
+        std::fs::copy(
+            repo().join("examples/quickstart").join(file),
+            examples.join(file),
+        )
+        .unwrap();
     }
 
     // README: `assay eval -f examples/quickstart/suite.yaml --report report.xml`, no server.
@@ -102,9 +111,19 @@ async fn the_quick_start_and_the_suite_page_run_as_written() {
     let suite = commands_after("docs/cli.md", "## Suites");
     assert_eq!(suite.len(), 2, "{suite:?}");
     let apply = run(dir.path(), Some(&server), &suite[0]).await;
-    assert_eq!(apply.status.code(), Some(0), "{}", String::from_utf8_lossy(&apply.stderr));
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
     let eval = run(dir.path(), None, &suite[1]).await;
-    assert_eq!(eval.status.code(), Some(3), "{}", String::from_utf8_lossy(&eval.stderr));
+    assert_eq!(
+        eval.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
 }
 
 /// GitHub's anchor of a heading.
@@ -159,7 +178,8 @@ fn every_link_between_the_pages_leads_somewhere() {
                 continue;
             }
             if let Some(wanted) = found.get(2)
-                && !anchors(&std::fs::read_to_string(&file).unwrap()).contains(&wanted.as_str().to_string())
+                && !anchors(&std::fs::read_to_string(&file).unwrap())
+                    .contains(&wanted.as_str().to_string())
             {
                 broken.push(format!("{page}: {}", &found[0]));
             }

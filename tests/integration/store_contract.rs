@@ -1618,7 +1618,11 @@ async fn a_suite_is_written_whole_or_not_at_all(backend: &dyn Backend) {
     let s = test_set("suite-set", &[]);
     store.create_metric(&old).await.unwrap();
     store.create_test_set(&s).await.unwrap();
-    let (keep, change, drop) = (test(&s, "keep", None), test(&s, "change", None), test(&s, "drop", None));
+    let (keep, change, drop) = (
+        test(&s, "keep", None),
+        test(&s, "change", None),
+        test(&s, "drop", None),
+    );
     store
         .add_tests(s.id, &[keep.clone(), change.clone(), drop.clone()])
         .await
@@ -1665,12 +1669,39 @@ async fn a_suite_is_written_whole_or_not_at_all(backend: &dyn Backend) {
         removed_tests: vec![drop.id],
     };
     store.apply_suite(&writes).await.unwrap();
-    assert_eq!(store.get_behavior(&Ref::Name("b".into())).await.unwrap().metric_ids, [m.id]);
-    assert_eq!(store.get_metric(&Ref::Id(old.id)).await.unwrap().description, "changed");
-    assert_eq!(store.get_test_set(&Ref::Id(s.id)).await.unwrap().metric_ids, [m.id]);
-    let listed = store.list_tests(s.id, PageRequest::first(10)).await.unwrap().items;
-    let seen: Vec<(&str, &str)> = listed.iter().map(|t| (t.prompt.as_str(), t.topic.as_str())).collect();
-    assert_eq!(seen, [("keep", "topic"), ("change", "changed"), ("added", "topic")]);
+    assert_eq!(
+        store
+            .get_behavior(&Ref::Name("b".into()))
+            .await
+            .unwrap()
+            .metric_ids,
+        [m.id]
+    );
+    assert_eq!(
+        store
+            .get_metric(&Ref::Id(old.id))
+            .await
+            .unwrap()
+            .description,
+        "changed"
+    );
+    assert_eq!(
+        store.get_test_set(&Ref::Id(s.id)).await.unwrap().metric_ids,
+        [m.id]
+    );
+    let listed = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    let seen: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|t| (t.prompt.as_str(), t.topic.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("keep", "topic"), ("change", "changed"), ("added", "topic")]
+    );
 
     // A clash at the end (a taken test-set name) stores nothing of the rest.
     let clash = SuiteWrites {
@@ -1685,31 +1716,53 @@ async fn a_suite_is_written_whole_or_not_at_all(backend: &dyn Backend) {
         removed_tests: vec![keep.id],
         ..SuiteWrites::default()
     };
-    let error = store.apply_suite(&clash).await.expect_err("the name is taken");
+    let error = store
+        .apply_suite(&clash)
+        .await
+        .expect_err("the name is taken");
     assert!(matches!(error, Error::AlreadyExists { .. }), "{error:?}");
     assert!(matches!(
         store.get_metric(&Ref::Name("never".into())).await,
         Err(Error::NotFound { .. })
     ));
-    assert_eq!(store.list_tests(s.id, PageRequest::first(10)).await.unwrap().items.len(), 3);
+    assert_eq!(
+        store
+            .list_tests(s.id, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
 }
 
 async fn an_import_that_replaces_keeps_the_old_tests_until_it_commits(backend: &dyn Backend) {
     let store = backend.open().await;
     let s = test_set("replaced", &[]);
     store.create_test_set(&s).await.unwrap();
-    store.add_tests(s.id, &[test(&s, "old", None)]).await.unwrap();
+    store
+        .add_tests(s.id, &[test(&s, "old", None)])
+        .await
+        .unwrap();
 
     let mut dropped = store.begin_import(ImportInto::Replace(s.id)).await.unwrap();
     dropped.add(&[test(&s, "new", None)]).await.unwrap();
     drop(dropped);
     let prompts = |tests: Vec<Test>| tests.into_iter().map(|t| t.prompt).collect::<Vec<_>>();
-    let listed = store.list_tests(s.id, PageRequest::first(10)).await.unwrap().items;
+    let listed = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(prompts(listed), ["old"]);
 
     let mut import = store.begin_import(ImportInto::Replace(s.id)).await.unwrap();
     import.add(&[test(&s, "new", None)]).await.unwrap();
     assert_eq!(import.commit().await.unwrap().test_count, 1);
-    let listed = store.list_tests(s.id, PageRequest::first(10)).await.unwrap().items;
+    let listed = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(prompts(listed), ["new"]);
 }

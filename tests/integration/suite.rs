@@ -100,7 +100,14 @@ async fn apply_creates_then_changes_nothing_then_updates_what_changed() {
     let file = dir.path().join("suite.yaml");
     std::fs::write(&file, suite(&target, TWO_TESTS)).unwrap();
 
-    let first = applied(&assay(Some(&server), dir.path(), &["apply", "-f", "suite.yaml", "--json"]).await);
+    let first = applied(
+        &assay(
+            Some(&server),
+            dir.path(),
+            &["apply", "-f", "suite.yaml", "--json"],
+        )
+        .await,
+    );
     let order: Vec<(&str, &str)> = first
         .iter()
         .map(|(kind, name, _, _)| (kind.as_str(), name.as_str()))
@@ -117,7 +124,10 @@ async fn apply_creates_then_changes_nothing_then_updates_what_changed() {
         ],
         "dependency order: endpoints, metrics, behaviours, test sets"
     );
-    assert!(first.iter().all(|r| r.2 == "APPLY_ACTION_CREATED"), "{first:?}");
+    assert!(
+        first.iter().all(|r| r.2 == "APPLY_ACTION_CREATED"),
+        "{first:?}"
+    );
     assert_eq!(first[5].3["created"], 2);
 
     // The judge metric names the judge endpoint of the same file.
@@ -144,11 +154,25 @@ async fn apply_creates_then_changes_nothing_then_updates_what_changed() {
     let before = stored_tests(&server, "geo").await;
 
     // Applying the same file again changes nothing.
-    let second = applied(&assay(Some(&server), dir.path(), &["apply", "-f", "suite.yaml", "--json"]).await);
-    assert!(second.iter().all(|r| r.2 == "APPLY_ACTION_UNCHANGED"), "{second:?}");
+    let second = applied(
+        &assay(
+            Some(&server),
+            dir.path(),
+            &["apply", "-f", "suite.yaml", "--json"],
+        )
+        .await,
+    );
+    assert!(
+        second.iter().all(|r| r.2 == "APPLY_ACTION_UNCHANGED"),
+        "{second:?}"
+    );
     assert_eq!(second[5].3["unchanged"], 2);
     assert_eq!(second[5].3.get("created"), None);
-    assert_eq!(stored_tests(&server, "geo").await, before, "a re-apply touched the tests");
+    assert_eq!(
+        stored_tests(&server, "geo").await,
+        before,
+        "a re-apply touched the tests"
+    );
 
     // A changed test is updated in place (same id), a new one appended, a dropped one removed;
     // a changed metric is updated, the rest left alone.
@@ -160,16 +184,29 @@ async fn apply_creates_then_changes_nothing_then_updates_what_changed() {
     )
     .replace("values: [Paris]", "values: [Paris, paris]");
     std::fs::write(&file, changed).unwrap();
-    let third = applied(&assay(Some(&server), dir.path(), &["apply", "-f", "suite.yaml", "--json"]).await);
+    let third = applied(
+        &assay(
+            Some(&server),
+            dir.path(),
+            &["apply", "-f", "suite.yaml", "--json"],
+        )
+        .await,
+    );
     let action = |name: &str| third.iter().find(|r| r.1 == name).unwrap().2.clone();
     assert_eq!(action("says-paris"), "APPLY_ACTION_UPDATED");
     assert_eq!(action("judged"), "APPLY_ACTION_UNCHANGED");
     assert_eq!(action("geo"), "APPLY_ACTION_UNCHANGED");
     let tests = &third[5].3;
-    assert_eq!((&tests["created"], &tests["updated"], &tests["removed"]), (&1.into(), &1.into(), &1.into()));
+    assert_eq!(
+        (&tests["created"], &tests["updated"], &tests["removed"]),
+        (&1.into(), &1.into(), &1.into())
+    );
     let after = stored_tests(&server, "geo").await;
     let prompts: Vec<&str> = after.iter().map(|t| t.prompt.as_str()).collect();
-    assert_eq!(prompts, ["capital of France, please?", "city on the Seine?"]);
+    assert_eq!(
+        prompts,
+        ["capital of France, please?", "city on the Seine?"]
+    );
     assert_eq!(after[0].id, before[0].id, "an updated test keeps its id");
     assert_eq!(after[0].key, "fr");
 }
@@ -193,13 +230,18 @@ async fn apply_with_a_bad_item_anywhere_creates_nothing() {
         stderr(&output)
     );
     // A judge metric naming an endpoint that is nowhere.
-    let unknown = suite(&target, TWO_TESTS).replace("judgeEndpoint: judge", "judgeEndpoint: nobody");
+    let unknown =
+        suite(&target, TWO_TESTS).replace("judgeEndpoint: judge", "judgeEndpoint: nobody");
     std::fs::write(dir.path().join("unknown.yaml"), unknown).unwrap();
     let output = assay(Some(&server), dir.path(), &["apply", "-f", "unknown.yaml"]).await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     assert!(stderr(&output).contains("nobody"), "{}", stderr(&output));
     // A field the suite format does not have: told before anything is sent.
-    std::fs::write(dir.path().join("typo.yaml"), "testSets: [{name: s, tets: []}]\n").unwrap();
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "testSets: [{name: s, tets: []}]\n",
+    )
+    .unwrap();
     let output = assay(Some(&server), dir.path(), &["apply", "-f", "typo.yaml"]).await;
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     assert!(stderr(&output).contains("tets"), "{}", stderr(&output));
@@ -230,7 +272,15 @@ async fn eval_runs_a_suite_end_to_end_with_no_server_and_exits_with_the_gate() {
     let output = assay(
         None,
         dir.path(),
-        &["eval", "-f", "suite.yaml", "--endpoint", "app", "--report", "report.xml"],
+        &[
+            "eval",
+            "-f",
+            "suite.yaml",
+            "--endpoint",
+            "app",
+            "--report",
+            "report.xml",
+        ],
     )
     .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -238,7 +288,10 @@ async fn eval_runs_a_suite_end_to_end_with_no_server_and_exits_with_the_gate() {
     assert!(stdout.contains("2 passed"), "{stdout}");
     let report = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
     assert_eq!(report.matches("<testcase").count(), 2, "{report}");
-    assert!(dir.path().join(".assay/assay.db").exists(), "the default database");
+    assert!(
+        dir.path().join(".assay/assay.db").exists(),
+        "the default database"
+    );
 
     // Once more on the same database, with a test the application gets wrong: the suite is
     // applied again (no duplicates) and the gate fails.
@@ -276,19 +329,34 @@ async fn eval_exit_codes_tell_input_errors_gates_and_outages_apart() {
 
     // 1: input errors, all before any endpoint is called (and before anything is stored).
     for (args, says) in [
-        (eval(&["--endpoint", "app", "--report", "no/such/dir/r.xml"]), "no/such/dir/r.xml"),
+        (
+            eval(&["--endpoint", "app", "--report", "no/such/dir/r.xml"]),
+            "no/such/dir/r.xml",
+        ),
         (eval(&[]), "2 endpoints (judge, app)"),
         (eval(&["--endpoint", "app", "--test-set", "nope"]), "nope"),
         (vec!["eval", "-f", "missing.yaml"], "missing.yaml"),
     ] {
         let output = assay(Some(&server), dir.path(), &args).await;
         assert_eq!(code(&output), 1, "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(says), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
     let output = assay(
         None,
         dir.path(),
-        &["--server", "http://127.0.0.1:1", "eval", "-f", "suite.yaml", "--endpoint", "app"],
+        &[
+            "--server",
+            "http://127.0.0.1:1",
+            "eval",
+            "-f",
+            "suite.yaml",
+            "--endpoint",
+            "app",
+        ],
     )
     .await;
     assert_eq!(code(&output), 1, "unreachable server: {}", stderr(&output));
@@ -313,7 +381,11 @@ async fn eval_exit_codes_tell_input_errors_gates_and_outages_apart() {
     )
     .await;
     assert_eq!(code(&output), 4, "{}", stderr(&output));
-    assert!(stderr(&output).contains("could not be judged"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("could not be judged"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test]
@@ -321,14 +393,26 @@ async fn eval_honours_a_concurrency_above_the_default_of_16() {
     let target = Target::start().await;
     let dir = tempfile::tempdir().unwrap();
     let tests: String = (0..40)
-        .map(|i| format!("      - {{prompt: \"t{i}\", metadata: {{answer: Paris, delay_ms: \"300\"}}}}\n"))
+        .map(|i| {
+            format!(
+                "      - {{prompt: \"t{i}\", metadata: {{answer: Paris, delay_ms: \"300\"}}}}\n"
+            )
+        })
         .collect();
     let file = suite(&target, &tests).replace("metrics: [judged]", "metrics: [says-paris]");
     std::fs::write(dir.path().join("wide.yaml"), file).unwrap();
     let output = assay(
         None,
         dir.path(),
-        &["eval", "-f", "wide.yaml", "--endpoint", "app", "--max-concurrency", "40"],
+        &[
+            "eval",
+            "-f",
+            "wide.yaml",
+            "--endpoint",
+            "app",
+            "--max-concurrency",
+            "40",
+        ],
     )
     .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -353,9 +437,18 @@ async fn import_replace_swaps_the_tests_and_duplicates_are_warned_about() {
         stderr(&output)
     );
     // Appending the file again: every test is already there.
-    let output = assay(Some(&server), dir.path(), &["test-set", "import", "a.csv", "-t", "s"]).await;
+    let output = assay(
+        Some(&server),
+        dir.path(),
+        &["test-set", "import", "a.csv", "-t", "s"],
+    )
+    .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert!(stderr(&output).contains("line 3: the test set has a test with this prompt"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("line 3: the test set has a test with this prompt"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(stored_tests(&server, "s").await.len(), 6);
 
     std::fs::write(dir.path().join("b.csv"), "prompt\nthree\n").unwrap();
@@ -367,7 +460,11 @@ async fn import_replace_swaps_the_tests_and_duplicates_are_warned_about() {
     .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
-    let prompts: Vec<String> = stored_tests(&server, "s").await.into_iter().map(|t| t.prompt).collect();
+    let prompts: Vec<String> = stored_tests(&server, "s")
+        .await
+        .into_iter()
+        .map(|t| t.prompt)
+        .collect();
     assert_eq!(prompts, ["three"]);
 }
 
@@ -379,7 +476,16 @@ async fn serve_help_lists_only_the_server_options() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("--database"), "{help}");
     assert!(help.contains("--max-concurrency-cap"), "{help}");
-    assert!(!help.contains("--server"), "a client flag in serve's help:\n{help}");
-    assert!(!help.contains("--json"), "a client flag in serve's help:\n{help}");
-    assert!(!dir.path().join("assay.db").exists(), "--help started the server");
+    assert!(
+        !help.contains("--server"),
+        "a client flag in serve's help:\n{help}"
+    );
+    assert!(
+        !help.contains("--json"),
+        "a client flag in serve's help:\n{help}"
+    );
+    assert!(
+        !dir.path().join("assay.db").exists(),
+        "--help started the server"
+    );
 }
