@@ -104,6 +104,19 @@ impl ServeConfig {
         }
     }
 
+    /// The settings `serve` would take from the environment (`ASSAY_*`) with no flags, on the
+    /// listen address and database given: what `assay eval` runs inside its process.
+    pub fn from_env(listen: SocketAddr, database: String) -> Result<Self, clap::Error> {
+        use clap::{Args, FromArgMatches};
+        let matches = ServeConfig::augment_args(clap::Command::new("serve"))
+            .try_get_matches_from(["serve"])?;
+        Ok(ServeConfig {
+            listen,
+            database,
+            ..ServeConfig::from_arg_matches(&matches)?
+        })
+    }
+
     /// The default judge as an in-memory endpoint, when a base URL and model are configured.
     pub fn default_judge(&self) -> Option<Endpoint> {
         let base_url = self

@@ -80,6 +80,24 @@ impl Error {
         }
     }
 
+    /// The error with an [`Error::InvalidArgument`] field under `from` (`metric.kind`) moved
+    /// under `to` (`metrics[2].kind`): a resource checked alone, reported where a request that
+    /// holds several has it. Other errors are returned as they are.
+    pub fn within(self, from: &str, to: &str) -> Self {
+        match self {
+            Error::InvalidArgument { field, reason } => {
+                let field = match field.strip_prefix(from) {
+                    Some(rest) if rest.is_empty() || rest.starts_with(['.', '[']) => {
+                        format!("{to}{rest}")
+                    }
+                    _ => field,
+                };
+                Error::InvalidArgument { field, reason }
+            }
+            other => other,
+        }
+    }
+
     /// An [`Error::NotFound`] for a resource of `kind` named by `reference`.
     pub fn not_found(kind: &'static str, reference: impl std::fmt::Display) -> Self {
         Error::NotFound {
@@ -129,6 +147,20 @@ mod tests {
     use std::error::Error as _;
 
     use super::*;
+
+    #[test]
+    fn within_moves_a_field_under_its_place_in_a_larger_request() {
+        let moved = |field: &str| match Error::invalid(field, "bad").within("metric", "metrics[2]")
+        {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(moved("metric.kind"), "metrics[2].kind");
+        assert_eq!(moved("metric"), "metrics[2]");
+        assert_eq!(moved("metrics.x"), "metrics.x", "only whole path segments");
+        let other = Error::not_found("metric", "x").within("metric", "metrics[2]");
+        assert!(matches!(other, Error::NotFound { .. }));
+    }
 
     #[test]
     fn storage_and_internal_errors_keep_their_source() {

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc rather than glibc's malloc: a run allocates and frees many small buffers per test
@@ -29,9 +29,10 @@ unsafe impl Sync for MallocConf {}
 #[command(
     version,
     about = "Assay: run test suites against LLM applications and score every answer",
-    after_help = "Exit codes of the client commands: 0 success; 1 the server refused (its gRPC \
-                  code and message are printed), could not be reached or does not serve \
-                  (health); 2 a usage error, \
+    after_help = "Exit codes of the client commands: 0 success; 1 an input error (a bad file, an \
+                  unknown name, a --report path that cannot be written: found before any \
+                  endpoint is called), the server refused (its gRPC code and message are \
+                  printed), could not be reached or does not serve (health); 2 bad arguments, \
                   found before any call; 3 the run finished under its gate (--fail-under); 4 \
                   the run could not be judged (FAILED, CANCELLED, or every result an error); \
                   130 Ctrl-C stopped following a run."
@@ -53,14 +54,39 @@ enum Command {
     Client(assay::cli::ClientCommand),
 }
 
+/// `serve`'s own command line, for its help: the client's global flags (`--server`, `--json`),
+/// which clap shows in every subcommand's help, mean nothing to the server.
+fn serve_help() -> clap::Command {
+    let serve = Cli::command()
+        .find_subcommand("serve")
+        .expect("serve is a subcommand")
+        .clone();
+    assay::config::ServeConfig::augment_args(clap::Command::new("serve").bin_name("assay serve"))
+        .about(serve.get_about().cloned().unwrap_or_default())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "serve") && args.iter().any(|a| a == "--help" || a == "-h")
+    {
+        let _ = serve_help().print_long_help();
+        return std::process::ExitCode::SUCCESS;
+    }
+    // Usage errors exit with code 2 here, before any call is made.
+    let cli = Cli::parse_from(args);
+    // `eval` runs a server inside the process: its progress is the output, so the server's own
+    // lines show only from warnings up, unless asked for.
+    let quiet = matches!(
+        cli.command,
+        Command::Client(assay::cli::ClientCommand::Eval(_))
+    );
     // ASSAY_LOG wins over RUST_LOG; both take the usual `info,assay=debug` syntax.
     let filter = std::env::var("ASSAY_LOG")
         .ok()
         .and_then(|s| EnvFilter::try_new(s).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(if quiet { "warn" } else { "info" }));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colours only on a terminal: logs piped to a file or `docker logs` stay plain.
@@ -68,8 +94,6 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    // Usage errors exit with code 2 here, before any call is made.
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => match assay::server::run(config).await {
             Ok(()) => std::process::ExitCode::SUCCESS,

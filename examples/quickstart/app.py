@@ -1,4 +1,4 @@
-"""A stand-in for the application under test: a tiny HTTP service on 127.0.0.1:8000.
+"""A stand-in for the application under test: a tiny HTTP service on 127.0.0.1:8765.
 
 POST /ask {"question": "..."} -> {"answer": "..."}. It knows two capitals and one sum, and
 wrongly believes that the capital of Italy is Milan. Python standard library only.
@@ -30,4 +30,4 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-ThreadingHTTPServer(("127.0.0.1", 8000), Handler).serve_forever()
+ThreadingHTTPServer(("127.0.0.1", 8765), Handler).serve_forever()

@@ -24,7 +24,7 @@ impl BehaviorApi {
 }
 
 /// A behaviour from the API as a draft.
-fn from_proto(p: pb::Behavior) -> Result<GroupDraft> {
+pub(super) fn from_proto(p: pb::Behavior) -> Result<GroupDraft> {
     Ok(GroupDraft {
         metrics: references(&p.metrics, "behavior.metrics")?,
         name: p.name,

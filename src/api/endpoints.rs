@@ -92,7 +92,7 @@ fn to_masked_proto(e: Endpoint) -> pb::Endpoint {
 }
 
 /// An endpoint from the API as a draft (the domain fills in defaults).
-fn from_proto(p: pb::Endpoint) -> EndpointDraft {
+pub(super) fn from_proto(p: pb::Endpoint) -> EndpointDraft {
     let target = p.target.map(|target| match target {
         PbTarget::Http(h) => {
             let mapping = h.response_mapping.unwrap_or_default();

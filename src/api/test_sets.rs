@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
 use super::{mask_paths, reference, references, required, timestamp, update_target, uuid};
-use crate::catalogue::{Catalogue, ImportTarget};
+use crate::catalogue::{Action, Applied, Catalogue, ImportTarget, Suite, SuiteTestSet};
 use crate::domain::{GroupDraft, PageRequest, Ref, Test, TestDraft, TestSet};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
@@ -43,13 +43,16 @@ fn test_from_proto(t: pb::Test) -> TestDraft {
         category: t.category,
         topic: t.topic,
         metadata: t.metadata.into_iter().collect(),
+        key: t.key,
     }
 }
 
 /// The tests of one message of an import; `index` counts messages from 0. Only the first names
 /// the test set.
 fn import_piece(message: pb::ImportTestsRequest, index: usize) -> Result<Vec<TestDraft>> {
-    if index > 0 && (!message.test_set.is_empty() || message.new_test_set.is_some()) {
+    if index > 0
+        && (!message.test_set.is_empty() || message.new_test_set.is_some() || message.replace)
+    {
         return Err(Error::invalid(
             "test_set",
             format!(
@@ -71,8 +74,63 @@ fn import_target(first: &mut pb::ImportTestsRequest) -> Result<ImportTarget> {
             "new_test_set",
             "give either `test_set` or `new_test_set`, not both",
         )),
+        (false, None) if first.replace => Ok(ImportTarget::Replace(Ref::parse(&first.test_set))),
         (false, None) => Ok(ImportTarget::Existing(Ref::parse(&first.test_set))),
+        (true, Some(_)) if first.replace => Err(Error::invalid(
+            "replace",
+            "replaces the tests of an existing test set: give `test_set`, not `new_test_set`",
+        )),
         (true, Some(new)) => Ok(ImportTarget::New(from_proto(new, "new_test_set")?)),
+    }
+}
+
+/// A suite from the API; errors name items by their place in the request (`metrics[2].kind`).
+fn suite_from_proto(r: pb::ApplySuiteRequest) -> Result<Suite> {
+    let each = |field: &str, i: usize, e: Error| e.within(field, &format!("{field}s[{i}]"));
+    Ok(Suite {
+        metrics: (r.metrics.into_iter().enumerate())
+            .map(|(i, m)| super::metrics::from_proto(m).map_err(|e| each("metric", i, e)))
+            .collect::<Result<_>>()?,
+        behaviors: (r.behaviors.into_iter().enumerate())
+            .map(|(i, b)| super::behaviors::from_proto(b).map_err(|e| each("behavior", i, e)))
+            .collect::<Result<_>>()?,
+        endpoints: r
+            .endpoints
+            .into_iter()
+            .map(super::endpoints::from_proto)
+            .collect(),
+        test_sets: (r.test_sets.into_iter().enumerate())
+            .map(|(i, t)| {
+                Ok(SuiteTestSet {
+                    test_set: GroupDraft {
+                        metrics: references(&t.metrics, &format!("test_sets[{i}].metrics"))?,
+                        name: t.name,
+                        description: t.description,
+                    },
+                    tests: t.tests.into_iter().map(test_from_proto).collect(),
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn applied_to_proto(a: Applied) -> pb::AppliedResource {
+    let action = match a.action {
+        Action::Created => pb::ApplyAction::Created,
+        Action::Updated => pb::ApplyAction::Updated,
+        Action::Unchanged => pb::ApplyAction::Unchanged,
+    };
+    pb::AppliedResource {
+        kind: a.kind.to_string(),
+        name: a.name,
+        id: a.id.to_string(),
+        action: action.into(),
+        tests: a.tests.map(|t| pb::AppliedTests {
+            created: t.created,
+            updated: t.updated,
+            removed: t.removed,
+            unchanged: t.unchanged,
+        }),
     }
 }
 
@@ -99,6 +157,7 @@ fn test_to_proto(t: Test) -> pb::Test {
         topic: t.topic,
         metadata: t.metadata.into_iter().collect(),
         created_at: Some(timestamp(t.created_at)),
+        key: t.key,
     }
 }
 
@@ -209,6 +268,17 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
             .collect::<Result<Vec<_>>>()?;
         let removed_count = self.catalogue.remove_tests(&test_set, &ids).await?;
         Ok(Response::new(pb::RemoveTestsResponse { removed_count }))
+    }
+
+    async fn apply_suite(
+        &self,
+        request: Request<pb::ApplySuiteRequest>,
+    ) -> Result<Response<pb::ApplySuiteResponse>, Status> {
+        let suite = suite_from_proto(request.into_inner())?;
+        let applied = self.catalogue.apply_suite(suite).await?;
+        Ok(Response::new(pb::ApplySuiteResponse {
+            resources: applied.into_iter().map(applied_to_proto).collect(),
+        }))
     }
 
     async fn import_tests(

@@ -23,6 +23,8 @@ pub const IMPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ImportTarget {
     /// An existing test set, by id or name: the tests are appended.
     Existing(Ref),
+    /// An existing test set, by id or name: the tests replace its tests.
+    Replace(Ref),
     /// A new test set, created together with the tests.
     New(GroupDraft),
 }
@@ -49,12 +51,15 @@ impl Catalogue {
             ImportTarget::Existing(reference) => {
                 ImportInto::Existing(self.store.get_test_set(&reference).await?.id)
             }
+            ImportTarget::Replace(reference) => {
+                ImportInto::Replace(self.store.get_test_set(&reference).await?.id)
+            }
             ImportTarget::New(draft) => {
                 ImportInto::New(self.new_test_set(draft, "new_test_set").await?)
             }
         };
         let test_set_id = match &into {
-            ImportInto::Existing(id) => *id,
+            ImportInto::Existing(id) | ImportInto::Replace(id) => *id,
             ImportInto::New(test_set) => test_set.id,
         };
         let mut import = self.store.begin_import(into).await?;

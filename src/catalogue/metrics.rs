@@ -4,7 +4,9 @@
 use uuid::Uuid;
 
 use super::Catalogue;
-use crate::domain::{Metric, MetricDraft, MetricKind, Page, PageRequest, Ref, Target, apply_patch};
+use crate::domain::{
+    Endpoint, Metric, MetricDraft, MetricKind, Page, PageRequest, Ref, Target, apply_patch,
+};
 use crate::error::{Error, Result};
 
 /// The field that names an LLM judge's endpoint, for errors.
@@ -60,30 +62,36 @@ impl Catalogue {
 
     /// Replaces an LLM judge's endpoint reference by the endpoint's id: unknown is `NotFound`,
     /// not of the `openai_chat` kind is `InvalidArgument`.
-    async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
+    pub(super) async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
         let (Some(MetricKind::LlmJudge(_)), Some(reference)) = (&draft.kind, &draft.judge_endpoint)
         else {
             return Ok(());
         };
         let endpoint = self.store.get_endpoint(reference).await?;
-        if !matches!(endpoint.target, Target::OpenAiChat(_)) {
-            return Err(Error::invalid(
-                JUDGE_FIELD,
-                format!(
-                    "endpoint {:?} is not of the openai_chat kind, so it cannot judge",
-                    endpoint.name
-                ),
-            ));
-        }
-        draft.judge_endpoint = Some(Ref::Id(endpoint.id));
+        draft.judge_endpoint = Some(check_judge(&endpoint)?);
         Ok(())
     }
+}
+
+/// The reference a judge metric keeps to its judge endpoint (its id); `InvalidArgument` unless
+/// the endpoint is of the `openai_chat` kind.
+pub(super) fn check_judge(endpoint: &Endpoint) -> Result<Ref> {
+    if !matches!(endpoint.target, Target::OpenAiChat(_)) {
+        return Err(Error::invalid(
+            JUDGE_FIELD,
+            format!(
+                "endpoint {:?} is not of the openai_chat kind, so it cannot judge",
+                endpoint.name
+            ),
+        ));
+    }
+    Ok(Ref::Id(endpoint.id))
 }
 
 /// The draft with its resolved judge endpoint placed in the LLM-judge kind. A judge metric that
 /// names no judge (no endpoint, no inline model) while the server has no default judge is
 /// `InvalidArgument`.
-fn place_judge(mut draft: MetricDraft, default_judge: bool) -> Result<MetricDraft> {
+pub(super) fn place_judge(mut draft: MetricDraft, default_judge: bool) -> Result<MetricDraft> {
     let Some(MetricKind::LlmJudge(judge)) = &mut draft.kind else {
         return Ok(draft);
     };

@@ -9,6 +9,7 @@ mod behaviors;
 mod endpoints;
 mod import;
 mod metrics;
+mod suite;
 mod test_sets;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::error::Result;
 use crate::store::Store;
 
 pub use import::{ImportTarget, Imported};
+pub use suite::{Action, Applied, Suite, SuiteTestSet, TestChanges};
 pub use test_sets::MAX_TESTS_PER_CALL;
 
 /// Catalogue operations over one store.

@@ -7,19 +7,25 @@ use clap::{Args, Subcommand, ValueEnum};
 /// Where the server is and how to print; shared by every client subcommand.
 #[derive(Clone, Debug, Args)]
 pub struct Global {
-    /// URL of the Assay server.
-    #[arg(
-        long,
-        global = true,
-        env = "ASSAY_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub server: String,
+    /// URL of the Assay server [default: http://127.0.0.1:50051]; `HOST:PORT` means plain
+    /// HTTP. `eval` without it runs a server inside the process.
+    #[arg(long, global = true, env = "ASSAY_SERVER")]
+    pub server: Option<String>,
 
     /// Machine-readable output: resources and events as JSON (one object per line), the same
     /// JSON that grpcurl prints.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Where a client command goes when `--server` is not given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+impl Global {
+    /// The server to talk to: `--server`, else [`DEFAULT_SERVER`].
+    pub fn server_url(&self) -> &str {
+        self.server.as_deref().unwrap_or(DEFAULT_SERVER)
+    }
 }
 
 /// The client subcommands.
@@ -32,6 +38,20 @@ pub enum ClientCommand {
         #[arg(short, long)]
         file: PathBuf,
     },
+    /// Make the server's catalogue match a suite file: the `create -f` sections (`metrics`,
+    /// `behaviors`, `endpoints`, `testSets`), each test set with its `tests`. Creates what is
+    /// missing, updates what changed, leaves the rest, all or nothing; prints which. Tests are
+    /// matched by their `key`, else their prompt; a test set that lists tests ends with exactly
+    /// those.
+    Apply {
+        /// The suite file, YAML or JSON (`-` reads standard input).
+        #[arg(short, long)]
+        file: PathBuf,
+    },
+    /// Apply a suite file and run one of its test sets against one of its endpoints, with live
+    /// progress, a report and the gate's exit code, on a server inside this process on an
+    /// embedded database (or on `--server`).
+    Eval(EvalArgs),
     /// Metrics: what scores one answer.
     #[command(subcommand)]
     Metric(CatalogueCommand),
@@ -181,6 +201,10 @@ pub struct ImportArgs {
     /// With `--create`: metrics of the new test set (repeatable).
     #[arg(long = "metric", requires = "create")]
     pub metrics: Vec<String>,
+    /// Replace the test set's tests by the file's (in one transaction: a failed import keeps
+    /// them), instead of appending.
+    #[arg(long, conflicts_with = "create")]
+    pub replace: bool,
 }
 
 /// Formats of test files.
@@ -316,6 +340,30 @@ pub struct CompareArgs {
     /// Regression gate and Markdown summary.
     #[command(flatten)]
     pub regression: RegressionArgs,
+}
+
+/// `eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The suite file, YAML or JSON (`-` reads standard input).
+    #[arg(short, long)]
+    pub file: PathBuf,
+    /// The test set to run (id or name); may be left out when the file has one.
+    #[arg(long)]
+    pub test_set: Option<String>,
+    /// The endpoint to run it against (id or name); may be left out when the file has one.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// The embedded SQLite database, created if missing [default: ./.assay/assay.db]. Not with
+    /// `--server`.
+    #[arg(long, conflicts_with = "server")]
+    pub database: Option<PathBuf>,
+    /// Mode and concurrency.
+    #[command(flatten)]
+    pub dispatch: DispatchArgs,
+    /// Gate and report.
+    #[command(flatten)]
+    pub outcome: OutcomeArgs,
 }
 
 /// `rescore`.

@@ -61,13 +61,13 @@ pub async fn run(
         CatalogueCommand::Create(args) => {
             // Every resource is read and checked before the first one is sent.
             let resources = resources(kind, &args)?;
-            let clients = Clients::connect(&global.server).await?;
+            let clients = Clients::connect(global.server_url()).await?;
             for resource in resources {
                 out.value(&create(&clients, kind, resource).await?)?;
             }
         }
         CatalogueCommand::List => {
-            let clients = Clients::connect(&global.server).await?;
+            let clients = Clients::connect(global.server_url()).await?;
             let mut all = Vec::new();
             let mut token = String::new();
             loop {
@@ -81,11 +81,11 @@ pub async fn run(
             out.list(&all, kind.columns())?;
         }
         CatalogueCommand::Get(args) => {
-            let clients = Clients::connect(&global.server).await?;
+            let clients = Clients::connect(global.server_url()).await?;
             out.value(&get(&clients, kind, args.reference).await?)?;
         }
         CatalogueCommand::Delete(args) => {
-            let clients = Clients::connect(&global.server).await?;
+            let clients = Clients::connect(global.server_url()).await?;
             delete(&clients, kind, args.reference.clone()).await?;
             out.note(format_args!(
                 "deleted {} {}",
@@ -136,7 +136,7 @@ fn resources(kind: Kind, args: &CreateArgs) -> Result<Vec<Value>, CliError> {
     }
     for (index, value) in values.iter_mut().enumerate() {
         if !value.is_object() {
-            return Err(CliError::usage(format!(
+            return Err(CliError::input(format!(
                 "resource {} of the file is not an object",
                 index + 1
             )));
@@ -174,7 +174,7 @@ const SECTIONS: [(&str, &str, Kind); 4] = [
 /// `behaviors`, `endpoints` and `testSets`; all are checked before the first is created.
 pub async fn create_all(global: &Global, out: &Output, path: &Path) -> Result<(), CliError> {
     let Value::Object(mut document) = read_document(path)? else {
-        return Err(CliError::usage(format!(
+        return Err(CliError::input(format!(
             "{}: expected an object with the lists metrics, behaviors, endpoints, testSets",
             path.display()
         )));
@@ -188,7 +188,7 @@ pub async fn create_all(global: &Global, out: &Output, path: &Path) -> Result<()
             None => continue,
             Some(Value::Array(values)) => values,
             Some(_) => {
-                return Err(CliError::usage(format!(
+                return Err(CliError::input(format!(
                     "{}: {json_name} must be a list",
                     path.display()
                 )));
@@ -198,12 +198,12 @@ pub async fn create_all(global: &Global, out: &Output, path: &Path) -> Result<()
         batches.push((kind, values));
     }
     if let Some(unknown) = document.keys().next() {
-        return Err(CliError::usage(format!(
+        return Err(CliError::input(format!(
             "{}: unknown section {unknown:?} (expected metrics, behaviors, endpoints, testSets)",
             path.display()
         )));
     }
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global.server_url()).await?;
     for (kind, values) in batches {
         for value in values {
             out.value(&create(&clients, kind, value).await?)?;

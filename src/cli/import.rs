@@ -17,7 +17,8 @@ use super::output::{Output, extension};
 use crate::proto::v1 as pb;
 
 /// The columns a test file may have (besides `metadata.<key>` in CSV).
-const COLUMNS: [&str; 6] = [
+const COLUMNS: [&str; 7] = [
+    "key",
     "prompt",
     "expected_response",
     "behavior",
@@ -58,18 +59,26 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
     };
     let text = read_text(&args.file)?;
     let rows = parse(&text, format)
-        .map_err(|e| CliError::usage(format!("{}: {e}", args.file.display())))?;
+        .map_err(|e| CliError::input(format!("{}: {e}", args.file.display())))?;
     let (locations, tests) = check(rows).map_err(|bad| bad_rows(&args.file, &bad))?;
     if tests.is_empty() {
-        return Err(CliError::usage(format!(
+        return Err(CliError::input(format!(
             "{}: no tests in the file",
             args.file.display()
         )));
     }
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global.server_url()).await?;
     let unknown = unknown_behaviors(&clients, &tests, &locations).await?;
     if !unknown.is_empty() {
         return Err(bad_rows(&args.file, &unknown));
+    }
+    let stored = if args.create || args.replace {
+        Vec::new()
+    } else {
+        stored_keys(&clients, &args.test_set).await?
+    };
+    for warning in duplicates(&tests, &locations, &stored) {
+        eprintln!("warning: {}:{warning}", args.file.display());
     }
     // One import on the server: the test set (when created) and every test, or nothing.
     let first = if args.create {
@@ -84,6 +93,7 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
     } else {
         pb::ImportTestsRequest {
             test_set: args.test_set.clone(),
+            replace: args.replace,
             ..Default::default()
         }
     };
@@ -104,6 +114,59 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
         ))?;
     }
     Ok(())
+}
+
+/// What matches a test with another: its key, else its prompt (as `apply` matches them).
+fn match_key(test: &pb::Test) -> &str {
+    if test.key.is_empty() {
+        &test.prompt
+    } else {
+        &test.key
+    }
+}
+
+/// The keys (else prompts) of the tests a test set holds already.
+async fn stored_keys(clients: &Clients, test_set: &str) -> Result<Vec<String>, CliError> {
+    let mut keys = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .test_sets()
+            .list_tests(pb::ListTestsRequest {
+                test_set: test_set.to_string(),
+                page_size: 1000,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        keys.extend(page.tests.iter().map(|t| match_key(t).to_string()));
+        if page.next_page_token.is_empty() {
+            return Ok(keys);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Warnings for tests that repeat another of the file, or one the test set holds (`stored`):
+/// an import appends them all the same, so running it twice doubles a test set.
+fn duplicates(tests: &[pb::Test], locations: &[Location], stored: &[String]) -> Vec<String> {
+    let stored: BTreeSet<&str> = stored.iter().map(String::as_str).collect();
+    let mut seen: BTreeMap<&str, Location> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (test, location) in tests.iter().zip(locations) {
+        let key = match_key(test);
+        let what = if test.key.is_empty() { "prompt" } else { "key" };
+        if let Some(first) = seen.get(key) {
+            warnings.push(format!("{location}: repeats the {what} of {first}"));
+        } else if stored.contains(key) {
+            warnings.push(format!(
+                "{location}: the test set has a test with this {what} already (--replace \
+                 replaces its tests)"
+            ));
+        }
+        seen.entry(key).or_insert(*location);
+    }
+    warnings
 }
 
 /// Tests per message of an import, and bytes: a message is sent when either is reached, so
@@ -363,6 +426,7 @@ fn test_of(row: Value) -> Result<pb::Test, String> {
         category: text(&mut row, "category")?,
         topic: text(&mut row, "topic")?,
         metadata: metadata(row.remove("metadata"))?,
+        key: text(&mut row, "key")?,
         ..Default::default()
     };
     if test.prompt.trim().is_empty() {
@@ -434,7 +498,7 @@ fn bad_rows(file: &Path, bad: &[BadRow]) -> CliError {
         .iter()
         .map(|(location, reason)| format!("  {}:{location}: {reason}", file.display()))
         .collect();
-    CliError::usage(format!(
+    CliError::input(format!(
         "{} bad rows, nothing imported:\n{}",
         bad.len(),
         lines.join("\n")

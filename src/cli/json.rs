@@ -67,7 +67,7 @@ pub fn from_json<M: prost::Message + Default>(
 ) -> Result<M, CliError> {
     dynamic(value, name, what)?
         .transcode_to()
-        .map_err(|e| CliError::usage(format!("{what}: not a valid {name}: {e}")))
+        .map_err(|e| CliError::input(format!("{what}: not a valid {name}: {e}")))
 }
 
 /// Checks that proto JSON reads as the message `name`; `what` names the input in the error.
@@ -77,14 +77,14 @@ pub fn check_json(value: Value, name: &str, what: &str) -> Result<(), CliError> 
 
 fn dynamic(value: Value, name: &str, what: &str) -> Result<DynamicMessage, CliError> {
     DynamicMessage::deserialize(descriptor(name), value)
-        .map_err(|e| CliError::usage(format!("{what}: not a valid {name}: {e}")))
+        .map_err(|e| CliError::input(format!("{what}: not a valid {name}: {e}")))
 }
 
 /// Reads a YAML or JSON file (`-` is standard input) into JSON; YAML is a superset of JSON, so
 /// one parser reads both.
 pub fn read_document(path: &Path) -> Result<Value, CliError> {
     let text = read_text(path)?;
-    serde_yaml_ng::from_str(&text).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
+    serde_yaml_ng::from_str(&text).map_err(|e| CliError::input(format!("{}: {e}", path.display())))
 }
 
 /// The text of a file, or of standard input for `-`.
@@ -94,7 +94,7 @@ pub fn read_text(path: &Path) -> Result<String, CliError> {
     } else {
         std::fs::read_to_string(path)
     };
-    read.map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))
+    read.map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))
 }
 
 /// A `key=value` argument: the value as JSON when it parses (numbers, lists, objects), else
@@ -185,9 +185,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_usage_errors() {
+    fn unknown_fields_are_input_errors() {
         let error = from_json::<pb::Metric>(json!({"nmae": "m"}), "Metric", "m.yaml").unwrap_err();
-        assert!(matches!(error, CliError::Usage(m) if m.contains("m.yaml") && m.contains("nmae")));
+        assert!(matches!(error, CliError::Input(m) if m.contains("m.yaml") && m.contains("nmae")));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The `assay` client: subcommands that talk to a running server through the generated gRPC
 //! clients, read resource and test files, show live progress and write reports for CI.
 //!
-//! Exit codes: 0 success; 1 the server refused, could not be reached (the gRPC code and message
-//! are printed) or does not serve (`health`), or a test regressed with `--fail-on-regression`; 2 a usage error, found before any call (bad flag or value, bad file);
-//! 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the run could
-//! not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage, not a
-//! regression); 130 Ctrl-C stopped following a run (which goes on on the server).
+//! Exit codes: 0 success; 1 an input error (a bad or unreadable file, an unknown name, a
+//! `--report` path that cannot be written: all found before any endpoint is called), the server
+//! refused or could not be reached (the gRPC code and message are printed), or does not serve
+//! (`health`), or a test regressed with `--fail-on-regression`; 2 bad arguments (a flag or value the command line does not allow), found before
+//! any call; 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the
+//! run could not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage,
+//! not a regression); 130 Ctrl-C stopped following a run (which goes on on the server).
 
 pub mod args;
 mod catalogue;
@@ -18,6 +20,7 @@ mod output;
 mod progress;
 mod report;
 mod run;
+mod suite;
 
 use std::process::ExitCode;
 
@@ -27,9 +30,13 @@ pub use client::Clients;
 /// Why a client command did not succeed; each kind has its own exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Bad arguments or input files, found before any call was made.
+    /// Bad arguments, found before any call was made.
     #[error("{0}")]
     Usage(String),
+    /// A bad or unreadable input file, or an output path that cannot be written, found before
+    /// any endpoint is called.
+    #[error("{0}")]
+    Input(String),
     /// The server answered with an error.
     #[error("server error: {code:?}: {message}", code = .0.code(), message = .0.message())]
     Status(#[from] tonic::Status),
@@ -63,7 +70,8 @@ impl CliError {
     /// The process exit code for this error (see the module docs).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Status(_)
+            CliError::Input(_)
+            | CliError::Status(_)
             | CliError::Connect(..)
             | CliError::Io(_)
             | CliError::NotServing(_)
@@ -79,6 +87,11 @@ impl CliError {
     /// A usage error.
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         CliError::Usage(message.into())
+    }
+
+    /// An input error.
+    pub(crate) fn input(message: impl Into<String>) -> Self {
+        CliError::Input(message.into())
     }
 }
 
@@ -102,6 +115,8 @@ async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliErro
     let out = output::Output::new(global.json);
     match command {
         ClientCommand::Create { file } => catalogue::create_all(global, &out, &file).await,
+        ClientCommand::Apply { file } => suite::apply(global, &out, &file).await,
+        ClientCommand::Eval(args) => suite::eval(global, &out, args).await,
         ClientCommand::Metric(c) => catalogue::run(global, &out, Kind::Metric, c).await,
         ClientCommand::Behavior(c) => catalogue::run(global, &out, Kind::Behavior, c).await,
         ClientCommand::Endpoint(c) => catalogue::run(global, &out, Kind::Endpoint, c).await,

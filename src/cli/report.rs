@@ -54,6 +54,7 @@ impl Destination {
             Some(format) => format,
             None => format_of(path)?,
         };
+        check_writable(path)?;
         Ok(Some(Destination {
             format,
             path: Some(path.clone()),
@@ -74,6 +75,27 @@ impl Destination {
             None => Ok(io::stdout().write_all(&bytes)?),
         }
     }
+}
+
+/// Checks, before any call, that a report can be written at `path`: a run is not made for a
+/// report that cannot be kept. A file created to check is removed again.
+fn check_writable(path: &Path) -> Result<(), CliError> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            CliError::input(format!(
+                "--report {}: cannot be written: {e}",
+                path.display()
+            ))
+        })?;
+    if !existed {
+        // Best effort: an empty file left behind would be overwritten by the report anyway.
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 fn format_of(path: &Path) -> Result<ReportFormat, CliError> {

@@ -372,6 +372,8 @@ pub struct TestDraft {
     pub topic: String,
     /// Extra data for templates.
     pub metadata: BTreeMap<String, String>,
+    /// Stable key within the test set (empty: none).
+    pub key: String,
 }
 
 impl Test {
@@ -394,6 +396,7 @@ impl Test {
             topic: draft.topic,
             metadata: draft.metadata,
             created_at,
+            key: draft.key,
         };
         test.validate(field)?;
         Ok(test)

@@ -55,9 +55,32 @@ pub struct Test {
     pub metadata: BTreeMap<String, String>,
     /// When it was added.
     pub created_at: Timestamp,
+    /// Stable key within its test set (empty: none); see [`Test::match_key`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
 }
 
 impl Test {
+    /// What matches the test with a suite's: its key, else its prompt.
+    pub fn match_key(&self) -> &str {
+        if self.key.is_empty() {
+            &self.prompt
+        } else {
+            &self.key
+        }
+    }
+
+    /// Whether two tests say the same (ids, test set and times aside).
+    pub fn same_content(&self, other: &Test) -> bool {
+        self.prompt == other.prompt
+            && self.expected_response == other.expected_response
+            && self.behavior_id == other.behavior_id
+            && self.category == other.category
+            && self.topic == other.topic
+            && self.metadata == other.metadata
+            && self.key == other.key
+    }
+
     /// Checks the test's fields; `field` is its path in the request (e.g. `tests[3]`).
     pub fn validate(&self, field: &str) -> Result<()> {
         if self.prompt.trim().is_empty() {

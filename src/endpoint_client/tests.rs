@@ -63,6 +63,7 @@ fn test_case(prompt: &str) -> Test {
         topic: "capitals".into(),
         metadata: BTreeMap::from([("lang".to_string(), "en".to_string())]),
         created_at: chrono::Utc::now(),
+        key: String::new(),
     }
 }
 

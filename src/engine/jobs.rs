@@ -156,5 +156,6 @@ fn snapshot(r: &TestResult, test_set_id: Uuid) -> Test {
         topic: String::new(),
         metadata: Default::default(),
         created_at: r.created_at,
+        key: String::new(),
     }
 }

@@ -57,8 +57,54 @@ pub type Change<'a, T> = Box<dyn FnOnce(T) -> Result<T> + Send + 'a>;
 pub enum ImportInto {
     /// An existing test set, by id: the tests are appended.
     Existing(Uuid),
+    /// An existing test set, by id: its tests are removed in the import's transaction, then the
+    /// imported ones added (a failed import leaves them).
+    Replace(Uuid),
     /// A new test set, created with the tests (its metrics must exist).
     New(TestSet),
+}
+
+/// Records of one kind that a suite writes: the new ones and the replaced ones (whole records,
+/// ids kept).
+#[derive(Clone, Debug)]
+pub struct Writes<T> {
+    /// Records to insert.
+    pub create: Vec<T>,
+    /// Records to replace, by id.
+    pub update: Vec<T>,
+}
+
+impl<T> Default for Writes<T> {
+    fn default() -> Self {
+        Writes {
+            create: Vec::new(),
+            update: Vec::new(),
+        }
+    }
+}
+
+impl<T> Writes<T> {
+    /// Whether nothing is written.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty()
+    }
+}
+
+/// What applying a suite writes, stored by [`Store::apply_suite`] in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct SuiteWrites {
+    /// Endpoints.
+    pub endpoints: Writes<Endpoint>,
+    /// Metrics.
+    pub metrics: Writes<Metric>,
+    /// Behaviours.
+    pub behaviors: Writes<Behavior>,
+    /// Test sets.
+    pub test_sets: Writes<TestSet>,
+    /// Tests: new ones are appended to their test set, replaced ones keep their position.
+    pub tests: Writes<Test>,
+    /// Ids of tests to remove.
+    pub removed_tests: Vec<Uuid>,
 }
 
 /// An import in progress: one write transaction that tests are added to piece by piece. Nothing
@@ -170,6 +216,11 @@ pub trait Store: Send + Sync + 'static {
     /// Starts an import of tests into a test set (created by it when new), in one transaction
     /// that holds until it is committed or dropped.
     async fn begin_import(&self, into: ImportInto) -> Result<Box<dyn TestImport>>;
+    /// Stores the writes of an applied suite in one transaction, in dependency order (endpoints,
+    /// metrics, behaviours, test sets, tests): all or nothing. A name taken meanwhile is
+    /// `Error::AlreadyExists`, a record gone meanwhile `Error::NotFound`, and the metrics and
+    /// behaviours named must exist once the suite's own are written.
+    async fn apply_suite(&self, writes: &SuiteWrites) -> Result<()>;
     /// A page of a test set's tests in test-set order.
     async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>>;
     /// How many tests a test set has, the position of the last one, and the behaviours they

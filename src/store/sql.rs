@@ -57,7 +57,7 @@ macro_rules! sql_store {
         };
         use $crate::store::{
             Change, ClaimRequest, Completed, Completion, Extent, Fold, ImportInto, LatestRun,
-            Store, TestImport, WorkSource,
+            Store, SuiteWrites, TestImport, WorkSource, Writes,
         };
 
         impl $store {
@@ -412,6 +412,23 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// Inserts and replaces catalogue records of one kind, then checks the metrics they name.
+        async fn write_named<T: Named>(conn: &mut $conn, writes: &Writes<T>) -> Result<()> {
+            insert_records(conn, &writes.create).await?;
+            for record in &writes.update {
+                update_record(conn, record).await?;
+            }
+            let mut metrics: Vec<Uuid> = writes
+                .create
+                .iter()
+                .chain(&writes.update)
+                .flat_map(|r| r.metric_ids().iter().copied())
+                .collect();
+            metrics.sort_unstable();
+            metrics.dedup();
+            require_all(conn, METRICS, None, &metrics).await
+        }
+
         /// Replaces a record's key columns and body; `NotFound` when its id is unknown. The id
         /// itself is not set: an id in the SET list makes SQLite check every row whose foreign key
         /// names it (every result of a run), on each update.
@@ -721,6 +738,14 @@ macro_rules! sql_store {
                         require_all(&mut tx, TEST_SETS, None, &[id]).await?;
                         id
                     }
+                    ImportInto::Replace(id) => {
+                        require_all(&mut tx, TEST_SETS, None, &[id]).await?;
+                        sqlx::query($d::sql("DELETE FROM tests WHERE test_set_id = ?".into()))
+                            .bind(id.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        id
+                    }
                     ImportInto::New(test_set) => {
                         require_all(&mut tx, METRICS, None, &test_set.metric_ids).await?;
                         insert_records(&mut tx, std::slice::from_ref(&test_set)).await?;
@@ -728,6 +753,35 @@ macro_rules! sql_store {
                     }
                 };
                 Ok(Box::new($import { tx, test_set_id }))
+            }
+
+            async fn apply_suite(&self, writes: &SuiteWrites) -> Result<()> {
+                let mut tx = self.writer.begin().await?;
+                if !writes.removed_tests.is_empty() {
+                    sqlx::query($d::sql(format!(
+                        "DELETE FROM tests WHERE id IN {}",
+                        $d::IDS_IN
+                    )))
+                    .bind(serde_json::to_string(&writes.removed_tests)?)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                write_named(&mut tx, &writes.endpoints).await?;
+                write_named(&mut tx, &writes.metrics).await?;
+                write_named(&mut tx, &writes.behaviors).await?;
+                write_named(&mut tx, &writes.test_sets).await?;
+                let tests = &writes.tests;
+                insert_tests(&mut tx, &tests.create).await?;
+                let mut behaviors: Vec<Uuid> =
+                    tests.update.iter().filter_map(|t| t.behavior_id).collect();
+                behaviors.sort_unstable();
+                behaviors.dedup();
+                require_all(&mut tx, BEHAVIORS, None, &behaviors).await?;
+                for test in &tests.update {
+                    update_record(&mut tx, test).await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>> {

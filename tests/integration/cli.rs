@@ -20,6 +20,9 @@ use crate::harness::Server;
 /// Exit code of a failed gate (documented in `assay::cli`).
 const GATE_FAILED: i32 = 3;
 
+/// Exit code of an input error: a bad file, an unknown name, a server that cannot be reached.
+const INPUT_ERROR: i32 = 1;
+
 /// Runs `assay ARGS` in `dir` against `server`; waits for it to exit.
 async fn assay(server: &Server, dir: &Path, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
@@ -283,7 +286,7 @@ async fn a_bad_file_reports_every_bad_line_and_imports_nothing() {
         &["test-set", "import", "bad.jsonl", "-t", "existing"],
     )
     .await;
-    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert_eq!(code(&output), INPUT_ERROR, "{}", stderr(&output));
     let errors = stderr(&output);
     for line in [
         "bad.jsonl:line 2:",
@@ -311,7 +314,7 @@ async fn a_bad_file_reports_every_bad_line_and_imports_nothing() {
         ],
     )
     .await;
-    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    assert_eq!(code(&output), INPUT_ERROR, "{}", stderr(&output));
     assert!(
         stderr(&output).contains("unknown-behavior.jsonl:line 2:"),
         "{}",
@@ -341,7 +344,7 @@ async fn a_bad_file_reports_every_bad_line_and_imports_nothing() {
         ],
     )
     .await;
-    assert_eq!(code(&output), 2);
+    assert_eq!(code(&output), INPUT_ERROR);
     let missing = server
         .test_sets()
         .get_test_set(pb::GetTestSetRequest {
@@ -834,7 +837,7 @@ async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
     let got: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(got["exactMatch"]["ignoreCase"], true);
 
-    // A misspelt field is a usage error, and nothing is created.
+    // A misspelt field is an input error, and nothing is created.
     let output = assay(
         &server,
         dir.path(),
@@ -848,7 +851,7 @@ async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
         ],
     )
     .await;
-    assert_eq!(code(&output), 2);
+    assert_eq!(code(&output), INPUT_ERROR);
     assert!(stderr(&output).contains("contanis"), "{}", stderr(&output));
 
     // One file of several kinds: all checked first, then created in dependency order.
@@ -858,7 +861,7 @@ async fn catalogue_commands_create_from_files_and_flags_list_get_and_delete() {
     )
     .unwrap();
     let output = assay(&server, dir.path(), &["create", "-f", "typo.yaml"]).await;
-    assert_eq!(code(&output), 2);
+    assert_eq!(code(&output), INPUT_ERROR);
     assert!(stderr(&output).contains("metrcs"), "{}", stderr(&output));
     let missing = server
         .metrics()

@@ -17,7 +17,7 @@ use assay::domain::{
 use assay::error::Error;
 use assay::store::{
     Change, ClaimRequest, Completed, Completion, ImportInto, LatestRun, PgStore, SqliteStore,
-    Store, WorkSource,
+    Store, SuiteWrites, WorkSource, Writes,
 };
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
@@ -134,6 +134,8 @@ contract!(
     extents_count_and_bound_what_a_run_reads_page_by_page,
     data_survives_reopening,
     an_empty_expected_response_is_kept_apart_from_none,
+    a_suite_is_written_whole_or_not_at_all,
+    an_import_that_replaces_keeps_the_old_tests_until_it_commits,
 );
 
 // ---- values
@@ -229,6 +231,7 @@ fn test(test_set: &TestSet, prompt: &str, behavior: Option<&Behavior>) -> Test {
         topic: "topic".into(),
         metadata: BTreeMap::from([("k".into(), "v \"quoted\"\n".into())]),
         created_at: now(),
+        key: String::new(),
     }
 }
 
@@ -1776,4 +1779,159 @@ async fn extents_count_and_bound_what_a_run_reads_page_by_page(backend: &dyn Bac
     assert_eq!(extent.behavior_ids, sorted_ids(&[&b1, &b2]));
     let stored = store.results_after(r.id, None, 10).await.unwrap();
     assert_eq!(extent.last, stored.last().map(|(p, _)| *p));
+}
+
+async fn a_suite_is_written_whole_or_not_at_all(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let old = metric("old");
+    let s = test_set("suite-set", &[]);
+    store.create_metric(&old).await.unwrap();
+    store.create_test_set(&s).await.unwrap();
+    let (keep, change, drop) = (
+        test(&s, "keep", None),
+        test(&s, "change", None),
+        test(&s, "drop", None),
+    );
+    store
+        .add_tests(s.id, &[keep.clone(), change.clone(), drop.clone()])
+        .await
+        .unwrap();
+
+    // New records naming each other, an update, tests added, updated and removed: all at once.
+    let m = metric("new");
+    let b = behavior("b", &[&m]);
+    let e = endpoint("e");
+    let renamed = Metric {
+        description: "changed".into(),
+        ..old.clone()
+    };
+    let changed = Test {
+        topic: "changed".into(),
+        behavior_id: Some(b.id),
+        ..change.clone()
+    };
+    let added = test(&s, "added", Some(&b));
+    let writes = SuiteWrites {
+        endpoints: Writes {
+            create: vec![e.clone()],
+            update: vec![],
+        },
+        metrics: Writes {
+            create: vec![m.clone()],
+            update: vec![renamed],
+        },
+        behaviors: Writes {
+            create: vec![b.clone()],
+            update: vec![],
+        },
+        test_sets: Writes {
+            create: vec![],
+            update: vec![TestSet {
+                metric_ids: vec![m.id],
+                ..s.clone()
+            }],
+        },
+        tests: Writes {
+            create: vec![added.clone()],
+            update: vec![changed.clone()],
+        },
+        removed_tests: vec![drop.id],
+    };
+    store.apply_suite(&writes).await.unwrap();
+    assert_eq!(
+        store
+            .get_behavior(&Ref::Name("b".into()))
+            .await
+            .unwrap()
+            .metric_ids,
+        [m.id]
+    );
+    assert_eq!(
+        store
+            .get_metric(&Ref::Id(old.id))
+            .await
+            .unwrap()
+            .description,
+        "changed"
+    );
+    assert_eq!(
+        store.get_test_set(&Ref::Id(s.id)).await.unwrap().metric_ids,
+        [m.id]
+    );
+    let listed = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    let seen: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|t| (t.prompt.as_str(), t.topic.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("keep", "topic"), ("change", "changed"), ("added", "topic")]
+    );
+
+    // A clash at the end (a taken test-set name) stores nothing of the rest.
+    let clash = SuiteWrites {
+        metrics: Writes {
+            create: vec![metric("never")],
+            update: vec![],
+        },
+        test_sets: Writes {
+            create: vec![test_set("suite-set", &[])],
+            update: vec![],
+        },
+        removed_tests: vec![keep.id],
+        ..SuiteWrites::default()
+    };
+    let error = store
+        .apply_suite(&clash)
+        .await
+        .expect_err("the name is taken");
+    assert!(matches!(error, Error::AlreadyExists { .. }), "{error:?}");
+    assert!(matches!(
+        store.get_metric(&Ref::Name("never".into())).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .list_tests(s.id, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+}
+
+async fn an_import_that_replaces_keeps_the_old_tests_until_it_commits(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let s = test_set("replaced", &[]);
+    store.create_test_set(&s).await.unwrap();
+    store
+        .add_tests(s.id, &[test(&s, "old", None)])
+        .await
+        .unwrap();
+
+    let mut dropped = store.begin_import(ImportInto::Replace(s.id)).await.unwrap();
+    dropped.add(&[test(&s, "new", None)]).await.unwrap();
+    drop(dropped);
+    let prompts = |tests: Vec<Test>| tests.into_iter().map(|t| t.prompt).collect::<Vec<_>>();
+    let listed = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(prompts(listed), ["old"]);
+
+    let mut import = store.begin_import(ImportInto::Replace(s.id)).await.unwrap();
+    import.add(&[test(&s, "new", None)]).await.unwrap();
+    assert_eq!(import.commit().await.unwrap().test_count, 1);
+    let listed = store
+        .list_tests(s.id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(prompts(listed), ["new"]);
 }

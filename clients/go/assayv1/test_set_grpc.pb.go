@@ -43,6 +43,16 @@ type TestSetServiceClient interface {
 	// 10 s with FAILED_PRECONDITION. Errors name a test by its position in the whole import
 	// (`tests[12345].prompt`).
 	ImportTests(ctx context.Context, opts ...grpc.CallOption) (TestSetService_ImportTestsClient, error)
+	// ApplySuite makes the catalogue match a suite (what `assay apply -f` sends), all or nothing,
+	// in one transaction: each metric, behaviour, endpoint and test set is matched by name,
+	// created when missing, replaced when it differs (fields left out take their defaults) and
+	// left alone when equal. References may name resources of the same suite (a judge endpoint,
+	// metrics, behaviours). A test set that lists tests ends up with exactly those tests, matched
+	// by `key` (else by prompt): unchanged tests keep their ids, changed ones are updated in
+	// place, new ones are appended and the others removed; a test set listing none keeps its
+	// tests. Applying the same suite twice changes nothing the second time. A bad item anywhere
+	// stores nothing; errors name it (`test_sets[1].tests[3].prompt`).
+	ApplySuite(ctx context.Context, in *ApplySuiteRequest, opts ...grpc.CallOption) (*ApplySuiteResponse, error)
 }
 
 type testSetServiceClient struct {
@@ -159,6 +169,15 @@ func (x *testSetServiceImportTestsClient) CloseAndRecv() (*ImportTestsResponse, 
 	return m, nil
 }
 
+func (c *testSetServiceClient) ApplySuite(ctx context.Context, in *ApplySuiteRequest, opts ...grpc.CallOption) (*ApplySuiteResponse, error) {
+	out := new(ApplySuiteResponse)
+	err := c.cc.Invoke(ctx, "/assay.v1.TestSetService/ApplySuite", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TestSetServiceServer is the server API for TestSetService service.
 // All implementations must embed UnimplementedTestSetServiceServer
 // for forward compatibility
@@ -188,6 +207,16 @@ type TestSetServiceServer interface {
 	// 10 s with FAILED_PRECONDITION. Errors name a test by its position in the whole import
 	// (`tests[12345].prompt`).
 	ImportTests(TestSetService_ImportTestsServer) error
+	// ApplySuite makes the catalogue match a suite (what `assay apply -f` sends), all or nothing,
+	// in one transaction: each metric, behaviour, endpoint and test set is matched by name,
+	// created when missing, replaced when it differs (fields left out take their defaults) and
+	// left alone when equal. References may name resources of the same suite (a judge endpoint,
+	// metrics, behaviours). A test set that lists tests ends up with exactly those tests, matched
+	// by `key` (else by prompt): unchanged tests keep their ids, changed ones are updated in
+	// place, new ones are appended and the others removed; a test set listing none keeps its
+	// tests. Applying the same suite twice changes nothing the second time. A bad item anywhere
+	// stores nothing; errors name it (`test_sets[1].tests[3].prompt`).
+	ApplySuite(context.Context, *ApplySuiteRequest) (*ApplySuiteResponse, error)
 	mustEmbedUnimplementedTestSetServiceServer()
 }
 
@@ -221,6 +250,9 @@ func (UnimplementedTestSetServiceServer) RemoveTests(context.Context, *RemoveTes
 }
 func (UnimplementedTestSetServiceServer) ImportTests(TestSetService_ImportTestsServer) error {
 	return status.Errorf(codes.Unimplemented, "method ImportTests not implemented")
+}
+func (UnimplementedTestSetServiceServer) ApplySuite(context.Context, *ApplySuiteRequest) (*ApplySuiteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ApplySuite not implemented")
 }
 func (UnimplementedTestSetServiceServer) mustEmbedUnimplementedTestSetServiceServer() {}
 
@@ -405,6 +437,24 @@ func (x *testSetServiceImportTestsServer) Recv() (*ImportTestsRequest, error) {
 	return m, nil
 }
 
+func _TestSetService_ApplySuite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplySuiteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TestSetServiceServer).ApplySuite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/assay.v1.TestSetService/ApplySuite",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TestSetServiceServer).ApplySuite(ctx, req.(*ApplySuiteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _TestSetService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "assay.v1.TestSetService",
 	HandlerType: (*TestSetServiceServer)(nil),
@@ -440,6 +490,10 @@ var _TestSetService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveTests",
 			Handler:    _TestSetService_RemoveTests_Handler,
+		},
+		{
+			MethodName: "ApplySuite",
+			Handler:    _TestSetService_ApplySuite_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -22,12 +22,15 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from assay.v1 import behavior_pb2 as assay_dot_v1_dot_behavior__pb2
+from assay.v1 import endpoint_pb2 as assay_dot_v1_dot_endpoint__pb2
+from assay.v1 import metric_pb2 as assay_dot_v1_dot_metric__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ssay/v1/test_set.proto\x12\x08\x61ssay.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n\x07TestSet\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07metrics\x18\x04 \x03(\tR\x07metrics\x12\x1d\n\ntest_count\x18\x05 \x01(\rR\ttestCount\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"\x96\x03\n\x04Test\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n\x0btest_set_id\x18\x02 \x01(\tR\ttestSetId\x12\x16\n\x06prompt\x18\x03 \x01(\tR\x06prompt\x12\x30\n\x11\x65xpected_response\x18\x04 \x01(\tH\x00R\x10\x65xpectedResponse\x88\x01\x01\x12\x1a\n\x08\x62\x65havior\x18\x05 \x01(\tR\x08\x62\x65havior\x12\x1a\n\x08\x63\x61tegory\x18\x06 \x01(\tR\x08\x63\x61tegory\x12\x14\n\x05topic\x18\x07 \x01(\tR\x05topic\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32\x1c.assay.v1.Test.MetadataEntryR\x08metadata\x12\x39\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x14\n\x12_expected_response\"D\n\x14\x43reateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\".\n\x11GetTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"Q\n\x13ListTestSetsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"n\n\x14ListTestSetsResponse\x12.\n\ttest_sets\x18\x01 \x03(\x0b\x32\x11.assay.v1.TestSetR\x08testSets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n\x14UpdateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"1\n\x14\x44\x65leteTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"R\n\x0f\x41\x64\x64TestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12$\n\x05tests\x18\x02 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"8\n\x10\x41\x64\x64TestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"\x8a\x01\n\x12ImportTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x33\n\x0cnew_test_set\x18\x02 \x01(\x0b\x32\x11.assay.v1.TestSetR\nnewTestSet\x12$\n\x05tests\x18\x03 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"j\n\x13ImportTestsResponse\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12%\n\x0eimported_count\x18\x02 \x01(\x04R\rimportedCount\"i\n\x10ListTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"a\n\x11ListTestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n\x12RemoveTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x19\n\x08test_ids\x18\x02 \x03(\tR\x07testIds\":\n\x13RemoveTestsResponse\x12#\n\rremoved_count\x18\x01 \x01(\rR\x0cremovedCount2\x91\x05\n\x0eTestSetService\x12\x42\n\rCreateTestSet\x12\x1e.assay.v1.CreateTestSetRequest\x1a\x11.assay.v1.TestSet\x12<\n\nGetTestSet\x12\x1b.assay.v1.GetTestSetRequest\x1a\x11.assay.v1.TestSet\x12M\n\x0cListTestSets\x12\x1d.assay.v1.ListTestSetsRequest\x1a\x1e.assay.v1.ListTestSetsResponse\x12\x42\n\rUpdateTestSet\x12\x1e.assay.v1.UpdateTestSetRequest\x1a\x11.assay.v1.TestSet\x12G\n\rDeleteTestSet\x12\x1e.assay.v1.DeleteTestSetRequest\x1a\x16.google.protobuf.Empty\x12\x41\n\x08\x41\x64\x64Tests\x12\x19.assay.v1.AddTestsRequest\x1a\x1a.assay.v1.AddTestsResponse\x12\x44\n\tListTests\x12\x1a.assay.v1.ListTestsRequest\x1a\x1b.assay.v1.ListTestsResponse\x12J\n\x0bRemoveTests\x12\x1c.assay.v1.RemoveTestsRequest\x1a\x1d.assay.v1.RemoveTestsResponse\x12L\n\x0bImportTests\x12\x1c.assay.v1.ImportTestsRequest\x1a\x1d.assay.v1.ImportTestsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ssay/v1/test_set.proto\x12\x08\x61ssay.v1\x1a\x17\x61ssay/v1/behavior.proto\x1a\x17\x61ssay/v1/endpoint.proto\x1a\x15\x61ssay/v1/metric.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n\x07TestSet\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07metrics\x18\x04 \x03(\tR\x07metrics\x12\x1d\n\ntest_count\x18\x05 \x01(\rR\ttestCount\x12\x39\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"\xa8\x03\n\x04Test\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n\x0btest_set_id\x18\x02 \x01(\tR\ttestSetId\x12\x16\n\x06prompt\x18\x03 \x01(\tR\x06prompt\x12\x30\n\x11\x65xpected_response\x18\x04 \x01(\tH\x00R\x10\x65xpectedResponse\x88\x01\x01\x12\x1a\n\x08\x62\x65havior\x18\x05 \x01(\tR\x08\x62\x65havior\x12\x1a\n\x08\x63\x61tegory\x18\x06 \x01(\tR\x08\x63\x61tegory\x12\x14\n\x05topic\x18\x07 \x01(\tR\x05topic\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32\x1c.assay.v1.Test.MetadataEntryR\x08metadata\x12\x39\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x10\n\x03key\x18\n \x01(\tR\x03key\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x14\n\x12_expected_response\"D\n\x14\x43reateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\".\n\x11GetTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"Q\n\x13ListTestSetsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"n\n\x14ListTestSetsResponse\x12.\n\ttest_sets\x18\x01 \x03(\x0b\x32\x11.assay.v1.TestSetR\x08testSets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n\x14UpdateTestSetRequest\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"1\n\x14\x44\x65leteTestSetRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\"R\n\x0f\x41\x64\x64TestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12$\n\x05tests\x18\x02 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"8\n\x10\x41\x64\x64TestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"\xa4\x01\n\x12ImportTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x33\n\x0cnew_test_set\x18\x02 \x01(\x0b\x32\x11.assay.v1.TestSetR\nnewTestSet\x12$\n\x05tests\x18\x03 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\x12\x18\n\x07replace\x18\x04 \x01(\x08R\x07replace\"j\n\x13ImportTestsResponse\x12,\n\x08test_set\x18\x01 \x01(\x0b\x32\x11.assay.v1.TestSetR\x07testSet\x12%\n\x0eimported_count\x18\x02 \x01(\x04R\rimportedCount\"i\n\x10ListTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"a\n\x11ListTestsResponse\x12$\n\x05tests\x18\x01 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n\x12RemoveTestsRequest\x12\x19\n\x08test_set\x18\x01 \x01(\tR\x07testSet\x12\x19\n\x08test_ids\x18\x02 \x03(\tR\x07testIds\":\n\x13RemoveTestsResponse\x12#\n\rremoved_count\x18\x01 \x01(\rR\x0cremovedCount\"\xd8\x01\n\x11\x41pplySuiteRequest\x12*\n\x07metrics\x18\x01 \x03(\x0b\x32\x10.assay.v1.MetricR\x07metrics\x12\x30\n\tbehaviors\x18\x02 \x03(\x0b\x32\x12.assay.v1.BehaviorR\tbehaviors\x12\x30\n\tendpoints\x18\x03 \x03(\x0b\x32\x12.assay.v1.EndpointR\tendpoints\x12\x33\n\ttest_sets\x18\x04 \x03(\x0b\x32\x16.assay.v1.SuiteTestSetR\x08testSets\"\x84\x01\n\x0cSuiteTestSet\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07metrics\x18\x03 \x03(\tR\x07metrics\x12$\n\x05tests\x18\x04 \x03(\x0b\x32\x0e.assay.v1.TestR\x05tests\"z\n\x0c\x41ppliedTests\x12\x18\n\x07\x63reated\x18\x01 \x01(\rR\x07\x63reated\x12\x18\n\x07updated\x18\x02 \x01(\rR\x07updated\x12\x18\n\x07removed\x18\x03 \x01(\rR\x07removed\x12\x1c\n\tunchanged\x18\x04 \x01(\rR\tunchanged\"\xa6\x01\n\x0f\x41ppliedResource\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12-\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x15.assay.v1.ApplyActionR\x06\x61\x63tion\x12,\n\x05tests\x18\x05 \x01(\x0b\x32\x16.assay.v1.AppliedTestsR\x05tests\"M\n\x12\x41pplySuiteResponse\x12\x37\n\tresources\x18\x01 \x03(\x0b\x32\x19.assay.v1.AppliedResourceR\tresources*{\n\x0b\x41pplyAction\x12\x1c\n\x18\x41PPLY_ACTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41PPLY_ACTION_CREATED\x10\x01\x12\x18\n\x14\x41PPLY_ACTION_UPDATED\x10\x02\x12\x1a\n\x16\x41PPLY_ACTION_UNCHANGED\x10\x03\x32\xda\x05\n\x0eTestSetService\x12\x42\n\rCreateTestSet\x12\x1e.assay.v1.CreateTestSetRequest\x1a\x11.assay.v1.TestSet\x12<\n\nGetTestSet\x12\x1b.assay.v1.GetTestSetRequest\x1a\x11.assay.v1.TestSet\x12M\n\x0cListTestSets\x12\x1d.assay.v1.ListTestSetsRequest\x1a\x1e.assay.v1.ListTestSetsResponse\x12\x42\n\rUpdateTestSet\x12\x1e.assay.v1.UpdateTestSetRequest\x1a\x11.assay.v1.TestSet\x12G\n\rDeleteTestSet\x12\x1e.assay.v1.DeleteTestSetRequest\x1a\x16.google.protobuf.Empty\x12\x41\n\x08\x41\x64\x64Tests\x12\x19.assay.v1.AddTestsRequest\x1a\x1a.assay.v1.AddTestsResponse\x12\x44\n\tListTests\x12\x1a.assay.v1.ListTestsRequest\x1a\x1b.assay.v1.ListTestsResponse\x12J\n\x0bRemoveTests\x12\x1c.assay.v1.RemoveTestsRequest\x1a\x1d.assay.v1.RemoveTestsResponse\x12L\n\x0bImportTests\x12\x1c.assay.v1.ImportTestsRequest\x1a\x1d.assay.v1.ImportTestsResponse(\x01\x12G\n\nApplySuite\x12\x1b.assay.v1.ApplySuiteRequest\x1a\x1c.assay.v1.ApplySuiteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,40 +39,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TEST_METADATAENTRY']._loaded_options = None
   _globals['_TEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_TESTSET']._serialized_start=134
-  _globals['_TESTSET']._serialized_end=388
-  _globals['_TEST']._serialized_start=391
-  _globals['_TEST']._serialized_end=797
-  _globals['_TEST_METADATAENTRY']._serialized_start=716
-  _globals['_TEST_METADATAENTRY']._serialized_end=775
-  _globals['_CREATETESTSETREQUEST']._serialized_start=799
-  _globals['_CREATETESTSETREQUEST']._serialized_end=867
-  _globals['_GETTESTSETREQUEST']._serialized_start=869
-  _globals['_GETTESTSETREQUEST']._serialized_end=915
-  _globals['_LISTTESTSETSREQUEST']._serialized_start=917
-  _globals['_LISTTESTSETSREQUEST']._serialized_end=998
-  _globals['_LISTTESTSETSRESPONSE']._serialized_start=1000
-  _globals['_LISTTESTSETSRESPONSE']._serialized_end=1110
-  _globals['_UPDATETESTSETREQUEST']._serialized_start=1113
-  _globals['_UPDATETESTSETREQUEST']._serialized_end=1242
-  _globals['_DELETETESTSETREQUEST']._serialized_start=1244
-  _globals['_DELETETESTSETREQUEST']._serialized_end=1293
-  _globals['_ADDTESTSREQUEST']._serialized_start=1295
-  _globals['_ADDTESTSREQUEST']._serialized_end=1377
-  _globals['_ADDTESTSRESPONSE']._serialized_start=1379
-  _globals['_ADDTESTSRESPONSE']._serialized_end=1435
-  _globals['_IMPORTTESTSREQUEST']._serialized_start=1438
-  _globals['_IMPORTTESTSREQUEST']._serialized_end=1576
-  _globals['_IMPORTTESTSRESPONSE']._serialized_start=1578
-  _globals['_IMPORTTESTSRESPONSE']._serialized_end=1684
-  _globals['_LISTTESTSREQUEST']._serialized_start=1686
-  _globals['_LISTTESTSREQUEST']._serialized_end=1791
-  _globals['_LISTTESTSRESPONSE']._serialized_start=1793
-  _globals['_LISTTESTSRESPONSE']._serialized_end=1890
-  _globals['_REMOVETESTSREQUEST']._serialized_start=1892
-  _globals['_REMOVETESTSREQUEST']._serialized_end=1966
-  _globals['_REMOVETESTSRESPONSE']._serialized_start=1968
-  _globals['_REMOVETESTSRESPONSE']._serialized_end=2026
-  _globals['_TESTSETSERVICE']._serialized_start=2029
-  _globals['_TESTSETSERVICE']._serialized_end=2686
+  _globals['_APPLYACTION']._serialized_start=2871
+  _globals['_APPLYACTION']._serialized_end=2994
+  _globals['_TESTSET']._serialized_start=207
+  _globals['_TESTSET']._serialized_end=461
+  _globals['_TEST']._serialized_start=464
+  _globals['_TEST']._serialized_end=888
+  _globals['_TEST_METADATAENTRY']._serialized_start=807
+  _globals['_TEST_METADATAENTRY']._serialized_end=866
+  _globals['_CREATETESTSETREQUEST']._serialized_start=890
+  _globals['_CREATETESTSETREQUEST']._serialized_end=958
+  _globals['_GETTESTSETREQUEST']._serialized_start=960
+  _globals['_GETTESTSETREQUEST']._serialized_end=1006
+  _globals['_LISTTESTSETSREQUEST']._serialized_start=1008
+  _globals['_LISTTESTSETSREQUEST']._serialized_end=1089
+  _globals['_LISTTESTSETSRESPONSE']._serialized_start=1091
+  _globals['_LISTTESTSETSRESPONSE']._serialized_end=1201
+  _globals['_UPDATETESTSETREQUEST']._serialized_start=1204
+  _globals['_UPDATETESTSETREQUEST']._serialized_end=1333
+  _globals['_DELETETESTSETREQUEST']._serialized_start=1335
+  _globals['_DELETETESTSETREQUEST']._serialized_end=1384
+  _globals['_ADDTESTSREQUEST']._serialized_start=1386
+  _globals['_ADDTESTSREQUEST']._serialized_end=1468
+  _globals['_ADDTESTSRESPONSE']._serialized_start=1470
+  _globals['_ADDTESTSRESPONSE']._serialized_end=1526
+  _globals['_IMPORTTESTSREQUEST']._serialized_start=1529
+  _globals['_IMPORTTESTSREQUEST']._serialized_end=1693
+  _globals['_IMPORTTESTSRESPONSE']._serialized_start=1695
+  _globals['_IMPORTTESTSRESPONSE']._serialized_end=1801
+  _globals['_LISTTESTSREQUEST']._serialized_start=1803
+  _globals['_LISTTESTSREQUEST']._serialized_end=1908
+  _globals['_LISTTESTSRESPONSE']._serialized_start=1910
+  _globals['_LISTTESTSRESPONSE']._serialized_end=2007
+  _globals['_REMOVETESTSREQUEST']._serialized_start=2009
+  _globals['_REMOVETESTSREQUEST']._serialized_end=2083
+  _globals['_REMOVETESTSRESPONSE']._serialized_start=2085
+  _globals['_REMOVETESTSRESPONSE']._serialized_end=2143
+  _globals['_APPLYSUITEREQUEST']._serialized_start=2146
+  _globals['_APPLYSUITEREQUEST']._serialized_end=2362
+  _globals['_SUITETESTSET']._serialized_start=2365
+  _globals['_SUITETESTSET']._serialized_end=2497
+  _globals['_APPLIEDTESTS']._serialized_start=2499
+  _globals['_APPLIEDTESTS']._serialized_end=2621
+  _globals['_APPLIEDRESOURCE']._serialized_start=2624
+  _globals['_APPLIEDRESOURCE']._serialized_end=2790
+  _globals['_APPLYSUITERESPONSE']._serialized_start=2792
+  _globals['_APPLYSUITERESPONSE']._serialized_end=2869
+  _globals['_TESTSETSERVICE']._serialized_start=2997
+  _globals['_TESTSETSERVICE']._serialized_end=3727
 # @@protoc_insertion_point(module_scope)

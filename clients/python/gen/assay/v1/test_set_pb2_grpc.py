@@ -81,6 +81,11 @@ class TestSetServiceStub:
                 request_serializer=assay_dot_v1_dot_test__set__pb2.ImportTestsRequest.SerializeToString,
                 response_deserializer=assay_dot_v1_dot_test__set__pb2.ImportTestsResponse.FromString,
                 _registered_method=True)
+        self.ApplySuite = channel.unary_unary(
+                '/assay.v1.TestSetService/ApplySuite',
+                request_serializer=assay_dot_v1_dot_test__set__pb2.ApplySuiteRequest.SerializeToString,
+                response_deserializer=assay_dot_v1_dot_test__set__pb2.ApplySuiteResponse.FromString,
+                _registered_method=True)
 
 
 class TestSetServiceServicer:
@@ -157,6 +162,21 @@ class TestSetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplySuite(self, request, context):
+        """ApplySuite makes the catalogue match a suite (what `assay apply -f` sends), all or nothing,
+        in one transaction: each metric, behaviour, endpoint and test set is matched by name,
+        created when missing, replaced when it differs (fields left out take their defaults) and
+        left alone when equal. References may name resources of the same suite (a judge endpoint,
+        metrics, behaviours). A test set that lists tests ends up with exactly those tests, matched
+        by `key` (else by prompt): unchanged tests keep their ids, changed ones are updated in
+        place, new ones are appended and the others removed; a test set listing none keeps its
+        tests. Applying the same suite twice changes nothing the second time. A bad item anywhere
+        stores nothing; errors name it (`test_sets[1].tests[3].prompt`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TestSetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +224,11 @@ def add_TestSetServiceServicer_to_server(servicer, server):
                     servicer.ImportTests,
                     request_deserializer=assay_dot_v1_dot_test__set__pb2.ImportTestsRequest.FromString,
                     response_serializer=assay_dot_v1_dot_test__set__pb2.ImportTestsResponse.SerializeToString,
+            ),
+            'ApplySuite': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplySuite,
+                    request_deserializer=assay_dot_v1_dot_test__set__pb2.ApplySuiteRequest.FromString,
+                    response_serializer=assay_dot_v1_dot_test__set__pb2.ApplySuiteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -450,6 +475,33 @@ class TestSetService:
             '/assay.v1.TestSetService/ImportTests',
             assay_dot_v1_dot_test__set__pb2.ImportTestsRequest.SerializeToString,
             assay_dot_v1_dot_test__set__pb2.ImportTestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplySuite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assay.v1.TestSetService/ApplySuite',
+            assay_dot_v1_dot_test__set__pb2.ApplySuiteRequest.SerializeToString,
+            assay_dot_v1_dot_test__set__pb2.ApplySuiteResponse.FromString,
             options,
             channel_credentials,
             insecure,

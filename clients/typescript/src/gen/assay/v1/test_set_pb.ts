@@ -2,8 +2,14 @@
 // @generated from file assay/v1/test_set.proto (package assay.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Behavior } from "./behavior_pb.js";
+import { file_assay_v1_behavior } from "./behavior_pb.js";
+import type { Endpoint } from "./endpoint_pb.js";
+import { file_assay_v1_endpoint } from "./endpoint_pb.js";
+import type { Metric } from "./metric_pb.js";
+import { file_assay_v1_metric } from "./metric_pb.js";
 import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/test_set.proto.
  */
 export const file_assay_v1_test_set: GenFile = /*@__PURE__*/
-  fileDesc("Chdhc3NheS92MS90ZXN0X3NldC5wcm90bxIIYXNzYXkudjEivQEKB1Rlc3RTZXQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIPCgdtZXRyaWNzGAQgAygJEhIKCnRlc3RfY291bnQYBSABKA0SLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisQIKBFRlc3QSCgoCaWQYASABKAkSEwoLdGVzdF9zZXRfaWQYAiABKAkSDgoGcHJvbXB0GAMgASgJEh4KEWV4cGVjdGVkX3Jlc3BvbnNlGAQgASgJSACIAQESEAoIYmVoYXZpb3IYBSABKAkSEAoIY2F0ZWdvcnkYBiABKAkSDQoFdG9waWMYByABKAkSLgoIbWV0YWRhdGEYCCADKAsyHC5hc3NheS52MS5UZXN0Lk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhQKEl9leHBlY3RlZF9yZXNwb25zZSI7ChRDcmVhdGVUZXN0U2V0UmVxdWVzdBIjCgh0ZXN0X3NldBgBIAEoCzIRLmFzc2F5LnYxLlRlc3RTZXQiJQoRR2V0VGVzdFNldFJlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkiPAoTTGlzdFRlc3RTZXRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJVChRMaXN0VGVzdFNldHNSZXNwb25zZRIkCgl0ZXN0X3NldHMYASADKAsyES5hc3NheS52MS5UZXN0U2V0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJsChRVcGRhdGVUZXN0U2V0UmVxdWVzdBIjCgh0ZXN0X3NldBgBIAEoCzIRLmFzc2F5LnYxLlRlc3RTZXQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIigKFERlbGV0ZVRlc3RTZXRSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJIkIKD0FkZFRlc3RzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIdCgV0ZXN0cxgCIAMoCzIOLmFzc2F5LnYxLlRlc3QiMQoQQWRkVGVzdHNSZXNwb25zZRIdCgV0ZXN0cxgBIAMoCzIOLmFzc2F5LnYxLlRlc3QibgoSSW1wb3J0VGVzdHNSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEicKDG5ld190ZXN0X3NldBgCIAEoCzIRLmFzc2F5LnYxLlRlc3RTZXQSHQoFdGVzdHMYAyADKAsyDi5hc3NheS52MS5UZXN0IlIKE0ltcG9ydFRlc3RzUmVzcG9uc2USIwoIdGVzdF9zZXQYASABKAsyES5hc3NheS52MS5UZXN0U2V0EhYKDmltcG9ydGVkX2NvdW50GAIgASgEIksKEExpc3RUZXN0c1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSwoRTGlzdFRlc3RzUmVzcG9uc2USHQoFdGVzdHMYASADKAsyDi5hc3NheS52MS5UZXN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI4ChJSZW1vdmVUZXN0c1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIdGVzdF9pZHMYAiADKAkiLAoTUmVtb3ZlVGVzdHNSZXNwb25zZRIVCg1yZW1vdmVkX2NvdW50GAEgASgNMpEFCg5UZXN0U2V0U2VydmljZRJCCg1DcmVhdGVUZXN0U2V0Eh4uYXNzYXkudjEuQ3JlYXRlVGVzdFNldFJlcXVlc3QaES5hc3NheS52MS5UZXN0U2V0EjwKCkdldFRlc3RTZXQSGy5hc3NheS52MS5HZXRUZXN0U2V0UmVxdWVzdBoRLmFzc2F5LnYxLlRlc3RTZXQSTQoMTGlzdFRlc3RTZXRzEh0uYXNzYXkudjEuTGlzdFRlc3RTZXRzUmVxdWVzdBoeLmFzc2F5LnYxLkxpc3RUZXN0U2V0c1Jlc3BvbnNlEkIKDVVwZGF0ZVRlc3RTZXQSHi5hc3NheS52MS5VcGRhdGVUZXN0U2V0UmVxdWVzdBoRLmFzc2F5LnYxLlRlc3RTZXQSRwoNRGVsZXRlVGVzdFNldBIeLmFzc2F5LnYxLkRlbGV0ZVRlc3RTZXRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EkEKCEFkZFRlc3RzEhkuYXNzYXkudjEuQWRkVGVzdHNSZXF1ZXN0GhouYXNzYXkudjEuQWRkVGVzdHNSZXNwb25zZRJECglMaXN0VGVzdHMSGi5hc3NheS52MS5MaXN0VGVzdHNSZXF1ZXN0GhsuYXNzYXkudjEuTGlzdFRlc3RzUmVzcG9uc2USSgoLUmVtb3ZlVGVzdHMSHC5hc3NheS52MS5SZW1vdmVUZXN0c1JlcXVlc3QaHS5hc3NheS52MS5SZW1vdmVUZXN0c1Jlc3BvbnNlEkwKC0ltcG9ydFRlc3RzEhwuYXNzYXkudjEuSW1wb3J0VGVzdHNSZXF1ZXN0Gh0uYXNzYXkudjEuSW1wb3J0VGVzdHNSZXNwb25zZSgBYgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chdhc3NheS92MS90ZXN0X3NldC5wcm90bxIIYXNzYXkudjEivQEKB1Rlc3RTZXQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIPCgdtZXRyaWNzGAQgAygJEhIKCnRlc3RfY291bnQYBSABKA0SLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivgIKBFRlc3QSCgoCaWQYASABKAkSEwoLdGVzdF9zZXRfaWQYAiABKAkSDgoGcHJvbXB0GAMgASgJEh4KEWV4cGVjdGVkX3Jlc3BvbnNlGAQgASgJSACIAQESEAoIYmVoYXZpb3IYBSABKAkSEAoIY2F0ZWdvcnkYBiABKAkSDQoFdG9waWMYByABKAkSLgoIbWV0YWRhdGEYCCADKAsyHC5hc3NheS52MS5UZXN0Lk1ldGFkYXRhRW50cnkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDa2V5GAogASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIUChJfZXhwZWN0ZWRfcmVzcG9uc2UiOwoUQ3JlYXRlVGVzdFNldFJlcXVlc3QSIwoIdGVzdF9zZXQYASABKAsyES5hc3NheS52MS5UZXN0U2V0IiUKEUdldFRlc3RTZXRSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJIjwKE0xpc3RUZXN0U2V0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoUTGlzdFRlc3RTZXRzUmVzcG9uc2USJAoJdGVzdF9zZXRzGAEgAygLMhEuYXNzYXkudjEuVGVzdFNldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibAoUVXBkYXRlVGVzdFNldFJlcXVlc3QSIwoIdGVzdF9zZXQYASABKAsyES5hc3NheS52MS5UZXN0U2V0Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIoChREZWxldGVUZXN0U2V0UmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCSJCCg9BZGRUZXN0c1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSHQoFdGVzdHMYAiADKAsyDi5hc3NheS52MS5UZXN0IjEKEEFkZFRlc3RzUmVzcG9uc2USHQoFdGVzdHMYASADKAsyDi5hc3NheS52MS5UZXN0In8KEkltcG9ydFRlc3RzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRInCgxuZXdfdGVzdF9zZXQYAiABKAsyES5hc3NheS52MS5UZXN0U2V0Eh0KBXRlc3RzGAMgAygLMg4uYXNzYXkudjEuVGVzdBIPCgdyZXBsYWNlGAQgASgIIlIKE0ltcG9ydFRlc3RzUmVzcG9uc2USIwoIdGVzdF9zZXQYASABKAsyES5hc3NheS52MS5UZXN0U2V0EhYKDmltcG9ydGVkX2NvdW50GAIgASgEIksKEExpc3RUZXN0c1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSwoRTGlzdFRlc3RzUmVzcG9uc2USHQoFdGVzdHMYASADKAsyDi5hc3NheS52MS5UZXN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI4ChJSZW1vdmVUZXN0c1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIdGVzdF9pZHMYAiADKAkiLAoTUmVtb3ZlVGVzdHNSZXNwb25zZRIVCg1yZW1vdmVkX2NvdW50GAEgASgNIq8BChFBcHBseVN1aXRlUmVxdWVzdBIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljEiUKCWJlaGF2aW9ycxgCIAMoCzISLmFzc2F5LnYxLkJlaGF2aW9yEiUKCWVuZHBvaW50cxgDIAMoCzISLmFzc2F5LnYxLkVuZHBvaW50EikKCXRlc3Rfc2V0cxgEIAMoCzIWLmFzc2F5LnYxLlN1aXRlVGVzdFNldCJhCgxTdWl0ZVRlc3RTZXQSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdtZXRyaWNzGAMgAygJEh0KBXRlc3RzGAQgAygLMg4uYXNzYXkudjEuVGVzdCJUCgxBcHBsaWVkVGVzdHMSDwoHY3JlYXRlZBgBIAEoDRIPCgd1cGRhdGVkGAIgASgNEg8KB3JlbW92ZWQYAyABKA0SEQoJdW5jaGFuZ2VkGAQgASgNIocBCg9BcHBsaWVkUmVzb3VyY2USDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKBmFjdGlvbhgEIAEoDjIVLmFzc2F5LnYxLkFwcGx5QWN0aW9uEiUKBXRlc3RzGAUgASgLMhYuYXNzYXkudjEuQXBwbGllZFRlc3RzIkIKEkFwcGx5U3VpdGVSZXNwb25zZRIsCglyZXNvdXJjZXMYASADKAsyGS5hc3NheS52MS5BcHBsaWVkUmVzb3VyY2UqewoLQXBwbHlBY3Rpb24SHAoYQVBQTFlfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGAoUQVBQTFlfQUNUSU9OX0NSRUFURUQQARIYChRBUFBMWV9BQ1RJT05fVVBEQVRFRBACEhoKFkFQUExZX0FDVElPTl9VTkNIQU5HRUQQAzLaBQoOVGVzdFNldFNlcnZpY2USQgoNQ3JlYXRlVGVzdFNldBIeLmFzc2F5LnYxLkNyZWF0ZVRlc3RTZXRSZXF1ZXN0GhEuYXNzYXkudjEuVGVzdFNldBI8CgpHZXRUZXN0U2V0EhsuYXNzYXkudjEuR2V0VGVzdFNldFJlcXVlc3QaES5hc3NheS52MS5UZXN0U2V0Ek0KDExpc3RUZXN0U2V0cxIdLmFzc2F5LnYxLkxpc3RUZXN0U2V0c1JlcXVlc3QaHi5hc3NheS52MS5MaXN0VGVzdFNldHNSZXNwb25zZRJCCg1VcGRhdGVUZXN0U2V0Eh4uYXNzYXkudjEuVXBkYXRlVGVzdFNldFJlcXVlc3QaES5hc3NheS52MS5UZXN0U2V0EkcKDURlbGV0ZVRlc3RTZXQSHi5hc3NheS52MS5EZWxldGVUZXN0U2V0UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJBCghBZGRUZXN0cxIZLmFzc2F5LnYxLkFkZFRlc3RzUmVxdWVzdBoaLmFzc2F5LnYxLkFkZFRlc3RzUmVzcG9uc2USRAoJTGlzdFRlc3RzEhouYXNzYXkudjEuTGlzdFRlc3RzUmVxdWVzdBobLmFzc2F5LnYxLkxpc3RUZXN0c1Jlc3BvbnNlEkoKC1JlbW92ZVRlc3RzEhwuYXNzYXkudjEuUmVtb3ZlVGVzdHNSZXF1ZXN0Gh0uYXNzYXkudjEuUmVtb3ZlVGVzdHNSZXNwb25zZRJMCgtJbXBvcnRUZXN0cxIcLmFzc2F5LnYxLkltcG9ydFRlc3RzUmVxdWVzdBodLmFzc2F5LnYxLkltcG9ydFRlc3RzUmVzcG9uc2UoARJHCgpBcHBseVN1aXRlEhsuYXNzYXkudjEuQXBwbHlTdWl0ZVJlcXVlc3QaHC5hc3NheS52MS5BcHBseVN1aXRlUmVzcG9uc2ViBnByb3RvMw", [file_assay_v1_behavior, file_assay_v1_endpoint, file_assay_v1_metric, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A test set: prompts with the behaviour expected of the answers.
@@ -147,6 +153,14 @@ export type Test = Message<"assay.v1.Test"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 9;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Stable key of the test within its test set (optional): ApplySuite matches a suite's tests
+   * with the stored ones by it, else by prompt.
+   *
+   * @generated from field: string key = 10;
+   */
+  key: string;
 };
 
 /**
@@ -379,6 +393,14 @@ export type ImportTestsRequest = Message<"assay.v1.ImportTestsRequest"> & {
    * @generated from field: repeated assay.v1.Test tests = 3;
    */
   tests: Test[];
+
+  /**
+   * First message only, with `test_set`: the imported tests replace the test set's tests
+   * (removed in the same transaction, so a failed import leaves them).
+   *
+   * @generated from field: bool replace = 4;
+   */
+  replace: boolean;
 };
 
 /**
@@ -529,6 +551,244 @@ export const RemoveTestsResponseSchema: GenMessage<RemoveTestsResponse> = /*@__P
   messageDesc(file_assay_v1_test_set, 15);
 
 /**
+ * Request of ApplySuite: a suite, the same document as a suite file (YAML or JSON).
+ *
+ * @generated from message assay.v1.ApplySuiteRequest
+ */
+export type ApplySuiteRequest = Message<"assay.v1.ApplySuiteRequest"> & {
+  /**
+   * Metrics, by name.
+   *
+   * @generated from field: repeated assay.v1.Metric metrics = 1;
+   */
+  metrics: Metric[];
+
+  /**
+   * Behaviours, by name; their metrics may be metrics of this suite.
+   *
+   * @generated from field: repeated assay.v1.Behavior behaviors = 2;
+   */
+  behaviors: Behavior[];
+
+  /**
+   * Endpoints, by name, including the judges of this suite's LLM-judge metrics.
+   *
+   * @generated from field: repeated assay.v1.Endpoint endpoints = 3;
+   */
+  endpoints: Endpoint[];
+
+  /**
+   * Test sets, by name, and their tests.
+   *
+   * @generated from field: repeated assay.v1.SuiteTestSet test_sets = 4;
+   */
+  testSets: SuiteTestSet[];
+};
+
+/**
+ * Describes the message assay.v1.ApplySuiteRequest.
+ * Use `create(ApplySuiteRequestSchema)` to create a new message.
+ */
+export const ApplySuiteRequestSchema: GenMessage<ApplySuiteRequest> = /*@__PURE__*/
+  messageDesc(file_assay_v1_test_set, 16);
+
+/**
+ * A test set of a suite: the fields of a TestSet and its tests.
+ *
+ * @generated from message assay.v1.SuiteTestSet
+ */
+export type SuiteTestSet = Message<"assay.v1.SuiteTestSet"> & {
+  /**
+   * Unique name of the test set.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Free text for humans.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Metrics of the test set, by id or name (metrics of this suite included).
+   *
+   * @generated from field: repeated string metrics = 3;
+   */
+  metrics: string[];
+
+  /**
+   * The test set's tests, in order; keys (else prompts) must be unique. Empty: the stored
+   * tests stay as they are.
+   *
+   * @generated from field: repeated assay.v1.Test tests = 4;
+   */
+  tests: Test[];
+};
+
+/**
+ * Describes the message assay.v1.SuiteTestSet.
+ * Use `create(SuiteTestSetSchema)` to create a new message.
+ */
+export const SuiteTestSetSchema: GenMessage<SuiteTestSet> = /*@__PURE__*/
+  messageDesc(file_assay_v1_test_set, 17);
+
+/**
+ * Counts of what ApplySuite did to the tests of one test set.
+ *
+ * @generated from message assay.v1.AppliedTests
+ */
+export type AppliedTests = Message<"assay.v1.AppliedTests"> & {
+  /**
+   * Tests appended.
+   *
+   * @generated from field: uint32 created = 1;
+   */
+  created: number;
+
+  /**
+   * Tests whose fields changed, updated in place (same id and position).
+   *
+   * @generated from field: uint32 updated = 2;
+   */
+  updated: number;
+
+  /**
+   * Tests not in the suite any more, removed.
+   *
+   * @generated from field: uint32 removed = 3;
+   */
+  removed: number;
+
+  /**
+   * Tests left as they were.
+   *
+   * @generated from field: uint32 unchanged = 4;
+   */
+  unchanged: number;
+};
+
+/**
+ * Describes the message assay.v1.AppliedTests.
+ * Use `create(AppliedTestsSchema)` to create a new message.
+ */
+export const AppliedTestsSchema: GenMessage<AppliedTests> = /*@__PURE__*/
+  messageDesc(file_assay_v1_test_set, 18);
+
+/**
+ * One resource of an applied suite.
+ *
+ * @generated from message assay.v1.AppliedResource
+ */
+export type AppliedResource = Message<"assay.v1.AppliedResource"> & {
+  /**
+   * "metric", "behavior", "endpoint" or "test_set".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Its name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Its id.
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+
+  /**
+   * What was done to it (its own fields; for a test set, not counting its tests).
+   *
+   * @generated from field: assay.v1.ApplyAction action = 4;
+   */
+  action: ApplyAction;
+
+  /**
+   * Test sets whose suite entry lists tests: what was done to them.
+   *
+   * @generated from field: assay.v1.AppliedTests tests = 5;
+   */
+  tests?: AppliedTests | undefined;
+};
+
+/**
+ * Describes the message assay.v1.AppliedResource.
+ * Use `create(AppliedResourceSchema)` to create a new message.
+ */
+export const AppliedResourceSchema: GenMessage<AppliedResource> = /*@__PURE__*/
+  messageDesc(file_assay_v1_test_set, 19);
+
+/**
+ * Response of ApplySuite.
+ *
+ * @generated from message assay.v1.ApplySuiteResponse
+ */
+export type ApplySuiteResponse = Message<"assay.v1.ApplySuiteResponse"> & {
+  /**
+   * Every resource of the suite in the order applied: endpoints, metrics, behaviours, test sets.
+   *
+   * @generated from field: repeated assay.v1.AppliedResource resources = 1;
+   */
+  resources: AppliedResource[];
+};
+
+/**
+ * Describes the message assay.v1.ApplySuiteResponse.
+ * Use `create(ApplySuiteResponseSchema)` to create a new message.
+ */
+export const ApplySuiteResponseSchema: GenMessage<ApplySuiteResponse> = /*@__PURE__*/
+  messageDesc(file_assay_v1_test_set, 20);
+
+/**
+ * What ApplySuite did to one resource.
+ *
+ * @generated from enum assay.v1.ApplyAction
+ */
+export enum ApplyAction {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: APPLY_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It did not exist and was created.
+   *
+   * @generated from enum value: APPLY_ACTION_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * It existed and differed: it was replaced.
+   *
+   * @generated from enum value: APPLY_ACTION_UPDATED = 2;
+   */
+  UPDATED = 2,
+
+  /**
+   * It existed as the suite describes it.
+   *
+   * @generated from enum value: APPLY_ACTION_UNCHANGED = 3;
+   */
+  UNCHANGED = 3,
+}
+
+/**
+ * Describes the enum assay.v1.ApplyAction.
+ */
+export const ApplyActionSchema: GenEnum<ApplyAction> = /*@__PURE__*/
+  enumDesc(file_assay_v1_test_set, 0);
+
+/**
  * TestSetService manages test sets and the tests in them.
  *
  * @generated from service assay.v1.TestSetService
@@ -630,6 +890,24 @@ export const TestSetService: GenService<{
     methodKind: "client_streaming";
     input: typeof ImportTestsRequestSchema;
     output: typeof ImportTestsResponseSchema;
+  },
+  /**
+   * ApplySuite makes the catalogue match a suite (what `assay apply -f` sends), all or nothing,
+   * in one transaction: each metric, behaviour, endpoint and test set is matched by name,
+   * created when missing, replaced when it differs (fields left out take their defaults) and
+   * left alone when equal. References may name resources of the same suite (a judge endpoint,
+   * metrics, behaviours). A test set that lists tests ends up with exactly those tests, matched
+   * by `key` (else by prompt): unchanged tests keep their ids, changed ones are updated in
+   * place, new ones are appended and the others removed; a test set listing none keeps its
+   * tests. Applying the same suite twice changes nothing the second time. A bad item anywhere
+   * stores nothing; errors name it (`test_sets[1].tests[3].prompt`).
+   *
+   * @generated from rpc assay.v1.TestSetService.ApplySuite
+   */
+  applySuite: {
+    methodKind: "unary";
+    input: typeof ApplySuiteRequestSchema;
+    output: typeof ApplySuiteResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_assay_v1_test_set, 0);
