@@ -135,7 +135,7 @@ pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result
         max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
         parameters: (!parameters.is_empty()).then(|| struct_of(parameters)),
     };
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let stream = clients.execution().execute(request).await?.into_inner();
     outcome.follow(&clients, out, stream).await
 }
@@ -143,7 +143,7 @@ pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result
 /// `rescore`.
 pub async fn rescore(global: &Global, out: &Output, args: RescoreArgs) -> Result<(), CliError> {
     let outcome = Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let request = pb::RescoreRequest {
         test_set: args.pair.test_set,
         endpoint: args.pair.endpoint,
@@ -167,7 +167,7 @@ fn proto_mode(mode: Mode) -> pb::ExecutionMode {
 /// `watch`.
 pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(), CliError> {
     let outcome = Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let stream = clients
         .execution()
         .watch_test_run(pb::WatchTestRunRequest { run: args.run })
@@ -179,7 +179,7 @@ pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(),
 /// `retry-errors`.
 pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Result<(), CliError> {
     let outcome = Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let stream = clients
         .execution()
         .retry_errors(pb::RetryErrorsRequest { run: args.run })
@@ -190,7 +190,7 @@ pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Res
 
 /// `last-run`.
 pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(), CliError> {
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let response = clients
         .execution()
         .last_run(pb::LastRunRequest {
@@ -213,7 +213,7 @@ pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(
 
 /// `cancel`.
 pub async fn cancel(global: &Global, out: &Output, args: RunArgs) -> Result<(), CliError> {
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let run = clients
         .execution()
         .cancel_test_run(pb::CancelTestRunRequest { run: args.run })
@@ -233,7 +233,7 @@ pub async fn list_runs(
     test_set: Option<String>,
     endpoint: Option<String>,
 ) -> Result<(), CliError> {
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let mut execution = clients.execution();
     let mut runs = Vec::new();
     let mut page_token = String::new();
@@ -297,7 +297,7 @@ fn run_row(run: &pb::TestRun) -> Vec<String> {
 /// `report RUN`: the same report as `execute --report`, for a stored run.
 pub async fn report(global: &Global, args: ReportCommandArgs) -> Result<(), CliError> {
     let destination = Destination::of(&args.report, true)?.expect("stdout is the default");
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let mut execution = clients.execution();
     let run = execution
         .get_test_run(pb::GetTestRunRequest {
@@ -338,7 +338,7 @@ pub async fn test_set_metrics(
     out: &Output,
     command: TestSetMetricsCommand,
 ) -> Result<(), CliError> {
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let mut execution = clients.execution();
     let metrics = match command {
         TestSetMetricsCommand::List { test_set } => {

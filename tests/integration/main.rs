@@ -16,5 +16,6 @@ mod postgres;
 mod replicas;
 mod resilience;
 mod runs;
+mod security;
 mod standard_services;
 mod store_contract;
