@@ -124,7 +124,9 @@ impl ApiKeys {
         let read_only = self
             .read_only
             .as_ref()
-            .map_or(subtle::Choice::from(0), |key| key.0.as_bytes().ct_eq(presented));
+            .map_or(subtle::Choice::from(0), |key| {
+                key.0.as_bytes().ct_eq(presented)
+            });
         if bool::from(full) {
             Some(Grant::Full)
         } else if bool::from(read_only) {
@@ -224,18 +226,30 @@ mod tests {
     fn a_key_is_taken_from_a_bearer_token_or_x_api_key() {
         let keys = keys();
         let path = "/assay.v1.MetricService/CreateMetric";
-        assert!(keys.check(path, &headers("authorization", &format!("Bearer {FULL}"))).is_ok());
-        assert!(keys.check(path, &headers("authorization", &format!("bearer {FULL}"))).is_ok());
+        assert!(
+            keys.check(path, &headers("authorization", &format!("Bearer {FULL}")))
+                .is_ok()
+        );
+        assert!(
+            keys.check(path, &headers("authorization", &format!("bearer {FULL}")))
+                .is_ok()
+        );
         assert!(keys.check(path, &headers("x-api-key", FULL)).is_ok());
         let basic = headers("authorization", &format!("Basic {FULL}"));
-        assert_eq!(keys.check(path, &basic).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            keys.check(path, &basic).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
     }
 
     #[test]
     fn the_read_only_key_grants_reads_only() {
         let keys = keys();
         let read = headers("x-api-key", READ);
-        assert!(keys.check("/assay.v1.TestExecutionService/WatchTestRun", &read).is_ok());
+        assert!(
+            keys.check("/assay.v1.TestExecutionService/WatchTestRun", &read)
+                .is_ok()
+        );
         let denied = keys
             .check("/assay.v1.TestExecutionService/Execute", &read)
             .unwrap_err();
@@ -247,8 +261,16 @@ mod tests {
         let keys = keys();
         let none = HeaderMap::new();
         assert!(keys.check("/grpc.health.v1.Health/Check", &none).is_ok());
-        assert!(keys.check("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", &none).is_ok());
-        let denied = keys.check("/assay.v1.MetricService/GetMetric", &none).unwrap_err();
+        assert!(
+            keys.check(
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                &none
+            )
+            .is_ok()
+        );
+        let denied = keys
+            .check("/assay.v1.MetricService/GetMetric", &none)
+            .unwrap_err();
         assert_eq!(denied.code(), tonic::Code::Unauthenticated);
     }
 
@@ -263,13 +285,16 @@ mod tests {
     /// key, and nothing else is: a new RPC is classified here or this test fails.
     #[test]
     fn the_read_only_list_is_exactly_the_reading_rpcs() {
-        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
+        let set =
+            prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
         let mut reading = Vec::new();
         for file in set.file.iter().filter(|f| f.package() == "assay.v1") {
             for service in &file.service {
                 for method in &service.method {
                     let name = method.name();
-                    if ["Get", "List", "Watch"].iter().any(|p| name.starts_with(p)) || name == "LastRun" {
+                    if ["Get", "List", "Watch"].iter().any(|p| name.starts_with(p))
+                        || name == "LastRun"
+                    {
                         reading.push(format!("/assay.v1.{}/{name}", service.name()));
                     }
                 }

@@ -29,11 +29,7 @@ pub struct ServeConfig {
 
     /// API key that grants only the RPCs that change nothing and call nothing (Get*, List*,
     /// LastRun, WatchTestRun). Needs `--api-key`.
-    #[arg(
-        long,
-        env = "ASSAY_READ_ONLY_API_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "ASSAY_READ_ONLY_API_KEY", hide_env_values = true)]
     pub read_only_api_key: Option<ApiKey>,
 
     /// Serve without an API key on a non-loopback address (e.g. behind a mesh or a proxy that
@@ -51,7 +47,12 @@ pub struct ServeConfig {
 
     /// Mutual TLS: the CA certificates (PEM) that client certificates must be signed by; every
     /// connection without such a certificate is refused. Needs `--tls-cert` and `--tls-key`.
-    #[arg(long, env = "ASSAY_TLS_CLIENT_CA", requires = "tls_cert", value_name = "PEM")]
+    #[arg(
+        long,
+        env = "ASSAY_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
     pub tls_client_ca: Option<PathBuf>,
 
     /// Environment variables that endpoint headers (`${env:NAME}`) and `apiKeyEnv` settings may
@@ -192,7 +193,9 @@ fn default_deny_cidrs() -> Vec<IpNet> {
 
 /// A size of at least 1 KiB.
 fn at_least_1_kib(value: &str) -> Result<usize, String> {
-    let bytes: usize = value.parse().map_err(|e| format!("{value:?} is not a size in bytes: {e}"))?;
+    let bytes: usize = value
+        .parse()
+        .map_err(|e| format!("{value:?} is not a size in bytes: {e}"))?;
     if bytes < 1024 {
         return Err(format!("{bytes} is below the minimum of 1024 bytes"));
     }

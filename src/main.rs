@@ -83,9 +83,9 @@ async fn main() -> std::process::ExitCode {
 /// Runs the server until it stops; the exit code says whether it stopped cleanly.
 async fn serve(config: assay::config::ServeConfig) -> std::process::ExitCode {
     match assay::server::run(config).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "assay stopped");
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "assay stopped");
             std::process::ExitCode::FAILURE
         }
     }

@@ -55,9 +55,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
 /// `postgres://USER@HOST:PORT/DB` (`postgresql://` too).
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url)
-            .await
-            .map_err(|e| crate::error::Error::storage(format!("cannot open {url:?}{}", sqlite_hint(url)), e))?;
+        let store = SqliteStore::open(url).await.map_err(|e| {
+            crate::error::Error::storage(format!("cannot open {url:?}{}", sqlite_hint(url)), e)
+        })?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -207,26 +207,26 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(
-            &catalogue,
-        )))
-            .max_decoding_message_size(config.max_request_bytes))
-        .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(
-            &catalogue,
-        )))
-            .max_decoding_message_size(config.max_request_bytes))
-        .add_service(EndpointServiceServer::new(EndpointApi::new(Arc::clone(
-            &catalogue,
-        )))
-            .max_decoding_message_size(config.max_request_bytes))
+        .add_service(
+            MetricServiceServer::new(MetricApi::new(Arc::clone(&catalogue)))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(&catalogue)))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            EndpointServiceServer::new(EndpointApi::new(Arc::clone(&catalogue)))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
         .add_service(
             TestSetServiceServer::new(TestSetApi::new(Arc::clone(&catalogue)))
                 .max_decoding_message_size(config.max_request_bytes),
         )
-        .add_service(TestExecutionServiceServer::new(ExecutionApi::new(
-            catalogue, engine,
-        ))
-            .max_decoding_message_size(config.max_request_bytes))
+        .add_service(
+            TestExecutionServiceServer::new(ExecutionApi::new(catalogue, engine))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down");

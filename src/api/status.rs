@@ -70,8 +70,15 @@ mod tests {
     #[test]
     fn a_huge_input_is_quoted_in_part() {
         let huge = "x".repeat(1_000_000);
-        let status = Status::from(Error::invalid("metric.name", format!("{huge:?} is too long")));
-        assert!(status.message().len() < 2 * MAX_STATUS_CHARS, "{}", status.message().len());
+        let status = Status::from(Error::invalid(
+            "metric.name",
+            format!("{huge:?} is too long"),
+        ));
+        assert!(
+            status.message().len() < 2 * MAX_STATUS_CHARS,
+            "{}",
+            status.message().len()
+        );
         let details = status.get_error_details();
         let violation = &details.bad_request().unwrap().field_violations[0];
         assert!(violation.description.len() < 2 * MAX_STATUS_CHARS);

@@ -6,13 +6,13 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::{CliError, Global};
 use crate::auth::ApiKey;
-use crate::tls::read_pem;
 use crate::proto::v1::{
     behavior_service_client::BehaviorServiceClient, endpoint_service_client::EndpointServiceClient,
     metric_service_client::MetricServiceClient,
     test_execution_service_client::TestExecutionServiceClient,
     test_set_service_client::TestSetServiceClient,
 };
+use crate::tls::read_pem;
 
 /// Largest message sent or received (an `AddTests` call or its answer can be large); imports go
 /// in pieces far smaller.
@@ -35,7 +35,9 @@ fn client_tls(global: &Global) -> Result<ClientTlsConfig, CliError> {
             Ok(tls.identity(Identity::from_pem(cert, key)))
         }
         (None, None) => Ok(tls),
-        _ => Err(CliError::usage("--client-cert and --client-key go together")),
+        _ => Err(CliError::usage(
+            "--client-cert and --client-key go together",
+        )),
     }
 }
 
@@ -56,9 +58,14 @@ impl SendApiKey {
 }
 
 impl Interceptor for SendApiKey {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -90,7 +97,11 @@ impl Clients {
     /// `--api-key`, if given.
     pub async fn connect(global: &Global) -> Result<Clients, CliError> {
         let url = global.server.as_str();
-        let key = global.api_key.as_ref().map(SendApiKey::new).unwrap_or_default();
+        let key = global
+            .api_key
+            .as_ref()
+            .map(SendApiKey::new)
+            .unwrap_or_default();
         let mut endpoint = Clients::endpoint(url)?;
         if endpoint.uri().scheme_str() == Some("https") {
             endpoint = endpoint

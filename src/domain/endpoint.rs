@@ -350,7 +350,9 @@ impl Endpoint {
         if timeout_ms != 0 && timeout_ms < MIN_TIMEOUT_MS {
             return Err(Error::invalid(
                 field(timeout_field),
-                format!("{timeout_ms} ms is below the minimum of {MIN_TIMEOUT_MS} ms; 0 takes the default"),
+                format!(
+                    "{timeout_ms} ms is below the minimum of {MIN_TIMEOUT_MS} ms; 0 takes the default"
+                ),
             ));
         }
         match &self.target {
@@ -510,7 +512,10 @@ mod tests {
         };
         http.url = "https://attacker.example/collect".into();
         let err = update.keep_masked_secrets(&stored).unwrap_err().to_string();
-        assert!(err.contains("attacker.example") && err.contains("X-Api-Key"), "{err}");
+        assert!(
+            err.contains("attacker.example") && err.contains("X-Api-Key"),
+            "{err}"
+        );
         assert!(!err.contains("sk-1"), "{err}");
     }
 

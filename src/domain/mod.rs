@@ -15,9 +15,8 @@ pub use behavior::Behavior;
 pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft};
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
-    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, MIN_RATE_PER_SECOND, MIN_TIMEOUT_MS, OpenAiChatTarget,
-    ResponseMapping, SECRET_MASK,
-    Target, TemplateSyntax, is_secret_header,
+    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, MIN_RATE_PER_SECOND, MIN_TIMEOUT_MS,
+    OpenAiChatTarget, ResponseMapping, SECRET_MASK, Target, TemplateSyntax, is_secret_header,
 };
 pub use metric::{
     Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,

@@ -207,7 +207,10 @@ mod tests {
         assert!(!allowed.allows("HOME"));
         let template = EnvTemplate::parse("Bearer ${env:DB_PASSWORD}").unwrap();
         let refused = template.check(&allowed).unwrap_err();
-        assert!(refused.contains("\"DB_PASSWORD\"") && refused.contains("ASSAY_SECRET_*"), "{refused}");
+        assert!(
+            refused.contains("\"DB_PASSWORD\"") && refused.contains("ASSAY_SECRET_*"),
+            "{refused}"
+        );
         assert!(SecretEnv::parse_pattern("MY_APP_*").is_ok());
         assert!(SecretEnv::parse_pattern("A B").is_err());
         assert!(SecretEnv::parse_pattern("").is_err());

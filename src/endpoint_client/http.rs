@@ -9,8 +9,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json_path::JsonPath;
 
 use super::env::EnvTemplate;
-use super::outbound::OutboundPolicy;
 use super::gate::Gate;
+use super::outbound::OutboundPolicy;
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, TargetError};
 use crate::domain::{CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
@@ -138,8 +138,7 @@ pub(crate) async fn send(
         attempts += 1;
         let started = tokio::time::Instant::now();
         let first_started = *first_started.get_or_insert(started);
-        let outcome =
-            tokio::time::timeout(policy.timeout, attempt(client, request, guard)).await;
+        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request, guard)).await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
             Err(_) => (
@@ -225,7 +224,10 @@ async fn attempt(
             .await
             .map_err(|e| classify(&e))?;
         let status = response.status();
-        let location = response.headers().get(LOCATION).filter(|_| status.is_redirection());
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .filter(|_| status.is_redirection());
         let Some(location) = location else {
             let retry_after = response
                 .headers()

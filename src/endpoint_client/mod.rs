@@ -7,9 +7,9 @@
 
 mod env;
 mod gate;
-mod outbound;
 pub(crate) mod http;
 pub(crate) mod openai;
+mod outbound;
 mod template;
 #[cfg(test)]
 pub(crate) mod test_server;

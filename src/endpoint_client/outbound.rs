@@ -97,9 +97,8 @@ impl Resolve for PolicyResolver {
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -112,7 +111,9 @@ impl Resolve for PolicyResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refusal) {
-                (true, Some(why)) => Err(format!("{host} resolves to a refused address: {why}").into()),
+                (true, Some(why)) => {
+                    Err(format!("{host} resolves to a refused address: {why}").into())
+                }
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
@@ -126,10 +127,19 @@ mod tests {
     #[test]
     fn metadata_and_link_local_addresses_are_refused_by_default() {
         let policy = OutboundPolicy::default();
-        let refused = policy.check("169.254.169.254".parse().unwrap()).unwrap_err();
-        assert!(refused.contains("169.254.0.0/16") && refused.contains("ASSAY_DENY_CIDR"), "{refused}");
+        let refused = policy
+            .check("169.254.169.254".parse().unwrap())
+            .unwrap_err();
+        assert!(
+            refused.contains("169.254.0.0/16") && refused.contains("ASSAY_DENY_CIDR"),
+            "{refused}"
+        );
         assert!(policy.check("fd00:ec2::254".parse().unwrap()).is_err());
-        assert!(policy.check("::ffff:169.254.169.254".parse().unwrap()).is_err());
+        assert!(
+            policy
+                .check("::ffff:169.254.169.254".parse().unwrap())
+                .is_err()
+        );
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("93.184.216.34".parse().unwrap()).is_ok());
     }

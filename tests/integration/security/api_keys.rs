@@ -28,7 +28,11 @@ async fn server_with_keys() -> Server {
 }
 
 /// `ListMetrics` with one request header.
-async fn list_metrics_with(server: &Server, header: &'static str, value: &str) -> Result<(), tonic::Status> {
+async fn list_metrics_with(
+    server: &Server,
+    header: &'static str,
+    value: &str,
+) -> Result<(), tonic::Status> {
     let mut request = tonic::Request::new(pb::ListMetricsRequest::default());
     request
         .metadata_mut()
@@ -45,10 +49,17 @@ async fn a_call_without_a_key_or_with_a_wrong_one_is_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated, "{missing:?}");
-    assert!(missing.message().contains("authorization: Bearer"), "{missing:?}");
-    let wrong = list_metrics_with(&server, "authorization", "Bearer not-the-key").await.unwrap_err();
+    assert!(
+        missing.message().contains("authorization: Bearer"),
+        "{missing:?}"
+    );
+    let wrong = list_metrics_with(&server, "authorization", "Bearer not-the-key")
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
-    let wrong = list_metrics_with(&server, "x-api-key", "not-the-key").await.unwrap_err();
+    let wrong = list_metrics_with(&server, "x-api-key", "not-the-key")
+        .await
+        .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
     // The key is never echoed back.
     assert!(!wrong.message().contains("not-the-key"));
@@ -57,8 +68,12 @@ async fn a_call_without_a_key_or_with_a_wrong_one_is_unauthenticated() {
 #[tokio::test]
 async fn the_full_key_is_accepted_as_a_bearer_token_or_as_x_api_key() {
     let mut server = server_with_keys().await;
-    list_metrics_with(&server, "authorization", &format!("Bearer {FULL}")).await.expect("bearer");
-    list_metrics_with(&server, "x-api-key", FULL).await.expect("x-api-key");
+    list_metrics_with(&server, "authorization", &format!("Bearer {FULL}"))
+        .await
+        .expect("bearer");
+    list_metrics_with(&server, "x-api-key", FULL)
+        .await
+        .expect("x-api-key");
     server.send_key(&key(FULL));
     create_metric(&server, contains("says-paris", &["Paris"])).await;
 }
@@ -72,7 +87,9 @@ async fn the_read_only_key_reads_but_changes_and_runs_nothing() {
 
     let metric = server
         .metrics()
-        .get_metric(pb::GetMetricRequest { metric: "says-paris".into() })
+        .get_metric(pb::GetMetricRequest {
+            metric: "says-paris".into(),
+        })
         .await
         .expect("a read with the read-only key");
     assert_eq!(metric.into_inner().name, "says-paris");
@@ -85,7 +102,9 @@ async fn the_read_only_key_reads_but_changes_and_runs_nothing() {
 
     let denied = server
         .metrics()
-        .delete_metric(pb::DeleteMetricRequest { metric: "says-paris".into() })
+        .delete_metric(pb::DeleteMetricRequest {
+            metric: "says-paris".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
@@ -99,14 +118,18 @@ async fn the_read_only_key_reads_but_changes_and_runs_nothing() {
     // Watching is a read: an unknown run is NOT_FOUND, not a refusal.
     let watch = server
         .execution()
-        .watch_test_run(pb::WatchTestRunRequest { run: uuid::Uuid::nil().to_string() })
+        .watch_test_run(pb::WatchTestRunRequest {
+            run: uuid::Uuid::nil().to_string(),
+        })
         .await
         .unwrap_err();
     assert_eq!(watch.code(), Code::NotFound, "{watch:?}");
     // The metric is still there.
     server
         .metrics()
-        .get_metric(pb::GetMetricRequest { metric: "says-paris".into() })
+        .get_metric(pb::GetMetricRequest {
+            metric: "says-paris".into(),
+        })
         .await
         .expect("not deleted");
 }
@@ -115,7 +138,9 @@ async fn the_read_only_key_reads_but_changes_and_runs_nothing() {
 async fn health_checking_and_reflection_need_no_key() {
     let server = server_with_keys().await;
     let health = tonic_health::pb::health_client::HealthClient::new(server.channel())
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .expect("health without a key");
     assert_eq!(health.into_inner().status, 1, "SERVING");
@@ -141,7 +166,10 @@ async fn web_list_metrics(server: &Server, headers: &[(&str, &str)]) -> String {
         .http1_only()
         .build()
         .unwrap()
-        .post(format!("{}/assay.v1.MetricService/ListMetrics", server.url()))
+        .post(format!(
+            "{}/assay.v1.MetricService/ListMetrics",
+            server.url()
+        ))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
         // An empty message: flag 0, length 0.
@@ -156,52 +184,84 @@ async fn web_list_metrics(server: &Server, headers: &[(&str, &str)]) -> String {
     // Else the status is in the trailer frame at the end of the body.
     let body = response.bytes().await.expect("body");
     let text = String::from_utf8_lossy(&body);
-    let status = text.split("grpc-status:").nth(1).expect("a grpc-status trailer");
-    status.trim_start().chars().take_while(char::is_ascii_digit).collect()
+    let status = text
+        .split("grpc-status:")
+        .nth(1)
+        .expect("a grpc-status trailer");
+    status
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
 }
 
 #[tokio::test]
 async fn grpc_web_calls_need_the_key_too() {
     let server = server_with_keys().await;
-    assert_eq!(web_list_metrics(&server, &[]).await, "16", "UNAUTHENTICATED");
+    assert_eq!(
+        web_list_metrics(&server, &[]).await,
+        "16",
+        "UNAUTHENTICATED"
+    );
     assert_eq!(web_list_metrics(&server, &[("x-api-key", FULL)]).await, "0");
     let bearer = format!("Bearer {READ_ONLY}");
-    assert_eq!(web_list_metrics(&server, &[("authorization", &bearer)]).await, "0");
+    assert_eq!(
+        web_list_metrics(&server, &[("authorization", &bearer)]).await,
+        "0"
+    );
 }
 
 #[tokio::test]
 async fn without_a_key_the_server_refuses_a_public_address_unless_told_otherwise() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = format!("sqlite://{}", dir.path().join("assay.db").display());
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("bind");
     let config = ServeConfig::new(listener.local_addr().unwrap(), database.clone());
-    let refused = assay::server::serve(config, listener, async {}).await.unwrap_err();
+    let refused = assay::server::serve(config, listener, async {})
+        .await
+        .unwrap_err();
     let message = refused.to_string();
-    assert!(message.contains("--api-key") && message.contains("--insecure-no-auth"), "{message}");
+    assert!(
+        message.contains("--api-key") && message.contains("--insecure-no-auth"),
+        "{message}"
+    );
 
     // Told it is fine, or given a key, it serves (and stops at once here).
     for configure in [
         (|c: &mut ServeConfig| c.insecure_no_auth = true) as fn(&mut ServeConfig),
         |c: &mut ServeConfig| c.api_key = Some(key(FULL)),
     ] {
-        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+            .await
+            .expect("bind");
         let mut config = ServeConfig::new(listener.local_addr().unwrap(), database.clone());
         configure(&mut config);
-        assay::server::serve(config, listener, async {}).await.expect("served");
+        assay::server::serve(config, listener, async {})
+            .await
+            .expect("served");
     }
 }
 
 #[tokio::test]
 async fn a_read_only_key_alone_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let mut config = ServeConfig::new(
         listener.local_addr().unwrap(),
         format!("sqlite://{}", dir.path().join("assay.db").display()),
     );
     config.read_only_api_key = Some(key(READ_ONLY));
-    let refused = assay::server::serve(config, listener, async {}).await.unwrap_err();
-    assert!(refused.to_string().contains("--read-only-api-key"), "{refused}");
+    let refused = assay::server::serve(config, listener, async {})
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("--read-only-api-key"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -224,14 +284,31 @@ async fn the_cli_sends_its_api_key() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"));
     let accepted = run(Some(FULL)).await;
-    assert_eq!(accepted.status.code(), Some(0), "{}", String::from_utf8_lossy(&accepted.stderr));
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
     // The flag works as the variable does.
     let flag = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
-        .args(["metric", "list", "--api-key", READ_ONLY, "--server", server.url()])
+        .args([
+            "metric",
+            "list",
+            "--api-key",
+            READ_ONLY,
+            "--server",
+            server.url(),
+        ])
         .env_remove("ASSAY_API_KEY")
         .stdin(std::process::Stdio::null())
         .output()
         .await
         .expect("run the assay binary");
-    assert_eq!(flag.status.code(), Some(0), "{}", String::from_utf8_lossy(&flag.stderr));
+    assert_eq!(
+        flag.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&flag.stderr)
+    );
 }

@@ -3,7 +3,7 @@
 
 mod api_keys;
 mod limits;
+mod outbound;
 mod recorder;
 mod secrets;
 mod tls;
-mod outbound;

@@ -6,7 +6,9 @@ use assay::proto::v1 as pb;
 use tonic::Code;
 
 use super::recorder::Recorder;
-use crate::fixtures::{contains, create_endpoint, create_metric, create_test_set, execute, execute_request, test};
+use crate::fixtures::{
+    contains, create_endpoint, create_metric, create_test_set, execute, execute_request, test,
+};
 use crate::harness::Server;
 
 fn cidr(text: &str) -> ipnet::IpNet {
@@ -16,7 +18,10 @@ fn cidr(text: &str) -> ipnet::IpNet {
 fn endpoint(url: &str) -> pb::Endpoint {
     pb::Endpoint {
         name: "bot".into(),
-        target: Some(pb::endpoint::Target::Http(pb::HttpTarget { url: url.into(), ..Default::default() })),
+        target: Some(pb::endpoint::Target::Http(pb::HttpTarget {
+            url: url.into(),
+            ..Default::default()
+        })),
         ..Default::default()
     }
 }
@@ -24,7 +29,13 @@ fn endpoint(url: &str) -> pb::Endpoint {
 /// Runs one test against endpoint `bot`; its error.
 async fn error_of_one_call(server: &Server) -> String {
     create_metric(server, contains("says-paris", &["Paris"])).await;
-    create_test_set(server, "set", &["says-paris"], vec![test("capital of France?", "", &[])]).await;
+    create_test_set(
+        server,
+        "set",
+        &["says-paris"],
+        vec![test("capital of France?", "", &[])],
+    )
+    .await;
     let (_, results, _) = execute(server, execute_request("set", "bot")).await;
     let result = results.into_iter().next().expect("one result");
     assert_eq!(result.status, pb::ResultStatus::Error as i32, "{result:?}");
@@ -34,14 +45,23 @@ async fn error_of_one_call(server: &Server) -> String {
 #[tokio::test]
 async fn a_denied_address_in_a_url_is_refused_at_create() {
     let server = Server::start_with(|config| config.deny_cidr.push(cidr("127.0.0.2/32"))).await;
-    for url in ["http://127.0.0.2:9/answer", "http://169.254.169.254/latest/meta-data"] {
+    for url in [
+        "http://127.0.0.2:9/answer",
+        "http://169.254.169.254/latest/meta-data",
+    ] {
         let refused = server
             .endpoints()
-            .create_endpoint(pb::CreateEndpointRequest { endpoint: Some(endpoint(url)) })
+            .create_endpoint(pb::CreateEndpointRequest {
+                endpoint: Some(endpoint(url)),
+            })
             .await
             .unwrap_err();
         assert_eq!(refused.code(), Code::InvalidArgument, "{url}");
-        assert!(refused.message().contains("endpoint.http.url") && refused.message().contains("--deny-cidr"), "{refused:?}");
+        assert!(
+            refused.message().contains("endpoint.http.url")
+                && refused.message().contains("--deny-cidr"),
+            "{refused:?}"
+        );
     }
 }
 
@@ -53,7 +73,11 @@ async fn a_name_that_resolves_to_a_denied_address_is_blocked_when_connecting() {
     .await;
     let target = Recorder::start().await;
     let port = target.url.rsplit(':').next().unwrap().to_string();
-    create_endpoint(&server, endpoint(&format!("http://localhost:{port}/answer"))).await;
+    create_endpoint(
+        &server,
+        endpoint(&format!("http://localhost:{port}/answer")),
+    )
+    .await;
     let error = error_of_one_call(&server).await;
     assert!(error.contains("refused by the outbound policy"), "{error}");
     assert!(target.headers().is_empty(), "the call was made");
@@ -63,7 +87,17 @@ async fn a_name_that_resolves_to_a_denied_address_is_blocked_when_connecting() {
 async fn a_redirect_to_a_denied_address_is_blocked() {
     let server = Server::start_with(|config| config.deny_cidr.push(cidr("127.0.0.2/32"))).await;
     let target = Recorder::start().await;
-    create_endpoint(&server, endpoint(&format!("{}/redirect?to=http://127.0.0.2:9/answer", target.url))).await;
+    create_endpoint(
+        &server,
+        endpoint(&format!(
+            "{}/redirect?to=http://127.0.0.2:9/answer",
+            target.url
+        )),
+    )
+    .await;
     let error = error_of_one_call(&server).await;
-    assert!(error.contains("blocked") && error.contains("127.0.0.2"), "{error}");
+    assert!(
+        error.contains("blocked") && error.contains("127.0.0.2"),
+        "{error}"
+    );
 }

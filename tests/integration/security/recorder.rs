@@ -32,7 +32,9 @@ impl Recorder {
             .route("/redirect", post(redirect))
             .route("/huge", post(huge))
             .with_state(Arc::clone(&seen));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("recorder") });
         Recorder { url, seen }
@@ -46,7 +48,11 @@ impl Recorder {
 
 async fn answer(State(seen): State<Arc<Mutex<Vec<HeaderMap>>>>, headers: HeaderMap) -> Response {
     seen.lock().unwrap().push(headers);
-    ([(header::CONTENT_TYPE, "application/json")], r#"{"output": "Paris"}"#).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"output": "Paris"}"#,
+    )
+        .into_response()
 }
 
 async fn redirect(Query(to): Query<To>) -> Response {

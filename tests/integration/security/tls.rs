@@ -24,11 +24,18 @@ impl Pki {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = ca_params.self_signed(&ca_key).expect("CA");
         let issuer = Issuer::new(ca_params, ca_key);
-        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("write");
+        let write =
+            |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("write");
         write("ca.pem", ca.pem());
-        for (name, names) in [("server", vec!["127.0.0.1".to_string(), "localhost".into()]), ("client", vec!["client".into()])] {
+        for (name, names) in [
+            ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
+            ("client", vec!["client".into()]),
+        ] {
             let key = KeyPair::generate().expect("key");
-            let cert = CertificateParams::new(names).expect("params").signed_by(&key, &issuer).expect("signed");
+            let cert = CertificateParams::new(names)
+                .expect("params")
+                .signed_by(&key, &issuer)
+                .expect("signed");
             write(&format!("{name}.pem"), cert.pem());
             write(&format!("{name}.key"), key.serialize_pem());
         }
@@ -45,8 +52,14 @@ impl Pki {
 }
 
 /// A server over TLS (mutual when `mutual`); its address and a sender that stops it.
-async fn serve_tls(pki: &Pki, db: &Path, mutual: bool) -> (std::net::SocketAddr, oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+async fn serve_tls(
+    pki: &Pki,
+    db: &Path,
+    mutual: bool,
+) -> (std::net::SocketAddr, oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut config = ServeConfig::new(addr, format!("sqlite://{}", db.display()));
     config.tls_cert = Some(pki.path("server.pem"));
@@ -64,12 +77,19 @@ async fn serve_tls(pki: &Pki, db: &Path, mutual: bool) -> (std::net::SocketAddr,
 }
 
 /// Lists metrics over a TLS channel trusting the test CA, with the client certificate or not.
-async fn list_over_tls(pki: &Pki, addr: std::net::SocketAddr, with_client_cert: bool) -> Result<(), String> {
+async fn list_over_tls(
+    pki: &Pki,
+    addr: std::net::SocketAddr,
+    with_client_cert: bool,
+) -> Result<(), String> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
         .domain_name("localhost");
     if with_client_cert {
-        tls = tls.identity(Identity::from_pem(pki.read("client.pem"), pki.read("client.key")));
+        tls = tls.identity(Identity::from_pem(
+            pki.read("client.pem"),
+            pki.read("client.key"),
+        ));
     }
     let channel = Channel::from_shared(format!("https://{addr}"))
         .expect("uri")
@@ -89,27 +109,54 @@ async fn list_over_tls(pki: &Pki, addr: std::net::SocketAddr, with_client_cert: 
 async fn the_server_serves_over_tls_and_the_cli_trusts_its_ca() {
     let pki = Pki::new();
     let (addr, _stop) = serve_tls(&pki, &pki.path("assay.db"), false).await;
-    list_over_tls(&pki, addr, false).await.expect("a call over TLS");
+    list_over_tls(&pki, addr, false)
+        .await
+        .expect("a call over TLS");
 
     let cli = |args: Vec<String>| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
-            .args(["metric", "list", "--server", &format!("https://localhost:{}", addr.port())])
+            .args([
+                "metric",
+                "list",
+                "--server",
+                &format!("https://localhost:{}", addr.port()),
+            ])
             .args(args)
             .env("ASSAY_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .output()
     };
-    let trusted = cli(vec!["--ca-cert".into(), pki.path("ca.pem").display().to_string()]).await.expect("run");
-    assert_eq!(trusted.status.code(), Some(0), "{}", String::from_utf8_lossy(&trusted.stderr));
+    let trusted = cli(vec![
+        "--ca-cert".into(),
+        pki.path("ca.pem").display().to_string(),
+    ])
+    .await
+    .expect("run");
+    assert_eq!(
+        trusted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
     // Without the CA, the system's roots do not know the server's certificate.
     let untrusted = cli(vec![]).await.expect("run");
-    assert_eq!(untrusted.status.code(), Some(1), "{}", String::from_utf8_lossy(&untrusted.stderr));
+    assert_eq!(
+        untrusted.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
 }
 
 #[tokio::test]
 async fn with_a_client_ca_only_clients_with_a_certificate_are_served() {
     let pki = Pki::new();
     let (addr, _stop) = serve_tls(&pki, &pki.path("assay.db"), true).await;
-    list_over_tls(&pki, addr, true).await.expect("a call with a client certificate");
-    assert!(list_over_tls(&pki, addr, false).await.is_err(), "a call without one was served");
+    list_over_tls(&pki, addr, true)
+        .await
+        .expect("a call with a client certificate");
+    assert!(
+        list_over_tls(&pki, addr, false).await.is_err(),
+        "a call without one was served"
+    );
 }
