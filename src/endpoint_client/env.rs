@@ -93,13 +93,13 @@ fn is_name_char(c: char) -> bool {
 
 /// Checks every environment variable a target refers to (its headers' `${env:NAME}`, its
 /// `api_key_env`) against `allowed`; a malformed reference is refused too. The error names the
-/// field below the target (`http.headers`, `openai_chat.api_key_env`) and why.
+/// field below the target (`http.headers.NAME`, `openai_chat.api_key_env`) and why.
 pub fn check_target_env(target: &Target, allowed: &SecretEnv) -> Result<(), (String, String)> {
     match target {
         Target::Http(http) => http.headers.iter().try_for_each(|(name, value)| {
             EnvTemplate::parse(value)
                 .and_then(|template| template.check(allowed))
-                .map_err(|reason| ("http.headers".to_string(), format!("{name:?}: {reason}")))
+                .map_err(|reason| (format!("http.headers.{name}"), reason))
         }),
         Target::OpenAiChat(chat) => check_key_env(chat.api_key_env.as_deref(), allowed)
             .map_err(|reason| ("openai_chat.api_key_env".to_string(), reason)),
