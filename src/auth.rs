@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use tonic::Status;
 
 /// The RPCs the read-only key grants: they read stored state and call nothing.
-const READ_ONLY_RPCS: [&str; 15] = [
+const READ_ONLY_RPCS: [&str; 16] = [
     "/assay.v1.MetricService/GetMetric",
     "/assay.v1.MetricService/ListMetrics",
     "/assay.v1.BehaviorService/GetBehavior",
@@ -32,6 +32,7 @@ const READ_ONLY_RPCS: [&str; 15] = [
     "/assay.v1.TestExecutionService/ListTestRuns",
     "/assay.v1.TestExecutionService/ListTestResults",
     "/assay.v1.TestExecutionService/WatchTestRun",
+    "/assay.v1.TestExecutionService/CompareRuns",
 ];
 
 /// Services open to every caller: `grpc.health.v1` and both reflection versions.
@@ -110,7 +111,7 @@ impl ApiKeys {
             Some(Grant::ReadOnly) if READ_ONLY_RPCS.contains(&path) => Ok(()),
             Some(Grant::ReadOnly) => Err(Status::permission_denied(format!(
                 "the read-only API key does not grant {}: it grants only RPCs that read (Get, \
-                 List, LastRun, WatchTestRun)",
+                 List, LastRun, WatchTestRun, CompareRuns)",
                 path.trim_start_matches('/')
             ))),
             None => Err(Status::unauthenticated("the API key is not valid")),
@@ -281,7 +282,7 @@ mod tests {
         assert_eq!(format!("{:?}", keys()).matches(FULL).count(), 0);
     }
 
-    /// Every RPC that reads (named Get*, List*, LastRun or Watch*) is granted to the read-only
+    /// Every RPC that reads (named Get*, List*, Compare*, LastRun or Watch*) is granted to the read-only
     /// key, and nothing else is: a new RPC is classified here or this test fails.
     #[test]
     fn the_read_only_list_is_exactly_the_reading_rpcs() {
@@ -292,7 +293,9 @@ mod tests {
             for service in &file.service {
                 for method in &service.method {
                     let name = method.name();
-                    if ["Get", "List", "Watch"].iter().any(|p| name.starts_with(p))
+                    if ["Get", "List", "Watch", "Compare"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
                         || name == "LastRun"
                     {
                         reading.push(format!("/assay.v1.{}/{name}", service.name()));
