@@ -3,7 +3,10 @@
 # Assay's gRPC server in a small image.
 #
 #   docker build -t assay .
-#   docker run --rm -p 50051:50051 -v assay-data:/data assay
+#   docker run --rm -p 50051:50051 -v assay-data:/data -e ASSAY_API_KEY="$(openssl rand -hex 32)" assay
+#
+# It listens on 0.0.0.0, so it needs an API key (ASSAY_API_KEY; clients send it too): without
+# one it refuses to start (see "Security" in README.md).
 #
 # The build needs no protoc (protos are compiled by protox in build.rs) and no database (SQLite
 # migrations are embedded in the binary).

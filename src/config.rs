@@ -2,8 +2,16 @@
 //! environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
+use ipnet::IpNet;
+
+use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::Endpoint;
+use crate::endpoint_client::{
+    DEFAULT_DENY_CIDRS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES,
+    DEFAULT_SECRET_ENV, DEFAULT_TEMPLATE_FUEL, OutboundPolicy, SecretEnv, TemplateLimits,
+};
 use crate::scoring::judge;
 
 /// Settings of the server.
@@ -12,6 +20,99 @@ pub struct ServeConfig {
     /// Address the gRPC server listens on.
     #[arg(long, env = "ASSAY_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// API key that grants every RPC: the global `--api-key` (`ASSAY_API_KEY`), which the
+    /// client commands send and `serve` requires of callers. Without one, the server listens on
+    /// loopback addresses only (unless `--insecure-no-auth`).
+    #[arg(skip)]
+    pub api_key: Option<ApiKey>,
+
+    /// API key that grants only the RPCs that change nothing and call nothing (Get*, List*,
+    /// LastRun, WatchTestRun). Needs `--api-key`.
+    #[arg(long, env = "ASSAY_READ_ONLY_API_KEY", hide_env_values = true)]
+    pub read_only_api_key: Option<ApiKey>,
+
+    /// Serve without an API key on a non-loopback address (e.g. behind a mesh or a proxy that
+    /// authenticates callers itself): anyone who reaches the port can do everything.
+    #[arg(long, env = "ASSAY_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// TLS: the server's certificate chain (PEM). Needs `--tls-key`.
+    #[arg(long, env = "ASSAY_TLS_CERT", requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS: the server's private key (PEM). Needs `--tls-cert`.
+    #[arg(long, env = "ASSAY_TLS_KEY", requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: the CA certificates (PEM) that client certificates must be signed by; every
+    /// connection without such a certificate is refused. Needs `--tls-cert` and `--tls-key`.
+    #[arg(
+        long,
+        env = "ASSAY_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Environment variables that endpoint headers (`${env:NAME}`) and `apiKeyEnv` settings may
+    /// read: a name, or a prefix ending in `*`. Repeat the flag for several. Any other variable
+    /// is refused at create and update, so that no client can send the server's environment to
+    /// a URL of its choosing. The default judge's `--judge-api-key-env` is always allowed.
+    #[arg(
+        long = "secret-env",
+        value_name = "NAME|PREFIX*",
+        env = "ASSAY_SECRET_ENV",
+        value_delimiter = ',',
+        default_value = DEFAULT_SECRET_ENV,
+        value_parser = SecretEnv::parse_pattern
+    )]
+    pub secret_env: Vec<String>,
+
+    /// Address ranges endpoint, judge and redirect calls may never reach, checked after DNS
+    /// resolution when connecting (a name cannot lead there); an endpoint whose URL is such an
+    /// address is refused at create. Repeat the flag for several; giving it replaces the default
+    /// (link-local and cloud metadata addresses).
+    #[arg(
+        long = "deny-cidr",
+        value_name = "CIDR",
+        env = "ASSAY_DENY_CIDR",
+        value_delimiter = ',',
+        default_values_t = default_deny_cidrs(),
+        value_parser = OutboundPolicy::parse_cidr
+    )]
+    pub deny_cidr: Vec<IpNet>,
+
+    /// When given, the only address ranges calls may reach (the denied ones excepted). Repeat
+    /// the flag for several.
+    #[arg(
+        long = "allow-cidr",
+        value_name = "CIDR",
+        env = "ASSAY_ALLOW_CIDR",
+        value_delimiter = ',',
+        value_parser = OutboundPolicy::parse_cidr
+    )]
+    pub allow_cidr: Vec<IpNet>,
+
+    /// Largest response body, in bytes, read from an endpoint or a judge; a larger one is an
+    /// endpoint error, and memory stays bounded however large the body.
+    #[arg(long, env = "ASSAY_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_response_bytes: u64,
+
+    /// Work one render of a template (a body template's string, a judge's prompt) may do, in
+    /// minijinja fuel: about one unit per instruction, or per 64 bytes allocated or written. A
+    /// template that needs more fails that call, so that no template can hang the server.
+    #[arg(long, env = "ASSAY_TEMPLATE_FUEL", default_value_t = DEFAULT_TEMPLATE_FUEL, value_parser = clap::value_parser!(u64).range(1000..))]
+    pub template_fuel: u64,
+
+    /// Largest text, in bytes, one render of a template may produce.
+    #[arg(long, env = "ASSAY_MAX_TEMPLATE_OUTPUT_BYTES", default_value_t = DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES, value_parser = at_least_1_kib)]
+    pub max_template_output_bytes: usize,
+
+    /// Largest request message, in bytes (an `AddTests` call, one message of `ImportTests`);
+    /// larger ones are refused with RESOURCE_EXHAUSTED. The CLI imports in pieces far smaller.
+    #[arg(long, env = "ASSAY_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES, value_parser = at_least_1_kib)]
+    pub max_request_bytes: usize,
 
     /// Browser origins (e.g. `https://app.example.com`) allowed to call the API through
     /// gRPC-Web on the same port; `*` allows any. Repeat the flag for several; none: no CORS
@@ -79,6 +180,28 @@ pub struct ServeConfig {
     pub judge_max_concurrency: u32,
 }
 
+/// Default of `--max-request-bytes`: 4 MiB, gRPC's usual limit.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// The default of `--deny-cidr`.
+fn default_deny_cidrs() -> Vec<IpNet> {
+    DEFAULT_DENY_CIDRS
+        .iter()
+        .filter_map(|cidr| cidr.parse().ok())
+        .collect()
+}
+
+/// A size of at least 1 KiB.
+fn at_least_1_kib(value: &str) -> Result<usize, String> {
+    let bytes: usize = value
+        .parse()
+        .map_err(|e| format!("{value:?} is not a size in bytes: {e}"))?;
+    if bytes < 1024 {
+        return Err(format!("{bytes} is below the minimum of 1024 bytes"));
+    }
+    Ok(bytes)
+}
+
 /// Default of `--shutdown-grace-ms`: below the 30 s after which orchestrators send SIGKILL.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 
@@ -90,7 +213,20 @@ impl ServeConfig {
     pub fn new(listen: SocketAddr, database: impl Into<String>) -> Self {
         ServeConfig {
             listen,
+            api_key: None,
+            read_only_api_key: None,
+            insecure_no_auth: false,
             cors_allow_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            secret_env: vec![DEFAULT_SECRET_ENV.to_string()],
+            deny_cidr: default_deny_cidrs(),
+            allow_cidr: Vec::new(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            template_fuel: DEFAULT_TEMPLATE_FUEL,
+            max_template_output_bytes: DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             database: database.into(),
             default_concurrency: 16,
             max_concurrency_cap: 256,
@@ -115,6 +251,40 @@ impl ServeConfig {
             database,
             ..ServeConfig::from_arg_matches(&matches)?
         })
+    }
+
+    /// The keys callers must present; `None` when no `--api-key` is set (every call is let in).
+    /// A read-only key alone is refused: nobody could then change anything.
+    pub fn api_keys(&self) -> Result<Option<ApiKeys>, String> {
+        match (&self.api_key, &self.read_only_api_key) {
+            (Some(full), read_only) => Ok(Some(ApiKeys::new(full.clone(), read_only.clone()))),
+            (None, Some(_)) => Err("--read-only-api-key (ASSAY_READ_ONLY_API_KEY) needs \
+                                    --api-key (ASSAY_API_KEY) too"
+                .into()),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The environment variables endpoints may read: `--secret-env`, and the default judge's key.
+    pub fn secret_env(&self) -> SecretEnv {
+        let allowed = SecretEnv::new(self.secret_env.iter().cloned());
+        match self.judge_api_key_env.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => allowed.and(name),
+            _ => allowed,
+        }
+    }
+
+    /// The addresses endpoint and judge calls may reach.
+    pub fn outbound(&self) -> OutboundPolicy {
+        OutboundPolicy::new(self.deny_cidr.clone(), self.allow_cidr.clone())
+    }
+
+    /// The limits of one template render.
+    pub fn template_limits(&self) -> TemplateLimits {
+        TemplateLimits {
+            fuel: self.template_fuel,
+            max_output_bytes: self.max_template_output_bytes,
+        }
     }
 
     /// The default judge as an in-memory endpoint, when a base URL and model are configured.

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
@@ -26,4 +27,5 @@ pub mod proto;
 pub mod scoring;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod web;

@@ -95,13 +95,22 @@ async fn main() -> std::process::ExitCode {
         .init();
 
     match cli.command {
-        Command::Serve(config) => match assay::server::run(config).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "assay stopped");
-                std::process::ExitCode::FAILURE
-            }
-        },
+        Command::Serve(mut config) => {
+            // `--api-key` is global: the key the clients send is the key the server requires.
+            config.api_key = cli.global.api_key;
+            serve(config).await
+        }
         Command::Client(command) => assay::cli::run(cli.global, command).await,
+    }
+}
+
+/// Runs the server until it stops; the exit code says whether it stopped cleanly.
+async fn serve(config: assay::config::ServeConfig) -> std::process::ExitCode {
+    match assay::server::run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "assay stopped");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

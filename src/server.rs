@@ -25,9 +25,6 @@ use crate::proto::v1::{
 };
 use crate::store::{PgStore, SqliteStore, Store};
 
-/// Largest request accepted: one `AddTests` call, or one message of `ImportTests`, may be big.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
-
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -40,6 +37,9 @@ pub enum ServerError {
     /// The reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The settings do not allow serving (e.g. no API key on a public address).
+    #[error("{0}")]
+    Config(String),
     /// The gRPC transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -56,7 +56,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url).await.map_err(|e| {
-            crate::error::Error::storage(format!("cannot open {url:?} (does its folder exist?)"), e)
+            crate::error::Error::storage(format!("cannot open {url:?}{}", sqlite_hint(url)), e)
         })?;
         return Ok(Arc::new(store));
     }
@@ -74,6 +74,18 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
         ),
     )
     .into())
+}
+
+/// Why a SQLite file may not open, when it can be told without opening it: a missing folder.
+fn sqlite_hint(url: &str) -> &'static str {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    match std::path::Path::new(path).parent() {
+        Some(folder) if !folder.as_os_str().is_empty() && !folder.exists() => {
+            " (its folder does not exist)"
+        }
+        _ => "",
+    }
 }
 
 /// A database URL as logs and errors show it: without its password.
@@ -95,6 +107,24 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let address = listener.local_addr()?;
+    let api_keys = config.api_keys().map_err(ServerError::Config)?;
+    let tls = crate::tls::server_tls(&config).map_err(ServerError::Config)?;
+    // Client certificates (mutual TLS) authenticate callers as a key does.
+    let authenticated = api_keys.is_some() || config.tls_client_ca.is_some();
+    if !authenticated && !address.ip().is_loopback() && !config.insecure_no_auth {
+        return Err(ServerError::Config(format!(
+            "refusing to listen on {address} without an API key: set --api-key (ASSAY_API_KEY) \
+             or --tls-client-ca, listen on a loopback address, or pass --insecure-no-auth \
+             (ASSAY_INSECURE_NO_AUTH) if something in front of the server authenticates callers"
+        )));
+    }
+    // Process-wide: templates are compiled far from the configuration (see the function).
+    if !crate::endpoint_client::set_template_limits(config.template_limits())
+        && crate::endpoint_client::template_limits() != config.template_limits()
+    {
+        tracing::warn!("template limits were set by an earlier server of this process; kept");
+    }
     let store = open_store(&config.database).await?;
     let default_judge = config.default_judge();
     let engine = Engine::new(
@@ -106,10 +136,17 @@ pub async fn serve(
             },
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             replica: Replica::new(Duration::from_millis(config.lease_ms)),
+            secret_env: config.secret_env(),
+            max_response_bytes: config.max_response_bytes,
+            outbound: config.outbound(),
         },
         default_judge.clone(),
     );
-    let catalogue = Arc::new(Catalogue::new(Arc::clone(&store), default_judge.is_some()));
+    let catalogue = Arc::new(
+        Catalogue::new(Arc::clone(&store), default_judge.is_some())
+            .with_secret_env(config.secret_env())
+            .with_outbound(config.outbound()),
+    );
     // Runs left by an earlier stop or crash, and runs of the other replicas, are taken up now.
     engine.schedule();
 
@@ -137,39 +174,59 @@ pub async fn serve(
     // Server faults are logged at error level where they are mapped to a status.
     let trace = TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG));
 
-    tracing::info!(address = %listener.local_addr()?, database = %redacted(&config.database), "assay serving");
+    tracing::info!(
+        %address,
+        database = %redacted(&config.database),
+        api_keys = api_keys.is_some(),
+        tls = config.tls_cert.is_some(),
+        mutual_tls = config.tls_client_ca.is_some(),
+        "assay serving"
+    );
     let stop_engine = Arc::clone(&engine);
     // No Nagle delay on accepted connections: a streamed result is a small write that must leave
     // at once, not wait up to 40 ms for the client's delayed ACK.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     // gRPC-Web (HTTP/1.1 too) on the same port, for browsers; CORS answers their preflights
     // first, for the configured origins only.
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .accept_http1(true)
         .layer(trace)
         .layer(tower::util::option_layer(crate::web::cors_layer(
             &config.cors_allow_origins,
         )))
         .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-Web: its calls arrive here as gRPC, and a refusal goes back translated.
+        // After CORS: preflights carry no key.
+        .layer(tower::util::option_layer(
+            api_keys.map(crate::auth::RequireApiKey::new),
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MetricServiceServer::new(MetricApi::new(Arc::clone(
-            &catalogue,
-        ))))
-        .add_service(BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(
-            &catalogue,
-        ))))
-        .add_service(EndpointServiceServer::new(EndpointApi::new(Arc::clone(
-            &catalogue,
-        ))))
+        .add_service(
+            MetricServiceServer::new(MetricApi::new(Arc::clone(&catalogue)))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            BehaviorServiceServer::new(BehaviorApi::new(Arc::clone(&catalogue)))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            EndpointServiceServer::new(EndpointApi::new(Arc::clone(&catalogue)))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
         .add_service(
             TestSetServiceServer::new(TestSetApi::new(Arc::clone(&catalogue)))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
+                .max_decoding_message_size(config.max_request_bytes),
         )
-        .add_service(TestExecutionServiceServer::new(ExecutionApi::new(
-            catalogue, engine,
-        )))
+        .add_service(
+            TestExecutionServiceServer::new(ExecutionApi::new(catalogue, engine))
+                .max_decoding_message_size(config.max_request_bytes),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             tracing::info!("shutting down");

@@ -9,13 +9,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Request headers a gRPC-Web client sends (Connect's and grpc-web's clients), and the API key.
-const ALLOWED_HEADERS: [&str; 6] = [
+const ALLOWED_HEADERS: [&str; 7] = [
     "content-type",
     "x-grpc-web",
     "x-user-agent",
     "grpc-timeout",
     "connect-protocol-version",
     "authorization",
+    "x-api-key",
 ];
 
 /// Response headers a browser client must read: the status and its details (gRPC-Web sends

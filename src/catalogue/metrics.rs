@@ -1,12 +1,15 @@
 //! Metrics, and the rules of LLM judges: a judge named by reference must be an endpoint of the
 //! `openai_chat` kind; a judge metric that names none needs the server's default judge.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::Catalogue;
 use crate::domain::{
     Endpoint, Metric, MetricDraft, MetricKind, Page, PageRequest, Ref, Target, apply_patch,
 };
+use crate::endpoint_client::{OutboundPolicy, SecretEnv, check_key_env, check_template_syntax};
 use crate::error::{Error, Result};
 
 /// The field that names an LLM judge's endpoint, for errors.
@@ -18,6 +21,7 @@ impl Catalogue {
         self.resolve_judge(&mut draft).await?;
         let draft = place_judge(draft, self.default_judge)?;
         let metric = Metric::from_draft(draft, Uuid::now_v7(), chrono::Utc::now())?;
+        check_judge(&metric, &self.secret_env, &self.outbound)?;
         self.store.create_metric(&metric).await?;
         tracing::info!(metric_id = %metric.id, name = %metric.name, "metric created");
         Ok(metric)
@@ -44,10 +48,13 @@ impl Catalogue {
         // Resolved first: a change runs inside the transaction and must not wait.
         self.resolve_judge(&mut update).await?;
         let (paths, default_judge) = (paths.to_vec(), self.default_judge);
+        let (secret_env, outbound) = (Arc::clone(&self.secret_env), Arc::clone(&self.outbound));
         let change = move |current: Metric| {
             let draft = apply_patch(current.to_draft(), &update, &paths)?;
             let draft = place_judge(draft, default_judge)?;
-            Metric::from_draft(draft, current.id, current.created_at)
+            let metric = Metric::from_draft(draft, current.id, current.created_at)?;
+            check_judge(&metric, &secret_env, &outbound)?;
+            Ok(metric)
         };
         self.store.update_metric(metric, Box::new(change)).await
     }
@@ -68,14 +75,14 @@ impl Catalogue {
             return Ok(());
         };
         let endpoint = self.store.get_endpoint(reference).await?;
-        draft.judge_endpoint = Some(check_judge(&endpoint)?);
+        draft.judge_endpoint = Some(judge_ref(&endpoint)?);
         Ok(())
     }
 }
 
 /// The reference a judge metric keeps to its judge endpoint (its id); `InvalidArgument` unless
 /// the endpoint is of the `openai_chat` kind.
-pub(super) fn check_judge(endpoint: &Endpoint) -> Result<Ref> {
+pub(super) fn judge_ref(endpoint: &Endpoint) -> Result<Ref> {
     if !matches!(endpoint.target, Target::OpenAiChat(_)) {
         return Err(Error::invalid(
             JUDGE_FIELD,
@@ -86,6 +93,22 @@ pub(super) fn check_judge(endpoint: &Endpoint) -> Result<Ref> {
         ));
     }
     Ok(Ref::Id(endpoint.id))
+}
+
+/// Refuses an LLM judge whose evaluation prompt is not a valid template (it would fail every
+/// call), whose inline `api_key_env` names a variable the server does not allow, or whose inline
+/// base URL is an address the outbound policy refuses.
+pub(super) fn check_judge(metric: &Metric, allowed: &SecretEnv, outbound: &OutboundPolicy) -> Result<()> {
+    let MetricKind::LlmJudge(judge) = &metric.kind else {
+        return Ok(());
+    };
+    outbound
+        .check_url_text(&judge.base_url)
+        .map_err(|reason| Error::invalid("metric.llm_judge.base_url", reason))?;
+    check_template_syntax(&judge.evaluation_prompt)
+        .map_err(|reason| Error::invalid("metric.llm_judge.evaluation_prompt", reason))?;
+    check_key_env(judge.api_key_env.as_deref(), allowed)
+        .map_err(|reason| Error::invalid("metric.llm_judge.api_key_env", reason))
 }
 
 /// The draft with its resolved judge endpoint placed in the LLM-judge kind. A judge metric that

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::Ref;
+use crate::endpoint_client::{OutboundPolicy, SecretEnv};
 use crate::error::Result;
 use crate::store::Store;
 
@@ -29,6 +30,10 @@ pub struct Catalogue {
     store: Arc<dyn Store>,
     /// Whether the server has a default judge for LLM-judge metrics that name none.
     default_judge: bool,
+    /// The environment variables endpoints and inline judges may refer to.
+    secret_env: Arc<SecretEnv>,
+    /// The addresses endpoints and inline judges may be at.
+    outbound: Arc<OutboundPolicy>,
 }
 
 impl Catalogue {
@@ -37,7 +42,23 @@ impl Catalogue {
         Catalogue {
             store,
             default_judge,
+            secret_env: Arc::default(),
+            outbound: Arc::default(),
         }
+    }
+
+    /// This catalogue, refusing endpoints and inline judges whose URL is an address `outbound`
+    /// refuses (names are checked when calls resolve them).
+    pub fn with_outbound(mut self, outbound: OutboundPolicy) -> Self {
+        self.outbound = Arc::new(outbound);
+        self
+    }
+
+    /// This catalogue, refusing endpoints and judges that refer to environment variables
+    /// `secret_env` does not allow (default: [`crate::endpoint_client::DEFAULT_SECRET_ENV`]).
+    pub fn with_secret_env(mut self, secret_env: SecretEnv) -> Self {
+        self.secret_env = Arc::new(secret_env);
+        self
     }
 
     /// Metric references as ids, in the order given and without repeats; an unknown one fails

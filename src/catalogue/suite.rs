@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::Catalogue;
-use super::metrics::{check_judge, place_judge};
+use super::endpoints::{check_env, check_outbound};
+use super::metrics::{check_judge, judge_ref, place_judge};
 use crate::domain::{
     Behavior, Endpoint, EndpointDraft, GroupDraft, Metric, MetricDraft, MetricKind, PageRequest,
     Ref, Test, TestDraft, TestSet, Timestamp,
@@ -205,6 +206,10 @@ impl Catalogue {
                 endpoint.keep_masked_secrets(stored)?;
             }
             endpoint.validate(&field, &BodyTemplateSyntax)?;
+            // The same rules as CreateEndpoint: allowed variables only, reachable addresses only.
+            check_env(&endpoint, &self.secret_env)
+                .and_then(|()| check_outbound(&endpoint, &self.outbound))
+                .map_err(|e| e.within("endpoint", &field))?;
             endpoints.insert(endpoint.name.clone(), endpoint.clone());
             let action = settle(
                 endpoint.clone(),
@@ -223,7 +228,7 @@ impl Catalogue {
                 _ => None,
             };
             let judged = match in_suite {
-                Some(judge) => check_judge(judge).map(|id| draft.judge_endpoint = Some(id)),
+                Some(judge) => judge_ref(judge).map(|id| draft.judge_endpoint = Some(id)),
                 None => self.resolve_judge(&mut draft).await,
             };
             judged.map_err(|e| e.within("metric", &field))?;
@@ -231,6 +236,8 @@ impl Catalogue {
             let (id, created_at) = identity(stored.as_ref(), |m| (m.id, m.created_at), now);
             let metric = place_judge(draft, self.default_judge)
                 .and_then(|draft| Metric::from_draft(draft, id, created_at))
+                .map_err(|e| e.within("metric", &field))?;
+            check_judge(&metric, &self.secret_env, &self.outbound)
                 .map_err(|e| e.within("metric", &field))?;
             metric_ids.insert(metric.name.clone(), id);
             let name = metric.name.clone();

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::auth::ApiKey;
+
 /// Where the server is and how to print; shared by every client subcommand.
 #[derive(Clone, Debug, Args)]
 pub struct Global {
@@ -11,6 +13,24 @@ pub struct Global {
     /// HTTP. `eval` without it runs a server inside the process.
     #[arg(long, global = true, env = "ASSAY_SERVER")]
     pub server: Option<String>,
+
+    /// API key: the client commands send it with every call (`authorization: Bearer KEY`);
+    /// `serve` requires it of every caller, and grants it every RPC.
+    #[arg(long, global = true, env = "ASSAY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<ApiKey>,
+
+    /// CA certificate (PEM) that an `https://` server's certificate must be signed by, instead
+    /// of the system's root certificates.
+    #[arg(long, global = true, env = "ASSAY_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for a server that requires mutual TLS. Needs `--client-key`.
+    #[arg(long, global = true, env = "ASSAY_CLIENT_CERT", value_name = "PEM")]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of `--client-cert`.
+    #[arg(long, global = true, env = "ASSAY_CLIENT_KEY", value_name = "PEM")]
+    pub client_key: Option<PathBuf>,
 
     /// Machine-readable output: resources and events as JSON (one object per line), the same
     /// JSON that grpcurl prints.

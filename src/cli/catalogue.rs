@@ -61,13 +61,13 @@ pub async fn run(
         CatalogueCommand::Create(args) => {
             // Every resource is read and checked before the first one is sent.
             let resources = resources(kind, &args)?;
-            let clients = Clients::connect(global.server_url()).await?;
+            let clients = Clients::connect(global).await?;
             for resource in resources {
                 out.value(&create(&clients, kind, resource).await?)?;
             }
         }
         CatalogueCommand::List => {
-            let clients = Clients::connect(global.server_url()).await?;
+            let clients = Clients::connect(global).await?;
             let mut all = Vec::new();
             let mut token = String::new();
             loop {
@@ -81,11 +81,11 @@ pub async fn run(
             out.list(&all, kind.columns())?;
         }
         CatalogueCommand::Get(args) => {
-            let clients = Clients::connect(global.server_url()).await?;
+            let clients = Clients::connect(global).await?;
             out.value(&get(&clients, kind, args.reference).await?)?;
         }
         CatalogueCommand::Delete(args) => {
-            let clients = Clients::connect(global.server_url()).await?;
+            let clients = Clients::connect(global).await?;
             delete(&clients, kind, args.reference.clone()).await?;
             out.note(format_args!(
                 "deleted {} {}",
@@ -203,7 +203,7 @@ pub async fn create_all(global: &Global, out: &Output, path: &Path) -> Result<()
             path.display()
         )));
     }
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     for (kind, values) in batches {
         for value in values {
             out.value(&create(&clients, kind, value).await?)?;

@@ -59,7 +59,7 @@ pub async fn compare(global: &Global, out: &Output, args: CompareArgs) -> Result
         }
         _ => return Err(CliError::usage("give HEAD, or BASE HEAD")),
     };
-    let clients = Clients::connect(&global.server).await?;
+    let clients = Clients::connect(global).await?;
     let request = pb::CompareRunsRequest {
         head_run,
         base_run,

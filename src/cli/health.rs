@@ -11,7 +11,7 @@ use super::output::line;
 
 /// Prints the server's status; `NotServing` (exit 1) unless it is SERVING.
 pub async fn run(global: &Global) -> Result<(), CliError> {
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let status = clients
         .health()
         .check(HealthCheckRequest {

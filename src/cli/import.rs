@@ -67,7 +67,7 @@ pub async fn run(global: &Global, out: &Output, args: ImportArgs) -> Result<(), 
             args.file.display()
         )));
     }
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let unknown = unknown_behaviors(&clients, &tests, &locations).await?;
     if !unknown.is_empty() {
         return Err(bad_rows(&args.file, &unknown));
@@ -172,7 +172,8 @@ fn duplicates(tests: &[pb::Test], locations: &[Location], stored: &[String]) -> 
 /// Tests per message of an import, and bytes: a message is sent when either is reached, so
 /// neither side holds more than one piece of a large file at a time.
 const PIECE_TESTS: usize = 1000;
-const PIECE_BYTES: usize = 4 * 1024 * 1024;
+// Well below the server's default request limit of 4 MiB (`--max-request-bytes`).
+const PIECE_BYTES: usize = 1024 * 1024;
 
 /// The tests as import messages of at most [`PIECE_TESTS`] tests and about [`PIECE_BYTES`].
 fn pieces(tests: Vec<pb::Test>) -> impl Iterator<Item = pb::ImportTestsRequest> {

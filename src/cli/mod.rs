@@ -25,7 +25,7 @@ mod suite;
 use std::process::ExitCode;
 
 pub use args::{ClientCommand, Global};
-pub use client::Clients;
+pub use client::{Clients, SendApiKey, Transport};
 
 /// Why a client command did not succeed; each kind has its own exit code.
 #[derive(Debug, thiserror::Error)]

@@ -149,7 +149,7 @@ fn unjudged(summary: &pb::TestRunSummary) -> Option<String> {
 pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result<(), CliError> {
     // Checked before connecting: a bad report path is told even with no server.
     Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     execute_on(&clients, out, args).await
 }
 
@@ -194,6 +194,7 @@ pub(super) async fn execute_on(
         filter: test_filter(args.filter)?,
         shard: args.shard.map(|(index, count)| pb::Shard { index, count }),
     };
+    let clients = Clients::connect(global).await?;
     let stream = clients.execution().execute(request).await?.into_inner();
     let ended = outcome.follow(clients, out, stream).await?;
     if let Some(mut request) = comparison {
@@ -220,7 +221,7 @@ fn test_filter(args: FilterArgs) -> Result<Option<pb::TestFilter>, CliError> {
 /// `rescore`.
 pub async fn rescore(global: &Global, out: &Output, args: RescoreArgs) -> Result<(), CliError> {
     let outcome = Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let request = pb::RescoreRequest {
         test_set: args.pair.test_set,
         endpoint: args.pair.endpoint,
@@ -245,7 +246,7 @@ fn proto_mode(mode: Mode) -> pb::ExecutionMode {
 /// `watch`.
 pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(), CliError> {
     let outcome = Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let stream = clients
         .execution()
         .watch_test_run(pb::WatchTestRunRequest { run: args.run })
@@ -257,7 +258,7 @@ pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(),
 /// `retry-errors`.
 pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Result<(), CliError> {
     let outcome = Outcome::of(&args.outcome)?;
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let stream = clients
         .execution()
         .retry_errors(pb::RetryErrorsRequest { run: args.run })
@@ -268,7 +269,7 @@ pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Res
 
 /// `last-run`.
 pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(), CliError> {
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let response = clients
         .execution()
         .last_run(pb::LastRunRequest {
@@ -292,7 +293,7 @@ pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(
 
 /// `cancel`.
 pub async fn cancel(global: &Global, out: &Output, args: RunArgs) -> Result<(), CliError> {
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let run = clients
         .execution()
         .cancel_test_run(pb::CancelTestRunRequest { run: args.run })
@@ -314,7 +315,7 @@ pub async fn list_runs(
     labels: Vec<String>,
 ) -> Result<(), CliError> {
     let labels = compare::pairs(&labels, "--label")?;
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let mut execution = clients.execution();
     let mut runs = Vec::new();
     let mut page_token = String::new();
@@ -379,7 +380,7 @@ fn run_row(run: &pb::TestRun) -> Vec<String> {
 /// `report RUN`: the same report as `execute --report`, for a stored run.
 pub async fn report(global: &Global, args: ReportCommandArgs) -> Result<(), CliError> {
     let destination = Destination::of(&args.report, true)?.expect("stdout is the default");
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let mut execution = clients.execution();
     let run = execution
         .get_test_run(pb::GetTestRunRequest {
@@ -420,7 +421,7 @@ pub async fn test_set_metrics(
     out: &Output,
     command: TestSetMetricsCommand,
 ) -> Result<(), CliError> {
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     let mut execution = clients.execution();
     let metrics = match command {
         TestSetMetricsCommand::List { test_set } => {

@@ -34,7 +34,7 @@ pub fn read_suite(path: &Path) -> Result<pb::ApplySuiteRequest, CliError> {
 /// `apply -f FILE`: prints what was created, updated and left unchanged.
 pub async fn apply(global: &Global, out: &Output, path: &Path) -> Result<(), CliError> {
     let suite = read_suite(path)?;
-    let clients = Clients::connect(global.server_url()).await?;
+    let clients = Clients::connect(global).await?;
     apply_on(&clients, out, suite).await
 }
 
@@ -125,7 +125,7 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
         outcome: args.outcome,
     };
     if let Some(url) = &global.server {
-        let clients = Clients::connect(url).await?;
+        let clients = Clients::connect_to(global, url).await?;
         apply_on(&clients, out, suite).await?;
         return run::execute_on(&clients, out, execute).await;
     }
@@ -133,7 +133,7 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
         .database
         .unwrap_or_else(|| Path::new(".assay").join("assay.db"));
     let embedded = Embedded::start(&database).await?;
-    let clients = Clients::connect(&embedded.url).await?;
+    let clients = Clients::connect_to(global, &embedded.url).await?;
     let outcome = async {
         apply_on(&clients, out, suite).await?;
         run::execute_on(&clients, out, execute).await

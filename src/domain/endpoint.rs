@@ -195,6 +195,12 @@ fn nonzero_or(value: u32, default: u32) -> u32 {
     if value == 0 { default } else { value }
 }
 
+/// Lowest rate limit of an endpoint: one call a minute, as `requests_per_minute: 1`. A lower one
+/// would hold a run for hours per test.
+pub const MIN_RATE_PER_SECOND: f64 = 1.0 / 60.0;
+/// Shortest timeout of one call: below, no endpoint could answer.
+pub const MIN_TIMEOUT_MS: u32 = 10;
+
 /// Timeout of one call to an HTTP target that sets none.
 pub const DEFAULT_HTTP_TIMEOUT_MS: u32 = 30_000;
 /// Timeout of one call to an OpenAI-compatible chat target that sets none.
@@ -249,36 +255,47 @@ impl Endpoint {
 
     /// Keeps the stored secret for every header whose new value is the mask sent back unchanged
     /// (header names compare without case, as in HTTP). A mask with no stored value behind it is
-    /// an error: it would otherwise become the secret.
+    /// an error: it would otherwise become the secret. So is a mask when the URL moves to another
+    /// origin (scheme, host, port): a stored secret is only ever sent where it was stored, so
+    /// whoever moves the endpoint must know the secret.
     pub fn keep_masked_secrets(&mut self, stored: &Endpoint) -> Result<()> {
         let Target::Http(new) = &mut self.target else {
             return Ok(());
         };
         let old = match &stored.target {
-            Target::Http(old) => Some(&old.headers),
+            Target::Http(old) => Some(old),
             Target::OpenAiChat(_) => None,
         };
         for (name, value) in new.headers.iter_mut() {
             if value != SECRET_MASK {
                 continue;
             }
-            let previous = old.and_then(|headers| {
-                headers
+            let previous = old.and_then(|old| {
+                old.headers
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, v)| v)
             });
-            match previous {
-                Some(previous) => value.clone_from(previous),
-                None => {
-                    return Err(Error::invalid(
-                        "endpoint.http.headers",
-                        format!(
-                            "{name:?} is the mask {SECRET_MASK:?} but no value is stored for it; send the real value"
-                        ),
-                    ));
-                }
+            let (Some(old), Some(previous)) = (old, previous) else {
+                return Err(Error::invalid(
+                    "endpoint.http.headers",
+                    format!(
+                        "{name:?} is the mask {SECRET_MASK:?} but no value is stored for it; send the real value"
+                    ),
+                ));
+            };
+            let (from, to) = (origin(&old.url), origin(&new.url));
+            if from != to {
+                return Err(Error::invalid(
+                    "endpoint.http.headers",
+                    format!(
+                        "{name:?} is the mask {SECRET_MASK:?} but http.url moves from {from} to {to}: \
+                         a stored secret is only sent to the origin it was stored with, so send the \
+                         real value again"
+                    ),
+                ));
             }
+            value.clone_from(previous);
         }
         Ok(())
     }
@@ -293,6 +310,16 @@ impl Endpoint {
                 field("rate_limit_per_second"),
                 format!(
                     "must be a finite number >= 0, got {}",
+                    self.rate_limit_per_second
+                ),
+            ));
+        }
+        if self.rate_limit_per_second > 0.0 && self.rate_limit_per_second < MIN_RATE_PER_SECOND {
+            return Err(Error::invalid(
+                field("rate_limit_per_second"),
+                format!(
+                    "{} is below the minimum of {MIN_RATE_PER_SECOND:.4} (one call a minute); 0 \
+                     means no limit",
                     self.rate_limit_per_second
                 ),
             ));
@@ -313,6 +340,18 @@ impl Endpoint {
                 format!(
                     "{} is below backoff_base_ms {}",
                     policy.backoff_max_ms, policy.backoff_base_ms
+                ),
+            ));
+        }
+        let (timeout_ms, timeout_field) = match &self.target {
+            Target::Http(http) => (http.timeout_ms, "http.timeout_ms"),
+            Target::OpenAiChat(chat) => (chat.timeout_ms, "openai_chat.timeout_ms"),
+        };
+        if timeout_ms != 0 && timeout_ms < MIN_TIMEOUT_MS {
+            return Err(Error::invalid(
+                field(timeout_field),
+                format!(
+                    "{timeout_ms} ms is below the minimum of {MIN_TIMEOUT_MS} ms; 0 takes the default"
                 ),
             ));
         }
@@ -371,6 +410,11 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The origin (scheme, host, port) of a URL, as text; an unparsable URL is its own origin.
+fn origin(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| url.to_string(), |u| u.origin().ascii_serialization())
 }
 
 fn validate_url(url: &str, field: &str) -> Result<()> {
@@ -457,6 +501,22 @@ mod tests {
         let mut update = http_endpoint(&[("X-Api-Key", SECRET_MASK)]);
         let err = update.keep_masked_secrets(&stored).unwrap_err().to_string();
         assert!(err.contains("X-Api-Key"), "{err}");
+    }
+
+    #[test]
+    fn a_mask_is_refused_when_the_url_moves_to_another_origin() {
+        let stored = http_endpoint(&[("X-Api-Key", "sk-1")]);
+        let mut update = http_endpoint(&[("X-Api-Key", SECRET_MASK)]);
+        let Target::Http(http) = &mut update.target else {
+            unreachable!()
+        };
+        http.url = "https://attacker.example/collect".into();
+        let err = update.keep_masked_secrets(&stored).unwrap_err().to_string();
+        assert!(
+            err.contains("attacker.example") && err.contains("X-Api-Key"),
+            "{err}"
+        );
+        assert!(!err.contains("sk-1"), "{err}");
     }
 
     /// Accepts every template: these tests are about other settings.

@@ -22,8 +22,8 @@ pub use comparison::{
 pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft};
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
-    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget, ResponseMapping, SECRET_MASK,
-    Target, TemplateSyntax, is_secret_header,
+    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, MIN_RATE_PER_SECOND, MIN_TIMEOUT_MS,
+    OpenAiChatTarget, ResponseMapping, SECRET_MASK, Target, TemplateSyntax, is_secret_header,
 };
 pub use labels::{Labels, validate_labels};
 pub use metric::{
@@ -43,3 +43,15 @@ pub use test_set::{Test, TestSet};
 
 /// Timestamps of every resource.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// `text` cut to at most `max_chars` characters, saying how many were cut: error messages quote
+/// inputs, and an input may be megabytes long.
+pub fn truncated(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_string(),
+        Some((cut, _)) => {
+            let rest = text[cut..].chars().count();
+            format!("{}… ({rest} more characters)", &text[..cut])
+        }
+    }
+}

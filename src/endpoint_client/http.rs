@@ -1,14 +1,16 @@
 //! Sending a request through the endpoint's gate with timeout and retries, and the generic HTTP
 //! target.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json_path::JsonPath;
 
 use super::env::EnvTemplate;
 use super::gate::Gate;
+use super::outbound::OutboundPolicy;
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, TargetError};
 use crate::domain::{CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
@@ -27,6 +29,15 @@ pub(crate) struct Request {
     pub headers: HeaderMap,
     /// The serialized body.
     pub body: Vec<u8>,
+}
+
+/// What every call must respect, whichever endpoint: the body limit and the outbound policy.
+#[derive(Clone, Debug)]
+pub(crate) struct Guard {
+    /// Largest response body read, in bytes.
+    pub max_body: u64,
+    /// The addresses calls may reach.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 /// How often and how long to try.
@@ -110,12 +121,14 @@ pub(crate) struct SendFailure {
 /// would start after the retry budget. Connect errors, other transport errors, timeouts, 408, 429
 /// and 5xx are retried after a backoff with full jitter, or after the `Retry-After` the endpoint
 /// asked for (capped). Every attempt passes the endpoint's gate, and tells it about 429s and
-/// successes; a backoff holds no place in the gate.
+/// successes; a backoff holds no place in the gate. A body larger than the guard's limit, or an
+/// address its policy refuses, fails the call for good.
 pub(crate) async fn send(
     client: &reqwest::Client,
     gate: &Gate,
     request: &Request,
     policy: RetryPolicy,
+    guard: &Guard,
 ) -> Result<Reply, SendFailure> {
     let mut attempts = 0;
     let mut last_error = None;
@@ -125,7 +138,7 @@ pub(crate) async fn send(
         attempts += 1;
         let started = tokio::time::Instant::now();
         let first_started = *first_started.get_or_insert(started);
-        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request)).await;
+        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request, guard)).await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
             Err(_) => (
@@ -134,7 +147,7 @@ pub(crate) async fn send(
                 },
                 None,
             ),
-            Ok(Err(error)) => (classify(&error), None),
+            Ok(Err(error)) => (error, None),
             Ok(Ok((status, _, body))) if status.is_success() => {
                 pass.succeeded();
                 return Ok(Reply {
@@ -182,25 +195,91 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// One attempt: status, `Retry-After` and the whole body.
+/// Most redirects followed in one attempt.
+const MAX_REDIRECTS: usize = 10;
+
+/// One attempt: status, `Retry-After` and the whole body (at most the guard's limit).
+///
+/// Redirects are followed here rather than by reqwest, so that a redirect to another origin
+/// (scheme, host, port) drops every configured header, not only `Authorization` (an endpoint
+/// must not be able to forward its caller's secrets elsewhere), and so that every hop to an
+/// address is checked against the outbound policy (names are checked when resolved).
 async fn attempt(
     client: &reqwest::Client,
     request: &Request,
-) -> Result<(StatusCode, Option<Duration>, Vec<u8>), reqwest::Error> {
-    let response = client
-        .request(request.method.clone(), request.url.clone())
-        .headers(request.headers.clone())
-        .body(request.body.clone())
-        .send()
-        .await?;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let body = response.bytes().await?;
-    Ok((status, retry_after, body.to_vec()))
+    guard: &Guard,
+) -> Result<(StatusCode, Option<Duration>, Vec<u8>), CallError> {
+    let (mut method, mut url) = (request.method.clone(), request.url.clone());
+    let (mut headers, mut body) = (request.headers.clone(), request.body.clone());
+    for _ in 0..=MAX_REDIRECTS {
+        guard
+            .outbound
+            .check_url(&url)
+            .map_err(|message| CallError::Blocked { message })?;
+        let response = client
+            .request(method.clone(), url.clone())
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .filter(|_| status.is_redirection());
+        let Some(location) = location else {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let body = read_capped(response, guard.max_body).await?;
+            return Ok((status, retry_after, body));
+        };
+        let next = location
+            .to_str()
+            .ok()
+            .and_then(|location| url.join(location).ok())
+            .filter(|next| matches!(next.scheme(), "http" | "https"))
+            .ok_or_else(|| CallError::Transport {
+                message: format!("HTTP {status} redirects to an invalid location"),
+            })?;
+        if next.origin() != url.origin() {
+            let content_type = headers.remove(CONTENT_TYPE);
+            headers.clear();
+            headers.extend(content_type.map(|value| (CONTENT_TYPE, value)));
+        }
+        // As browsers and reqwest do: 303, and 301/302 of a POST, go on as a GET without body.
+        if status == StatusCode::SEE_OTHER
+            || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+        {
+            method = Method::GET;
+            body = Vec::new();
+            headers.remove(CONTENT_TYPE);
+        }
+        url = next;
+    }
+    Err(CallError::Transport {
+        message: format!("more than {MAX_REDIRECTS} redirects"),
+    })
+}
+
+/// The response body, read chunk by chunk so that memory stays bounded whatever the endpoint
+/// sends; larger than `max_body` bytes is an error.
+async fn read_capped(mut response: reqwest::Response, max_body: u64) -> Result<Vec<u8>, CallError> {
+    let too_large = CallError::TooLarge { limit: max_body };
+    if response.content_length().is_some_and(|len| len > max_body) {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+        if (body.len() + chunk.len()) as u64 > max_body {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn classify(error: &reqwest::Error) -> CallError {

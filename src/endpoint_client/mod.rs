@@ -9,6 +9,7 @@ mod env;
 mod gate;
 pub(crate) mod http;
 pub(crate) mod openai;
+mod outbound;
 mod template;
 #[cfg(test)]
 pub(crate) mod test_server;
@@ -20,15 +21,24 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-pub use env::{EnvTemplate, MissingEnv};
+pub use env::{
+    DEFAULT_SECRET_ENV, EnvTemplate, MissingEnv, SecretEnv, check_key_env, check_target_env,
+};
 pub use gate::{Gate, SharedPace};
-pub use template::{BodyTemplate, BodyTemplateSyntax, TemplateVars};
+pub use outbound::{DEFAULT_DENY_CIDRS, OutboundPolicy};
+pub use template::{
+    BodyTemplate, BodyTemplateSyntax, DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES, DEFAULT_TEMPLATE_FUEL,
+    TemplateLimits, TemplateVars, check_template_syntax, set_template_limits, template_limits,
+};
 
-pub(crate) use template::{describe as describe_template_error, template_environment};
+pub(crate) use template::{
+    check_output as check_template_output, describe as describe_template_error,
+    template_environment,
+};
 
 use crate::domain::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Target, Test};
 use gate::GateSettings;
-use http::{PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
+use http::{Guard, PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
 use openai::PreparedOpenAi;
 
 /// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls, and the
@@ -40,7 +50,17 @@ pub struct TargetClient {
     gates: Arc<Mutex<HashMap<Uuid, Arc<Gate>>>>,
     /// Keeps endpoints' rates with other processes, when they call them too.
     shared: Option<Arc<dyn SharedPace>>,
+    /// The environment variables endpoints may read; checked again at every prepare, so that an
+    /// endpoint stored before the allowlist changed reads nothing else.
+    secret_env: Arc<SecretEnv>,
+    /// Largest response body read from an endpoint or judge.
+    max_body: u64,
+    /// The addresses calls may reach.
+    outbound: Arc<OutboundPolicy>,
 }
+
+/// Default of `--max-response-bytes`: 10 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 
 impl Default for TargetClient {
     fn default() -> Self {
@@ -48,25 +68,61 @@ impl Default for TargetClient {
     }
 }
 
+/// The HTTP client of every endpoint and judge call: pooled keep-alive connections, rustls, and
+/// a resolver that keeps only the addresses `outbound` allows.
+fn http_client(outbound: &Arc<OutboundPolicy>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("assay/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        // Followed by `http::send`, which drops the headers on a move to another origin and
+        // checks the policy of every hop.
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(outbound::PolicyResolver {
+            policy: Arc::clone(outbound),
+        })
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not configure the HTTP client, using defaults");
+            reqwest::Client::new()
+        })
+}
+
 impl TargetClient {
     /// A client with pooled keep-alive connections.
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("assay/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "could not configure the HTTP client, using defaults");
-                reqwest::Client::new()
-            });
+        let outbound = Arc::new(OutboundPolicy::default());
         TargetClient {
-            http,
+            http: http_client(&outbound),
             gates: Arc::default(),
             shared: None,
+            secret_env: Arc::default(),
+            max_body: DEFAULT_MAX_RESPONSE_BYTES,
+            outbound,
         }
+    }
+
+    /// This client, letting endpoints read only the variables `secret_env` allows (default:
+    /// [`DEFAULT_SECRET_ENV`]).
+    pub fn with_secret_env(mut self, secret_env: SecretEnv) -> Self {
+        self.secret_env = Arc::new(secret_env);
+        self
+    }
+
+    /// This client, reading at most `max_body` bytes of a response body.
+    pub fn with_max_response_bytes(mut self, max_body: u64) -> Self {
+        self.max_body = max_body;
+        self
+    }
+
+    /// This client, reaching only the addresses `outbound` allows (default: every address but
+    /// [`DEFAULT_DENY_CIDRS`]).
+    pub fn with_outbound(mut self, outbound: OutboundPolicy) -> Self {
+        self.outbound = Arc::new(outbound);
+        self.http = http_client(&self.outbound);
+        self
     }
 
     /// This client, keeping each endpoint's rate together with other processes through `pace`.
@@ -95,6 +151,8 @@ impl TargetClient {
         endpoint: &Endpoint,
         parameters: &Map<String, Value>,
     ) -> Result<PreparedTarget, String> {
+        check_target_env(&endpoint.target, &self.secret_env)
+            .map_err(|(field, reason)| format!("{field}: {reason}"))?;
         let (kind, timeout_ms) = match &endpoint.target {
             Target::Http(http) => (
                 Kind::Http(Box::new(PreparedHttp::prepare(http)?)),
@@ -115,6 +173,10 @@ impl TargetClient {
                 Duration::from_millis(u64::from(timeout_ms)),
                 endpoint.call_policy,
             ),
+            guard: Guard {
+                max_body: self.max_body,
+                outbound: Arc::clone(&self.outbound),
+            },
         })
     }
 }
@@ -136,6 +198,8 @@ pub struct PreparedTarget {
     parameters: minijinja::Value,
     gate: Arc<Gate>,
     policy: RetryPolicy,
+    /// The body limit and the outbound policy.
+    guard: Guard,
 }
 
 impl std::fmt::Debug for PreparedTarget {
@@ -224,7 +288,7 @@ impl PreparedTarget {
     /// The one way a request reaches this endpoint: through its gate (shared by every run and
     /// judge of the process), with the endpoint's timeout, retries, backoff and retry budget.
     async fn send(&self, request: &Request) -> Result<Reply, SendFailure> {
-        http::send(&self.client, &self.gate, request, self.policy).await
+        http::send(&self.client, &self.gate, request, self.policy, &self.guard).await
     }
 }
 
@@ -243,6 +307,12 @@ pub(crate) enum CallError {
     /// The connection failed in another way.
     #[error("request failed: {message}")]
     Transport { message: String },
+    /// The response body is larger than the limit.
+    #[error("response body larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The outbound policy refuses the address.
+    #[error("{message}")]
+    Blocked { message: String },
 }
 
 impl CallError {
@@ -253,6 +323,7 @@ impl CallError {
             CallError::Timeout { .. } | CallError::Connect { .. } | CallError::Transport { .. } => {
                 true
             }
+            CallError::TooLarge { .. } | CallError::Blocked { .. } => false,
         }
     }
 }
@@ -293,6 +364,21 @@ pub enum TargetError {
         message: String,
         /// Attempts made.
         attempts: u32,
+    },
+    /// The response body is larger than `--max-response-bytes`.
+    #[error(
+        "endpoint response body is larger than {limit} bytes, the limit (--max-response-bytes, \
+         ASSAY_MAX_RESPONSE_BYTES)"
+    )]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The outbound policy refuses the address the call would reach.
+    #[error("endpoint call blocked: {message}")]
+    Blocked {
+        /// The address and the rule.
+        message: String,
     },
     /// The response body is not JSON.
     #[error("endpoint response is not JSON: {reason}")]
@@ -363,6 +449,8 @@ impl From<SendFailure> for TargetError {
             },
             CallError::Connect { message } => TargetError::Connect { message, attempts },
             CallError::Transport { message } => TargetError::Transport { message, attempts },
+            CallError::TooLarge { limit } => TargetError::TooLarge { limit },
+            CallError::Blocked { message } => TargetError::Blocked { message },
         }
     }
 }

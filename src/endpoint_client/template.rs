@@ -5,6 +5,7 @@
 //! Any other string containing template syntax is rendered as text. Object keys stay literal.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
@@ -91,11 +92,73 @@ pub struct TemplateVars<'a> {
     pub parameters: &'a Value,
 }
 
+/// What one render of a template (a string of a body template, a judge's prompt) may cost, so
+/// that no template can hang a worker or fill the memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TemplateLimits {
+    /// minijinja fuel: about one unit per instruction, or per 64 bytes allocated or written.
+    pub fuel: u64,
+    /// Largest text one render may produce, in bytes.
+    pub max_output_bytes: usize,
+}
+
+/// Default of `--template-fuel`: a few milliseconds of work, at most about 64 MB allocated.
+pub const DEFAULT_TEMPLATE_FUEL: u64 = 1_000_000;
+/// Default of `--max-template-output-bytes`: 4 MiB.
+pub const DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+impl Default for TemplateLimits {
+    fn default() -> Self {
+        TemplateLimits {
+            fuel: DEFAULT_TEMPLATE_FUEL,
+            max_output_bytes: DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES,
+        }
+    }
+}
+
+/// The limits of the process: set once, when the server starts (templates are compiled in many
+/// places, far from the configuration; one process serves one configuration).
+static LIMITS: OnceLock<TemplateLimits> = OnceLock::new();
+
+/// Sets the template limits of this process; only the first call has an effect (it says whether
+/// it was the first).
+pub fn set_template_limits(limits: TemplateLimits) -> bool {
+    LIMITS.set(limits).is_ok()
+}
+
+/// The template limits of this process.
+pub fn template_limits() -> TemplateLimits {
+    *LIMITS.get_or_init(TemplateLimits::default)
+}
+
+/// Refuses a rendered text larger than the output limit.
+pub(crate) fn check_output(text: &str) -> Result<(), String> {
+    let max = template_limits().max_output_bytes;
+    if text.len() > max {
+        return Err(format!(
+            "the template rendered more than {max} bytes, the limit \
+             (--max-template-output-bytes, ASSAY_MAX_TEMPLATE_OUTPUT_BYTES)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `source` compiles as a template (e.g. a judge's evaluation prompt), so that a
+/// syntax error is refused when the resource is created rather than failing every call.
+pub fn check_template_syntax(source: &str) -> Result<(), String> {
+    template_environment()
+        .template_from_str(source)
+        .map(drop)
+        .map_err(|e| describe(&e))
+}
+
 /// A minijinja environment as Assay's templates use it: no auto-escaping, trailing newlines kept,
 /// undefined values lenient (tests differ in their metadata keys: a missing `metadata.x` prints as
-/// nothing). Typos in variable names are caught when the template is parsed instead.
+/// nothing), and the process's fuel per render. Typos in variable names are caught when the
+/// template is parsed instead.
 pub(crate) fn template_environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(template_limits().fuel));
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
@@ -169,6 +232,7 @@ impl BodyTemplate {
                 let text = template
                     .render(ctx)
                     .map_err(|e| format!("at {name}: {}", describe(&e)))?;
+                check_output(&text).map_err(|e| format!("at {name}: {e}"))?;
                 serde_json::Value::String(text)
             }
             Node::Value(name) => {
@@ -203,13 +267,25 @@ impl BodyTemplate {
     }
 }
 
-/// The message of a minijinja error, with its detail when it has one.
+/// The message of a minijinja error, with its detail when it has one, and the limit that was hit
+/// when the template ran out of fuel. At most [`MAX_ERROR_CHARS`] characters: a detail may quote
+/// a long input.
 pub(crate) fn describe(error: &minijinja::Error) -> String {
-    match error.detail() {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template did more work than allowed (--template-fuel, ASSAY_TEMPLATE_FUEL: {})",
+            template_limits().fuel
+        );
+    }
+    let text = match error.detail() {
         Some(detail) if !error.to_string().contains(detail) => format!("{error}: {detail}"),
         _ => error.to_string(),
-    }
+    };
+    crate::domain::truncated(&text, MAX_ERROR_CHARS)
 }
+
+/// Longest template error message kept.
+const MAX_ERROR_CHARS: usize = 300;
 
 /// The variables a body template may use.
 const VARIABLES: [&str; 6] = [

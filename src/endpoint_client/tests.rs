@@ -75,7 +75,7 @@ fn params(value: Value) -> Map<String, Value> {
 }
 
 fn unique_var(tag: &str) -> String {
-    format!("ASSAY_TEST_{tag}_{}", Uuid::new_v4().simple())
+    format!("ASSAY_SECRET_TEST_{tag}_{}", Uuid::new_v4().simple())
 }
 
 #[tokio::test]

@@ -141,6 +141,12 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// This replica, as the others see it.
     pub replica: Replica,
+    /// The environment variables endpoints and judges may read.
+    pub secret_env: crate::endpoint_client::SecretEnv,
+    /// Largest response body read from an endpoint or judge.
+    pub max_response_bytes: u64,
+    /// The addresses endpoint and judge calls may reach.
+    pub outbound: crate::endpoint_client::OutboundPolicy,
 }
 
 /// Runs test sets and keeps track of the runs this replica works on.
@@ -171,7 +177,10 @@ impl Engine {
         settings: EngineSettings,
         default_judge: Option<crate::domain::Endpoint>,
     ) -> Arc<Self> {
-        let mut targets = TargetClient::new();
+        let mut targets = TargetClient::new()
+            .with_secret_env(settings.secret_env)
+            .with_max_response_bytes(settings.max_response_bytes)
+            .with_outbound(settings.outbound);
         if store.is_shared() {
             let pace = pace::StorePace {
                 store: Arc::clone(&store),

@@ -498,7 +498,7 @@ async fn an_openai_compatible_target_needs_no_template() {
     let server = Server::start().await;
     let target = Target::start().await;
     create_metric(&server, contains("echoes", &["echo: hi"])).await;
-    unsafe { std::env::set_var("ASSAY_IT_CHAT_KEY", "sk-test-123") };
+    unsafe { std::env::set_var("ASSAY_SECRET_IT_CHAT_KEY", "sk-test-123") };
     create_endpoint(
         &server,
         pb::Endpoint {
@@ -507,7 +507,7 @@ async fn an_openai_compatible_target_needs_no_template() {
                 base_url: format!("{}/v1", target.url),
                 model: "tiny".into(),
                 system_prompt: "be brief".into(),
-                api_key_env: "ASSAY_IT_CHAT_KEY".into(),
+                api_key_env: "ASSAY_SECRET_IT_CHAT_KEY".into(),
                 timeout_ms: 0,
             })),
             ..Default::default()
@@ -535,14 +535,14 @@ async fn header_secrets_from_the_environment_are_resolved_at_call_time() {
     if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
         http.headers.insert(
             "Authorization".into(),
-            "Bearer ${env:ASSAY_IT_LATE_TOKEN}".into(),
+            "Bearer ${env:ASSAY_SECRET_IT_LATE_TOKEN}".into(),
         );
     }
     create_endpoint(&server, endpoint).await;
     create_test_set(&server, "auth", &["anything"], vec![test("p", "", &[])]).await;
 
     // Set after the endpoint was created: only a call-time lookup can see it.
-    unsafe { std::env::set_var("ASSAY_IT_LATE_TOKEN", "late-value") };
+    unsafe { std::env::set_var("ASSAY_SECRET_IT_LATE_TOKEN", "late-value") };
     execute(&server, execute_request("auth", "app")).await;
     assert_eq!(target.headers()[0]["authorization"], "Bearer late-value");
 }

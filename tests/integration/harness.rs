@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use assay::cli::Clients;
+use assay::auth::ApiKey;
+use assay::cli::{Clients, SendApiKey};
 use assay::config::ServeConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -97,6 +98,12 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// From now on the clients (`server.metrics()`, ..., and the fixtures) send `key` with
+    /// every call.
+    pub fn send_key(&mut self, key: &ApiKey) {
+        self.clients = Clients::with_key(self.channel.clone(), SendApiKey::new(key));
     }
 
     /// A raw channel, for health and reflection clients.

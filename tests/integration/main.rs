@@ -18,6 +18,7 @@ mod regressions;
 mod replicas;
 mod resilience;
 mod runs;
+mod security;
 mod standard_services;
 mod store_contract;
 mod suite;

@@ -72,17 +72,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`http://127.0.0.1:PORT` of a real `assay serve` on a fresh SQLite database."""
+#: The API key of the `keyed_server_url` server.
+API_KEY = "sk-assay-python-tests-0123456789"
+
+
+def _serve(tmp: Path, *args: str) -> Iterator[str]:
+    """`http://127.0.0.1:PORT` of a real `assay serve` on a fresh SQLite database in `tmp`, with
+    more `args`; stopped when the generator is closed."""
     binary = Path(os.environ.get("ASSAY_BIN", ROOT / "target" / "debug" / "assay"))
     assert binary.is_file(), f"{binary} missing: build it with `cargo build --bin assay`"
-    tmp = tmp_path_factory.mktemp("assay")
     port = _free_port()
     log = (tmp / "serve.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
     process = subprocess.Popen(
-        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--database", f"sqlite://{tmp / 'assay.db'}"],
+        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--database", f"sqlite://{tmp / 'assay.db'}", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -101,6 +104,18 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.terminate()
     process.wait(timeout=15)
     log.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`http://127.0.0.1:PORT` of a real `assay serve` on a fresh SQLite database."""
+    yield from _serve(tmp_path_factory.mktemp("assay"))
+
+
+@pytest.fixture(scope="session")
+def keyed_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `assay serve` that requires the API key `API_KEY`."""
+    yield from _serve(tmp_path_factory.mktemp("assay-keyed"), "--api-key", API_KEY)
 
 
 @pytest.fixture

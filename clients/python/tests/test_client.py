@@ -134,3 +134,15 @@ def test_the_api_key_is_sent_as_a_bearer_token() -> None:
     finally:
         server.stop(None)
     assert servicer.metadata.get("authorization") == "Bearer sk-test-1"
+
+
+def test_a_server_with_a_key_serves_the_client_that_sends_it(keyed_server_url: str) -> None:
+    from conftest import API_KEY
+
+    with AssayClient(keyed_server_url, api_key=API_KEY) as client:
+        assert list(client.metrics.list()) == []
+    for key in (None, "not-the-key"):
+        with AssayClient(keyed_server_url, api_key=key) as client:
+            with pytest.raises(AssayError) as refused:
+                list(client.metrics.list())
+            assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED

@@ -208,7 +208,7 @@ mod tests {
             completion("```json\n{\"score\": 4, \"reason\": \"Mostly right.\"}\n```")
         })
         .await;
-        let var = format!("ASSAY_JUDGE_KEY_{}", Uuid::new_v4().simple());
+        let var = format!("ASSAY_SECRET_JUDGE_KEY_{}", Uuid::new_v4().simple());
         // SAFETY: the variable's name is unique to this test.
         unsafe { std::env::set_var(&var, "judge-secret") };
         let settings = llm_judge(&format!("{}/v1", server.url), Some(var.clone()));
@@ -334,7 +334,7 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("choices[0].message.content"), "{err}");
 
-        let var = format!("ASSAY_JUDGE_MISSING_{}", Uuid::new_v4().simple());
+        let var = format!("ASSAY_SECRET_JUDGE_MISSING_{}", Uuid::new_v4().simple());
         let missing = llm_judge(&server.url, Some(var.clone()));
         let err = judge(&judge_client(&missing, &m), &missing, &m, &input(&CONTEXT))
             .await

@@ -4,7 +4,9 @@
 
 use super::JudgeInput;
 use crate::domain::{LlmJudge, Metric, ScoreType};
-use crate::endpoint_client::{describe_template_error, template_environment};
+use crate::endpoint_client::{
+    check_template_output, describe_template_error, template_environment,
+};
 
 /// The data shown to the judge, appended to evaluation prompts that do not show the output.
 const DATA_TEMPLATE: &str = "\
@@ -56,6 +58,7 @@ pub(super) fn render_prompt(
         let text = template
             .render(ctx)
             .map_err(|e| format!("evaluation prompt: {}", describe_template_error(&e)))?;
+        check_template_output(&text).map_err(|e| format!("evaluation prompt: {e}"))?;
         Ok((text, shows_output))
     };
     let (mut instructions, shows_output) = if evaluation_prompt.trim().is_empty() {

@@ -62,7 +62,7 @@ async fn endpoints_keep_their_settings_through_get_list_and_update() {
                 base_url: "https://api.example.com/v1".into(),
                 model: "gpt-test".into(),
                 system_prompt: "be brief".into(),
-                api_key_env: "EXAMPLE_KEY".into(),
+                api_key_env: "ASSAY_SECRET_EXAMPLE_KEY".into(),
                 timeout_ms: 0,
             })),
             ..Default::default()
@@ -74,7 +74,7 @@ async fn endpoints_keep_their_settings_through_get_list_and_update() {
     };
     assert_eq!(settings.model, "gpt-test");
     assert_eq!(settings.system_prompt, "be brief");
-    assert_eq!(settings.api_key_env, "EXAMPLE_KEY");
+    assert_eq!(settings.api_key_env, "ASSAY_SECRET_EXAMPLE_KEY");
     assert_eq!(settings.timeout_ms, 60_000);
 
     assert_eq!(get_endpoint(&server, &app.id).await.unwrap(), app);
@@ -147,8 +147,8 @@ async fn secret_headers_are_masked_by_create_get_list_and_update() {
 async fn env_references_and_plain_headers_are_shown_as_given() {
     let server = Server::start().await;
     let given = headers(&[
-        ("Authorization", "Bearer ${env:ASSAY_TEST_TOKEN}"),
-        ("X-Api-Key", "${env:ASSAY_TEST_KEY}"),
+        ("Authorization", "Bearer ${env:ASSAY_SECRET_TEST_TOKEN}"),
+        ("X-Api-Key", "${env:ASSAY_SECRET_TEST_KEY}"),
         ("Content-Type", "application/json"),
         ("X-Request-Source", "assay"),
     ]);
