@@ -1,4 +1,5 @@
-//! Metrics, and the rules of LLM judges: a judge named by reference must be an endpoint of the
+//! Metrics, and the rules of the endpoints metrics call models through: an LLM judge's judge
+//! and a semantic similarity's embedding endpoint, named by reference, must be endpoints of the
 //! `openai_chat` kind; a judge metric that names none needs the server's default judge.
 
 use uuid::Uuid;
@@ -9,6 +10,8 @@ use crate::error::{Error, Result};
 
 /// The field that names an LLM judge's endpoint, for errors.
 const JUDGE_FIELD: &str = "metric.llm_judge.judge_endpoint";
+/// The field that names a semantic similarity's embedding endpoint, for errors.
+const EMBEDDING_FIELD: &str = "metric.semantic_similarity.embedding_endpoint";
 
 impl Catalogue {
     /// Creates a metric, its unset settings at their defaults.
@@ -58,19 +61,23 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Replaces an LLM judge's endpoint reference by the endpoint's id: unknown is `NotFound`,
-    /// not of the `openai_chat` kind is `InvalidArgument`.
+    /// Replaces the reference to the endpoint a kind calls a model through by the endpoint's
+    /// id: unknown is `NotFound`, not of the `openai_chat` kind is `InvalidArgument`.
     async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
-        let (Some(MetricKind::LlmJudge(_)), Some(reference)) = (&draft.kind, &draft.judge_endpoint)
-        else {
+        let (field, role) = match &draft.kind {
+            Some(MetricKind::LlmJudge(_)) => (JUDGE_FIELD, "judge"),
+            Some(MetricKind::SemanticSimilarity { .. }) => (EMBEDDING_FIELD, "embed"),
+            _ => return Ok(()),
+        };
+        let Some(reference) = &draft.judge_endpoint else {
             return Ok(());
         };
         let endpoint = self.store.get_endpoint(reference).await?;
         if !matches!(endpoint.target, Target::OpenAiChat(_)) {
             return Err(Error::invalid(
-                JUDGE_FIELD,
+                field,
                 format!(
-                    "endpoint {:?} is not of the openai_chat kind, so it cannot judge",
+                    "endpoint {:?} is not of the openai_chat kind, so it cannot {role}",
                     endpoint.name
                 ),
             ));
@@ -80,19 +87,27 @@ impl Catalogue {
     }
 }
 
-/// The draft with its resolved judge endpoint placed in the LLM-judge kind. A judge metric that
-/// names no judge (no endpoint, no inline model) while the server has no default judge is
+/// The draft with its resolved model endpoint placed in its kind. A judge metric that names no
+/// judge (no endpoint, no inline model) while the server has no default judge is
 /// `InvalidArgument`.
 fn place_judge(mut draft: MetricDraft, default_judge: bool) -> Result<MetricDraft> {
-    let Some(MetricKind::LlmJudge(judge)) = &mut draft.kind else {
-        return Ok(draft);
-    };
-    judge.judge_endpoint = match &draft.judge_endpoint {
+    let resolved = match &draft.judge_endpoint {
         Some(Ref::Id(id)) => Some(*id),
         // Resolved by `resolve_judge` before; a name left here names nothing.
         Some(reference @ Ref::Name(_)) => return Err(Error::not_found("endpoint", reference)),
         None => None,
     };
+    let judge = match &mut draft.kind {
+        Some(MetricKind::LlmJudge(judge)) => judge,
+        Some(MetricKind::SemanticSimilarity {
+            embedding_endpoint, ..
+        }) => {
+            *embedding_endpoint = resolved;
+            return Ok(draft);
+        }
+        _ => return Ok(draft),
+    };
+    judge.judge_endpoint = resolved;
     if judge.judge_endpoint.is_none()
         && judge.base_url.trim().is_empty()
         && judge.model.trim().is_empty()

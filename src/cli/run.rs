@@ -134,6 +134,7 @@ pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result
         metrics: args.metrics,
         max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
         parameters: (!parameters.is_empty()).then(|| struct_of(parameters)),
+        budget_usd: args.budget_usd,
     };
     let clients = Clients::connect(&global.server).await?;
     let stream = clients.execution().execute(request).await?.into_inner();

@@ -10,13 +10,14 @@ mod reference;
 mod run;
 mod tally;
 mod test_set;
+mod usage;
 
 pub use behavior::Behavior;
 pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft};
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
-    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget, ResponseMapping, SECRET_MASK,
-    Target, TemplateSyntax, is_secret_header,
+    DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget, ResponseMapping, Retries,
+    SECRET_MASK, Target, TemplateSyntax, is_secret_header,
 };
 pub use metric::{
     Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
@@ -31,6 +32,7 @@ pub use run::{
 };
 pub use tally::Tally;
 pub use test_set::{Test, TestSet};
+pub use usage::{Pricing, Spending, Usage};
 
 /// Timestamps of every resource.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -16,5 +16,7 @@ mod postgres;
 mod replicas;
 mod resilience;
 mod runs;
+mod semantic;
+mod spend;
 mod standard_services;
 mod store_contract;

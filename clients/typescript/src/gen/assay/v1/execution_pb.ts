@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/execution.proto.
  */
 export const file_assay_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chhhc3NheS92MS9leGVjdXRpb24ucHJvdG8SCGFzc2F5LnYxIvQDCgdUZXN0UnVuEgoKAmlkGAEgASgJEhMKC3Rlc3Rfc2V0X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEh8KBGtpbmQYBCABKA4yES5hc3NheS52MS5SdW5LaW5kEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEiMKBnN0YXR1cxgGIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIVCg1zb3VyY2VfcnVuX2lkGAcgASgJEg0KBXRvdGFsGAggASgNEg8KB21ldHJpY3MYCSADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAogASgNEisKCnBhcmFtZXRlcnMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAwgASgJEikKB3N1bW1hcnkYDSABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinAMKClRlc3RSZXN1bHQSCgoCaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB3Rlc3RfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuYXNzYXkudjEuUmVzdWx0U3RhdHVzEg4KBm91dHB1dBgFIAEoCRIPCgdjb250ZXh0GAYgAygJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpsYXRlbmN5X21zGAggASgEEg0KBWVycm9yGAkgASgJEi4KDm1ldHJpY19yZXN1bHRzGAogAygLMhYuYXNzYXkudjEuTWV0cmljUmVzdWx0Eg4KBnByb21wdBgLIAEoCRIeChFleHBlY3RlZF9yZXNwb25zZRgMIAEoCUgAiAEBEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGA4gASgNEhIKCmxhc3RfZXJyb3IYDyABKAlCFAoSX2V4cGVjdGVkX3Jlc3BvbnNlIqoBCgxNZXRyaWNSZXN1bHQSEQoJbWV0cmljX2lkGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhIKBXNjb3JlGAMgASgBSACIAQESEAoIY2F0ZWdvcnkYBCABKAkSDgoGcGFzc2VkGAUgASgIEg4KBnJlYXNvbhgGIAEoCRINCgVlcnJvchgHIAEoCRITCgtkdXJhdGlvbl9tcxgIIAEoBEIICgZfc2NvcmUifwoNTWV0cmljU3VtbWFyeRIRCgltZXRyaWNfaWQYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSEQoJZXZhbHVhdGVkGAMgASgNEg4KBnBhc3NlZBgEIAEoDRIPCgdlcnJvcmVkGAUgASgNEhIKCm1lYW5fc2NvcmUYBiABKAEimgMKDlRlc3RSdW5TdW1tYXJ5Eg4KBnJ1bl9pZBgBIAEoCRIjCgZzdGF0dXMYAiABKA4yEy5hc3NheS52MS5SdW5TdGF0dXMSHwoEa2luZBgDIAEoDjIRLmFzc2F5LnYxLlJ1bktpbmQSDQoFdG90YWwYBCABKA0SDgoGcGFzc2VkGAUgASgNEg4KBmZhaWxlZBgGIAEoDRIPCgdlcnJvcmVkGAcgASgNEhEKCXBhc3NfcmF0ZRgIIAEoARIuCgpzdGFydGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fbXMYCyABKAQSKAoHbWV0cmljcxgMIAMoCzIXLmFzc2F5LnYxLk1ldHJpY1N1bW1hcnkSEwoLdGVzdF9zZXRfaWQYDSABKAkSEwoLZW5kcG9pbnRfaWQYDiABKAkSFQoNc291cmNlX3J1bl9pZBgPIAEoCSKdAQoORXhlY3V0aW9uRXZlbnQSKAoLcnVuX3N0YXJ0ZWQYASABKAsyES5hc3NheS52MS5UZXN0UnVuSAASJgoGcmVzdWx0GAIgASgLMhQuYXNzYXkudjEuVGVzdFJlc3VsdEgAEjAKDHJ1bl9maW5pc2hlZBgDIAEoCzIYLmFzc2F5LnYxLlRlc3RSdW5TdW1tYXJ5SABCBwoFZXZlbnQisgEKDkV4ZWN1dGVSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEiUKBG1vZGUYAyABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEg8KB21ldHJpY3MYBCADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAUgASgNEisKCnBhcmFtZXRlcnMYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpIBCg5SZXNjb3JlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRILCgNydW4YAyABKAkSDwoHbWV0cmljcxgEIAMoCRIlCgRtb2RlGAUgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIXCg9tYXhfY29uY3VycmVuY3kYBiABKA0iNAoOTGFzdFJ1blJlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiOAoPTGFzdFJ1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFzc2F5LnYxLlRlc3RSdW5TdW1tYXJ5Ii0KGUxpc3RUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkiPwoaTGlzdFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYyI9ChhBZGRUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSDwoHbWV0cmljcxgCIAMoCSI+ChlBZGRUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMiQAobUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEg8KB21ldHJpY3MYAiADKAkiQQocUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljIiAKEUdldFRlc3RSdW5SZXF1ZXN0EgsKA3J1bhgBIAEoCSJgChNMaXN0VGVzdFJ1bnNSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlAKFExpc3RUZXN0UnVuc1Jlc3BvbnNlEh8KBHJ1bnMYASADKAsyES5hc3NheS52MS5UZXN0UnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChZMaXN0VGVzdFJlc3VsdHNSZXF1ZXN0EgsKA3J1bhgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChdMaXN0VGVzdFJlc3VsdHNSZXNwb25zZRIlCgdyZXN1bHRzGAEgAygLMhQuYXNzYXkudjEuVGVzdFJlc3VsdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoTV2F0Y2hUZXN0UnVuUmVxdWVzdBILCgNydW4YASABKAkiIwoUQ2FuY2VsVGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIiEKElJldHJ5RXJyb3JzUmVxdWVzdBILCgNydW4YASABKAkqawoNRXhlY3V0aW9uTW9kZRIeChpFWEVDVVRJT05fTU9ERV9VTlNQRUNJRklFRBAAEhsKF0VYRUNVVElPTl9NT0RFX1BBUkFMTEVMEAESHQoZRVhFQ1VUSU9OX01PREVfU0VRVUVOVElBTBACKlEKB1J1bktpbmQSGAoUUlVOX0tJTkRfVU5TUEVDSUZJRUQQABIWChJSVU5fS0lORF9FWEVDVVRJT04QARIUChBSVU5fS0lORF9SRVNDT1JFEAIqogEKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUlVOX1NUQVRVU19SVU5OSU5HEAESGAoUUlVOX1NUQVRVU19DT01QTEVURUQQAhIWChJSVU5fU1RBVFVTX1BBUlRJQUwQAxIVChFSVU5fU1RBVFVTX0ZBSUxFRBAEEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAUqegoMUmVzdWx0U3RhdHVzEh0KGVJFU1VMVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRSRVNVTFRfU1RBVFVTX1BBU1NFRBABEhgKFFJFU1VMVF9TVEFUVVNfRkFJTEVEEAISFwoTUkVTVUxUX1NUQVRVU19FUlJPUhADMrsHChRUZXN0RXhlY3V0aW9uU2VydmljZRI/CgdFeGVjdXRlEhguYXNzYXkudjEuRXhlY3V0ZVJlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEj8KB1Jlc2NvcmUSGC5hc3NheS52MS5SZXNjb3JlUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESPgoHTGFzdFJ1bhIYLmFzc2F5LnYxLkxhc3RSdW5SZXF1ZXN0GhkuYXNzYXkudjEuTGFzdFJ1blJlc3BvbnNlEl8KEkxpc3RUZXN0U2V0TWV0cmljcxIjLmFzc2F5LnYxLkxpc3RUZXN0U2V0TWV0cmljc1JlcXVlc3QaJC5hc3NheS52MS5MaXN0VGVzdFNldE1ldHJpY3NSZXNwb25zZRJcChFBZGRUZXN0U2V0TWV0cmljcxIiLmFzc2F5LnYxLkFkZFRlc3RTZXRNZXRyaWNzUmVxdWVzdBojLmFzc2F5LnYxLkFkZFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USZQoUUmVtb3ZlVGVzdFNldE1ldHJpY3MSJS5hc3NheS52MS5SZW1vdmVUZXN0U2V0TWV0cmljc1JlcXVlc3QaJi5hc3NheS52MS5SZW1vdmVUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEjwKCkdldFRlc3RSdW4SGy5hc3NheS52MS5HZXRUZXN0UnVuUmVxdWVzdBoRLmFzc2F5LnYxLlRlc3RSdW4STQoMTGlzdFRlc3RSdW5zEh0uYXNzYXkudjEuTGlzdFRlc3RSdW5zUmVxdWVzdBoeLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1Jlc3BvbnNlElYKD0xpc3RUZXN0UmVzdWx0cxIgLmFzc2F5LnYxLkxpc3RUZXN0UmVzdWx0c1JlcXVlc3QaIS5hc3NheS52MS5MaXN0VGVzdFJlc3VsdHNSZXNwb25zZRJJCgxXYXRjaFRlc3RSdW4SHS5hc3NheS52MS5XYXRjaFRlc3RSdW5SZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwARJCCg1DYW5jZWxUZXN0UnVuEh4uYXNzYXkudjEuQ2FuY2VsVGVzdFJ1blJlcXVlc3QaES5hc3NheS52MS5UZXN0UnVuEkcKC1JldHJ5RXJyb3JzEhwuYXNzYXkudjEuUmV0cnlFcnJvcnNSZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwAWIGcHJvdG8z", [file_assay_v1_metric, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chhhc3NheS92MS9leGVjdXRpb24ucHJvdG8SCGFzc2F5LnYxIvQDCgdUZXN0UnVuEgoKAmlkGAEgASgJEhMKC3Rlc3Rfc2V0X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEh8KBGtpbmQYBCABKA4yES5hc3NheS52MS5SdW5LaW5kEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEiMKBnN0YXR1cxgGIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIVCg1zb3VyY2VfcnVuX2lkGAcgASgJEg0KBXRvdGFsGAggASgNEg8KB21ldHJpY3MYCSADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAogASgNEisKCnBhcmFtZXRlcnMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAwgASgJEikKB3N1bW1hcnkYDSABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgQKClRlc3RSZXN1bHQSCgoCaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB3Rlc3RfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuYXNzYXkudjEuUmVzdWx0U3RhdHVzEg4KBm91dHB1dBgFIAEoCRIPCgdjb250ZXh0GAYgAygJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpsYXRlbmN5X21zGAggASgEEg0KBWVycm9yGAkgASgJEi4KDm1ldHJpY19yZXN1bHRzGAogAygLMhYuYXNzYXkudjEuTWV0cmljUmVzdWx0Eg4KBnByb21wdBgLIAEoCRIeChFleHBlY3RlZF9yZXNwb25zZRgMIAEoCUgAiAEBEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGA4gASgNEhIKCmxhc3RfZXJyb3IYDyABKAkSIwoFdXNhZ2UYKCABKAsyFC5hc3NheS52MS5Ub2tlblVzYWdlEhAKCGNvc3RfdXNkGCkgASgBEikKC2p1ZGdlX3VzYWdlGCogASgLMhQuYXNzYXkudjEuVG9rZW5Vc2FnZRIWCg5qdWRnZV9jb3N0X3VzZBgrIAEoAUIUChJfZXhwZWN0ZWRfcmVzcG9uc2UiOQoKVG9rZW5Vc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAQSFQoNb3V0cHV0X3Rva2VucxgCIAEoBCKqAQoMTWV0cmljUmVzdWx0EhEKCW1ldHJpY19pZBgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRISCgVzY29yZRgDIAEoAUgAiAEBEhAKCGNhdGVnb3J5GAQgASgJEg4KBnBhc3NlZBgFIAEoCBIOCgZyZWFzb24YBiABKAkSDQoFZXJyb3IYByABKAkSEwoLZHVyYXRpb25fbXMYCCABKARCCAoGX3Njb3JlIn8KDU1ldHJpY1N1bW1hcnkSEQoJbWV0cmljX2lkGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhEKCWV2YWx1YXRlZBgDIAEoDRIOCgZwYXNzZWQYBCABKA0SDwoHZXJyb3JlZBgFIAEoDRISCgptZWFuX3Njb3JlGAYgASgBIqQECg5UZXN0UnVuU3VtbWFyeRIOCgZydW5faWQYASABKAkSIwoGc3RhdHVzGAIgASgOMhMuYXNzYXkudjEuUnVuU3RhdHVzEh8KBGtpbmQYAyABKA4yES5hc3NheS52MS5SdW5LaW5kEg0KBXRvdGFsGAQgASgNEg4KBnBhc3NlZBgFIAEoDRIOCgZmYWlsZWQYBiABKA0SDwoHZXJyb3JlZBgHIAEoDRIRCglwYXNzX3JhdGUYCCABKAESLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAsgASgEEigKB21ldHJpY3MYDCADKAsyFy5hc3NheS52MS5NZXRyaWNTdW1tYXJ5EhMKC3Rlc3Rfc2V0X2lkGA0gASgJEhMKC2VuZHBvaW50X2lkGA4gASgJEhUKDXNvdXJjZV9ydW5faWQYDyABKAkSIwoFdXNhZ2UYKCABKAsyFC5hc3NheS52MS5Ub2tlblVzYWdlEhAKCGNvc3RfdXNkGCkgASgBEikKC2p1ZGdlX3VzYWdlGCogASgLMhQuYXNzYXkudjEuVG9rZW5Vc2FnZRIWCg5qdWRnZV9jb3N0X3VzZBgrIAEoARIOCgZyZWFzb24YLCABKAkinQEKDkV4ZWN1dGlvbkV2ZW50EigKC3J1bl9zdGFydGVkGAEgASgLMhEuYXNzYXkudjEuVGVzdFJ1bkgAEiYKBnJlc3VsdBgCIAEoCzIULmFzc2F5LnYxLlRlc3RSZXN1bHRIABIwCgxydW5fZmluaXNoZWQYAyABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeUgAQgcKBWV2ZW50ItoBCg5FeGVjdXRlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRIlCgRtb2RlGAMgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIPCgdtZXRyaWNzGAQgAygJEhcKD21heF9jb25jdXJyZW5jeRgFIAEoDRIrCgpwYXJhbWV0ZXJzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIXCgpidWRnZXRfdXNkGBQgASgBSACIAQFCDQoLX2J1ZGdldF91c2QikgEKDlJlc2NvcmVSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEgsKA3J1bhgDIAEoCRIPCgdtZXRyaWNzGAQgAygJEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEhcKD21heF9jb25jdXJyZW5jeRgGIAEoDSI0Cg5MYXN0UnVuUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCSI4Cg9MYXN0UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYXNzYXkudjEuVGVzdFJ1blN1bW1hcnkiLQoZTGlzdFRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCSI/ChpMaXN0VGVzdFNldE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljIj0KGEFkZFRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIPCgdtZXRyaWNzGAIgAygJIj4KGUFkZFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYyJAChtSZW1vdmVUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSDwoHbWV0cmljcxgCIAMoCSJBChxSZW1vdmVUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMiIAoRR2V0VGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJImAKE0xpc3RUZXN0UnVuc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiUAoUTGlzdFRlc3RSdW5zUmVzcG9uc2USHwoEcnVucxgBIAMoCzIRLmFzc2F5LnYxLlRlc3RSdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKFkxpc3RUZXN0UmVzdWx0c1JlcXVlc3QSCwoDcnVuGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlkKF0xpc3RUZXN0UmVzdWx0c1Jlc3BvbnNlEiUKB3Jlc3VsdHMYASADKAsyFC5hc3NheS52MS5UZXN0UmVzdWx0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIiChNXYXRjaFRlc3RSdW5SZXF1ZXN0EgsKA3J1bhgBIAEoCSIjChRDYW5jZWxUZXN0UnVuUmVxdWVzdBILCgNydW4YASABKAkiIQoSUmV0cnlFcnJvcnNSZXF1ZXN0EgsKA3J1bhgBIAEoCSprCg1FeGVjdXRpb25Nb2RlEh4KGkVYRUNVVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASGwoXRVhFQ1VUSU9OX01PREVfUEFSQUxMRUwQARIdChlFWEVDVVRJT05fTU9ERV9TRVFVRU5USUFMEAIqUQoHUnVuS2luZBIYChRSVU5fS0lORF9VTlNQRUNJRklFRBAAEhYKElJVTl9LSU5EX0VYRUNVVElPThABEhQKEFJVTl9LSU5EX1JFU0NPUkUQAirCAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJSVU5fU1RBVFVTX1JVTk5JTkcQARIYChRSVU5fU1RBVFVTX0NPTVBMRVRFRBACEhYKElJVTl9TVEFUVVNfUEFSVElBTBADEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAQSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBRIeChpSVU5fU1RBVFVTX0JVREdFVF9FWENFRURFRBAGKnoKDFJlc3VsdFN0YXR1cxIdChlSRVNVTFRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUUkVTVUxUX1NUQVRVU19QQVNTRUQQARIYChRSRVNVTFRfU1RBVFVTX0ZBSUxFRBACEhcKE1JFU1VMVF9TVEFUVVNfRVJST1IQAzK7BwoUVGVzdEV4ZWN1dGlvblNlcnZpY2USPwoHRXhlY3V0ZRIYLmFzc2F5LnYxLkV4ZWN1dGVSZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwARI/CgdSZXNjb3JlEhguYXNzYXkudjEuUmVzY29yZVJlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEj4KB0xhc3RSdW4SGC5hc3NheS52MS5MYXN0UnVuUmVxdWVzdBoZLmFzc2F5LnYxLkxhc3RSdW5SZXNwb25zZRJfChJMaXN0VGVzdFNldE1ldHJpY3MSIy5hc3NheS52MS5MaXN0VGVzdFNldE1ldHJpY3NSZXF1ZXN0GiQuYXNzYXkudjEuTGlzdFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USXAoRQWRkVGVzdFNldE1ldHJpY3MSIi5hc3NheS52MS5BZGRUZXN0U2V0TWV0cmljc1JlcXVlc3QaIy5hc3NheS52MS5BZGRUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEmUKFFJlbW92ZVRlc3RTZXRNZXRyaWNzEiUuYXNzYXkudjEuUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXF1ZXN0GiYuYXNzYXkudjEuUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXNwb25zZRI8CgpHZXRUZXN0UnVuEhsuYXNzYXkudjEuR2V0VGVzdFJ1blJlcXVlc3QaES5hc3NheS52MS5UZXN0UnVuEk0KDExpc3RUZXN0UnVucxIdLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1JlcXVlc3QaHi5hc3NheS52MS5MaXN0VGVzdFJ1bnNSZXNwb25zZRJWCg9MaXN0VGVzdFJlc3VsdHMSIC5hc3NheS52MS5MaXN0VGVzdFJlc3VsdHNSZXF1ZXN0GiEuYXNzYXkudjEuTGlzdFRlc3RSZXN1bHRzUmVzcG9uc2USSQoMV2F0Y2hUZXN0UnVuEh0uYXNzYXkudjEuV2F0Y2hUZXN0UnVuUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESQgoNQ2FuY2VsVGVzdFJ1bhIeLmFzc2F5LnYxLkNhbmNlbFRlc3RSdW5SZXF1ZXN0GhEuYXNzYXkudjEuVGVzdFJ1bhJHCgtSZXRyeUVycm9ycxIcLmFzc2F5LnYxLlJldHJ5RXJyb3JzUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAFiBnByb3RvMw", [file_assay_v1_metric, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One execution or rescore of a test set against an endpoint.
@@ -256,6 +256,36 @@ export type TestResult = Message<"assay.v1.TestResult"> & {
    * @generated from field: string last_error = 15;
    */
   lastError: string;
+
+  /**
+   * Tokens of the endpoint call (OpenAI-compatible `usage`, or the HTTP target's
+   * `response_mapping.input_tokens` / `output_tokens`); unset when the endpoint reported none.
+   * A rescore keeps its source's.
+   *
+   * @generated from field: assay.v1.TokenUsage usage = 40;
+   */
+  usage?: TokenUsage | undefined;
+
+  /**
+   * Cost of the endpoint call in USD: its tokens at the endpoint's `pricing`.
+   *
+   * @generated from field: double cost_usd = 41;
+   */
+  costUsd: number;
+
+  /**
+   * Tokens of the calls that scored the answer (LLM judges, embeddings), summed.
+   *
+   * @generated from field: assay.v1.TokenUsage judge_usage = 42;
+   */
+  judgeUsage?: TokenUsage | undefined;
+
+  /**
+   * Cost of those calls in USD, each at its endpoint's `pricing`.
+   *
+   * @generated from field: double judge_cost_usd = 43;
+   */
+  judgeCostUsd: number;
 };
 
 /**
@@ -264,6 +294,34 @@ export type TestResult = Message<"assay.v1.TestResult"> & {
  */
 export const TestResultSchema: GenMessage<TestResult> = /*@__PURE__*/
   messageDesc(file_assay_v1_execution, 1);
+
+/**
+ * Tokens one call, or many summed, used.
+ *
+ * @generated from message assay.v1.TokenUsage
+ */
+export type TokenUsage = Message<"assay.v1.TokenUsage"> & {
+  /**
+   * Tokens read (OpenAI's `prompt_tokens`).
+   *
+   * @generated from field: uint64 input_tokens = 1;
+   */
+  inputTokens: bigint;
+
+  /**
+   * Tokens written (OpenAI's `completion_tokens`).
+   *
+   * @generated from field: uint64 output_tokens = 2;
+   */
+  outputTokens: bigint;
+};
+
+/**
+ * Describes the message assay.v1.TokenUsage.
+ * Use `create(TokenUsageSchema)` to create a new message.
+ */
+export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 2);
 
 /**
  * The verdict of one metric on one answer.
@@ -333,7 +391,7 @@ export type MetricResult = Message<"assay.v1.MetricResult"> & {
  * Use `create(MetricResultSchema)` to create a new message.
  */
 export const MetricResultSchema: GenMessage<MetricResult> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 2);
+  messageDesc(file_assay_v1_execution, 3);
 
 /**
  * Statistics of one metric over a run.
@@ -389,7 +447,7 @@ export type MetricSummary = Message<"assay.v1.MetricSummary"> & {
  * Use `create(MetricSummarySchema)` to create a new message.
  */
 export const MetricSummarySchema: GenMessage<MetricSummary> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 3);
+  messageDesc(file_assay_v1_execution, 4);
 
 /**
  * The outcome of a run.
@@ -501,6 +559,41 @@ export type TestRunSummary = Message<"assay.v1.TestRunSummary"> & {
    * @generated from field: string source_run_id = 15;
    */
   sourceRunId: string;
+
+  /**
+   * Tokens of the endpoint calls of the run's results, summed.
+   *
+   * @generated from field: assay.v1.TokenUsage usage = 40;
+   */
+  usage?: TokenUsage | undefined;
+
+  /**
+   * Cost of the endpoint calls in USD, summed.
+   *
+   * @generated from field: double cost_usd = 41;
+   */
+  costUsd: number;
+
+  /**
+   * Tokens of the judge and embedding calls, summed.
+   *
+   * @generated from field: assay.v1.TokenUsage judge_usage = 42;
+   */
+  judgeUsage?: TokenUsage | undefined;
+
+  /**
+   * Cost of the judge and embedding calls in USD, summed.
+   *
+   * @generated from field: double judge_cost_usd = 43;
+   */
+  judgeCostUsd: number;
+
+  /**
+   * Why the run ended as it did when the status alone does not say (e.g. the budget spent).
+   *
+   * @generated from field: string reason = 44;
+   */
+  reason: string;
 };
 
 /**
@@ -508,7 +601,7 @@ export type TestRunSummary = Message<"assay.v1.TestRunSummary"> & {
  * Use `create(TestRunSummarySchema)` to create a new message.
  */
 export const TestRunSummarySchema: GenMessage<TestRunSummary> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 4);
+  messageDesc(file_assay_v1_execution, 5);
 
 /**
  * One message of an Execute, Rescore or WatchTestRun stream.
@@ -553,7 +646,7 @@ export type ExecutionEvent = Message<"assay.v1.ExecutionEvent"> & {
  * Use `create(ExecutionEventSchema)` to create a new message.
  */
 export const ExecutionEventSchema: GenMessage<ExecutionEvent> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 5);
+  messageDesc(file_assay_v1_execution, 6);
 
 /**
  * Request of Execute.
@@ -602,6 +695,16 @@ export type ExecuteRequest = Message<"assay.v1.ExecuteRequest"> & {
    * @generated from field: google.protobuf.Struct parameters = 6;
    */
   parameters?: JsonObject | undefined;
+
+  /**
+   * Most USD the run may spend (endpoint and judge calls at their endpoints' `pricing`): once
+   * the results stored or in flight on a replica reach it, no further test is started, and the
+   * run ends as `RUN_STATUS_BUDGET_EXCEEDED` keeping every result so far. Unset: no budget.
+   * Tests already in flight finish, so the spend may pass the budget by their cost.
+   *
+   * @generated from field: optional double budget_usd = 20;
+   */
+  budgetUsd?: number | undefined;
 };
 
 /**
@@ -609,7 +712,7 @@ export type ExecuteRequest = Message<"assay.v1.ExecuteRequest"> & {
  * Use `create(ExecuteRequestSchema)` to create a new message.
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 6);
+  messageDesc(file_assay_v1_execution, 7);
 
 /**
  * Request of Rescore.
@@ -666,7 +769,7 @@ export type RescoreRequest = Message<"assay.v1.RescoreRequest"> & {
  * Use `create(RescoreRequestSchema)` to create a new message.
  */
 export const RescoreRequestSchema: GenMessage<RescoreRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 7);
+  messageDesc(file_assay_v1_execution, 8);
 
 /**
  * Request of LastRun.
@@ -694,7 +797,7 @@ export type LastRunRequest = Message<"assay.v1.LastRunRequest"> & {
  * Use `create(LastRunRequestSchema)` to create a new message.
  */
 export const LastRunRequestSchema: GenMessage<LastRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 8);
+  messageDesc(file_assay_v1_execution, 9);
 
 /**
  * Response of LastRun.
@@ -715,7 +818,7 @@ export type LastRunResponse = Message<"assay.v1.LastRunResponse"> & {
  * Use `create(LastRunResponseSchema)` to create a new message.
  */
 export const LastRunResponseSchema: GenMessage<LastRunResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 9);
+  messageDesc(file_assay_v1_execution, 10);
 
 /**
  * Request of ListTestSetMetrics.
@@ -736,7 +839,7 @@ export type ListTestSetMetricsRequest = Message<"assay.v1.ListTestSetMetricsRequ
  * Use `create(ListTestSetMetricsRequestSchema)` to create a new message.
  */
 export const ListTestSetMetricsRequestSchema: GenMessage<ListTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 10);
+  messageDesc(file_assay_v1_execution, 11);
 
 /**
  * Response of ListTestSetMetrics.
@@ -757,7 +860,7 @@ export type ListTestSetMetricsResponse = Message<"assay.v1.ListTestSetMetricsRes
  * Use `create(ListTestSetMetricsResponseSchema)` to create a new message.
  */
 export const ListTestSetMetricsResponseSchema: GenMessage<ListTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 11);
+  messageDesc(file_assay_v1_execution, 12);
 
 /**
  * Request of AddTestSetMetrics.
@@ -785,7 +888,7 @@ export type AddTestSetMetricsRequest = Message<"assay.v1.AddTestSetMetricsReques
  * Use `create(AddTestSetMetricsRequestSchema)` to create a new message.
  */
 export const AddTestSetMetricsRequestSchema: GenMessage<AddTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 12);
+  messageDesc(file_assay_v1_execution, 13);
 
 /**
  * Response of AddTestSetMetrics.
@@ -806,7 +909,7 @@ export type AddTestSetMetricsResponse = Message<"assay.v1.AddTestSetMetricsRespo
  * Use `create(AddTestSetMetricsResponseSchema)` to create a new message.
  */
 export const AddTestSetMetricsResponseSchema: GenMessage<AddTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 13);
+  messageDesc(file_assay_v1_execution, 14);
 
 /**
  * Request of RemoveTestSetMetrics.
@@ -834,7 +937,7 @@ export type RemoveTestSetMetricsRequest = Message<"assay.v1.RemoveTestSetMetrics
  * Use `create(RemoveTestSetMetricsRequestSchema)` to create a new message.
  */
 export const RemoveTestSetMetricsRequestSchema: GenMessage<RemoveTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 14);
+  messageDesc(file_assay_v1_execution, 15);
 
 /**
  * Response of RemoveTestSetMetrics.
@@ -855,7 +958,7 @@ export type RemoveTestSetMetricsResponse = Message<"assay.v1.RemoveTestSetMetric
  * Use `create(RemoveTestSetMetricsResponseSchema)` to create a new message.
  */
 export const RemoveTestSetMetricsResponseSchema: GenMessage<RemoveTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 15);
+  messageDesc(file_assay_v1_execution, 16);
 
 /**
  * Request of GetTestRun.
@@ -876,7 +979,7 @@ export type GetTestRunRequest = Message<"assay.v1.GetTestRunRequest"> & {
  * Use `create(GetTestRunRequestSchema)` to create a new message.
  */
 export const GetTestRunRequestSchema: GenMessage<GetTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 16);
+  messageDesc(file_assay_v1_execution, 17);
 
 /**
  * Request of ListTestRuns.
@@ -918,7 +1021,7 @@ export type ListTestRunsRequest = Message<"assay.v1.ListTestRunsRequest"> & {
  * Use `create(ListTestRunsRequestSchema)` to create a new message.
  */
 export const ListTestRunsRequestSchema: GenMessage<ListTestRunsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 17);
+  messageDesc(file_assay_v1_execution, 18);
 
 /**
  * Response of ListTestRuns.
@@ -946,7 +1049,7 @@ export type ListTestRunsResponse = Message<"assay.v1.ListTestRunsResponse"> & {
  * Use `create(ListTestRunsResponseSchema)` to create a new message.
  */
 export const ListTestRunsResponseSchema: GenMessage<ListTestRunsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 18);
+  messageDesc(file_assay_v1_execution, 19);
 
 /**
  * Request of ListTestResults.
@@ -981,7 +1084,7 @@ export type ListTestResultsRequest = Message<"assay.v1.ListTestResultsRequest"> 
  * Use `create(ListTestResultsRequestSchema)` to create a new message.
  */
 export const ListTestResultsRequestSchema: GenMessage<ListTestResultsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 19);
+  messageDesc(file_assay_v1_execution, 20);
 
 /**
  * Response of ListTestResults.
@@ -1009,7 +1112,7 @@ export type ListTestResultsResponse = Message<"assay.v1.ListTestResultsResponse"
  * Use `create(ListTestResultsResponseSchema)` to create a new message.
  */
 export const ListTestResultsResponseSchema: GenMessage<ListTestResultsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 20);
+  messageDesc(file_assay_v1_execution, 21);
 
 /**
  * Request of WatchTestRun.
@@ -1030,7 +1133,7 @@ export type WatchTestRunRequest = Message<"assay.v1.WatchTestRunRequest"> & {
  * Use `create(WatchTestRunRequestSchema)` to create a new message.
  */
 export const WatchTestRunRequestSchema: GenMessage<WatchTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 21);
+  messageDesc(file_assay_v1_execution, 22);
 
 /**
  * Request of CancelTestRun.
@@ -1051,7 +1154,7 @@ export type CancelTestRunRequest = Message<"assay.v1.CancelTestRunRequest"> & {
  * Use `create(CancelTestRunRequestSchema)` to create a new message.
  */
 export const CancelTestRunRequestSchema: GenMessage<CancelTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 22);
+  messageDesc(file_assay_v1_execution, 23);
 
 /**
  * Request of RetryErrors.
@@ -1072,7 +1175,7 @@ export type RetryErrorsRequest = Message<"assay.v1.RetryErrorsRequest"> & {
  * Use `create(RetryErrorsRequestSchema)` to create a new message.
  */
 export const RetryErrorsRequestSchema: GenMessage<RetryErrorsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 23);
+  messageDesc(file_assay_v1_execution, 24);
 
 /**
  * How the tests of a run are dispatched.
@@ -1189,6 +1292,14 @@ export enum RunStatus {
    * @generated from enum value: RUN_STATUS_CANCELLED = 5;
    */
   CANCELLED = 5,
+
+  /**
+   * The run's spend reached `ExecuteRequest.budget_usd`: no test was started after that, the
+   * results so far are kept and the run's `error` says how much was spent.
+   *
+   * @generated from enum value: RUN_STATUS_BUDGET_EXCEEDED = 6;
+   */
+  BUDGET_EXCEEDED = 6,
 }
 
 /**
