@@ -66,11 +66,15 @@ mod tests {
 
     #[test]
     fn cosine_is_the_angle_between_vectors_whatever_their_length() {
-        assert_eq!(cosine(&[1.0, 0.0], &[3.0, 0.0]), Ok(1.0));
-        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 2.0]), Ok(0.0));
-        assert_eq!(cosine(&[1.0, 1.0], &[-1.0, -1.0]), Ok(-1.0));
-        let half = cosine(&[1.0, 0.0], &[1.0, 3f64.sqrt()]).unwrap();
-        assert!((half - 0.5).abs() < 1e-12, "{half}");
+        for (a, b, want) in [
+            (vec![1.0, 0.0], vec![3.0, 0.0], 1.0),
+            (vec![1.0, 0.0], vec![0.0, 2.0], 0.0),
+            (vec![1.0, 1.0], vec![-1.0, -1.0], -1.0),
+            (vec![1.0, 0.0], vec![1.0, 3f64.sqrt()], 0.5),
+        ] {
+            let got = cosine(&a, &b).unwrap();
+            assert!((got - want).abs() < 1e-12, "{a:?} {b:?}: {got}");
+        }
     }
 
     #[test]
