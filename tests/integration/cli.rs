@@ -1147,3 +1147,40 @@ async fn health_says_serving_and_exits_0_and_fails_when_no_server_answers() {
         stderr(&gone)
     );
 }
+
+#[tokio::test]
+async fn execute_shows_tokens_and_cost_and_stops_at_its_budget() {
+    let (server, target, dir) = setup().await;
+    create_endpoint(&server, crate::spend::priced("priced", &target)).await;
+    // Each test: 2 tokens in at 1 USD, 1 out at 2 USD: 4 USD.
+    let tests = (0..3).map(|i| test(&format!("q {i}"), "", &[("answer", "Paris")]));
+    create_test_set(&server, "geo", &["says-paris"], tests.collect()).await;
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "geo",
+            "priced",
+            "--mode",
+            "sequential",
+            "--budget-usd",
+            "5",
+        ],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(code(&output), 4, "{text}{}", stderr(&output));
+    assert!(text.contains("BUDGET_EXCEEDED"), "{text}");
+    assert!(text.contains("budget of 5 USD reached"), "{text}");
+    assert!(
+        text.contains("endpoint: 6 tokens (4 in, 2 out), 8.0000 USD; judges: 0 tokens"),
+        "{text}"
+    );
+    assert!(
+        stderr(&output).contains("stopped at its budget"),
+        "{}",
+        stderr(&output)
+    );
+}

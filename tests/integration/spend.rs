@@ -11,7 +11,7 @@ use crate::fixtures::*;
 use crate::harness::Server;
 
 /// The target's `/answer` with its tokens mapped, at 1 USD per input token and 2 per output.
-fn priced(name: &str, target: &Target) -> pb::Endpoint {
+pub(crate) fn priced(name: &str, target: &Target) -> pb::Endpoint {
     let mut endpoint = http_endpoint(name, &target.url);
     if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
         let mapping = http.response_mapping.as_mut().unwrap();
