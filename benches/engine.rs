@@ -147,6 +147,7 @@ async fn store_batching(dir: &std::path::Path, n: usize) {
             started_at: Some(now),
             finished_at: None,
             plan: None,
+            labels: Default::default(),
         };
         // The run's items: n tests of a set of its own, all claimed by this replica.
         let items = TestSet {

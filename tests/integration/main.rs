@@ -13,6 +13,7 @@ mod harness;
 mod metrics;
 mod on_postgres;
 mod postgres;
+mod regressions;
 mod replicas;
 mod resilience;
 mod runs;
