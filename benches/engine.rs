@@ -113,6 +113,10 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
         expected_response: None,
         behavior_id: None,
         created_at: chrono::Utc::now(),
+        usage: None,
+        cost_usd: 0.0,
+        judge_usage: Default::default(),
+        judge_cost_usd: 0.0,
     }
 }
 

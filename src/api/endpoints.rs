@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{mask_paths, non_empty, reference, required, timestamp, update_target};
 use crate::catalogue::Catalogue;
 use crate::domain::{
-    CallPolicy, Endpoint, EndpointDraft, HttpTarget, OpenAiChatTarget, PageRequest,
+    CallPolicy, Endpoint, EndpointDraft, HttpTarget, OpenAiChatTarget, PageRequest, Pricing,
     ResponseMapping, Target,
 };
 use crate::proto::v1 as pb;
@@ -38,6 +38,8 @@ fn to_proto(e: Endpoint) -> pb::Endpoint {
                 output: h.response_mapping.output,
                 context: h.response_mapping.context.unwrap_or_default(),
                 metadata: h.response_mapping.metadata.unwrap_or_default(),
+                input_tokens: h.response_mapping.input_tokens.unwrap_or_default(),
+                output_tokens: h.response_mapping.output_tokens.unwrap_or_default(),
             }),
             timeout_ms: h.timeout_ms,
         }),
@@ -58,6 +60,10 @@ fn to_proto(e: Endpoint) -> pb::Endpoint {
         max_retries: e.max_retries,
         rate_limit_per_second: e.rate_limit_per_second,
         call_policy: Some(policy_to_proto(e.call_policy)),
+        pricing: Some(pb::Pricing {
+            input_usd_per_million_tokens: e.pricing.input_usd_per_million_tokens,
+            output_usd_per_million_tokens: e.pricing.output_usd_per_million_tokens,
+        }),
         created_at: Some(timestamp(e.created_at)),
         updated_at: Some(timestamp(e.updated_at)),
     }
@@ -105,6 +111,8 @@ pub(super) fn from_proto(p: pb::Endpoint) -> EndpointDraft {
                     output: mapping.output,
                     context: non_empty(mapping.context),
                     metadata: non_empty(mapping.metadata),
+                    input_tokens: non_empty(mapping.input_tokens),
+                    output_tokens: non_empty(mapping.output_tokens),
                 },
                 timeout_ms: h.timeout_ms,
             })
@@ -125,6 +133,10 @@ pub(super) fn from_proto(p: pb::Endpoint) -> EndpointDraft {
         max_retries: p.max_retries,
         rate_limit_per_second: p.rate_limit_per_second,
         call_policy: p.call_policy.map(policy_from_proto),
+        pricing: p.pricing.map(|pricing| Pricing {
+            input_usd_per_million_tokens: pricing.input_usd_per_million_tokens,
+            output_usd_per_million_tokens: pricing.output_usd_per_million_tokens,
+        }),
     }
 }
 

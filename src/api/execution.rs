@@ -12,7 +12,7 @@ use super::{comparison, metrics, reference, references, run_id, selection, times
 use crate::catalogue::Catalogue;
 use crate::domain::{
     ExecutionMode, Metric, MetricResult, PageRequest, Ref, ResultStatus, RunKind, RunStatus,
-    TestResult, TestRun,
+    TestResult, TestRun, Usage,
 };
 use crate::engine::{Base, Engine, ExecuteSpec, RescoreSpec, RunEvent, RunEvents};
 use crate::error::{Error, Result};
@@ -87,6 +87,7 @@ fn status_to_proto(status: RunStatus) -> pb::RunStatus {
         RunStatus::Partial => pb::RunStatus::Partial,
         RunStatus::Failed => pb::RunStatus::Failed,
         RunStatus::Cancelled => pb::RunStatus::Cancelled,
+        RunStatus::BudgetExceeded => pb::RunStatus::BudgetExceeded,
     }
 }
 
@@ -131,7 +132,31 @@ fn summary_to_proto(run: &TestRun) -> Option<pb::TestRunSummary> {
             .source_run_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
+        usage: Some(usage_to_proto(s.spending.usage)),
+        cost_usd: s.spending.cost_usd,
+        judge_usage: Some(usage_to_proto(s.spending.judge_usage)),
+        judge_cost_usd: s.spending.judge_cost_usd,
+        reason: run.error.clone().unwrap_or_default(),
     })
+}
+
+fn usage_to_proto(u: Usage) -> pb::TokenUsage {
+    pb::TokenUsage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+    }
+}
+
+/// A budget in USD: finite and above 0 when given.
+fn budget(budget_usd: Option<f64>) -> Result<Option<f64>, Status> {
+    match budget_usd {
+        Some(usd) if !(usd.is_finite() && usd > 0.0) => Err(Error::invalid(
+            "budget_usd",
+            format!("must be a finite number above 0, got {usd}"),
+        )
+        .into()),
+        budget => Ok(budget),
+    }
 }
 
 fn run_to_proto(run: TestRun) -> pb::TestRun {
@@ -195,6 +220,10 @@ fn result_to_proto(r: &TestResult) -> pb::TestResult {
         prompt: r.prompt.clone(),
         expected_response: r.expected_response.clone(),
         created_at: Some(timestamp(r.created_at)),
+        usage: r.usage.map(usage_to_proto),
+        cost_usd: r.cost_usd,
+        judge_usage: Some(usage_to_proto(r.judge_usage)),
+        judge_cost_usd: r.judge_cost_usd,
     }
 }
 
@@ -245,6 +274,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
             metrics: references(&r.metrics, "metrics")?,
             max_concurrency: r.max_concurrency,
             parameters: r.parameters.map(json::from_struct).unwrap_or_default(),
+            budget_usd: budget(r.budget_usd)?,
             labels: selection::labels(r.labels, "labels")?,
             selection: selection::selection(r.filter, r.shard)?,
         };

@@ -82,6 +82,19 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
             } as i32,
         }),
         MetricKind::Latency { max_ms } => Kind::Latency(pb::Latency { max_ms }),
+        MetricKind::Cost { max_usd } => Kind::Cost(pb::Cost { max_usd }),
+        MetricKind::TokenUsage { max_tokens } => {
+            Kind::TokenUsage(pb::TokenUsageLimit { max_tokens })
+        }
+        MetricKind::SemanticSimilarity {
+            value,
+            embedding_endpoint,
+        } => Kind::SemanticSimilarity(pb::SemanticSimilarity {
+            value,
+            embedding_endpoint: embedding_endpoint
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        }),
         MetricKind::Similarity {
             measure,
             value,
@@ -193,11 +206,19 @@ pub(super) fn from_proto(p: pb::Metric) -> Result<MetricDraft> {
                 Kind::Levenshtein(s) => similarity(SimilarityMeasure::Levenshtein, s)?,
                 Kind::RougeL(s) => similarity(SimilarityMeasure::RougeL, s)?,
                 Kind::Bleu(s) => similarity(SimilarityMeasure::Bleu, s)?,
+                Kind::Cost(c) => MetricKind::Cost { max_usd: c.max_usd },
+                Kind::TokenUsage(t) => MetricKind::TokenUsage {
+                    max_tokens: t.max_tokens,
+                },
+                Kind::SemanticSimilarity(s) => {
+                    judge_endpoint = optional_ref(&s.embedding_endpoint);
+                    MetricKind::SemanticSimilarity {
+                        value: s.value,
+                        embedding_endpoint: None,
+                    }
+                }
                 Kind::LlmJudge(j) => {
-                    judge_endpoint = match j.judge_endpoint.trim() {
-                        "" => None,
-                        reference => Some(Ref::parse(reference)),
-                    };
+                    judge_endpoint = optional_ref(&j.judge_endpoint);
                     MetricKind::LlmJudge(LlmJudge {
                         base_url: j.base_url,
                         model: j.model,
@@ -253,6 +274,14 @@ pub(super) fn from_proto(p: pb::Metric) -> Result<MetricDraft> {
         kind,
         judge_endpoint,
     })
+}
+
+/// A reference to a resource, `None` when blank.
+fn optional_ref(reference: &str) -> Option<Ref> {
+    match reference.trim() {
+        "" => None,
+        reference => Some(Ref::parse(reference)),
+    }
 }
 
 /// A similarity kind; its tokenizer name is read here, whether each option belongs to the

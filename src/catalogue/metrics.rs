@@ -1,4 +1,5 @@
-//! Metrics, and the rules of LLM judges: a judge named by reference must be an endpoint of the
+//! Metrics, and the rules of the endpoints metrics call models through: an LLM judge's judge
+//! and a semantic similarity's embedding endpoint, named by reference, must be endpoints of the
 //! `openai_chat` kind; a judge metric that names none needs the server's default judge.
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::error::{Error, Result};
 
 /// The field that names an LLM judge's endpoint, for errors.
 const JUDGE_FIELD: &str = "metric.llm_judge.judge_endpoint";
+/// The field that names a semantic similarity's embedding endpoint, for errors.
+const EMBEDDING_FIELD: &str = "metric.semantic_similarity.embedding_endpoint";
 
 impl Catalogue {
     /// Creates a metric, its unset settings at their defaults.
@@ -67,27 +70,37 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Replaces an LLM judge's endpoint reference by the endpoint's id: unknown is `NotFound`,
-    /// not of the `openai_chat` kind is `InvalidArgument`.
+    /// Replaces the reference to the endpoint a kind calls a model through by the endpoint's
+    /// id: unknown is `NotFound`, not of the `openai_chat` kind is `InvalidArgument`.
     pub(super) async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
-        let (Some(MetricKind::LlmJudge(_)), Some(reference)) = (&draft.kind, &draft.judge_endpoint)
+        let (Some(role), Some(reference)) = (model_role(draft.kind.as_ref()), &draft.judge_endpoint)
         else {
             return Ok(());
         };
         let endpoint = self.store.get_endpoint(reference).await?;
-        draft.judge_endpoint = Some(judge_ref(&endpoint)?);
+        draft.judge_endpoint = Some(model_endpoint(&endpoint, role)?);
         Ok(())
     }
 }
 
-/// The reference a judge metric keeps to its judge endpoint (its id); `InvalidArgument` unless
-/// the endpoint is of the `openai_chat` kind.
-pub(super) fn judge_ref(endpoint: &Endpoint) -> Result<Ref> {
+/// The field naming the endpoint a kind calls a model through (for errors) and what it does
+/// with it; `None` for kinds that call no model.
+pub(super) fn model_role(kind: Option<&MetricKind>) -> Option<(&'static str, &'static str)> {
+    match kind? {
+        MetricKind::LlmJudge(_) => Some((JUDGE_FIELD, "judge")),
+        MetricKind::SemanticSimilarity { .. } => Some((EMBEDDING_FIELD, "embed")),
+        _ => None,
+    }
+}
+
+/// The reference a metric keeps to the endpoint it calls a model through (its id);
+/// `InvalidArgument` unless the endpoint is of the `openai_chat` kind.
+pub(super) fn model_endpoint(endpoint: &Endpoint, (field, role): (&str, &str)) -> Result<Ref> {
     if !matches!(endpoint.target, Target::OpenAiChat(_)) {
         return Err(Error::invalid(
-            JUDGE_FIELD,
+            field,
             format!(
-                "endpoint {:?} is not of the openai_chat kind, so it cannot judge",
+                "endpoint {:?} is not of the openai_chat kind, so it cannot {role}",
                 endpoint.name
             ),
         ));
@@ -111,19 +124,27 @@ pub(super) fn check_judge(metric: &Metric, allowed: &SecretEnv, outbound: &Outbo
         .map_err(|reason| Error::invalid("metric.llm_judge.api_key_env", reason))
 }
 
-/// The draft with its resolved judge endpoint placed in the LLM-judge kind. A judge metric that
-/// names no judge (no endpoint, no inline model) while the server has no default judge is
+/// The draft with its resolved model endpoint placed in its kind. A judge metric that names no
+/// judge (no endpoint, no inline model) while the server has no default judge is
 /// `InvalidArgument`.
 pub(super) fn place_judge(mut draft: MetricDraft, default_judge: bool) -> Result<MetricDraft> {
-    let Some(MetricKind::LlmJudge(judge)) = &mut draft.kind else {
-        return Ok(draft);
-    };
-    judge.judge_endpoint = match &draft.judge_endpoint {
+    let resolved = match &draft.judge_endpoint {
         Some(Ref::Id(id)) => Some(*id),
         // Resolved by `resolve_judge` before; a name left here names nothing.
         Some(reference @ Ref::Name(_)) => return Err(Error::not_found("endpoint", reference)),
         None => None,
     };
+    let judge = match &mut draft.kind {
+        Some(MetricKind::LlmJudge(judge)) => judge,
+        Some(MetricKind::SemanticSimilarity {
+            embedding_endpoint, ..
+        }) => {
+            *embedding_endpoint = resolved;
+            return Ok(draft);
+        }
+        _ => return Ok(draft),
+    };
+    judge.judge_endpoint = resolved;
     if judge.judge_endpoint.is_none()
         && judge.base_url.trim().is_empty()
         && judge.model.trim().is_empty()

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::Catalogue;
 use super::endpoints::{check_env, check_outbound};
-use super::metrics::{check_judge, judge_ref, place_judge};
+use super::metrics::{check_judge, model_endpoint, model_role, place_judge};
 use crate::domain::{
     Behavior, Endpoint, EndpointDraft, GroupDraft, Metric, MetricDraft, MetricKind, PageRequest,
     Ref, Test, TestDraft, TestSet, Timestamp,
@@ -223,12 +223,15 @@ impl Catalogue {
         let mut metric_ids = HashMap::new();
         for (i, mut draft) in suite.metrics.into_iter().enumerate() {
             let field = format!("metrics[{i}]");
-            let in_suite = match (&draft.kind, &draft.judge_endpoint) {
-                (Some(MetricKind::LlmJudge(_)), Some(Ref::Name(name))) => endpoints.get(name),
+            let role = model_role(draft.kind.as_ref());
+            let in_suite = match (role, &draft.judge_endpoint) {
+                (Some(role), Some(Ref::Name(name))) => endpoints.get(name).map(|e| (e, role)),
                 _ => None,
             };
             let judged = match in_suite {
-                Some(judge) => judge_ref(judge).map(|id| draft.judge_endpoint = Some(id)),
+                Some((model, role)) => {
+                    model_endpoint(model, role).map(|id| draft.judge_endpoint = Some(id))
+                }
                 None => self.resolve_judge(&mut draft).await,
             };
             judged.map_err(|e| e.within("metric", &field))?;

@@ -290,6 +290,10 @@ pub struct ExecuteArgs {
     /// Run parameter for the body template, `key=value` (value as JSON, else text; repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Most USD the run may spend (endpoint and judge calls at their endpoints' prices); no
+    /// test starts once it is spent.
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<f64>,
     /// Label stored on the run, `key=value`, e.g. `branch=main` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

@@ -6,7 +6,7 @@
 //! refused or could not be reached (the gRPC code and message are printed), or does not serve
 //! (`health`), or a test regressed with `--fail-on-regression`; 2 bad arguments (a flag or value the command line does not allow), found before
 //! any call; 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the
-//! run could not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage,
+//! run could not be judged (it ended FAILED, CANCELLED or BUDGET_EXCEEDED, or every result is an error: an outage,
 //! not a regression); 130 Ctrl-C stopped following a run (which goes on on the server).
 
 pub mod args;

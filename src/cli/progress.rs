@@ -221,6 +221,10 @@ pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
         summary.errored,
         summary.pass_rate * 100.0
     );
+    if !summary.reason.is_empty() {
+        text.push_str(&format!("{}\n", summary.reason));
+    }
+    text.push_str(&spend_text(summary));
     if !summary.metrics.is_empty() {
         let rows: Vec<Vec<String>> = summary
             .metrics
@@ -242,6 +246,24 @@ pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
         ));
     }
     text
+}
+
+/// The tokens and cost of the endpoint calls, and of the judge and embedding calls.
+fn spend_text(summary: &pb::TestRunSummary) -> String {
+    let part = |usage: Option<&pb::TokenUsage>, cost_usd: f64| {
+        let usage = usage.cloned().unwrap_or_default();
+        format!(
+            "{} tokens ({} in, {} out), {cost_usd:.4} USD",
+            usage.input_tokens + usage.output_tokens,
+            usage.input_tokens,
+            usage.output_tokens
+        )
+    };
+    format!(
+        "endpoint: {}; judges: {}\n",
+        part(summary.usage.as_ref(), summary.cost_usd),
+        part(summary.judge_usage.as_ref(), summary.judge_cost_usd)
+    )
 }
 
 /// Results per second, once a second has passed: before that, a rate says more about the first
@@ -273,6 +295,11 @@ mod tests {
             failed: 1,
             pass_rate: 0.75,
             duration_ms: 1500,
+            usage: Some(pb::TokenUsage {
+                input_tokens: 120,
+                output_tokens: 30,
+            }),
+            cost_usd: 0.0125,
             metrics: vec![pb::MetricSummary {
                 metric_name: "exact".into(),
                 evaluated: 4,
@@ -284,6 +311,9 @@ mod tests {
         });
         assert!(text.contains(
             "run r1 COMPLETED in 1.50s: 4 tests, 3 passed, 1 failed, 0 errored (pass rate 75.0%)"
+        ));
+        assert!(text.contains(
+            "endpoint: 150 tokens (120 in, 30 out), 0.0125 USD; judges: 0 tokens (0 in, 0 out), 0.0000 USD"
         ));
         assert!(text.contains("METRIC  EVALUATED  PASSED  ERRORED  MEAN SCORE\nexact   4          3       0        0.750"));
     }

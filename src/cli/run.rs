@@ -131,12 +131,17 @@ impl Ended {
     }
 }
 
-/// Why a finished run gives no verdicts to gate on, if it does not: it failed or was cancelled,
-/// or every result is an error (the endpoint was down: an outage, not a regression).
+/// Why a finished run gives no verdicts to gate on, if it does not: it failed, was cancelled or
+/// stopped at its budget, or every result is an error (the endpoint was down: an outage, not a regression).
 fn unjudged(summary: &pb::TestRunSummary) -> Option<String> {
     match pb::RunStatus::try_from(summary.status) {
         Ok(pb::RunStatus::Failed) => Some("the run FAILED".to_string()),
         Ok(pb::RunStatus::Cancelled) => Some("the run was CANCELLED".to_string()),
+        // Not every test ran: the pass rate says nothing of the rest.
+        Ok(pb::RunStatus::BudgetExceeded) => Some(format!(
+            "the run stopped at its budget ({})",
+            summary.reason
+        )),
         _ if summary.total > 0 && summary.errored == summary.total => Some(format!(
             "every result is an error ({} of {})",
             summary.errored, summary.total
@@ -190,6 +195,7 @@ pub(super) async fn execute_on(
         metrics: args.metrics,
         max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
         parameters: (!parameters.is_empty()).then(|| struct_of(parameters)),
+        budget_usd: args.budget_usd,
         labels: compare::pairs(&args.labels, "--label")?,
         filter: test_filter(args.filter)?,
         shard: args.shard.map(|(index, count)| pb::Shard { index, count }),
@@ -492,6 +498,7 @@ mod tests {
     fn a_run_without_verdicts_is_unjudged_and_one_with_some_is_judged() {
         assert!(unjudged(&summary(pb::RunStatus::Failed, 3, 3)).is_some());
         assert!(unjudged(&summary(pb::RunStatus::Cancelled, 3, 0)).is_some());
+        assert!(unjudged(&summary(pb::RunStatus::BudgetExceeded, 3, 0)).is_some());
         assert!(unjudged(&summary(pb::RunStatus::Partial, 3, 3)).is_some());
         assert!(unjudged(&summary(pb::RunStatus::Partial, 3, 2)).is_none());
         assert!(unjudged(&summary(pb::RunStatus::Completed, 3, 0)).is_none());

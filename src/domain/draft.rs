@@ -10,14 +10,15 @@ use uuid::Uuid;
 
 use super::patch::Patch;
 use super::{
-    Behavior, CallPolicy, Endpoint, Metric, MetricKind, Ref, ScoreType, Target, Test, TestSet,
-    ThresholdOperator, Timestamp,
+    Behavior, CallPolicy, Endpoint, Metric, MetricKind, Pricing, Ref, ScoreType, Target, Test,
+    TestSet, ThresholdOperator, Timestamp,
 };
 use crate::error::{Error, Result};
 
 /// The kinds of a metric, as requests name them (for error messages).
 pub const METRIC_KINDS: &str = "exact_match, contains, not_contains, regex, starts_with, \
-    ends_with, is_json, json_schema, length, latency, levenshtein, rouge_l, bleu, llm_judge";
+    ends_with, is_json, json_schema, length, latency, levenshtein, rouge_l, bleu, \
+    semantic_similarity, cost, token_usage, llm_judge";
 
 /// A metric as given: `None` fields take their defaults.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,10 +41,12 @@ pub struct MetricDraft {
     pub requires_expected: bool,
     /// Needs context from the endpoint.
     pub requires_context: bool,
-    /// What the metric checks; required. An LLM judge's `judge_endpoint` is filled in from
+    /// What the metric checks; required. The kind's [model
+    /// endpoint](MetricKind::model_endpoint) is filled in from
     /// [`judge_endpoint`](Self::judge_endpoint) when it is resolved.
     pub kind: Option<MetricKind>,
-    /// The endpoint that judges an LLM-judge metric, by id or name.
+    /// The endpoint the kind calls a model through, by id or name: an LLM judge's judge, a
+    /// semantic similarity's embedding endpoint.
     pub judge_endpoint: Option<Ref>,
 }
 
@@ -73,6 +76,9 @@ impl Patch for MetricDraft {
         "levenshtein",
         "rouge_l",
         "bleu",
+        "semantic_similarity",
+        "cost",
+        "token_usage",
     ];
 
     fn is_set(&self, path: &str) -> bool {
@@ -147,10 +153,7 @@ impl Metric {
 
     /// The metric as a draft: what an update starts from.
     pub fn to_draft(&self) -> MetricDraft {
-        let judge_endpoint = match &self.kind {
-            MetricKind::LlmJudge(judge) => judge.judge_endpoint.map(Ref::Id),
-            _ => None,
-        };
+        let judge_endpoint = self.kind.model_endpoint().map(Ref::Id);
         MetricDraft {
             name: self.name.clone(),
             description: self.description.clone(),
@@ -179,11 +182,13 @@ pub struct EndpointDraft {
     /// See [`Endpoint::max_concurrency`].
     pub max_concurrency: u32,
     /// See [`Endpoint::max_retries`].
-    pub max_retries: u32,
+    pub max_retries: Option<u32>,
     /// See [`Endpoint::rate_limit_per_second`].
     pub rate_limit_per_second: f64,
     /// `None`: the default policy; durations that are 0 take their defaults.
     pub call_policy: Option<CallPolicy>,
+    /// `None`: free.
+    pub pricing: Option<Pricing>,
 }
 
 impl Patch for EndpointDraft {
@@ -197,6 +202,7 @@ impl Patch for EndpointDraft {
         "max_retries",
         "rate_limit_per_second",
         "call_policy",
+        "pricing",
     ];
 
     fn is_set(&self, path: &str) -> bool {
@@ -206,9 +212,10 @@ impl Patch for EndpointDraft {
             // The target is copied once, under its own name.
             "target" => self.target.is_some(),
             "max_concurrency" => self.max_concurrency != 0,
-            "max_retries" => self.max_retries != 0,
+            "max_retries" => self.max_retries.is_some(),
             "rate_limit_per_second" => self.rate_limit_per_second != 0.0,
             "call_policy" => self.call_policy.is_some(),
+            "pricing" => self.pricing.is_some(),
             _ => false,
         }
     }
@@ -221,6 +228,7 @@ impl Patch for EndpointDraft {
             "max_retries" => self.max_retries = s.max_retries,
             "rate_limit_per_second" => self.rate_limit_per_second = s.rate_limit_per_second,
             "call_policy" => self.call_policy = s.call_policy,
+            "pricing" => self.pricing = s.pricing,
             _ => self.target.clone_from(&s.target),
         }
     }
@@ -242,6 +250,7 @@ impl Endpoint {
             max_retries: draft.max_retries,
             rate_limit_per_second: draft.rate_limit_per_second,
             call_policy: draft.call_policy.unwrap_or_default().with_defaults(),
+            pricing: draft.pricing.unwrap_or_default(),
             created_at,
             updated_at: chrono::Utc::now(),
         })
@@ -257,6 +266,7 @@ impl Endpoint {
             max_retries: self.max_retries,
             rate_limit_per_second: self.rate_limit_per_second,
             call_policy: Some(self.call_policy),
+            pricing: Some(self.pricing),
         }
     }
 }
@@ -420,6 +430,8 @@ mod tests {
                     output: String::new(),
                     context: None,
                     metadata: None,
+                    input_tokens: None,
+                    output_tokens: None,
                 },
                 timeout_ms: 0,
             })),

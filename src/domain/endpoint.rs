@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Timestamp;
 use super::metric::validate_name;
+use super::{Pricing, Timestamp};
 use crate::error::{Error, Result};
 
 /// What read RPCs show instead of a secret header value.
@@ -31,8 +31,10 @@ pub struct Endpoint {
     /// Most calls in flight for one run (0: server default) and to this endpoint from every run
     /// of the process together (0: no shared limit).
     pub max_concurrency: u32,
-    /// Retries after a retryable failure.
-    pub max_retries: u32,
+    /// Retries after a retryable failure; `None` (not set): [`Retries::DEFAULT`]. Endpoints
+    /// stored before it was optional read their 0 as set: they keep not retrying.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
     /// Most calls per second from every run of the process; 0: unlimited. The same limit as
     /// `call_policy.requests_per_minute / 60`: at most one of them is set.
     pub rate_limit_per_second: f64,
@@ -40,6 +42,9 @@ pub struct Endpoint {
     /// before it existed read with the defaults.
     #[serde(default)]
     pub call_policy: CallPolicy,
+    /// Prices of its tokens (free by default).
+    #[serde(default)]
+    pub pricing: Pricing,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -91,6 +96,26 @@ impl CallPolicy {
     }
 }
 
+/// Which failed attempts of an endpoint are tried again, and how often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retries {
+    /// Only failures that providers do not bill (connection errors, HTTP 429, 500, 502, 503,
+    /// 504): the default of an endpoint that sets no `max_retries`.
+    Unbilled(u32),
+    /// Every retryable failure (also timeouts, HTTP 408 and other 5xx): `max_retries` set.
+    Retryable(u32),
+}
+
+impl Retries {
+    /// The retries of an endpoint that sets none, as the OpenAI SDK retries.
+    pub const DEFAULT: Retries = Retries::Unbilled(2);
+
+    /// The retries `max_retries` asks for.
+    pub fn of(max_retries: Option<u32>) -> Retries {
+        max_retries.map_or(Retries::DEFAULT, Retries::Retryable)
+    }
+}
+
 /// The kinds of target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -127,6 +152,12 @@ pub struct ResponseMapping {
     pub context: Option<String>,
     /// Path of extra data.
     pub metadata: Option<String>,
+    /// Path of the input tokens of the call.
+    #[serde(default)]
+    pub input_tokens: Option<String>,
+    /// Path of the output tokens of the call.
+    #[serde(default)]
+    pub output_tokens: Option<String>,
 }
 
 /// An OpenAI-compatible chat target.
@@ -333,6 +364,7 @@ impl Endpoint {
                 ),
             ));
         }
+        self.pricing.validate(&field("pricing"))?;
         let policy = &self.call_policy;
         if policy.backoff_max_ms < policy.backoff_base_ms {
             return Err(Error::invalid(
@@ -389,6 +421,8 @@ impl Endpoint {
                     ("output", Some(&mapping.output)),
                     ("context", mapping.context.as_ref()),
                     ("metadata", mapping.metadata.as_ref()),
+                    ("input_tokens", mapping.input_tokens.as_ref()),
+                    ("output_tokens", mapping.output_tokens.as_ref()),
                 ] {
                     if let Some(path) = path
                         && let Err(e) = serde_json_path::JsonPath::parse(path)
@@ -472,13 +506,16 @@ mod tests {
                     output: DEFAULT_OUTPUT_PATH.into(),
                     context: None,
                     metadata: None,
+                    input_tokens: None,
+                    output_tokens: None,
                 },
                 timeout_ms: 1000,
             }),
             max_concurrency: 0,
-            max_retries: 0,
+            max_retries: None,
             rate_limit_per_second: 0.0,
             call_policy: CallPolicy::default(),
+            pricing: Pricing::default(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

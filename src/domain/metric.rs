@@ -109,6 +109,24 @@ pub enum MetricKind {
         #[serde(default)]
         options: SimilarityOptions,
     },
+    /// The endpoint call cost at most `max_usd`.
+    Cost {
+        /// Most USD that passes.
+        max_usd: f64,
+    },
+    /// The endpoint call used at most `max_tokens` tokens, input and output together.
+    TokenUsage {
+        /// Most tokens that pass.
+        max_tokens: u64,
+    },
+    /// Cosine similarity of the embeddings of the output and a value or the expected response.
+    SemanticSimilarity {
+        /// The reference text; `None` uses the expected response.
+        value: Option<String>,
+        /// The endpoint of the OpenAI chat kind whose API embeds; set once the catalogue has
+        /// resolved the reference (a metric without one is invalid).
+        embedding_endpoint: Option<Uuid>,
+    },
 }
 
 /// Settings of prefix and suffix checks.
@@ -289,7 +307,9 @@ impl MetricKind {
     /// The score type a metric of this kind has when none is given.
     pub fn natural_score_type(&self) -> ScoreType {
         match self {
-            MetricKind::LlmJudge(_) | MetricKind::Similarity { .. } => ScoreType::Numeric,
+            MetricKind::LlmJudge(_)
+            | MetricKind::Similarity { .. }
+            | MetricKind::SemanticSimilarity { .. } => ScoreType::Numeric,
             _ => ScoreType::Binary,
         }
     }
@@ -301,14 +321,36 @@ impl MetricKind {
             MetricKind::ExactMatch { value, .. }
             | MetricKind::StartsWith(Affix { value, .. })
             | MetricKind::EndsWith(Affix { value, .. })
-            | MetricKind::Similarity { value, .. } => Some(value.as_deref()),
+            | MetricKind::Similarity { value, .. }
+            | MetricKind::SemanticSimilarity { value, .. } => Some(value.as_deref()),
             _ => None,
         }
     }
 
-    /// Whether this kind can only give a pass/fail score (no category).
+    /// Whether this kind reads the endpoint call's token usage, so an answer without one cannot
+    /// be scored.
+    pub fn needs_usage(&self) -> bool {
+        matches!(
+            self,
+            MetricKind::Cost { .. } | MetricKind::TokenUsage { .. }
+        )
+    }
+
+    /// Whether this kind can only give a score (no category).
     fn is_deterministic(&self) -> bool {
         !matches!(self, MetricKind::LlmJudge(_))
+    }
+
+    /// The endpoint a kind calls a model through, when it names one: an LLM judge's
+    /// `judge_endpoint`, a semantic similarity's `embedding_endpoint`.
+    pub fn model_endpoint(&self) -> Option<Uuid> {
+        match self {
+            MetricKind::LlmJudge(judge) => judge.judge_endpoint,
+            MetricKind::SemanticSimilarity {
+                embedding_endpoint, ..
+            } => *embedding_endpoint,
+            _ => None,
+        }
     }
 }
 
@@ -534,6 +576,33 @@ impl MetricKind {
                 .map(|_| ())
                 .map_err(|e| Error::invalid(field("json_schema.schema"), e)),
             MetricKind::Length { min, max, .. } => validate_length(*min, *max, field),
+            MetricKind::SemanticSimilarity {
+                embedding_endpoint, ..
+            } => match embedding_endpoint {
+                Some(_) => Ok(()),
+                None => Err(Error::invalid(
+                    field("semantic_similarity.embedding_endpoint"),
+                    "is required: name an endpoint of the openai_chat kind that embeds",
+                )),
+            },
+            MetricKind::Cost { max_usd } => {
+                if !(max_usd.is_finite() && *max_usd >= 0.0) {
+                    return Err(Error::invalid(
+                        field("cost.max_usd"),
+                        format!("must be a finite number >= 0, got {max_usd}"),
+                    ));
+                }
+                Ok(())
+            }
+            MetricKind::TokenUsage { max_tokens } => {
+                if *max_tokens == 0 {
+                    return Err(Error::invalid(
+                        field("token_usage.max_tokens"),
+                        "must be greater than 0",
+                    ));
+                }
+                Ok(())
+            }
             MetricKind::Latency { max_ms } => {
                 if *max_ms == 0 {
                     return Err(Error::invalid(

@@ -13,6 +13,7 @@ mod run;
 mod selection;
 mod tally;
 mod test_set;
+mod usage;
 
 pub use behavior::Behavior;
 pub use comparison::{
@@ -23,7 +24,8 @@ pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft}
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
     DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, MIN_RATE_PER_SECOND, MIN_TIMEOUT_MS,
-    OpenAiChatTarget, ResponseMapping, SECRET_MASK, Target, TemplateSyntax, is_secret_header,
+    OpenAiChatTarget, ResponseMapping, Retries, SECRET_MASK, Target, TemplateSyntax,
+    is_secret_header,
 };
 pub use labels::{Labels, validate_labels};
 pub use metric::{
@@ -40,6 +42,7 @@ pub use run::{
 pub use selection::{Shard, TestFacts, TestFilter};
 pub use tally::Tally;
 pub use test_set::{Test, TestSet};
+pub use usage::{Pricing, Spending, Usage};
 
 /// Timestamps of every resource.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

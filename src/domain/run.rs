@@ -40,6 +40,8 @@ pub enum RunStatus {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// Its spend reached its budget before every test was started.
+    BudgetExceeded,
 }
 
 impl RunStatus {
@@ -51,6 +53,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::BudgetExceeded => "budget_exceeded",
         }
     }
 }
@@ -149,6 +152,34 @@ pub struct RunPlan {
     /// The totals of the results stored so far.
     #[serde(default)]
     pub tally: super::Tally,
+    /// Most USD the run may spend; no test starts once its spend reaches it.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+}
+
+impl RunPlan {
+    /// Whether the run has spent its budget.
+    pub fn budget_spent(&self, spent_usd: f64) -> bool {
+        self.budget_usd.is_some_and(|budget| spent_usd >= budget)
+    }
+
+    /// The final status of a run of `total` tests that was not cancelled, and why when the
+    /// status alone does not say: a run that spent its budget with tests left unstarted ended
+    /// for that, else the results decide.
+    pub fn outcome(&self, total: u32) -> (RunStatus, Option<String>) {
+        let spent = self.tally.spending().total_usd();
+        match self.budget_usd {
+            Some(budget) if self.budget_spent(spent) && self.tally.stored() < total => (
+                RunStatus::BudgetExceeded,
+                Some(format!(
+                    "budget of {budget} USD reached: spent {spent:.6} USD, {} of {total} tests \
+                     not run",
+                    total - self.tally.stored()
+                )),
+            ),
+            _ => (self.tally.status(), None),
+        }
+    }
 }
 
 /// Counts and statistics of an ended run.
@@ -168,6 +199,10 @@ pub struct RunSummary {
     pub duration_ms: u64,
     /// Per metric, in order of first use.
     pub metrics: Vec<MetricStats>,
+    /// Tokens and cost of the endpoint calls and of the judge calls (summaries stored before
+    /// they were counted read none).
+    #[serde(default)]
+    pub spending: super::Spending,
 }
 
 /// Statistics of one metric over a run.
@@ -224,6 +259,35 @@ pub struct TestResult {
     pub behavior_id: Option<Uuid>,
     /// When stored.
     pub created_at: Timestamp,
+    /// Tokens of the endpoint call, when it reported them.
+    #[serde(default)]
+    pub usage: Option<super::Usage>,
+    /// Cost of the endpoint call in USD.
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// Tokens of the calls that scored the answer (judges, embeddings), summed.
+    #[serde(default)]
+    pub judge_usage: super::Usage,
+    /// Cost of those calls in USD.
+    #[serde(default)]
+    pub judge_cost_usd: f64,
+}
+
+impl TestResult {
+    /// What the result cost: its endpoint call and the calls that scored it.
+    pub fn spent_usd(&self) -> f64 {
+        self.cost_usd + self.judge_cost_usd
+    }
+
+    /// Sets the judge tokens and cost to the sums of its metric results'.
+    pub fn count_judge_spend(&mut self) {
+        let mut usage = super::Usage::default();
+        for m in &self.metric_results {
+            usage.add(m.usage.unwrap_or_default());
+        }
+        self.judge_usage = usage;
+        self.judge_cost_usd = self.metric_results.iter().map(|m| m.cost_usd).sum();
+    }
 }
 
 /// The verdict of one metric on one answer.
@@ -246,6 +310,12 @@ pub struct MetricResult {
     /// How long the metric took, in milliseconds (results stored before it was kept read 0).
     #[serde(default)]
     pub duration_ms: u64,
+    /// Tokens of the model calls the metric made (a judge, an embedding), when reported.
+    #[serde(default)]
+    pub usage: Option<super::Usage>,
+    /// Cost of those calls in USD.
+    #[serde(default)]
+    pub cost_usd: f64,
 }
 
 /// Which runs a list returns.

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{MetricStats, ResultStatus, RunStatus, RunSummary, TestResult, TestRun};
+use super::{MetricStats, ResultStatus, RunStatus, RunSummary, Spending, TestResult, TestRun};
 
 /// Counts results as they are stored.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,9 @@ pub struct Tally {
     failed: u32,
     errored: u32,
     metrics: Vec<MetricTally>,
+    /// Tallies stored before it was counted read none.
+    #[serde(default)]
+    spending: Spending,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +34,7 @@ impl Tally {
             ResultStatus::Failed => self.failed += 1,
             ResultStatus::Error => self.errored += 1,
         }
+        self.spending.add(result);
         for m in &result.metric_results {
             let tally = self.metric(m.metric_id, &m.metric_name);
             if m.error.is_some() {
@@ -64,6 +68,11 @@ impl Tally {
             }
         };
         &mut self.metrics[index]
+    }
+
+    /// What the results counted so far spent.
+    pub fn spending(&self) -> Spending {
+        self.spending
     }
 
     /// Results counted so far.
@@ -120,6 +129,7 @@ impl Tally {
                     ..m.stats.clone()
                 })
                 .collect(),
+            spending: self.spending,
         }
     }
 }
@@ -156,11 +166,17 @@ pub(super) mod tests {
                 reason: String::new(),
                 error: error.map(str::to_string),
                 duration_ms: 0,
+                usage: None,
+                cost_usd: 0.0,
             }],
             prompt: "p".into(),
             expected_response: None,
             behavior_id: None,
             created_at: chrono::Utc::now(),
+            usage: None,
+            cost_usd: 0.0,
+            judge_usage: Default::default(),
+            judge_cost_usd: 0.0,
         }
     }
 

@@ -13,7 +13,9 @@ use super::gate::Gate;
 use super::outbound::OutboundPolicy;
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, TargetError};
-use crate::domain::{CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
+use crate::domain::{
+    CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Retries, Test, Usage, is_secret_header,
+};
 
 /// How much of an error body goes into a message.
 const BODY_SNIPPET_CHARS: usize = 500;
@@ -43,8 +45,8 @@ pub(crate) struct Guard {
 /// How often and how long to try.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RetryPolicy {
-    /// Retries after a retryable failure.
-    pub max_retries: u32,
+    /// Which failures are retried, and how often.
+    pub retries: Retries,
     /// Time allowed to one attempt, reading the body included.
     pub timeout: Duration,
     /// Backoff cap before the first retry; doubles per retry.
@@ -58,18 +60,27 @@ pub(crate) struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The policy of an endpoint with `max_retries` and a `timeout` per attempt.
-    pub fn new(max_retries: u32, timeout: Duration, policy: CallPolicy) -> Self {
+    /// The policy of an endpoint with `retries` and a `timeout` per attempt.
+    pub fn new(retries: Retries, timeout: Duration, policy: CallPolicy) -> Self {
         let policy = policy.with_defaults();
         let ms = |v: u32| Duration::from_millis(u64::from(v));
         RetryPolicy {
-            max_retries,
+            retries,
             timeout,
             backoff_base: ms(policy.backoff_base_ms),
             backoff_max: ms(policy.backoff_max_ms.max(policy.backoff_base_ms)),
             max_retry_wait: ms(policy.max_retry_wait_ms),
             budget: ms(policy.retry_budget_ms),
         }
+    }
+
+    /// Whether `error` after `attempts` attempts is tried again (the retry budget aside).
+    fn retries_after(&self, error: &CallError, attempts: u32) -> bool {
+        let (retryable, max) = match self.retries {
+            Retries::Unbilled(max) => (error.is_unbilled(), max),
+            Retries::Retryable(max) => (error.is_retryable(), max),
+        };
+        retryable && attempts <= max
     }
 
     /// The most the backoff before retry number `retry` (1-based) may be:
@@ -118,8 +129,7 @@ pub(crate) struct SendFailure {
 }
 
 /// Sends `request` until it succeeds, fails for good, the retries are used up, or the next retry
-/// would start after the retry budget. Connect errors, other transport errors, timeouts, 408, 429
-/// and 5xx are retried after a backoff with full jitter, or after the `Retry-After` the endpoint
+/// would start after the retry budget. Failures the policy's [`Retries`] name are retried after a backoff with full jitter, or after the `Retry-After` the endpoint
 /// asked for (capped). Every attempt passes the endpoint's gate, and tells it about 429s and
 /// successes; a backoff holds no place in the gate. A body larger than the guard's limit, or an
 /// address its policy refuses, fails the call for good.
@@ -170,7 +180,7 @@ pub(crate) async fn send(
         } else {
             drop(pass);
         }
-        if !error.is_retryable() || attempts > policy.max_retries {
+        if !policy.retries_after(&error, attempts) {
             return Err(SendFailure { error, attempts });
         }
         let delay = policy.delay(attempts, retry_after);
@@ -368,6 +378,8 @@ pub(crate) struct PreparedHttp {
     output: MappingPath,
     context: Option<MappingPath>,
     metadata: Option<MappingPath>,
+    input_tokens: Option<MappingPath>,
+    output_tokens: Option<MappingPath>,
 }
 
 /// What the response mapping took from a response.
@@ -378,6 +390,8 @@ pub(crate) struct Mapped {
     pub context: Vec<String>,
     /// Extra data.
     pub metadata: Option<serde_json::Value>,
+    /// Tokens of the call, when the response says.
+    pub usage: Option<Usage>,
 }
 
 impl PreparedHttp {
@@ -448,6 +462,8 @@ impl PreparedHttp {
             output: MappingPath::parse("output", output_path)?,
             context: optional("context", &mapping.context)?,
             metadata: optional("metadata", &mapping.metadata)?,
+            input_tokens: optional("input_tokens", &mapping.input_tokens)?,
+            output_tokens: optional("output_tokens", &mapping.output_tokens)?,
         })
     }
 
@@ -516,10 +532,24 @@ impl PreparedHttp {
             .metadata
             .as_ref()
             .and_then(|mapping| mapping.path.query(&json).first().cloned());
+        let tokens = |mapping: &Option<MappingPath>| {
+            let node = mapping.as_ref()?.path.query(&json).first()?;
+            match node {
+                serde_json::Value::String(text) => text.trim().parse().ok(),
+                number => number.as_u64(),
+            }
+        };
+        let (input_tokens, output_tokens) =
+            (tokens(&self.input_tokens), tokens(&self.output_tokens));
+        let usage = (input_tokens.is_some() || output_tokens.is_some()).then(|| Usage {
+            input_tokens: input_tokens.unwrap_or(0),
+            output_tokens: output_tokens.unwrap_or(0),
+        });
         Ok(Mapped {
             output,
             context,
             metadata,
+            usage,
         })
     }
 }
@@ -557,7 +587,7 @@ mod tests {
 
     fn policy() -> RetryPolicy {
         RetryPolicy::new(
-            5,
+            Retries::Retryable(5),
             Duration::from_secs(1),
             CallPolicy {
                 backoff_base_ms: 100,

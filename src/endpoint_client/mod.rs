@@ -36,7 +36,10 @@ pub(crate) use template::{
     template_environment,
 };
 
-use crate::domain::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Target, Test};
+use crate::domain::{
+    DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Pricing, Retries, Target, Test,
+    Usage,
+};
 use gate::GateSettings;
 use http::{Guard, PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
 use openai::PreparedOpenAi;
@@ -169,7 +172,7 @@ impl TargetClient {
             parameters: template::json_to_value(&Value::Object(parameters.clone())),
             gate: self.gate(endpoint),
             policy: RetryPolicy::new(
-                endpoint.max_retries,
+                Retries::of(endpoint.max_retries),
                 Duration::from_millis(u64::from(timeout_ms)),
                 endpoint.call_policy,
             ),
@@ -177,6 +180,7 @@ impl TargetClient {
                 max_body: self.max_body,
                 outbound: Arc::clone(&self.outbound),
             },
+            pricing: endpoint.pricing,
         })
     }
 }
@@ -200,6 +204,7 @@ pub struct PreparedTarget {
     policy: RetryPolicy,
     /// The body limit and the outbound policy.
     guard: Guard,
+    pricing: Pricing,
 }
 
 impl std::fmt::Debug for PreparedTarget {
@@ -226,6 +231,10 @@ pub struct TargetOutput {
     pub attempts: u32,
     /// Why the last failed attempt failed, when one did before the success.
     pub last_error: Option<String>,
+    /// Tokens of the call, when the endpoint reported them.
+    pub usage: Option<Usage>,
+    /// Cost of the call in USD: its tokens at the endpoint's prices.
+    pub cost_usd: f64,
 }
 
 /// Why calling an endpoint for one test failed, and after how many attempts.
@@ -266,7 +275,14 @@ impl PreparedTarget {
             latency_ms: u64::try_from(reply.latency.as_millis()).unwrap_or(u64::MAX),
             attempts: reply.attempts,
             last_error: reply.last_error.map(|e| format!("endpoint {e}")),
+            usage: mapped.usage,
+            cost_usd: mapped.usage.map_or(0.0, |usage| self.cost(usage)),
         })
+    }
+
+    /// The cost of `usage` in USD at this endpoint's prices.
+    pub fn cost(&self, usage: Usage) -> f64 {
+        self.pricing.cost(usage)
     }
 
     /// Sends a chat-completions `body` (its `model` set to the endpoint's) to an OpenAI chat
@@ -283,6 +299,34 @@ impl PreparedTarget {
             .await
             .map_err(TargetError::from)?;
         http::parse_json(&reply.body)
+    }
+
+    /// Embeds `texts` in one call to the embeddings API of an OpenAI chat endpoint (its model
+    /// embeds): how semantic similarity calls its embedding endpoint, with the same timeout,
+    /// retries and rate limit as [`call`](Self::call). One vector per text, in their order, and
+    /// the tokens the call reported.
+    pub async fn embed(
+        &self,
+        texts: &[&str],
+    ) -> Result<(Vec<Vec<f64>>, Option<Usage>), TargetError> {
+        let Kind::OpenAi(chat) = &self.kind else {
+            return Err(TargetError::BadResponse {
+                reason: "an embedding endpoint must be of the openai_chat kind".into(),
+            });
+        };
+        let reply = self
+            .send(&chat.embed(texts)?)
+            .await
+            .map_err(TargetError::from)?;
+        let json = http::parse_json(&reply.body)?;
+        let vectors =
+            openai::embeddings(&json).map_err(|reason| TargetError::BadResponse { reason })?;
+        if vectors.len() != texts.len() {
+            return Err(TargetError::BadResponse {
+                reason: format!("{} embeddings for {} texts", vectors.len(), texts.len()),
+            });
+        }
+        Ok((vectors, openai::usage(&json)))
     }
 
     /// The one way a request reaches this endpoint: through its gate (shared by every run and
@@ -324,6 +368,17 @@ impl CallError {
                 true
             }
             CallError::TooLarge { .. } | CallError::Blocked { .. } => false,
+        }
+    }
+
+    /// Whether providers do not bill the failed call: no connection was made, or the provider
+    /// turned it away (429) or failed before answering (500, 502, 503, 504). A timeout or a
+    /// broken connection may have been billed.
+    pub(crate) fn is_unbilled(&self) -> bool {
+        match self {
+            CallError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            CallError::Connect { .. } => true,
+            CallError::Timeout { .. } | CallError::Transport { .. } => false,
         }
     }
 }

@@ -7,11 +7,16 @@ use serde_json::{Map, Value, json};
 use super::TargetError;
 use super::env::EnvTemplate;
 use super::http::{Mapped, Request, parse_json, resolve_header};
-use crate::domain::{OpenAiChatTarget, Test};
+use crate::domain::{OpenAiChatTarget, Test, Usage};
 
 /// The chat-completions URL below an API base URL.
 pub(crate) fn completions_url(base_url: &str) -> Result<Url, String> {
-    let url = format!("{}/chat/completions", base_url.trim().trim_end_matches('/'));
+    api_url(base_url, "chat/completions")
+}
+
+/// The URL of `path` below an API base URL.
+fn api_url(base_url: &str, path: &str) -> Result<Url, String> {
+    let url = format!("{}/{path}", base_url.trim().trim_end_matches('/'));
     Url::parse(&url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -36,9 +41,51 @@ pub(crate) fn first_content(response: &Value) -> Option<&str> {
         .as_str()
 }
 
+/// The tokens an OpenAI-compatible response reports in `usage` (`prompt_tokens`,
+/// `completion_tokens`; embeddings report only the first); `None` when it reports none.
+pub(crate) fn usage(response: &Value) -> Option<Usage> {
+    let usage = response.get("usage")?;
+    let count = |key: &str| usage.get(key).and_then(Value::as_u64);
+    let (input, output) = (count("prompt_tokens"), count("completion_tokens"));
+    (input.is_some() || output.is_some()).then(|| Usage {
+        input_tokens: input.unwrap_or(0),
+        output_tokens: output.unwrap_or(0),
+    })
+}
+
+/// The vectors of an embeddings response (`data[].embedding`), in the order of `data[].index`.
+pub(crate) fn embeddings(response: &Value) -> Result<Vec<Vec<f64>>, String> {
+    let data = response
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or("the embeddings response has no data list")?;
+    let mut vectors = Vec::with_capacity(data.len());
+    for (position, item) in data.iter().enumerate() {
+        let index = item
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(position as u64);
+        let vector = item
+            .get("embedding")
+            .and_then(Value::as_array)
+            .and_then(|numbers| {
+                numbers
+                    .iter()
+                    .map(Value::as_f64)
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| format!("data[{position}].embedding is not a list of numbers"))?;
+        vectors.push((index, vector));
+    }
+    vectors.sort_by_key(|(index, _)| *index);
+    Ok(vectors.into_iter().map(|(_, vector)| vector).collect())
+}
+
 /// An OpenAI chat target, parsed once per run.
 pub(crate) struct PreparedOpenAi {
     url: Url,
+    /// The embeddings URL below the same base URL.
+    embeddings_url: Url,
     model: String,
     system_prompt: Option<String>,
     authorization: Option<EnvTemplate>,
@@ -58,8 +105,11 @@ impl PreparedOpenAi {
         }
         let authorization = bearer(chat.api_key_env.as_deref())
             .map_err(|e| format!("openai_chat.api_key_env: {e}"))?;
+        let embeddings_url = api_url(&chat.base_url, "embeddings")
+            .map_err(|e| format!("openai_chat.base_url: {e}"))?;
         Ok(PreparedOpenAi {
             url,
+            embeddings_url,
             model: chat.model.trim().to_string(),
             system_prompt: chat.system_prompt.clone().filter(|s| !s.is_empty()),
             authorization,
@@ -80,9 +130,22 @@ impl PreparedOpenAi {
         self.post(body)
     }
 
-    /// The request carrying `body` with this target's model (which `body` cannot override), URL
-    /// and authorization.
-    pub fn post(&self, mut body: Map<String, Value>) -> Result<Request, TargetError> {
+    /// The request carrying `body` to the chat completions of this target's API, with its
+    /// model (which `body` cannot override) and authorization.
+    pub fn post(&self, body: Map<String, Value>) -> Result<Request, TargetError> {
+        self.post_to(&self.url, body)
+    }
+
+    /// The request that embeds `texts` with this target's model, in one call.
+    pub fn embed(&self, texts: &[&str]) -> Result<Request, TargetError> {
+        let mut body = Map::new();
+        body.insert("input".into(), json!(texts));
+        self.post_to(&self.embeddings_url, body)
+    }
+
+    /// The request carrying `body` to `url` of this target's API, with its model and
+    /// authorization.
+    fn post_to(&self, url: &Url, mut body: Map<String, Value>) -> Result<Request, TargetError> {
         body.insert("model".into(), Value::String(self.model.clone()));
         let body = serde_json::to_vec(&body).map_err(|e| TargetError::Template {
             reason: e.to_string(),
@@ -97,7 +160,7 @@ impl PreparedOpenAi {
         }
         Ok(Request {
             method: Method::POST,
-            url: self.url.clone(),
+            url: url.clone(),
             headers,
             body,
         })
@@ -126,6 +189,7 @@ impl PreparedOpenAi {
             output,
             context: Vec::new(),
             metadata: (!metadata.is_empty()).then_some(Value::Object(metadata)),
+            usage: usage(&json),
         })
     }
 }

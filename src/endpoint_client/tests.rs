@@ -29,9 +29,10 @@ fn endpoint(target: Target) -> Endpoint {
         description: String::new(),
         target,
         max_concurrency: 0,
-        max_retries: 0,
+        max_retries: Some(0),
         rate_limit_per_second: 0.0,
         call_policy: Default::default(),
+        pricing: Default::default(),
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     }
@@ -42,6 +43,8 @@ pub(super) fn mapping(output: &str) -> ResponseMapping {
         output: output.to_string(),
         context: None,
         metadata: None,
+        input_tokens: None,
+        output_tokens: None,
     }
 }
 
@@ -92,6 +95,8 @@ async fn http_call_sends_the_rendered_body_and_maps_the_answer() {
             output: "$.data.answer".into(),
             context: Some("$.data.docs".into()),
             metadata: Some("$.usage".into()),
+            input_tokens: None,
+            output_tokens: None,
         },
     );
     http_mut(&mut endpoint)
@@ -184,7 +189,7 @@ async fn non_2xx_status_is_reported_with_body() {
         TestServer::start(|_, _| Answer::status(404, format!("no such route {}", "x".repeat(700))))
             .await;
     let mut endpoint = http_endpoint(&server.url, "", mapping(""));
-    endpoint.max_retries = 3;
+    endpoint.max_retries = Some(3);
     let prepared = TargetClient::new().prepare(&endpoint, &Map::new()).unwrap();
     let err = prepared.call(&test_case("hi")).await.unwrap_err();
     let message = err.to_string();
@@ -217,7 +222,7 @@ async fn server_errors_are_retried_until_success() {
     })
     .await;
     let mut endpoint = http_endpoint(&server.url, "", mapping(""));
-    endpoint.max_retries = 3;
+    endpoint.max_retries = Some(3);
     let prepared = TargetClient::new().prepare(&endpoint, &Map::new()).unwrap();
     let out = prepared.call(&test_case("hi")).await.unwrap();
     assert_eq!(out.output, "finally");
@@ -234,7 +239,7 @@ async fn retries_give_up_and_say_how_often_they_tried() {
     })
     .await;
     let mut endpoint = http_endpoint(&server.url, "", mapping(""));
-    endpoint.max_retries = 2;
+    endpoint.max_retries = Some(2);
     let prepared = TargetClient::new().prepare(&endpoint, &Map::new()).unwrap();
     let started = std::time::Instant::now();
     let err = prepared.call(&test_case("hi")).await.unwrap_err();
@@ -270,7 +275,7 @@ async fn connection_refused_is_a_connect_error() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let mut endpoint = http_endpoint(&url, "", mapping(""));
-    endpoint.max_retries = 1;
+    endpoint.max_retries = Some(1);
     let prepared = TargetClient::new().prepare(&endpoint, &Map::new()).unwrap();
     let err = prepared.call(&test_case("hi")).await.unwrap_err();
     let message = err.to_string();

@@ -12,6 +12,7 @@
 //! finish (up to a grace period) and gives up the rest, a crashed replica's leases expire, and the
 //! other replicas, or the next start, take the items over.
 
+mod budget;
 mod concurrency;
 mod follow;
 mod history;
@@ -76,6 +77,8 @@ pub struct ExecuteSpec {
     pub max_concurrency: u32,
     /// Template parameters.
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Most USD the run may spend; `None`: no budget.
+    pub budget_usd: Option<f64>,
     /// Labels stored on the run (validated).
     pub labels: Labels,
     /// Which tests run.

@@ -163,21 +163,26 @@ impl<'a> Judges<'a> {
         Ok(Arc::from(set))
     }
 
-    /// The judge of an LLM-judge metric: a judge that cannot be had is an error of the metric's
+    /// The model endpoint of a metric that calls one (an LLM judge's judge, a semantic
+    /// similarity's embedding endpoint): one that cannot be had is an error of the metric's
     /// results, not of the run.
     async fn judge(&mut self, metric: &Metric) -> Option<JudgeHandle> {
-        let MetricKind::LlmJudge(settings) = &metric.kind else {
-            return None;
+        let role = match &metric.kind {
+            MetricKind::LlmJudge(_) => "judge",
+            MetricKind::SemanticSimilarity { .. } => "embedding",
+            _ => return None,
         };
-        let endpoint = if let Some(id) = settings.judge_endpoint {
+        let endpoint = if let Some(id) = metric.kind.model_endpoint() {
             match self.store.get_endpoint(&Ref::Id(id)).await {
                 Ok(endpoint) => endpoint,
                 Err(Error::NotFound { .. }) => {
-                    return Some(Err(format!("judge endpoint {id} no longer exists")));
+                    return Some(Err(format!("{role} endpoint {id} no longer exists")));
                 }
-                Err(e) => return Some(Err(format!("judge endpoint {id}: {e}"))),
+                Err(e) => return Some(Err(format!("{role} endpoint {id}: {e}"))),
             }
-        } else if settings.is_inline() {
+        } else if let MetricKind::LlmJudge(settings) = &metric.kind
+            && settings.is_inline()
+        {
             judge::inline_endpoint(metric, settings)
         } else {
             match self.scorer.default_judge() {

@@ -16,10 +16,11 @@ use tokio::sync::Notify;
 use tokio_util::task::AbortOnDropHandle;
 use uuid::Uuid;
 
+use super::budget::Spend;
 use super::jobs::{Input, Items, Job};
 use super::plan::MetricPlan;
 use super::{Engine, Registered, StoredBatch};
-use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun};
+use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun, Usage};
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
@@ -148,7 +149,8 @@ fn fold(mut run: TestRun, stored: &[TestResult], left: bool) -> TestRun {
     let plan = run.plan.get_or_insert_with(Default::default);
     stored.iter().for_each(|r| plan.tally.add(r));
     if !left {
-        let status = plan.tally.status();
+        let (status, reason) = plan.outcome(run.total);
+        run.error = reason.or(run.error.take());
         run.end(status);
     }
     run
@@ -163,6 +165,7 @@ impl Engine {
         let written = Arc::new(Notify::new());
         let concurrency = work.concurrency.max(1) as usize;
         let target = work.target.clone();
+        let spend = Arc::new(Spend::of(&run));
         // Boxed rather than pinned on the stack, so that it can be dropped before the run ends.
         // No job is dispatched once the server is stopping; those in flight go on. Each test is
         // called and scored in a task of its own, so a run uses every core; its handle aborts
@@ -173,6 +176,7 @@ impl Engine {
                 .map(|item| {
                     let engine = Arc::clone(&self);
                     let target = target.clone();
+                    let spend = Arc::clone(&spend);
                     async move {
                         let job = match item? {
                             Claimed::Job(job) => *job,
@@ -184,12 +188,20 @@ impl Engine {
                             }
                         };
                         let position = job.position;
+                        // Checked as the job is dispatched: a spent budget leaves it not run.
+                        if spend.exhausted() {
+                            return Ok(Done {
+                                position,
+                                result: None,
+                            });
+                        }
                         let task = tokio::spawn(async move {
                             engine.process(run_id, job, target.as_deref()).await
                         });
                         let result = AbortOnDropHandle::new(task)
                             .await
                             .map_err(|e| Error::internal_from("a test's task failed", e))?;
+                        spend.add(result.spent_usd());
                         Ok(Done {
                             position,
                             result: Some(result),
@@ -389,6 +401,10 @@ impl Engine {
             expected_response: None,
             behavior_id: test.behavior_id,
             created_at: chrono::Utc::now(),
+            usage: None,
+            cost_usd: 0.0,
+            judge_usage: Usage::default(),
+            judge_cost_usd: 0.0,
         };
         match (job.input, target) {
             (Input::Copy(source), _) => {
@@ -406,6 +422,8 @@ impl Engine {
                 result.latency_ms = source.latency_ms;
                 result.attempts = source.attempts;
                 result.last_error = source.last_error;
+                result.usage = source.usage;
+                result.cost_usd = source.cost_usd;
                 result.error = source.error.filter(|_| result.output.is_none());
             }
             (Input::Call, Some(target)) => match target.call(&test).await {
@@ -416,6 +434,8 @@ impl Engine {
                     result.latency_ms = answer.latency_ms;
                     result.attempts = answer.attempts;
                     result.last_error = answer.last_error;
+                    result.usage = answer.usage;
+                    result.cost_usd = answer.cost_usd;
                 }
                 Err(e) => {
                     result.attempts = e.attempts;
@@ -437,12 +457,15 @@ impl Engine {
                     output,
                     context: &result.context,
                     latency_ms: result.latency_ms,
+                    usage: result.usage,
+                    cost_usd: result.cost_usd,
                 };
                 let scores = futures::future::join_all(
                     job.metrics.iter().map(|m| self.scorer.score(m, &input)),
                 )
                 .await;
                 result.metric_results = scores;
+                result.count_judge_spend();
                 result.status = if result.metric_results.iter().all(|m| m.error.is_some()) {
                     result.error = Some("no metric could be evaluated".into());
                     ResultStatus::Error

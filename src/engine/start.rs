@@ -98,6 +98,7 @@ impl Engine {
             plan: RunPlan {
                 tests_through: Some(through),
                 cluster_concurrency,
+                budget_usd: spec.budget_usd,
                 ..RunPlan::default()
             },
             total,

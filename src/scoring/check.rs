@@ -1,12 +1,14 @@
 //! Routing a metric to the check that scores it, and nothing else: pass/fail checks
 //! ([`super::deterministic`]) are evaluated in place, similarity ([`super::similarity`]) on the
-//! blocking pool, LLM judges ([`super::judge`]) by their model.
+//! blocking pool, semantic similarity ([`super::semantic`]) and LLM judges ([`super::judge`]) by
+//! their model.
 
 use super::deterministic::{
-    AffixMatch, Contains, ExactMatch, IsJson, JsonSchema, Latency, Length, NotContains, PassFail,
-    RegexMatch,
+    AffixMatch, Contains, Cost, ExactMatch, IsJson, JsonSchema, Latency, Length, NotContains,
+    PassFail, RegexMatch, TokenUsage,
 };
 use super::judge::JudgeCheck;
+use super::semantic::SemanticCheck;
 use super::similarity::SimilarityCheck;
 use super::{JudgeHandle, ScoreInput, Verdict};
 use crate::domain::{Metric, MetricKind};
@@ -33,14 +35,21 @@ pub(super) enum Check {
     Length(Length),
     /// `latency`.
     Latency(Latency),
+    /// `cost`.
+    Cost(Cost),
+    /// `token_usage`.
+    TokenUsage(TokenUsage),
     /// The similarity measures.
     Similarity(SimilarityCheck),
+    /// `semantic_similarity`.
+    Semantic(SemanticCheck),
     /// `llm_judge`.
     Judge(JudgeCheck),
 }
 
 impl Check {
-    /// Prepares a metric kind; `judge` is the judge of an LLM-judge kind.
+    /// Prepares a metric kind; `judge` is the model endpoint of a kind that calls one (an LLM
+    /// judge's judge, a semantic similarity's embedding endpoint).
     pub(super) fn new(kind: &MetricKind, judge: Option<JudgeHandle>) -> Result<Self, String> {
         Ok(match kind {
             MetricKind::ExactMatch {
@@ -66,11 +75,18 @@ impl Check {
             MetricKind::JsonSchema { schema } => Check::JsonSchema(JsonSchema::new(schema)?),
             MetricKind::Length { min, max, unit } => Check::Length(Length::new(*min, *max, *unit)),
             MetricKind::Latency { max_ms } => Check::Latency(Latency::new(*max_ms)),
+            MetricKind::Cost { max_usd } => Check::Cost(Cost::new(*max_usd)),
+            MetricKind::TokenUsage { max_tokens } => {
+                Check::TokenUsage(TokenUsage::new(*max_tokens))
+            }
             MetricKind::Similarity {
                 measure,
                 value,
                 options,
             } => Check::Similarity(SimilarityCheck::new(*measure, *options, value)),
+            MetricKind::SemanticSimilarity { value, .. } => {
+                Check::Semantic(SemanticCheck::new(value, judge))
+            }
             MetricKind::LlmJudge(settings) => Check::Judge(JudgeCheck::new(settings, judge)),
         })
     }
@@ -92,15 +108,41 @@ impl Check {
             Check::JsonSchema(check) => check.evaluate(input),
             Check::Length(check) => check.evaluate(input),
             Check::Latency(check) => check.evaluate(input),
+            Check::Cost(check) => check.evaluate(input),
+            Check::TokenUsage(check) => check.evaluate(input),
             Check::Similarity(check) => {
                 let (score, reason) = check.evaluate(input).await?;
-                return Ok((Some(score), None, reason));
+                return Ok(Verdict {
+                    score: Some(score),
+                    category: None,
+                    reason,
+                    spent: None,
+                });
+            }
+            Check::Semantic(check) => {
+                let (score, reason, spent) = check.evaluate(input).await?;
+                return Ok(Verdict {
+                    score: Some(score),
+                    category: None,
+                    reason,
+                    spent,
+                });
             }
             Check::Judge(check) => {
-                let judgement = check.judge(metric, input).await?;
-                return Ok((judgement.score, judgement.category, judgement.reason));
+                let (judgement, spent) = check.judge(metric, input).await?;
+                return Ok(Verdict {
+                    score: judgement.score,
+                    category: judgement.category,
+                    reason: judgement.reason,
+                    spent,
+                });
             }
         };
-        Ok((Some(if passed { 1.0 } else { 0.0 }), None, reason))
+        Ok(Verdict {
+            score: Some(if passed { 1.0 } else { 0.0 }),
+            category: None,
+            reason,
+            spent: None,
+        })
     }
 }

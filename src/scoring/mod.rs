@@ -10,18 +10,20 @@
 mod check;
 mod deterministic;
 pub mod judge;
+mod semantic;
 mod similarity;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::domain::{Endpoint, Metric, MetricResult};
+use crate::domain::{Endpoint, Metric, MetricResult, Usage};
 use crate::endpoint_client::TargetClient;
 use check::Check;
 pub use judge::JudgeClient;
 
-/// The judge of an LLM-judge metric for one run, or why it has none (then every score of the
-/// metric is an error, and the run goes on).
+/// The model endpoint of a metric for one run (an LLM judge's judge, a semantic similarity's
+/// embedding endpoint), or why it has none (then every score of the metric is an error, and the
+/// run goes on).
 pub type JudgeHandle = Result<Arc<JudgeClient>, String>;
 
 /// What a metric looks at for one test.
@@ -37,6 +39,10 @@ pub struct ScoreInput<'a> {
     pub context: &'a [String],
     /// The endpoint's measured latency for this answer, in milliseconds.
     pub latency_ms: u64,
+    /// Tokens of the endpoint call, when it reported them.
+    pub usage: Option<Usage>,
+    /// Cost of the endpoint call in USD.
+    pub cost_usd: f64,
 }
 
 /// A metric ready to score many answers.
@@ -101,13 +107,19 @@ impl Scorer {
             reason: String::new(),
             error: None,
             duration_ms: 0,
+            usage: None,
+            cost_usd: 0.0,
         };
         match self.verdict(prepared, input).await {
-            Ok((score, category, reason)) => {
-                result.passed = metric.passes(score, category.as_deref());
-                result.score = score;
-                result.category = category;
-                result.reason = reason;
+            Ok(verdict) => {
+                result.passed = metric.passes(verdict.score, verdict.category.as_deref());
+                result.score = verdict.score;
+                result.category = verdict.category;
+                result.reason = verdict.reason;
+                if let Some((usage, cost_usd)) = verdict.spent {
+                    result.usage = Some(usage);
+                    result.cost_usd = cost_usd;
+                }
             }
             Err(error) => result.error = Some(error),
         }
@@ -130,12 +142,29 @@ impl Scorer {
         if metric.requires_context && input.context.is_empty() {
             return Err("the metric needs context and the endpoint returned none".into());
         }
+        if metric.kind.needs_usage() && input.usage.is_none() {
+            return Err(
+                "the metric needs the call's token usage and the endpoint reported none \
+                 (map it with response_mapping.input_tokens and output_tokens)"
+                    .into(),
+            );
+        }
         prepared.check.verdict(metric, input).await
     }
 }
 
-/// Score, category and reason of one metric on one answer.
-type Verdict = (Option<f64>, Option<String>, String);
+/// Tokens a model call of a metric reported, and their cost in USD; `None` when it reported none.
+pub(crate) type Spent = Option<(Usage, f64)>;
+
+/// What one metric says of one answer.
+#[derive(Debug)]
+struct Verdict {
+    score: Option<f64>,
+    category: Option<String>,
+    reason: String,
+    /// What the metric's model calls spent.
+    spent: Spent,
+}
 
 impl<'a> ScoreInput<'a> {
     /// The text a check compares with: its `value`, else the test's expected response.
@@ -173,6 +202,8 @@ mod fixtures {
             output,
             context: &[],
             latency_ms: 0,
+            usage: None,
+            cost_usd: 0.0,
         }
     }
 }

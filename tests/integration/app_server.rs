@@ -11,6 +11,13 @@
 //! HTTP date) and `stall` (answers after `stall_ms`). `/capacity` serves at most `capacity` calls at once (each taking
 //! `delay_ms`) and answers 429 to the rest, like a rate-limited LLM API.
 //!
+//! `/v1/embeddings` is an OpenAI-compatible embeddings API whose vector of a text counts its
+//! letters a to z (case-insensitive), so cosines are known in advance ([`letter_counts`]).
+//!
+//! `/answer` (and the routes answering like it) reports `usage` `{"in": words of the prompt,
+//! "out": words of the output}`; `/v1/chat/completions` reports OpenAI `usage` (the last
+//! message's words in, one more out).
+//!
 //! `/switch` answers like `/answer`, but with the answer the test last set for the prompt
 //! ([`Target::set_answer`]), so its answers change between runs; a prompt may also have a list
 //! of answers given in turn, call after call (a flaky app).
@@ -67,6 +74,7 @@ impl Target {
             .route("/v1/chat/completions", post(chat))
             .route("/judge/v1/chat/completions", post(judge))
             .route("/text", post(text))
+            .route("/v1/embeddings", post(embeddings))
             .route("/switch", post(switch))
             .route("/flaky", post(flaky))
             .route("/capacity", post(capacity))
@@ -217,7 +225,13 @@ fn reply(body: &Value) -> Response {
         Some(Value::Array(items)) => items.clone(),
         _ => vec![],
     };
-    Json(json!({ "output": output, "context": context, "meta": { "model": "test-target" } }))
+    let tokens = |text: &str| text.split_whitespace().count();
+    let prompt = body
+        .get("prompt")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let usage = json!({ "in": tokens(prompt), "out": tokens(&output) });
+    Json(json!({ "output": output, "context": context, "meta": { "model": "test-target" }, "usage": usage }))
         .into_response()
 }
 
@@ -304,7 +318,8 @@ async fn chat(
     Json(json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": format!("echo: {last}") }, "finish_reason": "stop" }]
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": format!("echo: {last}") }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": last.split_whitespace().count(), "completion_tokens": last.split_whitespace().count() + 1 }
     }))
     .into_response()
 }
@@ -326,6 +341,46 @@ async fn judge(
         json!({"score": 0.2, "reason": "the answer does not name Paris"})
     };
     completion(&verdict.to_string())
+}
+
+/// The embedding of `text` served by `/v1/embeddings`: how often each letter a to z occurs.
+pub fn letter_counts(text: &str) -> Vec<f64> {
+    let mut counts = vec![0.0; 26];
+    for c in text
+        .to_ascii_lowercase()
+        .bytes()
+        .filter(u8::is_ascii_lowercase)
+    {
+        counts[usize::from(c - b'a')] += 1.0;
+    }
+    counts
+}
+
+async fn embeddings(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body.clone());
+    let inputs: Vec<&str> = body["input"]
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    // Listed last first, to check that the client orders vectors by their index.
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": letter_counts(text)}))
+        .collect();
+    let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": body["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+    }))
+    .into_response()
 }
 
 async fn text(
@@ -385,10 +440,12 @@ fn last_message(body: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// A chat completion whose one choice says `content`.
+/// A chat completion whose one choice says `content`; every judge call reports 100 input and
+/// 10 output tokens.
 fn completion(content: &str) -> Response {
     Json(json!({
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }]
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110 }
     }))
     .into_response()
 }

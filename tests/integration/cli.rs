@@ -1019,8 +1019,8 @@ async fn retry_errors_calls_only_the_errored_tests_into_a_new_run() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(
         target.calls() - calls_before,
-        1,
-        "only the errored test is called"
+        3,
+        "only the errored test is called (its HTTP 500 retried twice by default)"
     );
     let events: Vec<Value> = stdout(&output)
         .lines()
@@ -1320,4 +1320,41 @@ async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() 
     )
     .await;
     assert_eq!(code(&needs_base), 2, "{}", stderr(&needs_base));
+}
+
+#[tokio::test]
+async fn execute_shows_tokens_and_cost_and_stops_at_its_budget() {
+    let (server, target, dir) = setup().await;
+    create_endpoint(&server, crate::spend::priced("priced", &target)).await;
+    // Each test: 2 tokens in at 1 USD, 1 out at 2 USD: 4 USD.
+    let tests = (0..3).map(|i| test(&format!("q {i}"), "", &[("answer", "Paris")]));
+    create_test_set(&server, "geo", &["says-paris"], tests.collect()).await;
+
+    let output = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "geo",
+            "priced",
+            "--mode",
+            "sequential",
+            "--budget-usd",
+            "5",
+        ],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(code(&output), 4, "{text}{}", stderr(&output));
+    assert!(text.contains("BUDGET_EXCEEDED"), "{text}");
+    assert!(text.contains("budget of 5 USD reached"), "{text}");
+    assert!(
+        text.contains("endpoint: 6 tokens (4 in, 2 out), 8.0000 USD; judges: 0 tokens"),
+        "{text}"
+    );
+    assert!(
+        stderr(&output).contains("stopped at its budget"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -738,7 +738,7 @@ async fn a_failing_call_is_retried_max_retries_times() {
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     let mut endpoint = http_endpoint("app", &target.url);
-    endpoint.max_retries = 2;
+    endpoint.max_retries = Some(2);
     create_endpoint(&server, endpoint).await;
     // The target fails while the body asks it to: a retry sends the same body, so every attempt
     // fails and is counted.

@@ -57,6 +57,7 @@ pub fn http_endpoint(name: &str, target_url: &str) -> pb::Endpoint {
                 output: "$.output".into(),
                 context: "$.context".into(),
                 metadata: "$.meta".into(),
+                ..Default::default()
             }),
             ..Default::default()
         })),

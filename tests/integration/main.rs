@@ -19,6 +19,8 @@ mod replicas;
 mod resilience;
 mod runs;
 mod security;
+mod semantic;
+mod spend;
 mod standard_services;
 mod store_contract;
 mod suite;

@@ -46,6 +46,7 @@ fn judge_metric(name: &str, endpoint: &str) -> pb::Metric {
 fn judge_endpoint(name: &str, target: &Target, max_concurrency: u32) -> pb::Endpoint {
     pb::Endpoint {
         name: name.into(),
+        max_retries: Some(0),
         target: Some(pb::endpoint::Target::OpenaiChat(pb::OpenAiChatTarget {
             base_url: format!("{}/scripted/v1", target.url),
             model: "judge-model".into(),

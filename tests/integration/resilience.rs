@@ -40,7 +40,7 @@ async fn with_30_percent_transient_failures_every_test_still_ends_with_a_verdict
     create_metric(&server, regex("anything", ".")).await;
     let body = r#"{"prompt": "{{ prompt }}", "fault_percent": 30, "faults": "500,503,429,429s,429d,stall", "stall_ms": 3000}"#;
     let mut endpoint = endpoint_on("flaky", &target, "/flaky", body);
-    endpoint.max_retries = 10;
+    endpoint.max_retries = Some(10);
     if let Some(pb::endpoint::Target::Http(http)) = endpoint.target.as_mut() {
         http.timeout_ms = 300;
     }
@@ -69,12 +69,106 @@ async fn with_30_percent_transient_failures_every_test_still_ends_with_a_verdict
 }
 
 #[tokio::test]
+async fn without_max_retries_a_failure_providers_do_not_bill_is_retried_twice() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    // Every other call of `/flaky` fails: the first attempt with a 503, the retry succeeds.
+    let body = r#"{"prompt": "{{ prompt }}", "fault_percent": 50, "faults": "503"}"#;
+    let endpoint = endpoint_on("flaky", &target, "/flaky", body);
+    assert_eq!(endpoint.max_retries, None);
+    let created = create_endpoint(&server, endpoint).await;
+    assert_eq!(created.max_retries, None, "a read shows it unset");
+    create_test_set(&server, "set", &["anything"], tests(1)).await;
+
+    let (_, results, _) = execute(&server, execute_request("set", "flaky")).await;
+    assert_eq!(results[0].status, pb::ResultStatus::Passed as i32);
+    assert_eq!(results[0].attempts, 2);
+    assert!(results[0].last_error.contains("HTTP 503"), "{results:?}");
+    assert_eq!(target.calls(), 2);
+}
+
+#[tokio::test]
+async fn by_default_unbilled_failures_get_two_retries_and_others_none() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, endpoint_on("app", &target, "/answer", TARGET_BODY)).await;
+    let mut closed = endpoint_on("closed", &target, "/answer", TARGET_BODY);
+    if let Some(pb::endpoint::Target::Http(http)) = closed.target.as_mut() {
+        http.url = "http://127.0.0.1:9/answer".into();
+    }
+    create_endpoint(&server, closed).await;
+    let statuses = ["429", "500", "502", "503", "504", "501", "408", "400"];
+    let tests: Vec<pb::Test> = statuses
+        .iter()
+        .map(|status| test(status, "", &[("fail_status", status)]))
+        .collect();
+    create_test_set(&server, "set", &["anything"], tests).await;
+
+    let (_, results, _) = execute(&server, execute_request("set", "app")).await;
+    for result in &results {
+        let unbilled = ["429", "500", "502", "503", "504"].contains(&result.prompt.as_str());
+        let want = if unbilled { 3 } else { 1 };
+        assert_eq!(result.attempts, want, "HTTP {}: {result:?}", result.prompt);
+        assert_eq!(result.status, pb::ResultStatus::Error as i32);
+    }
+    assert_eq!(target.calls(), 5 * 3 + 3);
+
+    // A connection error is not billed either.
+    let (_, results, _) = execute(&server, execute_request("set", "closed")).await;
+    assert!(results.iter().all(|r| r.attempts == 3), "{results:?}");
+    assert!(results[0].error.contains("connect"), "{results:?}");
+}
+
+#[tokio::test]
+async fn max_retries_set_to_0_turns_retries_off_and_can_be_unset_again() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    let mut endpoint = endpoint_on("app", &target, "/answer", TARGET_BODY);
+    endpoint.max_retries = Some(0);
+    let created = create_endpoint(&server, endpoint).await;
+    assert_eq!(created.max_retries, Some(0), "an explicit 0 is kept");
+    create_test_set(
+        &server,
+        "set",
+        &["anything"],
+        vec![test("q", "", &[("fail_status", "503")])],
+    )
+    .await;
+
+    let (_, results, _) = execute(&server, execute_request("set", "app")).await;
+    assert_eq!(results[0].attempts, 1);
+    assert_eq!(target.calls(), 1);
+
+    // Named in the mask and unset, it is back to the default.
+    let updated = server
+        .endpoints()
+        .update_endpoint(pb::UpdateEndpointRequest {
+            endpoint: Some(pb::Endpoint {
+                name: "app".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["max_retries".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.max_retries, None);
+    let (_, results, _) = execute(&server, execute_request("set", "app")).await;
+    assert_eq!(results[0].attempts, 3);
+}
+
+#[tokio::test]
 async fn a_400_is_not_retried_but_a_408_is() {
     let server = Server::start().await;
     let target = Target::start().await;
     create_metric(&server, regex("anything", ".")).await;
     let mut endpoint = http_endpoint("app", &target.url);
-    endpoint.max_retries = 2;
+    endpoint.max_retries = Some(2);
     endpoint.call_policy = Some(pb::CallPolicy {
         backoff_base_ms: 5,
         ..Default::default()
@@ -116,7 +210,7 @@ async fn a_long_retry_after_is_cut_to_the_maximum_wait_and_the_retry_budget_ends
     // Every call is a 429 asking for an hour.
     let body = r#"{"prompt": "{{ prompt }}", "fault_percent": 100, "faults": "429s", "retry_after_s": 3600}"#;
     let mut capped = endpoint_on("capped", &target, "/flaky", body);
-    capped.max_retries = 2;
+    capped.max_retries = Some(2);
     capped.call_policy = Some(pb::CallPolicy {
         max_retry_wait_ms: 20,
         ..Default::default()
@@ -126,7 +220,7 @@ async fn a_long_retry_after_is_cut_to_the_maximum_wait_and_the_retry_budget_ends
     // backoffs of 100 ms at most.
     let body = r#"{"prompt": "{{ prompt }}", "fault_percent": 100, "faults": "503"}"#;
     let mut budgeted = endpoint_on("budgeted", &target, "/flaky", body);
-    budgeted.max_retries = 100;
+    budgeted.max_retries = Some(100);
     budgeted.call_policy = Some(pb::CallPolicy {
         backoff_base_ms: 100,
         backoff_max_ms: 100,
@@ -259,7 +353,7 @@ async fn adaptive_concurrency_backs_off_on_429_and_is_turned_away_far_less() {
         create_metric(&server, regex("anything", ".")).await;
         let mut endpoint = endpoint_on("capped", &target, "/capacity", body);
         endpoint.max_concurrency = 8;
-        endpoint.max_retries = 500;
+        endpoint.max_retries = Some(500);
         endpoint.call_policy = Some(pb::CallPolicy {
             backoff_base_ms: 20,
             backoff_max_ms: 100,

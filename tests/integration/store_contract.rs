@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use assay::domain::{
     Behavior, CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode,
-    HttpTarget, Labels, Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus,
-    RunFilter, RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet,
-    ThresholdOperator, Timestamp,
+    HttpTarget, Labels, Metric, MetricKind, PageRequest, Pricing, Ref, ResponseMapping,
+    ResultStatus, RunFilter, RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun,
+    TestSet, ThresholdOperator, Timestamp, Usage,
 };
 use assay::error::Error;
 use assay::store::{
@@ -191,17 +191,23 @@ fn endpoint(name: &str) -> Endpoint {
                 output: DEFAULT_OUTPUT_PATH.into(),
                 context: None,
                 metadata: None,
+                input_tokens: Some("$.usage.in".into()),
+                output_tokens: None,
             },
             timeout_ms: 1000,
         }),
         max_concurrency: 4,
-        max_retries: 1,
+        max_retries: Some(1),
         rate_limit_per_second: 0.0,
         call_policy: CallPolicy {
             backoff_base_ms: 10,
             requests_per_minute: 90,
             adaptive_concurrency: true,
             ..CallPolicy::default()
+        },
+        pricing: Pricing {
+            input_usd_per_million_tokens: 2.5,
+            output_usd_per_million_tokens: 10.0,
         },
         created_at: now(),
         updated_at: now(),
@@ -276,6 +282,16 @@ fn result(run: &TestRun, prompt: &str) -> TestResult {
         expected_response: None,
         behavior_id: None,
         created_at: now(),
+        usage: Some(Usage {
+            input_tokens: 11,
+            output_tokens: 7,
+        }),
+        cost_usd: 0.000_097_5,
+        judge_usage: Usage {
+            input_tokens: 200,
+            output_tokens: 20,
+        },
+        judge_cost_usd: 0.001,
     }
 }
 
@@ -619,7 +635,7 @@ async fn updates_replace_and_renames_cannot_take_a_name(backend: &dyn Backend) {
 
     let mut e = endpoint("e");
     store.create_endpoint(&e).await.unwrap();
-    e.max_retries = 7;
+    e.max_retries = Some(7);
     store
         .update_endpoint(&Ref::Id(e.id), replace_with(e.clone()))
         .await

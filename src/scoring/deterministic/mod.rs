@@ -1,18 +1,20 @@
 //! Pass/fail checks that need no model, one file per family: [`text`] (exact_match, contains,
 //! not_contains, starts_with, ends_with), [`regex`], [`json`] (is_json, json_schema), [`length`]
-//! and [`latency`]. Each check is prepared once per run and then passes or fails every answer
+//! [`latency`] and [`spend`] (cost, token_usage). Each check is prepared once per run and then passes or fails every answer
 //! ([`PassFail`]).
 
 mod json;
 mod latency;
 mod length;
 mod regex;
+mod spend;
 mod text;
 
 pub(super) use self::regex::RegexMatch;
 pub(super) use json::{IsJson, JsonSchema};
 pub(super) use latency::Latency;
 pub(super) use length::Length;
+pub(super) use spend::{Cost, TokenUsage};
 pub(super) use text::{AffixMatch, Contains, ExactMatch, NotContains};
 
 use super::ScoreInput;

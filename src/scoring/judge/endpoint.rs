@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{CallPolicy, Endpoint, LlmJudge, Metric, OpenAiChatTarget, Target};
+use crate::domain::{CallPolicy, Endpoint, LlmJudge, Metric, OpenAiChatTarget, Pricing, Target};
 
 /// Id of the server's default judge endpoint (it lives in memory, never in the store).
 pub const DEFAULT_JUDGE_ID: Uuid = Uuid::from_u128(0x00000000_0000_4000_8000_00000000a55a);
@@ -58,9 +58,10 @@ fn judge_endpoint(id: Uuid, name: &str, chat: OpenAiChatTarget, max_concurrency:
         description: String::new(),
         target: Target::OpenAiChat(chat),
         max_concurrency,
-        max_retries: JUDGE_RETRIES,
+        max_retries: Some(JUDGE_RETRIES),
         rate_limit_per_second: 0.0,
         call_policy: CallPolicy::default(),
+        pricing: Pricing::default(),
         created_at: now,
         updated_at: now,
     }

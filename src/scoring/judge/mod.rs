@@ -18,9 +18,9 @@ mod verdict;
 
 use serde_json::{Map, Value, json};
 
-use super::{JudgeHandle, ScoreInput};
-use crate::domain::{Endpoint, LlmJudge, Metric, Target};
-use crate::endpoint_client::openai::first_content;
+use super::{JudgeHandle, ScoreInput, Spent};
+use crate::domain::{Endpoint, LlmJudge, Metric, Target, Usage};
+use crate::endpoint_client::openai::{first_content, usage};
 use crate::endpoint_client::{PreparedTarget, TargetClient};
 pub use endpoint::{DEFAULT_JUDGE_ID, default_endpoint, inline_endpoint};
 use prompt::{instructions, render_prompt};
@@ -54,11 +54,30 @@ impl JudgeClient {
         })
     }
 
-    async fn complete(&self, body: Map<String, Value>) -> Result<Value, String> {
-        self.target
+    /// One vector per text, from the endpoint's embeddings API, and what the call spent.
+    pub(crate) async fn embed(&self, texts: &[&str]) -> Result<(Vec<Vec<f64>>, Spent), String> {
+        let (vectors, usage) = self
+            .target
+            .embed(texts)
+            .await
+            .map_err(|e| format!("embedding endpoint {:?}: {e}", self.name))?;
+        Ok((vectors, self.spent(usage)))
+    }
+
+    /// The chat completion of `body`, and what the call spent.
+    async fn complete(&self, body: Map<String, Value>) -> Result<(Value, Spent), String> {
+        let response = self
+            .target
             .chat(body)
             .await
-            .map_err(|e| format!("judge {:?}: {e}", self.name))
+            .map_err(|e| format!("judge {:?}: {e}", self.name))?;
+        let spent = self.spent(usage(&response));
+        Ok((response, spent))
+    }
+
+    /// The tokens a call reported, at this endpoint's prices.
+    fn spent(&self, usage: Option<Usage>) -> Spent {
+        usage.map(|usage| (usage, self.target.cost(usage)))
     }
 }
 
@@ -79,12 +98,12 @@ impl JudgeCheck {
         }
     }
 
-    /// The judge's verdict on one answer of `metric`.
+    /// The judge's verdict on one answer of `metric`, and what the call spent.
     pub(super) async fn judge(
         &self,
         metric: &Metric,
         input: &ScoreInput<'_>,
-    ) -> Result<Judgement, String> {
+    ) -> Result<(Judgement, Spent), String> {
         let client = self.client.as_ref().map_err(Clone::clone)?;
         let shown = JudgeInput {
             prompt: input.prompt,
@@ -109,13 +128,13 @@ pub struct JudgeInput<'a> {
     pub output: &'a str,
 }
 
-/// Asks the judge to score one answer.
+/// Asks the judge to score one answer; also gives what the call spent.
 pub async fn judge(
     client: &JudgeClient,
     judge: &LlmJudge,
     metric: &Metric,
     input: &JudgeInput<'_>,
-) -> Result<Judgement, String> {
+) -> Result<(Judgement, Spent), String> {
     let user = render_prompt(&judge.evaluation_prompt, &judge.evaluation_steps, input)?;
     let system = instructions(judge, metric);
     let mut body = Map::new();
@@ -128,14 +147,14 @@ pub async fn judge(
     );
     body.insert("temperature".into(), json!(0));
     body.insert("response_format".into(), json!({"type": "json_object"}));
-    let response = client.complete(body).await?;
+    let (response, spent) = client.complete(body).await?;
     let content = first_content(&response).ok_or_else(|| {
         format!(
             "judge response has no choices[0].message.content; raw response: {}",
             raw(&response.to_string())
         )
     })?;
-    parse_verdict(content, judge, metric)
+    Ok((parse_verdict(content, judge, metric)?, spent))
 }
 
 #[cfg(test)]
@@ -219,7 +238,7 @@ mod tests {
         let judge_input = input(&context);
         let call = judge(&client, &settings, &m, &judge_input);
         assert_send(&call);
-        let verdict = call.await.unwrap();
+        let (verdict, _) = call.await.unwrap();
         unsafe { std::env::remove_var(&var) };
         assert_eq!(
             verdict,
@@ -266,7 +285,7 @@ mod tests {
         let settings = llm_judge(&server.url, None);
         let categorical = metric(&settings, ScoreType::Categorical);
         let client = judge_client(&settings, &categorical);
-        let verdict = judge(&client, &settings, &categorical, &input(&CONTEXT))
+        let (verdict, _) = judge(&client, &settings, &categorical, &input(&CONTEXT))
             .await
             .unwrap();
         assert_eq!(verdict.category.as_deref(), Some("polite"));
@@ -285,14 +304,14 @@ mod tests {
         assert!(err.contains("\"sarcastic\", which is not one of"), "{err}");
 
         let binary = metric(&settings, ScoreType::Binary);
-        let verdict = judge(&client, &settings, &binary, &input(&CONTEXT))
+        let (verdict, _) = judge(&client, &settings, &binary, &input(&CONTEXT))
             .await
             .unwrap();
         assert_eq!(
             (verdict.score, verdict.reason.as_str()),
             (Some(0.0), "Wrong city.")
         );
-        let verdict = judge(&client, &settings, &binary, &input(&CONTEXT))
+        let (verdict, _) = judge(&client, &settings, &binary, &input(&CONTEXT))
             .await
             .unwrap();
         assert_eq!((verdict.score, verdict.reason.as_str()), (Some(1.0), ""));

@@ -36,7 +36,7 @@ async fn endpoints_keep_their_settings_through_get_list_and_update() {
     let mut endpoint = bare_http("app", "https://example.com/v1/answer");
     endpoint.description = "the app".into();
     endpoint.max_concurrency = 4;
-    endpoint.max_retries = 2;
+    endpoint.max_retries = Some(2);
     endpoint.rate_limit_per_second = 10.0;
     http_mut(&mut endpoint).method = "PUT".into();
     http_mut(&mut endpoint).timeout_ms = 1234;
@@ -47,7 +47,7 @@ async fn endpoints_keep_their_settings_through_get_list_and_update() {
             app.max_retries,
             app.rate_limit_per_second
         ),
-        (4, 2, 10.0)
+        (4, Some(2), 10.0)
     );
     assert_eq!(
         (http(&app).method.as_str(), http(&app).timeout_ms),

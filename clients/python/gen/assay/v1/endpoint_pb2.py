@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ssay/v1/endpoint.proto\x12\x08\x61ssay.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x03\n\x08\x45ndpoint\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12*\n\x04http\x18\x04 \x01(\x0b\x32\x14.assay.v1.HttpTargetH\x00R\x04http\x12=\n\x0bopenai_chat\x18\x05 \x01(\x0b\x32\x1a.assay.v1.OpenAiChatTargetH\x00R\nopenaiChat\x12\'\n\x0fmax_concurrency\x18\x06 \x01(\rR\x0emaxConcurrency\x12\x1f\n\x0bmax_retries\x18\x07 \x01(\rR\nmaxRetries\x12\x31\n\x15rate_limit_per_second\x18\x08 \x01(\x01R\x12rateLimitPerSecond\x12\x39\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x35\n\x0b\x63\x61ll_policy\x18\x0b \x01(\x0b\x32\x14.assay.v1.CallPolicyR\ncallPolicyB\x08\n\x06target\"\x90\x02\n\nCallPolicy\x12&\n\x0f\x62\x61\x63koff_base_ms\x18\x01 \x01(\rR\rbackoffBaseMs\x12$\n\x0e\x62\x61\x63koff_max_ms\x18\x02 \x01(\rR\x0c\x62\x61\x63koffMaxMs\x12)\n\x11max_retry_wait_ms\x18\x03 \x01(\rR\x0emaxRetryWaitMs\x12&\n\x0fretry_budget_ms\x18\x04 \x01(\rR\rretryBudgetMs\x12.\n\x13requests_per_minute\x18\x05 \x01(\rR\x11requestsPerMinute\x12\x31\n\x14\x61\x64\x61ptive_concurrency\x18\x06 \x01(\x08R\x13\x61\x64\x61ptiveConcurrency\"\xb9\x02\n\nHttpTarget\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12;\n\x07headers\x18\x03 \x03(\x0b\x32!.assay.v1.HttpTarget.HeadersEntryR\x07headers\x12#\n\rbody_template\x18\x04 \x01(\tR\x0c\x62odyTemplate\x12\x44\n\x10response_mapping\x18\x05 \x01(\x0b\x32\x19.assay.v1.ResponseMappingR\x0fresponseMapping\x12\x1d\n\ntimeout_ms\x18\x06 \x01(\rR\ttimeoutMs\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"_\n\x0fResponseMapping\x12\x16\n\x06output\x18\x01 \x01(\tR\x06output\x12\x18\n\x07\x63ontext\x18\x02 \x01(\tR\x07\x63ontext\x12\x1a\n\x08metadata\x18\x03 \x01(\tR\x08metadata\"\xa7\x01\n\x10OpenAiChatTarget\x12\x19\n\x08\x62\x61se_url\x18\x01 \x01(\tR\x07\x62\x61seUrl\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12#\n\rsystem_prompt\x18\x03 \x01(\tR\x0csystemPrompt\x12\x1e\n\x0b\x61pi_key_env\x18\x04 \x01(\tR\tapiKeyEnv\x12\x1d\n\ntimeout_ms\x18\x05 \x01(\rR\ttimeoutMs\"G\n\x15\x43reateEndpointRequest\x12.\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x12.assay.v1.EndpointR\x08\x65ndpoint\"0\n\x12GetEndpointRequest\x12\x1a\n\x08\x65ndpoint\x18\x01 \x01(\tR\x08\x65ndpoint\"R\n\x14ListEndpointsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"q\n\x15ListEndpointsResponse\x12\x30\n\tendpoints\x18\x01 \x03(\x0b\x32\x12.assay.v1.EndpointR\tendpoints\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n\x15UpdateEndpointRequest\x12.\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x12.assay.v1.EndpointR\x08\x65ndpoint\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"3\n\x15\x44\x65leteEndpointRequest\x12\x1a\n\x08\x65ndpoint\x18\x01 \x01(\tR\x08\x65ndpoint2\xfd\x02\n\x0f\x45ndpointService\x12\x45\n\x0e\x43reateEndpoint\x12\x1f.assay.v1.CreateEndpointRequest\x1a\x12.assay.v1.Endpoint\x12?\n\x0bGetEndpoint\x12\x1c.assay.v1.GetEndpointRequest\x1a\x12.assay.v1.Endpoint\x12P\n\rListEndpoints\x12\x1e.assay.v1.ListEndpointsRequest\x1a\x1f.assay.v1.ListEndpointsResponse\x12\x45\n\x0eUpdateEndpoint\x12\x1f.assay.v1.UpdateEndpointRequest\x1a\x12.assay.v1.Endpoint\x12I\n\x0e\x44\x65leteEndpoint\x12\x1f.assay.v1.DeleteEndpointRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ssay/v1/endpoint.proto\x12\x08\x61ssay.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x04\n\x08\x45ndpoint\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12*\n\x04http\x18\x04 \x01(\x0b\x32\x14.assay.v1.HttpTargetH\x00R\x04http\x12=\n\x0bopenai_chat\x18\x05 \x01(\x0b\x32\x1a.assay.v1.OpenAiChatTargetH\x00R\nopenaiChat\x12\'\n\x0fmax_concurrency\x18\x06 \x01(\rR\x0emaxConcurrency\x12$\n\x0bmax_retries\x18\x07 \x01(\rH\x01R\nmaxRetries\x88\x01\x01\x12\x31\n\x15rate_limit_per_second\x18\x08 \x01(\x01R\x12rateLimitPerSecond\x12\x39\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x35\n\x0b\x63\x61ll_policy\x18\x0b \x01(\x0b\x32\x14.assay.v1.CallPolicyR\ncallPolicy\x12+\n\x07pricing\x18\x14 \x01(\x0b\x32\x11.assay.v1.PricingR\x07pricingB\x08\n\x06targetB\x0e\n\x0c_max_retries\"\x8b\x01\n\x07Pricing\x12>\n\x1cinput_usd_per_million_tokens\x18\x01 \x01(\x01R\x18inputUsdPerMillionTokens\x12@\n\x1doutput_usd_per_million_tokens\x18\x02 \x01(\x01R\x19outputUsdPerMillionTokens\"\x90\x02\n\nCallPolicy\x12&\n\x0f\x62\x61\x63koff_base_ms\x18\x01 \x01(\rR\rbackoffBaseMs\x12$\n\x0e\x62\x61\x63koff_max_ms\x18\x02 \x01(\rR\x0c\x62\x61\x63koffMaxMs\x12)\n\x11max_retry_wait_ms\x18\x03 \x01(\rR\x0emaxRetryWaitMs\x12&\n\x0fretry_budget_ms\x18\x04 \x01(\rR\rretryBudgetMs\x12.\n\x13requests_per_minute\x18\x05 \x01(\rR\x11requestsPerMinute\x12\x31\n\x14\x61\x64\x61ptive_concurrency\x18\x06 \x01(\x08R\x13\x61\x64\x61ptiveConcurrency\"\xb9\x02\n\nHttpTarget\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12;\n\x07headers\x18\x03 \x03(\x0b\x32!.assay.v1.HttpTarget.HeadersEntryR\x07headers\x12#\n\rbody_template\x18\x04 \x01(\tR\x0c\x62odyTemplate\x12\x44\n\x10response_mapping\x18\x05 \x01(\x0b\x32\x19.assay.v1.ResponseMappingR\x0fresponseMapping\x12\x1d\n\ntimeout_ms\x18\x06 \x01(\rR\ttimeoutMs\x1a:\n\x0cHeadersEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xa7\x01\n\x0fResponseMapping\x12\x16\n\x06output\x18\x01 \x01(\tR\x06output\x12\x18\n\x07\x63ontext\x18\x02 \x01(\tR\x07\x63ontext\x12\x1a\n\x08metadata\x18\x03 \x01(\tR\x08metadata\x12!\n\x0cinput_tokens\x18\x04 \x01(\tR\x0binputTokens\x12#\n\routput_tokens\x18\x05 \x01(\tR\x0coutputTokens\"\xa7\x01\n\x10OpenAiChatTarget\x12\x19\n\x08\x62\x61se_url\x18\x01 \x01(\tR\x07\x62\x61seUrl\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12#\n\rsystem_prompt\x18\x03 \x01(\tR\x0csystemPrompt\x12\x1e\n\x0b\x61pi_key_env\x18\x04 \x01(\tR\tapiKeyEnv\x12\x1d\n\ntimeout_ms\x18\x05 \x01(\rR\ttimeoutMs\"G\n\x15\x43reateEndpointRequest\x12.\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x12.assay.v1.EndpointR\x08\x65ndpoint\"0\n\x12GetEndpointRequest\x12\x1a\n\x08\x65ndpoint\x18\x01 \x01(\tR\x08\x65ndpoint\"R\n\x14ListEndpointsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"q\n\x15ListEndpointsResponse\x12\x30\n\tendpoints\x18\x01 \x03(\x0b\x32\x12.assay.v1.EndpointR\tendpoints\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n\x15UpdateEndpointRequest\x12.\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x12.assay.v1.EndpointR\x08\x65ndpoint\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"3\n\x15\x44\x65leteEndpointRequest\x12\x1a\n\x08\x65ndpoint\x18\x01 \x01(\tR\x08\x65ndpoint2\xfd\x02\n\x0f\x45ndpointService\x12\x45\n\x0e\x43reateEndpoint\x12\x1f.assay.v1.CreateEndpointRequest\x1a\x12.assay.v1.Endpoint\x12?\n\x0bGetEndpoint\x12\x1c.assay.v1.GetEndpointRequest\x1a\x12.assay.v1.Endpoint\x12P\n\rListEndpoints\x12\x1e.assay.v1.ListEndpointsRequest\x1a\x1f.assay.v1.ListEndpointsResponse\x12\x45\n\x0eUpdateEndpoint\x12\x1f.assay.v1.UpdateEndpointRequest\x1a\x12.assay.v1.Endpoint\x12I\n\x0e\x44\x65leteEndpoint\x12\x1f.assay.v1.DeleteEndpointRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,29 +37,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HTTPTARGET_HEADERSENTRY']._loaded_options = None
   _globals['_HTTPTARGET_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_ENDPOINT']._serialized_start=134
-  _globals['_ENDPOINT']._serialized_end=629
-  _globals['_CALLPOLICY']._serialized_start=632
-  _globals['_CALLPOLICY']._serialized_end=904
-  _globals['_HTTPTARGET']._serialized_start=907
-  _globals['_HTTPTARGET']._serialized_end=1220
-  _globals['_HTTPTARGET_HEADERSENTRY']._serialized_start=1162
-  _globals['_HTTPTARGET_HEADERSENTRY']._serialized_end=1220
-  _globals['_RESPONSEMAPPING']._serialized_start=1222
-  _globals['_RESPONSEMAPPING']._serialized_end=1317
-  _globals['_OPENAICHATTARGET']._serialized_start=1320
-  _globals['_OPENAICHATTARGET']._serialized_end=1487
-  _globals['_CREATEENDPOINTREQUEST']._serialized_start=1489
-  _globals['_CREATEENDPOINTREQUEST']._serialized_end=1560
-  _globals['_GETENDPOINTREQUEST']._serialized_start=1562
-  _globals['_GETENDPOINTREQUEST']._serialized_end=1610
-  _globals['_LISTENDPOINTSREQUEST']._serialized_start=1612
-  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1694
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1696
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=1809
-  _globals['_UPDATEENDPOINTREQUEST']._serialized_start=1812
-  _globals['_UPDATEENDPOINTREQUEST']._serialized_end=1944
-  _globals['_DELETEENDPOINTREQUEST']._serialized_start=1946
-  _globals['_DELETEENDPOINTREQUEST']._serialized_end=1997
-  _globals['_ENDPOINTSERVICE']._serialized_start=2000
-  _globals['_ENDPOINTSERVICE']._serialized_end=2381
+  _globals['_ENDPOINT']._serialized_end=695
+  _globals['_PRICING']._serialized_start=698
+  _globals['_PRICING']._serialized_end=837
+  _globals['_CALLPOLICY']._serialized_start=840
+  _globals['_CALLPOLICY']._serialized_end=1112
+  _globals['_HTTPTARGET']._serialized_start=1115
+  _globals['_HTTPTARGET']._serialized_end=1428
+  _globals['_HTTPTARGET_HEADERSENTRY']._serialized_start=1370
+  _globals['_HTTPTARGET_HEADERSENTRY']._serialized_end=1428
+  _globals['_RESPONSEMAPPING']._serialized_start=1431
+  _globals['_RESPONSEMAPPING']._serialized_end=1598
+  _globals['_OPENAICHATTARGET']._serialized_start=1601
+  _globals['_OPENAICHATTARGET']._serialized_end=1768
+  _globals['_CREATEENDPOINTREQUEST']._serialized_start=1770
+  _globals['_CREATEENDPOINTREQUEST']._serialized_end=1841
+  _globals['_GETENDPOINTREQUEST']._serialized_start=1843
+  _globals['_GETENDPOINTREQUEST']._serialized_end=1891
+  _globals['_LISTENDPOINTSREQUEST']._serialized_start=1893
+  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1975
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1977
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=2090
+  _globals['_UPDATEENDPOINTREQUEST']._serialized_start=2093
+  _globals['_UPDATEENDPOINTREQUEST']._serialized_end=2225
+  _globals['_DELETEENDPOINTREQUEST']._serialized_start=2227
+  _globals['_DELETEENDPOINTREQUEST']._serialized_end=2278
+  _globals['_ENDPOINTSERVICE']._serialized_start=2281
+  _globals['_ENDPOINTSERVICE']._serialized_end=2662
 # @@protoc_insertion_point(module_scope)

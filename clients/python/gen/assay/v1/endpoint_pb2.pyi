@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Endpoint(_message.Message):
-    __slots__ = ("id", "name", "description", "http", "openai_chat", "max_concurrency", "max_retries", "rate_limit_per_second", "created_at", "updated_at", "call_policy")
+    __slots__ = ("id", "name", "description", "http", "openai_chat", "max_concurrency", "max_retries", "rate_limit_per_second", "created_at", "updated_at", "call_policy", "pricing")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class Endpoint(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     CALL_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PRICING_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -35,7 +36,16 @@ class Endpoint(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     call_policy: CallPolicy
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., http: _Optional[_Union[HttpTarget, _Mapping]] = ..., openai_chat: _Optional[_Union[OpenAiChatTarget, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., max_retries: _Optional[int] = ..., rate_limit_per_second: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_policy: _Optional[_Union[CallPolicy, _Mapping]] = ...) -> None: ...
+    pricing: Pricing
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., http: _Optional[_Union[HttpTarget, _Mapping]] = ..., openai_chat: _Optional[_Union[OpenAiChatTarget, _Mapping]] = ..., max_concurrency: _Optional[int] = ..., max_retries: _Optional[int] = ..., rate_limit_per_second: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., call_policy: _Optional[_Union[CallPolicy, _Mapping]] = ..., pricing: _Optional[_Union[Pricing, _Mapping]] = ...) -> None: ...
+
+class Pricing(_message.Message):
+    __slots__ = ("input_usd_per_million_tokens", "output_usd_per_million_tokens")
+    INPUT_USD_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_USD_PER_MILLION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    input_usd_per_million_tokens: float
+    output_usd_per_million_tokens: float
+    def __init__(self, input_usd_per_million_tokens: _Optional[float] = ..., output_usd_per_million_tokens: _Optional[float] = ...) -> None: ...
 
 class CallPolicy(_message.Message):
     __slots__ = ("backoff_base_ms", "backoff_max_ms", "max_retry_wait_ms", "retry_budget_ms", "requests_per_minute", "adaptive_concurrency")
@@ -77,14 +87,18 @@ class HttpTarget(_message.Message):
     def __init__(self, url: _Optional[str] = ..., method: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body_template: _Optional[str] = ..., response_mapping: _Optional[_Union[ResponseMapping, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class ResponseMapping(_message.Message):
-    __slots__ = ("output", "context", "metadata")
+    __slots__ = ("output", "context", "metadata", "input_tokens", "output_tokens")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     output: str
     context: str
     metadata: str
-    def __init__(self, output: _Optional[str] = ..., context: _Optional[str] = ..., metadata: _Optional[str] = ...) -> None: ...
+    input_tokens: str
+    output_tokens: str
+    def __init__(self, output: _Optional[str] = ..., context: _Optional[str] = ..., metadata: _Optional[str] = ..., input_tokens: _Optional[str] = ..., output_tokens: _Optional[str] = ...) -> None: ...
 
 class OpenAiChatTarget(_message.Message):
     __slots__ = ("base_url", "model", "system_prompt", "api_key_env", "timeout_ms")

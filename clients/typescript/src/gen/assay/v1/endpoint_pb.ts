@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/endpoint.proto.
  */
 export const file_assay_v1_endpoint: GenFile = /*@__PURE__*/
-  fileDesc("Chdhc3NheS92MS9lbmRwb2ludC5wcm90bxIIYXNzYXkudjEi9AIKCEVuZHBvaW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSJAoEaHR0cBgEIAEoCzIULmFzc2F5LnYxLkh0dHBUYXJnZXRIABIxCgtvcGVuYWlfY2hhdBgFIAEoCzIaLmFzc2F5LnYxLk9wZW5BaUNoYXRUYXJnZXRIABIXCg9tYXhfY29uY3VycmVuY3kYBiABKA0SEwoLbWF4X3JldHJpZXMYByABKA0SHQoVcmF0ZV9saW1pdF9wZXJfc2Vjb25kGAggASgBEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKC2NhbGxfcG9saWN5GAsgASgLMhQuYXNzYXkudjEuQ2FsbFBvbGljeUIICgZ0YXJnZXQirAEKCkNhbGxQb2xpY3kSFwoPYmFja29mZl9iYXNlX21zGAEgASgNEhYKDmJhY2tvZmZfbWF4X21zGAIgASgNEhkKEW1heF9yZXRyeV93YWl0X21zGAMgASgNEhcKD3JldHJ5X2J1ZGdldF9tcxgEIAEoDRIbChNyZXF1ZXN0c19wZXJfbWludXRlGAUgASgNEhwKFGFkYXB0aXZlX2NvbmN1cnJlbmN5GAYgASgIIu0BCgpIdHRwVGFyZ2V0EgsKA3VybBgBIAEoCRIOCgZtZXRob2QYAiABKAkSMgoHaGVhZGVycxgDIAMoCzIhLmFzc2F5LnYxLkh0dHBUYXJnZXQuSGVhZGVyc0VudHJ5EhUKDWJvZHlfdGVtcGxhdGUYBCABKAkSMwoQcmVzcG9uc2VfbWFwcGluZxgFIAEoCzIZLmFzc2F5LnYxLlJlc3BvbnNlTWFwcGluZxISCgp0aW1lb3V0X21zGAYgASgNGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkQKD1Jlc3BvbnNlTWFwcGluZxIOCgZvdXRwdXQYASABKAkSDwoHY29udGV4dBgCIAEoCRIQCghtZXRhZGF0YRgDIAEoCSJzChBPcGVuQWlDaGF0VGFyZ2V0EhAKCGJhc2VfdXJsGAEgASgJEg0KBW1vZGVsGAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSEwoLYXBpX2tleV9lbnYYBCABKAkSEgoKdGltZW91dF9tcxgFIAEoDSI9ChVDcmVhdGVFbmRwb2ludFJlcXVlc3QSJAoIZW5kcG9pbnQYASABKAsyEi5hc3NheS52MS5FbmRwb2ludCImChJHZXRFbmRwb2ludFJlcXVlc3QSEAoIZW5kcG9pbnQYASABKAkiPQoUTGlzdEVuZHBvaW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVwoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEiUKCWVuZHBvaW50cxgBIAMoCzISLmFzc2F5LnYxLkVuZHBvaW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChVVcGRhdGVFbmRwb2ludFJlcXVlc3QSJAoIZW5kcG9pbnQYASABKAsyEi5hc3NheS52MS5FbmRwb2ludBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siKQoVRGVsZXRlRW5kcG9pbnRSZXF1ZXN0EhAKCGVuZHBvaW50GAEgASgJMv0CCg9FbmRwb2ludFNlcnZpY2USRQoOQ3JlYXRlRW5kcG9pbnQSHy5hc3NheS52MS5DcmVhdGVFbmRwb2ludFJlcXVlc3QaEi5hc3NheS52MS5FbmRwb2ludBI/CgtHZXRFbmRwb2ludBIcLmFzc2F5LnYxLkdldEVuZHBvaW50UmVxdWVzdBoSLmFzc2F5LnYxLkVuZHBvaW50ElAKDUxpc3RFbmRwb2ludHMSHi5hc3NheS52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBofLmFzc2F5LnYxLkxpc3RFbmRwb2ludHNSZXNwb25zZRJFCg5VcGRhdGVFbmRwb2ludBIfLmFzc2F5LnYxLlVwZGF0ZUVuZHBvaW50UmVxdWVzdBoSLmFzc2F5LnYxLkVuZHBvaW50EkkKDkRlbGV0ZUVuZHBvaW50Eh8uYXNzYXkudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chdhc3NheS92MS9lbmRwb2ludC5wcm90bxIIYXNzYXkudjEirQMKCEVuZHBvaW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSJAoEaHR0cBgEIAEoCzIULmFzc2F5LnYxLkh0dHBUYXJnZXRIABIxCgtvcGVuYWlfY2hhdBgFIAEoCzIaLmFzc2F5LnYxLk9wZW5BaUNoYXRUYXJnZXRIABIXCg9tYXhfY29uY3VycmVuY3kYBiABKA0SGAoLbWF4X3JldHJpZXMYByABKA1IAYgBARIdChVyYXRlX2xpbWl0X3Blcl9zZWNvbmQYCCABKAESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoLY2FsbF9wb2xpY3kYCyABKAsyFC5hc3NheS52MS5DYWxsUG9saWN5EiIKB3ByaWNpbmcYFCABKAsyES5hc3NheS52MS5QcmljaW5nQggKBnRhcmdldEIOCgxfbWF4X3JldHJpZXMiVgoHUHJpY2luZxIkChxpbnB1dF91c2RfcGVyX21pbGxpb25fdG9rZW5zGAEgASgBEiUKHW91dHB1dF91c2RfcGVyX21pbGxpb25fdG9rZW5zGAIgASgBIqwBCgpDYWxsUG9saWN5EhcKD2JhY2tvZmZfYmFzZV9tcxgBIAEoDRIWCg5iYWNrb2ZmX21heF9tcxgCIAEoDRIZChFtYXhfcmV0cnlfd2FpdF9tcxgDIAEoDRIXCg9yZXRyeV9idWRnZXRfbXMYBCABKA0SGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgFIAEoDRIcChRhZGFwdGl2ZV9jb25jdXJyZW5jeRgGIAEoCCLtAQoKSHR0cFRhcmdldBILCgN1cmwYASABKAkSDgoGbWV0aG9kGAIgASgJEjIKB2hlYWRlcnMYAyADKAsyIS5hc3NheS52MS5IdHRwVGFyZ2V0LkhlYWRlcnNFbnRyeRIVCg1ib2R5X3RlbXBsYXRlGAQgASgJEjMKEHJlc3BvbnNlX21hcHBpbmcYBSABKAsyGS5hc3NheS52MS5SZXNwb25zZU1hcHBpbmcSEgoKdGltZW91dF9tcxgGIAEoDRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJxCg9SZXNwb25zZU1hcHBpbmcSDgoGb3V0cHV0GAEgASgJEg8KB2NvbnRleHQYAiABKAkSEAoIbWV0YWRhdGEYAyABKAkSFAoMaW5wdXRfdG9rZW5zGAQgASgJEhUKDW91dHB1dF90b2tlbnMYBSABKAkicwoQT3BlbkFpQ2hhdFRhcmdldBIQCghiYXNlX3VybBgBIAEoCRINCgVtb2RlbBgCIAEoCRIVCg1zeXN0ZW1fcHJvbXB0GAMgASgJEhMKC2FwaV9rZXlfZW52GAQgASgJEhIKCnRpbWVvdXRfbXMYBSABKA0iPQoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EiQKCGVuZHBvaW50GAEgASgLMhIuYXNzYXkudjEuRW5kcG9pbnQiJgoSR2V0RW5kcG9pbnRSZXF1ZXN0EhAKCGVuZHBvaW50GAEgASgJIj0KFExpc3RFbmRwb2ludHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFUxpc3RFbmRwb2ludHNSZXNwb25zZRIlCgllbmRwb2ludHMYASADKAsyEi5hc3NheS52MS5FbmRwb2ludBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoVVXBkYXRlRW5kcG9pbnRSZXF1ZXN0EiQKCGVuZHBvaW50GAEgASgLMhIuYXNzYXkudjEuRW5kcG9pbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIikKFURlbGV0ZUVuZHBvaW50UmVxdWVzdBIQCghlbmRwb2ludBgBIAEoCTL9AgoPRW5kcG9pbnRTZXJ2aWNlEkUKDkNyZWF0ZUVuZHBvaW50Eh8uYXNzYXkudjEuQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0GhIuYXNzYXkudjEuRW5kcG9pbnQSPwoLR2V0RW5kcG9pbnQSHC5hc3NheS52MS5HZXRFbmRwb2ludFJlcXVlc3QaEi5hc3NheS52MS5FbmRwb2ludBJQCg1MaXN0RW5kcG9pbnRzEh4uYXNzYXkudjEuTGlzdEVuZHBvaW50c1JlcXVlc3QaHy5hc3NheS52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2USRQoOVXBkYXRlRW5kcG9pbnQSHy5hc3NheS52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaEi5hc3NheS52MS5FbmRwb2ludBJJCg5EZWxldGVFbmRwb2ludBIfLmFzc2F5LnYxLkRlbGV0ZUVuZHBvaW50UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * An endpoint: the application or model under test, and how to call it.
@@ -73,12 +73,15 @@ export type Endpoint = Message<"assay.v1.Endpoint"> & {
   maxConcurrency: number;
 
   /**
-   * Retries after a failed attempt (connection error, timeout, HTTP 408, 429 or 5xx; never
-   * another 4xx); default 0. See `call_policy` for the waits between attempts.
+   * Retries after a failed attempt. Unset (the default): 2 retries of the failures providers do
+   * not bill (connection errors, HTTP 429, 500, 502, 503, 504), as the OpenAI SDK does, and
+   * none of the others. Set: that many retries of every retryable failure (connection error,
+   * timeout, HTTP 408, 429 or 5xx; never another 4xx); 0 turns retries off. Reads show it as
+   * it was set. See `call_policy` for the waits between attempts.
    *
-   * @generated from field: uint32 max_retries = 7;
+   * @generated from field: optional uint32 max_retries = 7;
    */
-  maxRetries: number;
+  maxRetries?: number | undefined;
 
   /**
    * Most calls per second to this endpoint from all runs of the server (0: unlimited). The same
@@ -109,6 +112,13 @@ export type Endpoint = Message<"assay.v1.Endpoint"> & {
    * @generated from field: assay.v1.CallPolicy call_policy = 11;
    */
   callPolicy?: CallPolicy | undefined;
+
+  /**
+   * Prices of the endpoint's tokens, which give results their cost (unset: free).
+   *
+   * @generated from field: assay.v1.Pricing pricing = 20;
+   */
+  pricing?: Pricing | undefined;
 };
 
 /**
@@ -117,6 +127,34 @@ export type Endpoint = Message<"assay.v1.Endpoint"> & {
  */
 export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
   messageDesc(file_assay_v1_endpoint, 0);
+
+/**
+ * What an endpoint's tokens cost.
+ *
+ * @generated from message assay.v1.Pricing
+ */
+export type Pricing = Message<"assay.v1.Pricing"> & {
+  /**
+   * USD per million input tokens (0 or more).
+   *
+   * @generated from field: double input_usd_per_million_tokens = 1;
+   */
+  inputUsdPerMillionTokens: number;
+
+  /**
+   * USD per million output tokens (0 or more).
+   *
+   * @generated from field: double output_usd_per_million_tokens = 2;
+   */
+  outputUsdPerMillionTokens: number;
+};
+
+/**
+ * Describes the message assay.v1.Pricing.
+ * Use `create(PricingSchema)` to create a new message.
+ */
+export const PricingSchema: GenMessage<Pricing> = /*@__PURE__*/
+  messageDesc(file_assay_v1_endpoint, 1);
 
 /**
  * How an endpoint is called beyond one attempt. The limits are shared by every run (and LLM
@@ -179,7 +217,7 @@ export type CallPolicy = Message<"assay.v1.CallPolicy"> & {
  * Use `create(CallPolicySchema)` to create a new message.
  */
 export const CallPolicySchema: GenMessage<CallPolicy> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 1);
+  messageDesc(file_assay_v1_endpoint, 2);
 
 /**
  * A generic HTTP target.
@@ -239,7 +277,7 @@ export type HttpTarget = Message<"assay.v1.HttpTarget"> & {
  * Use `create(HttpTargetSchema)` to create a new message.
  */
 export const HttpTargetSchema: GenMessage<HttpTarget> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 2);
+  messageDesc(file_assay_v1_endpoint, 3);
 
 /**
  * JSONPath (RFC 9535) expressions into the endpoint's JSON response.
@@ -267,6 +305,20 @@ export type ResponseMapping = Message<"assay.v1.ResponseMapping"> & {
    * @generated from field: string metadata = 3;
    */
   metadata: string;
+
+  /**
+   * Path of the number of input tokens the call used (optional), e.g. "$.usage.input_tokens".
+   *
+   * @generated from field: string input_tokens = 4;
+   */
+  inputTokens: string;
+
+  /**
+   * Path of the number of output tokens the call used (optional).
+   *
+   * @generated from field: string output_tokens = 5;
+   */
+  outputTokens: string;
 };
 
 /**
@@ -274,10 +326,11 @@ export type ResponseMapping = Message<"assay.v1.ResponseMapping"> & {
  * Use `create(ResponseMappingSchema)` to create a new message.
  */
 export const ResponseMappingSchema: GenMessage<ResponseMapping> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 3);
+  messageDesc(file_assay_v1_endpoint, 4);
 
 /**
- * An OpenAI-compatible chat-completions target; the answer is `choices[0].message.content`.
+ * An OpenAI-compatible chat-completions target; the answer is `choices[0].message.content`,
+ * the tokens `usage.prompt_tokens` and `usage.completion_tokens`.
  *
  * @generated from message assay.v1.OpenAiChatTarget
  */
@@ -323,7 +376,7 @@ export type OpenAiChatTarget = Message<"assay.v1.OpenAiChatTarget"> & {
  * Use `create(OpenAiChatTargetSchema)` to create a new message.
  */
 export const OpenAiChatTargetSchema: GenMessage<OpenAiChatTarget> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 4);
+  messageDesc(file_assay_v1_endpoint, 5);
 
 /**
  * Request of CreateEndpoint.
@@ -344,7 +397,7 @@ export type CreateEndpointRequest = Message<"assay.v1.CreateEndpointRequest"> & 
  * Use `create(CreateEndpointRequestSchema)` to create a new message.
  */
 export const CreateEndpointRequestSchema: GenMessage<CreateEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 5);
+  messageDesc(file_assay_v1_endpoint, 6);
 
 /**
  * Request of GetEndpoint.
@@ -365,7 +418,7 @@ export type GetEndpointRequest = Message<"assay.v1.GetEndpointRequest"> & {
  * Use `create(GetEndpointRequestSchema)` to create a new message.
  */
 export const GetEndpointRequestSchema: GenMessage<GetEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 6);
+  messageDesc(file_assay_v1_endpoint, 7);
 
 /**
  * Request of ListEndpoints.
@@ -393,7 +446,7 @@ export type ListEndpointsRequest = Message<"assay.v1.ListEndpointsRequest"> & {
  * Use `create(ListEndpointsRequestSchema)` to create a new message.
  */
 export const ListEndpointsRequestSchema: GenMessage<ListEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 7);
+  messageDesc(file_assay_v1_endpoint, 8);
 
 /**
  * Response of ListEndpoints.
@@ -421,7 +474,7 @@ export type ListEndpointsResponse = Message<"assay.v1.ListEndpointsResponse"> & 
  * Use `create(ListEndpointsResponseSchema)` to create a new message.
  */
 export const ListEndpointsResponseSchema: GenMessage<ListEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 8);
+  messageDesc(file_assay_v1_endpoint, 9);
 
 /**
  * Request of UpdateEndpoint.
@@ -451,7 +504,7 @@ export type UpdateEndpointRequest = Message<"assay.v1.UpdateEndpointRequest"> & 
  * Use `create(UpdateEndpointRequestSchema)` to create a new message.
  */
 export const UpdateEndpointRequestSchema: GenMessage<UpdateEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 9);
+  messageDesc(file_assay_v1_endpoint, 10);
 
 /**
  * Request of DeleteEndpoint.
@@ -472,7 +525,7 @@ export type DeleteEndpointRequest = Message<"assay.v1.DeleteEndpointRequest"> & 
  * Use `create(DeleteEndpointRequestSchema)` to create a new message.
  */
 export const DeleteEndpointRequestSchema: GenMessage<DeleteEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_endpoint, 10);
+  messageDesc(file_assay_v1_endpoint, 11);
 
 /**
  * EndpointService manages the targets that test sets are run against.

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/metric.proto.
  */
 export const file_assay_v1_metric: GenFile = /*@__PURE__*/
-  fileDesc("ChVhc3NheS92MS9tZXRyaWMucHJvdG8SCGFzc2F5LnYxIq4HCgZNZXRyaWMSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgpzY29yZV90eXBlGAQgASgOMhMuYXNzYXkudjEuU2NvcmVUeXBlEhYKCXRocmVzaG9sZBgFIAEoAUgBiAEBEhoKEnRocmVzaG9sZF9vcGVyYXRvchgGIAEoCRISCgpjYXRlZ29yaWVzGAcgAygJEhoKEnBhc3NpbmdfY2F0ZWdvcmllcxgIIAMoCRIZChFyZXF1aXJlc19leHBlY3RlZBgJIAEoCBIYChByZXF1aXJlc19jb250ZXh0GAogASgIEisKC2V4YWN0X21hdGNoGBQgASgLMhQuYXNzYXkudjEuRXhhY3RNYXRjaEgAEiYKCGNvbnRhaW5zGBUgASgLMhIuYXNzYXkudjEuQ29udGFpbnNIABIgCgVyZWdleBgWIAEoCzIPLmFzc2F5LnYxLlJlZ2V4SAASJwoJbGxtX2p1ZGdlGBcgASgLMhIuYXNzYXkudjEuTGxtSnVkZ2VIABItCgxub3RfY29udGFpbnMYGCABKAsyFS5hc3NheS52MS5Ob3RDb250YWluc0gAEisKC3N0YXJ0c193aXRoGBkgASgLMhQuYXNzYXkudjEuQWZmaXhNYXRjaEgAEikKCWVuZHNfd2l0aBgaIAEoCzIULmFzc2F5LnYxLkFmZml4TWF0Y2hIABIjCgdpc19qc29uGBsgASgLMhAuYXNzYXkudjEuSXNKc29uSAASKwoLanNvbl9zY2hlbWEYHCABKAsyFC5hc3NheS52MS5Kc29uU2NoZW1hSAASIgoGbGVuZ3RoGB0gASgLMhAuYXNzYXkudjEuTGVuZ3RoSAASJAoHbGF0ZW5jeRggIAEoCzIRLmFzc2F5LnYxLkxhdGVuY3lIABIrCgtsZXZlbnNodGVpbhghIAEoCzIULmFzc2F5LnYxLlNpbWlsYXJpdHlIABInCgdyb3VnZV9sGCIgASgLMhQuYXNzYXkudjEuU2ltaWxhcml0eUgAEiQKBGJsZXUYIyABKAsyFC5hc3NheS52MS5TaW1pbGFyaXR5SAASLgoKY3JlYXRlZF9hdBgeIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBgoEa2luZEIMCgpfdGhyZXNob2xkIk0KCkV4YWN0TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSJFCghDb250YWlucxIOCgZ2YWx1ZXMYASADKAkSEQoJbWF0Y2hfYWxsGAIgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAMgASgIIioKBVJlZ2V4Eg8KB3BhdHRlcm4YASABKAkSEAoIbm9fbWF0Y2gYAiABKAgiNQoLTm90Q29udGFpbnMSDgoGdmFsdWVzGAEgAygJEhYKDmNhc2Vfc2Vuc2l0aXZlGAIgASgIIk0KCkFmZml4TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSIICgZJc0pzb24iHAoKSnNvblNjaGVtYRIOCgZzY2hlbWEYASABKAkiYAoGTGVuZ3RoEhAKA21pbhgBIAEoDUgAiAEBEhAKA21heBgCIAEoDUgBiAEBEiIKBHVuaXQYAyABKA4yFC5hc3NheS52MS5MZW5ndGhVbml0QgYKBF9taW5CBgoEX21heCIZCgdMYXRlbmN5Eg4KBm1heF9tcxgBIAEoDSJxCgpTaW1pbGFyaXR5EhIKBXZhbHVlGAEgASgJSACIAQESEwoLaWdub3JlX2Nhc2UYAiABKAgSCwoDbmZjGAMgASgIEhEKCWxvd2VyY2FzZRgEIAEoCBIQCgh0b2tlbml6ZRgFIAEoCUIICgZfdmFsdWUixwEKCExsbUp1ZGdlEhAKCGJhc2VfdXJsGAEgASgJEg0KBW1vZGVsGAIgASgJEhMKC2FwaV9rZXlfZW52GAMgASgJEhkKEWV2YWx1YXRpb25fcHJvbXB0GAQgASgJEhEKCW1pbl9zY29yZRgFIAEoARIRCgltYXhfc2NvcmUYBiABKAESEgoKdGltZW91dF9tcxgHIAEoDRIWCg5qdWRnZV9lbmRwb2ludBgIIAEoCRIYChBldmFsdWF0aW9uX3N0ZXBzGAkgAygJIjcKE0NyZWF0ZU1ldHJpY1JlcXVlc3QSIAoGbWV0cmljGAEgASgLMhAuYXNzYXkudjEuTWV0cmljIiIKEEdldE1ldHJpY1JlcXVlc3QSDgoGbWV0cmljGAEgASgJIjsKEkxpc3RNZXRyaWNzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJRChNMaXN0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImgKE1VwZGF0ZU1ldHJpY1JlcXVlc3QSIAoGbWV0cmljGAEgASgLMhAuYXNzYXkudjEuTWV0cmljEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIlChNEZWxldGVNZXRyaWNSZXF1ZXN0Eg4KBm1ldHJpYxgBIAEoCSpyCglTY29yZVR5cGUSGgoWU0NPUkVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVNDT1JFX1RZUEVfQklOQVJZEAESFgoSU0NPUkVfVFlQRV9OVU1FUklDEAISGgoWU0NPUkVfVFlQRV9DQVRFR09SSUNBTBADKlwKCkxlbmd0aFVuaXQSGwoXTEVOR1RIX1VOSVRfVU5TUEVDSUZJRUQQABIaChZMRU5HVEhfVU5JVF9DSEFSQUNURVJTEAESFQoRTEVOR1RIX1VOSVRfV09SRFMQAjLfAgoNTWV0cmljU2VydmljZRI/CgxDcmVhdGVNZXRyaWMSHS5hc3NheS52MS5DcmVhdGVNZXRyaWNSZXF1ZXN0GhAuYXNzYXkudjEuTWV0cmljEjkKCUdldE1ldHJpYxIaLmFzc2F5LnYxLkdldE1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSSgoLTGlzdE1ldHJpY3MSHC5hc3NheS52MS5MaXN0TWV0cmljc1JlcXVlc3QaHS5hc3NheS52MS5MaXN0TWV0cmljc1Jlc3BvbnNlEj8KDFVwZGF0ZU1ldHJpYxIdLmFzc2F5LnYxLlVwZGF0ZU1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSRQoMRGVsZXRlTWV0cmljEh0uYXNzYXkudjEuRGVsZXRlTWV0cmljUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChVhc3NheS92MS9tZXRyaWMucHJvdG8SCGFzc2F5LnYxIr0ICgZNZXRyaWMSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgpzY29yZV90eXBlGAQgASgOMhMuYXNzYXkudjEuU2NvcmVUeXBlEhYKCXRocmVzaG9sZBgFIAEoAUgBiAEBEhoKEnRocmVzaG9sZF9vcGVyYXRvchgGIAEoCRISCgpjYXRlZ29yaWVzGAcgAygJEhoKEnBhc3NpbmdfY2F0ZWdvcmllcxgIIAMoCRIZChFyZXF1aXJlc19leHBlY3RlZBgJIAEoCBIYChByZXF1aXJlc19jb250ZXh0GAogASgIEisKC2V4YWN0X21hdGNoGBQgASgLMhQuYXNzYXkudjEuRXhhY3RNYXRjaEgAEiYKCGNvbnRhaW5zGBUgASgLMhIuYXNzYXkudjEuQ29udGFpbnNIABIgCgVyZWdleBgWIAEoCzIPLmFzc2F5LnYxLlJlZ2V4SAASJwoJbGxtX2p1ZGdlGBcgASgLMhIuYXNzYXkudjEuTGxtSnVkZ2VIABItCgxub3RfY29udGFpbnMYGCABKAsyFS5hc3NheS52MS5Ob3RDb250YWluc0gAEisKC3N0YXJ0c193aXRoGBkgASgLMhQuYXNzYXkudjEuQWZmaXhNYXRjaEgAEikKCWVuZHNfd2l0aBgaIAEoCzIULmFzc2F5LnYxLkFmZml4TWF0Y2hIABIjCgdpc19qc29uGBsgASgLMhAuYXNzYXkudjEuSXNKc29uSAASKwoLanNvbl9zY2hlbWEYHCABKAsyFC5hc3NheS52MS5Kc29uU2NoZW1hSAASIgoGbGVuZ3RoGB0gASgLMhAuYXNzYXkudjEuTGVuZ3RoSAASJAoHbGF0ZW5jeRggIAEoCzIRLmFzc2F5LnYxLkxhdGVuY3lIABIrCgtsZXZlbnNodGVpbhghIAEoCzIULmFzc2F5LnYxLlNpbWlsYXJpdHlIABInCgdyb3VnZV9sGCIgASgLMhQuYXNzYXkudjEuU2ltaWxhcml0eUgAEiQKBGJsZXUYIyABKAsyFC5hc3NheS52MS5TaW1pbGFyaXR5SAASOwoTc2VtYW50aWNfc2ltaWxhcml0eRgkIAEoCzIcLmFzc2F5LnYxLlNlbWFudGljU2ltaWxhcml0eUgAEh4KBGNvc3QYJSABKAsyDi5hc3NheS52MS5Db3N0SAASMAoLdG9rZW5fdXNhZ2UYJiABKAsyGS5hc3NheS52MS5Ub2tlblVzYWdlTGltaXRIABIuCgpjcmVhdGVkX2F0GB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GB8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRraW5kQgwKCl90aHJlc2hvbGQiTQoKRXhhY3RNYXRjaBISCgV2YWx1ZRgBIAEoCUgAiAEBEhMKC2lnbm9yZV9jYXNlGAIgASgIEgwKBHRyaW0YAyABKAhCCAoGX3ZhbHVlIkUKCENvbnRhaW5zEg4KBnZhbHVlcxgBIAMoCRIRCgltYXRjaF9hbGwYAiABKAgSFgoOY2FzZV9zZW5zaXRpdmUYAyABKAgiKgoFUmVnZXgSDwoHcGF0dGVybhgBIAEoCRIQCghub19tYXRjaBgCIAEoCCI1CgtOb3RDb250YWlucxIOCgZ2YWx1ZXMYASADKAkSFgoOY2FzZV9zZW5zaXRpdmUYAiABKAgiTQoKQWZmaXhNYXRjaBISCgV2YWx1ZRgBIAEoCUgAiAEBEhMKC2lnbm9yZV9jYXNlGAIgASgIEgwKBHRyaW0YAyABKAhCCAoGX3ZhbHVlIggKBklzSnNvbiIcCgpKc29uU2NoZW1hEg4KBnNjaGVtYRgBIAEoCSJgCgZMZW5ndGgSEAoDbWluGAEgASgNSACIAQESEAoDbWF4GAIgASgNSAGIAQESIgoEdW5pdBgDIAEoDjIULmFzc2F5LnYxLkxlbmd0aFVuaXRCBgoEX21pbkIGCgRfbWF4IhkKB0xhdGVuY3kSDgoGbWF4X21zGAEgASgNInEKClNpbWlsYXJpdHkSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBILCgNuZmMYAyABKAgSEQoJbG93ZXJjYXNlGAQgASgIEhAKCHRva2VuaXplGAUgASgJQggKBl92YWx1ZSIXCgRDb3N0Eg8KB21heF91c2QYASABKAEiJQoPVG9rZW5Vc2FnZUxpbWl0EhIKCm1heF90b2tlbnMYASABKAQiTgoSU2VtYW50aWNTaW1pbGFyaXR5EhIKBXZhbHVlGAEgASgJSACIAQESGgoSZW1iZWRkaW5nX2VuZHBvaW50GAIgASgJQggKBl92YWx1ZSLHAQoITGxtSnVkZ2USEAoIYmFzZV91cmwYASABKAkSDQoFbW9kZWwYAiABKAkSEwoLYXBpX2tleV9lbnYYAyABKAkSGQoRZXZhbHVhdGlvbl9wcm9tcHQYBCABKAkSEQoJbWluX3Njb3JlGAUgASgBEhEKCW1heF9zY29yZRgGIAEoARISCgp0aW1lb3V0X21zGAcgASgNEhYKDmp1ZGdlX2VuZHBvaW50GAggASgJEhgKEGV2YWx1YXRpb25fc3RlcHMYCSADKAkiNwoTQ3JlYXRlTWV0cmljUmVxdWVzdBIgCgZtZXRyaWMYASABKAsyEC5hc3NheS52MS5NZXRyaWMiIgoQR2V0TWV0cmljUmVxdWVzdBIOCgZtZXRyaWMYASABKAkiOwoSTGlzdE1ldHJpY3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlEKE0xpc3RNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaAoTVXBkYXRlTWV0cmljUmVxdWVzdBIgCgZtZXRyaWMYASABKAsyEC5hc3NheS52MS5NZXRyaWMSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIiUKE0RlbGV0ZU1ldHJpY1JlcXVlc3QSDgoGbWV0cmljGAEgASgJKnIKCVNjb3JlVHlwZRIaChZTQ09SRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRU0NPUkVfVFlQRV9CSU5BUlkQARIWChJTQ09SRV9UWVBFX05VTUVSSUMQAhIaChZTQ09SRV9UWVBFX0NBVEVHT1JJQ0FMEAMqXAoKTGVuZ3RoVW5pdBIbChdMRU5HVEhfVU5JVF9VTlNQRUNJRklFRBAAEhoKFkxFTkdUSF9VTklUX0NIQVJBQ1RFUlMQARIVChFMRU5HVEhfVU5JVF9XT1JEUxACMt8CCg1NZXRyaWNTZXJ2aWNlEj8KDENyZWF0ZU1ldHJpYxIdLmFzc2F5LnYxLkNyZWF0ZU1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSOQoJR2V0TWV0cmljEhouYXNzYXkudjEuR2V0TWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxJKCgtMaXN0TWV0cmljcxIcLmFzc2F5LnYxLkxpc3RNZXRyaWNzUmVxdWVzdBodLmFzc2F5LnYxLkxpc3RNZXRyaWNzUmVzcG9uc2USPwoMVXBkYXRlTWV0cmljEh0uYXNzYXkudjEuVXBkYXRlTWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxJFCgxEZWxldGVNZXRyaWMSHS5hc3NheS52MS5EZWxldGVNZXRyaWNSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A metric scores one answer of an endpoint.
@@ -215,6 +215,37 @@ export type Metric = Message<"assay.v1.Metric"> & {
      */
     value: Similarity;
     case: "bleu";
+  } | {
+    /**
+     * Cosine similarity, in [-1, 1], of the embeddings of the output and of a value or the
+     * expected response, both embedded in one call to an OpenAI-compatible `/v1/embeddings`
+     * API (the score is what `numpy`'s `dot(a, b) / (norm(a) * norm(b))` gives on the vectors
+     * it returns). Numeric by default, passing at `threshold` (default 0.5).
+     *
+     * @generated from field: assay.v1.SemanticSimilarity semantic_similarity = 36;
+     */
+    value: SemanticSimilarity;
+    case: "semanticSimilarity";
+  } | {
+    /**
+     * The cost of the endpoint call (its tokens at the endpoint's `pricing`) is at most a bound
+     * (pass/fail like `latency`; the reason gives the cost). An answer without token usage is an
+     * error of the metric.
+     *
+     * @generated from field: assay.v1.Cost cost = 37;
+     */
+    value: Cost;
+    case: "cost";
+  } | {
+    /**
+     * The tokens of the endpoint call (input and output together) are at most a bound
+     * (pass/fail; the reason gives the tokens). An answer without token usage is an error of the
+     * metric.
+     *
+     * @generated from field: assay.v1.TokenUsageLimit token_usage = 38;
+     */
+    value: TokenUsageLimit;
+    case: "tokenUsage";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -546,6 +577,78 @@ export const SimilaritySchema: GenMessage<Similarity> = /*@__PURE__*/
   messageDesc(file_assay_v1_metric, 10);
 
 /**
+ * Cost bound of an endpoint call.
+ *
+ * @generated from message assay.v1.Cost
+ */
+export type Cost = Message<"assay.v1.Cost"> & {
+  /**
+   * Most USD that passes (inclusive); 0 or more.
+   *
+   * @generated from field: double max_usd = 1;
+   */
+  maxUsd: number;
+};
+
+/**
+ * Describes the message assay.v1.Cost.
+ * Use `create(CostSchema)` to create a new message.
+ */
+export const CostSchema: GenMessage<Cost> = /*@__PURE__*/
+  messageDesc(file_assay_v1_metric, 11);
+
+/**
+ * Token bound of an endpoint call.
+ *
+ * @generated from message assay.v1.TokenUsageLimit
+ */
+export type TokenUsageLimit = Message<"assay.v1.TokenUsageLimit"> & {
+  /**
+   * Most tokens (input and output together) that pass (inclusive); above 0.
+   *
+   * @generated from field: uint64 max_tokens = 1;
+   */
+  maxTokens: bigint;
+};
+
+/**
+ * Describes the message assay.v1.TokenUsageLimit.
+ * Use `create(TokenUsageLimitSchema)` to create a new message.
+ */
+export const TokenUsageLimitSchema: GenMessage<TokenUsageLimit> = /*@__PURE__*/
+  messageDesc(file_assay_v1_metric, 12);
+
+/**
+ * Settings of `semantic_similarity`.
+ *
+ * @generated from message assay.v1.SemanticSimilarity
+ */
+export type SemanticSimilarity = Message<"assay.v1.SemanticSimilarity"> & {
+  /**
+   * The reference text; unset uses the test's expected response.
+   *
+   * @generated from field: optional string value = 1;
+   */
+  value?: string | undefined;
+
+  /**
+   * Id or name of an endpoint of the `openai_chat` kind whose API embeds the texts: a POST to
+   * `{base_url}/embeddings` with its `model` (an embedding model) and API key; its timeout,
+   * retries, rate limit and concurrency limit apply. Required; stored and returned as its id.
+   *
+   * @generated from field: string embedding_endpoint = 2;
+   */
+  embeddingEndpoint: string;
+};
+
+/**
+ * Describes the message assay.v1.SemanticSimilarity.
+ * Use `create(SemanticSimilaritySchema)` to create a new message.
+ */
+export const SemanticSimilaritySchema: GenMessage<SemanticSimilarity> = /*@__PURE__*/
+  messageDesc(file_assay_v1_metric, 13);
+
+/**
  * LLM-as-judge settings: the model is called with an evaluation prompt and must answer with a
  * JSON object holding `score` (or `category`) and `reason`. The judge is, in order: the endpoint
  * named by `judge_endpoint`; else the inline `base_url` and `model`; else the server's default
@@ -629,7 +732,7 @@ export type LlmJudge = Message<"assay.v1.LlmJudge"> & {
  * Use `create(LlmJudgeSchema)` to create a new message.
  */
 export const LlmJudgeSchema: GenMessage<LlmJudge> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 11);
+  messageDesc(file_assay_v1_metric, 14);
 
 /**
  * Request of CreateMetric.
@@ -650,7 +753,7 @@ export type CreateMetricRequest = Message<"assay.v1.CreateMetricRequest"> & {
  * Use `create(CreateMetricRequestSchema)` to create a new message.
  */
 export const CreateMetricRequestSchema: GenMessage<CreateMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 12);
+  messageDesc(file_assay_v1_metric, 15);
 
 /**
  * Request of GetMetric.
@@ -671,7 +774,7 @@ export type GetMetricRequest = Message<"assay.v1.GetMetricRequest"> & {
  * Use `create(GetMetricRequestSchema)` to create a new message.
  */
 export const GetMetricRequestSchema: GenMessage<GetMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 13);
+  messageDesc(file_assay_v1_metric, 16);
 
 /**
  * Request of ListMetrics.
@@ -699,7 +802,7 @@ export type ListMetricsRequest = Message<"assay.v1.ListMetricsRequest"> & {
  * Use `create(ListMetricsRequestSchema)` to create a new message.
  */
 export const ListMetricsRequestSchema: GenMessage<ListMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 14);
+  messageDesc(file_assay_v1_metric, 17);
 
 /**
  * Response of ListMetrics.
@@ -727,7 +830,7 @@ export type ListMetricsResponse = Message<"assay.v1.ListMetricsResponse"> & {
  * Use `create(ListMetricsResponseSchema)` to create a new message.
  */
 export const ListMetricsResponseSchema: GenMessage<ListMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 15);
+  messageDesc(file_assay_v1_metric, 18);
 
 /**
  * Request of UpdateMetric.
@@ -756,7 +859,7 @@ export type UpdateMetricRequest = Message<"assay.v1.UpdateMetricRequest"> & {
  * Use `create(UpdateMetricRequestSchema)` to create a new message.
  */
 export const UpdateMetricRequestSchema: GenMessage<UpdateMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 16);
+  messageDesc(file_assay_v1_metric, 19);
 
 /**
  * Request of DeleteMetric.
@@ -777,7 +880,7 @@ export type DeleteMetricRequest = Message<"assay.v1.DeleteMetricRequest"> & {
  * Use `create(DeleteMetricRequestSchema)` to create a new message.
  */
 export const DeleteMetricRequestSchema: GenMessage<DeleteMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 17);
+  messageDesc(file_assay_v1_metric, 20);
 
 /**
  * How a metric's score is read.
