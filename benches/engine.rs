@@ -165,6 +165,7 @@ async fn store_batching(dir: &std::path::Path, n: usize) {
                 id: uuid::Uuid::now_v7(),
                 test_set_id: items.id,
                 prompt: format!("question {i}"),
+                key: String::new(),
                 expected_response: None,
                 behavior_id: None,
                 category: String::new(),

@@ -73,7 +73,8 @@ impl Catalogue {
     /// Replaces the reference to the endpoint a kind calls a model through by the endpoint's
     /// id: unknown is `NotFound`, not of the `openai_chat` kind is `InvalidArgument`.
     pub(super) async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
-        let (Some(role), Some(reference)) = (model_role(draft.kind.as_ref()), &draft.judge_endpoint)
+        let (Some(role), Some(reference)) =
+            (model_role(draft.kind.as_ref()), &draft.judge_endpoint)
         else {
             return Ok(());
         };
@@ -111,7 +112,11 @@ pub(super) fn model_endpoint(endpoint: &Endpoint, (field, role): (&str, &str)) -
 /// Refuses an LLM judge whose evaluation prompt is not a valid template (it would fail every
 /// call), whose inline `api_key_env` names a variable the server does not allow, or whose inline
 /// base URL is an address the outbound policy refuses.
-pub(super) fn check_judge(metric: &Metric, allowed: &SecretEnv, outbound: &OutboundPolicy) -> Result<()> {
+pub(super) fn check_judge(
+    metric: &Metric,
+    allowed: &SecretEnv,
+    outbound: &OutboundPolicy,
+) -> Result<()> {
     let MetricKind::LlmJudge(judge) = &metric.kind else {
         return Ok(());
     };

@@ -16,8 +16,8 @@ use super::Catalogue;
 use super::endpoints::{check_env, check_outbound};
 use super::metrics::{check_judge, model_endpoint, model_role, place_judge};
 use crate::domain::{
-    Behavior, Endpoint, EndpointDraft, GroupDraft, Metric, MetricDraft, MetricKind, PageRequest,
-    Ref, Test, TestDraft, TestSet, Timestamp,
+    Behavior, Endpoint, EndpointDraft, GroupDraft, Metric, MetricDraft, PageRequest, Ref, Test,
+    TestDraft, TestSet, Timestamp,
 };
 use crate::endpoint_client::BodyTemplateSyntax;
 use crate::error::{Error, Result};

@@ -338,7 +338,7 @@ pub struct FilterArgs {
 }
 
 /// What to do with a comparison: the regression gate and the Markdown summary.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RegressionArgs {
     /// Exit with code 1 when some test regressed (passed in the base, not in the head).
     /// With `execute`, the pass-rate gate then applies only when `--fail-under` is given.

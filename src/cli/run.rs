@@ -200,7 +200,6 @@ pub(super) async fn execute_on(
         filter: test_filter(args.filter)?,
         shard: args.shard.map(|(index, count)| pb::Shard { index, count }),
     };
-    let clients = Clients::connect(global).await?;
     let stream = clients.execution().execute(request).await?.into_inner();
     let ended = outcome.follow(clients, out, stream).await?;
     if let Some(mut request) = comparison {

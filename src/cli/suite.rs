@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::CliError;
-use super::args::{EvalArgs, ExecuteArgs, Global, PairArgs};
+use super::args::{EvalArgs, ExecuteArgs, FilterArgs, Global, PairArgs, RegressionArgs};
 use super::client::Clients;
 use super::json::{from_json, read_document, to_json};
 use super::output::{Output, table};
@@ -123,6 +123,12 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
         metrics: Vec::new(),
         params: Vec::new(),
         outcome: args.outcome,
+        budget_usd: None,
+        labels: Vec::new(),
+        filter: FilterArgs::default(),
+        shard: None,
+        compare_to: None,
+        regression: RegressionArgs::default(),
     };
     if let Some(url) = &global.server {
         let clients = Clients::connect_to(global, url).await?;

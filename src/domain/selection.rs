@@ -134,6 +134,7 @@ mod tests {
             id: Uuid::now_v7(),
             test_set_id: Uuid::nil(),
             prompt: "p".into(),
+            key: String::new(),
             expected_response: None,
             behavior_id: None,
             category: category.into(),

@@ -162,7 +162,7 @@ impl TargetClient {
                 nonzero_or(http.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
             ),
             Target::OpenAiChat(chat) => (
-                Kind::OpenAi(PreparedOpenAi::prepare(chat, parameters)?),
+                Kind::OpenAi(Box::new(PreparedOpenAi::prepare(chat, parameters)?)),
                 nonzero_or(chat.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
             ),
         };
@@ -191,7 +191,7 @@ fn nonzero_or(value: u32, default: u32) -> u32 {
 
 enum Kind {
     Http(Box<PreparedHttp>),
-    OpenAi(PreparedOpenAi),
+    OpenAi(Box<PreparedOpenAi>),
 }
 
 /// An endpoint ready to be called for the tests of one run; share it between tasks with `Arc`.
@@ -378,7 +378,10 @@ impl CallError {
         match self {
             CallError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             CallError::Connect { .. } => true,
-            CallError::Timeout { .. } | CallError::Transport { .. } => false,
+            CallError::Timeout { .. }
+            | CallError::Transport { .. }
+            | CallError::TooLarge { .. }
+            | CallError::Blocked { .. } => false,
         }
     }
 }

@@ -39,7 +39,9 @@ fn commands_after(page: &str, marker: &str) -> Vec<Vec<String>> {
 }
 
 /// The example application, started as the quick start starts it; killed when dropped.
-struct App(tokio::process::Child);
+struct App {
+    _process: tokio::process::Child,
+}
 
 impl App {
     async fn start() -> App {
@@ -55,7 +57,7 @@ impl App {
                 .await
                 .is_ok()
             {
-                return App(child);
+                return App { _process: child };
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
