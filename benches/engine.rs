@@ -113,6 +113,7 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
         expected_response: None,
         behavior_id: None,
         created_at: chrono::Utc::now(),
+        trace_id: String::new(),
     }
 }
 

@@ -1,10 +1,8 @@
 //! The `assay` command: `serve` runs the server; every other subcommand is a client of one
 //! (see [`assay::cli`]).
 
-use std::io::IsTerminal;
-
+use assay::telemetry::logging;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// jemalloc rather than glibc's malloc: a run allocates and frees many small buffers per test
 /// across threads, where glibc's malloc took about a quarter of the server's CPU (see
@@ -55,29 +53,31 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // ASSAY_LOG wins over RUST_LOG; both take the usual `info,assay=debug` syntax.
-    let filter = std::env::var("ASSAY_LOG")
-        .ok()
-        .and_then(|s| EnvFilter::try_new(s).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours only on a terminal: logs piped to a file or `docker logs` stay plain.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-
     // Usage errors exit with code 2 here, before any call is made.
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(config) => match assay::server::run(config).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "assay stopped");
-                std::process::ExitCode::FAILURE
-            }
-        },
-        Command::Client(command) => assay::cli::run(cli.global, command).await,
+        Command::Serve(config) => {
+            let tracing = match logging::init(config.log_format, config.otlp().as_ref()) {
+                Ok(tracing) => tracing,
+                Err(e) => {
+                    eprintln!("assay: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            let code = match assay::server::run(config).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "assay stopped");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+            tracing.shutdown().await;
+            code
+        }
+        Command::Client(command) => {
+            // Client commands log as text; their output is on stdout.
+            let _ = logging::init(logging::LogFormat::Text, None);
+            assay::cli::run(cli.global, command).await
+        }
     }
 }

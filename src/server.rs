@@ -24,6 +24,7 @@ use crate::proto::v1::{
     test_set_service_server::TestSetServiceServer,
 };
 use crate::store::{PgStore, SqliteStore, Store};
+use crate::telemetry::{Telemetry, exposition, grpc};
 
 /// Largest request accepted: one `AddTests` call, or one message of `ImportTests`, may be big.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -45,10 +46,15 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Runs the server on `config.listen` until SIGINT or SIGTERM.
+/// Runs the server on `config.listen` (and its metrics on `config.metrics_listen`) until SIGINT
+/// or SIGTERM.
 pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let listener = TcpListener::bind(config.listen).await?;
-    serve(config, listener, shutdown_signal()).await
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    serve_with_metrics(config, listener, metrics, shutdown_signal()).await
 }
 
 /// Opens the store named by a database URL: `sqlite://PATH` (created if missing) or
@@ -95,6 +101,22 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_with_metrics(config, listener, None, shutdown).await
+}
+
+/// [`serve`], and Prometheus metrics at `GET /metrics` on `metrics`, an already bound listener,
+/// when given (`config.metrics_listen` is not read here).
+pub async fn serve_with_metrics(
+    config: ServeConfig,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let telemetry = if metrics.is_some() {
+        Telemetry::on()
+    } else {
+        Telemetry::off()
+    };
     let store = open_store(&config.database).await?;
     let default_judge = config.default_judge();
     let engine = Engine::new(
@@ -106,6 +128,7 @@ pub async fn serve(
             },
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             replica: Replica::new(Duration::from_millis(config.lease_ms)),
+            telemetry: telemetry.clone(),
         },
         default_judge.clone(),
     );
@@ -135,7 +158,29 @@ pub async fn serve(
 
     // Client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) are not server faults: debug level.
     // Server faults are logged at error level where they are mapped to a status.
-    let trace = TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+    let trace = TraceLayer::new_for_grpc()
+        .make_span_with(grpc::rpc_span)
+        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+    let grpc_metrics = grpc::GrpcMetricsLayer::new(
+        telemetry.clone(),
+        &[
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ],
+    );
+    let stop_metrics = CancellationToken::new();
+    if let Some(metrics) = metrics {
+        tracing::info!(address = %metrics.local_addr()?, "serving metrics at /metrics");
+        let stopped = stop_metrics.clone();
+        tokio::spawn(async move {
+            let stop = async move { stopped.cancelled().await };
+            if let Err(e) = exposition::serve(telemetry, metrics, stop).await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        });
+    }
 
     tracing::info!(address = %listener.local_addr()?, database = %redacted(&config.database), "assay serving");
     let stop_engine = Arc::clone(&engine);
@@ -151,6 +196,8 @@ pub async fn serve(
             &config.cors_allow_origins,
         )))
         .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-Web, so that it sees the trailers of every request as native gRPC ones.
+        .layer(grpc_metrics)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -178,6 +225,7 @@ pub async fn serve(
             // New runs are refused from here on; live runs store what is in flight and stop, which
             // ends their streams, so the connections can drain.
             stop_engine.shutdown().await;
+            stop_metrics.cancel();
         })
         .await?;
     tracing::info!("assay stopped");

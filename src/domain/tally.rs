@@ -156,6 +156,7 @@ mod tests {
             expected_response: None,
             behavior_id: None,
             created_at: chrono::Utc::now(),
+            trace_id: String::new(),
         }
     }
 

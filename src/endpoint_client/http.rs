@@ -6,12 +6,14 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json_path::JsonPath;
+use tracing::Instrument;
 
 use super::env::EnvTemplate;
 use super::gate::Gate;
 use super::template::{BodyTemplate, TemplateVars};
-use super::{CallError, TargetError};
+use super::{CallError, Observed, TargetError};
 use crate::domain::{CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Test, is_secret_header};
+use crate::telemetry::propagation;
 
 /// How much of an error body goes into a message.
 const BODY_SNIPPET_CHARS: usize = 500;
@@ -116,6 +118,7 @@ pub(crate) async fn send(
     gate: &Gate,
     request: &Request,
     policy: RetryPolicy,
+    observed: &Observed,
 ) -> Result<Reply, SendFailure> {
     let mut attempts = 0;
     let mut last_error = None;
@@ -123,9 +126,14 @@ pub(crate) async fn send(
     loop {
         let pass = gate.enter().await;
         attempts += 1;
+        let span = observed.span(request, attempts);
+        let mut headers = request.headers.clone();
+        propagation::inject(&span, &mut headers);
         let started = tokio::time::Instant::now();
         let first_started = *first_started.get_or_insert(started);
-        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request)).await;
+        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request, headers))
+            .instrument(span.clone())
+            .await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
             Err(_) => (
@@ -136,6 +144,7 @@ pub(crate) async fn send(
             ),
             Ok(Err(error)) => (classify(&error), None),
             Ok(Ok((status, _, body))) if status.is_success() => {
+                observed.attempted(&span, Ok(status.as_u16()), latency);
                 pass.succeeded();
                 return Ok(Reply {
                     body,
@@ -152,6 +161,7 @@ pub(crate) async fn send(
                 retry_after,
             ),
         };
+        observed.attempted(&span, Err(&error), latency);
         if matches!(error, CallError::Status { status: 429, .. }) {
             pass.throttled();
         } else {
@@ -166,6 +176,7 @@ pub(crate) async fn send(
             return Err(SendFailure { error, attempts });
         }
         tracing::debug!(url = %request.url, attempts, ?delay, %error, "retrying endpoint call");
+        observed.retrying();
         tokio::time::sleep(delay).await;
         last_error = Some(error);
     }
@@ -182,14 +193,16 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// One attempt: status, `Retry-After` and the whole body.
+/// One attempt with `headers` (the request's, and its trace context): status, `Retry-After` and
+/// the whole body.
 async fn attempt(
     client: &reqwest::Client,
     request: &Request,
+    headers: HeaderMap,
 ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), reqwest::Error> {
     let response = client
         .request(request.method.clone(), request.url.clone())
-        .headers(request.headers.clone())
+        .headers(headers)
         .body(request.body.clone())
         .send()
         .await?;

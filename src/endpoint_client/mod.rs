@@ -8,6 +8,7 @@
 mod env;
 mod gate;
 pub(crate) mod http;
+mod observed;
 pub(crate) mod openai;
 mod template;
 #[cfg(test)]
@@ -26,9 +27,11 @@ pub use template::{BodyTemplate, BodyTemplateSyntax, TemplateVars};
 
 pub(crate) use template::{describe as describe_template_error, template_environment};
 
+use crate::telemetry::Telemetry;
 use crate::domain::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Target, Test};
 use gate::GateSettings;
 use http::{PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
+use observed::Observed;
 use openai::PreparedOpenAi;
 
 /// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls, and the
@@ -40,6 +43,8 @@ pub struct TargetClient {
     gates: Arc<Mutex<HashMap<Uuid, Arc<Gate>>>>,
     /// Keeps endpoints' rates with other processes, when they call them too.
     shared: Option<Arc<dyn SharedPace>>,
+    /// Where calls are counted.
+    telemetry: Telemetry,
 }
 
 impl Default for TargetClient {
@@ -66,7 +71,19 @@ impl TargetClient {
             http,
             gates: Arc::default(),
             shared: None,
+            telemetry: Telemetry::off(),
         }
+    }
+
+    /// This client, counting every call of its endpoints into `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// Where this client's calls are counted.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// This client, keeping each endpoint's rate together with other processes through `pace`.
@@ -110,6 +127,7 @@ impl TargetClient {
             kind,
             parameters: template::json_to_value(&Value::Object(parameters.clone())),
             gate: self.gate(endpoint),
+            observed: Observed::new(&endpoint.name, &self.telemetry),
             policy: RetryPolicy::new(
                 endpoint.max_retries,
                 Duration::from_millis(u64::from(timeout_ms)),
@@ -135,6 +153,7 @@ pub struct PreparedTarget {
     /// The run's parameters as template value, converted once.
     parameters: minijinja::Value,
     gate: Arc<Gate>,
+    observed: Observed,
     policy: RetryPolicy,
 }
 
@@ -224,7 +243,19 @@ impl PreparedTarget {
     /// The one way a request reaches this endpoint: through its gate (shared by every run and
     /// judge of the process), with the endpoint's timeout, retries, backoff and retry budget.
     async fn send(&self, request: &Request) -> Result<Reply, SendFailure> {
-        http::send(&self.client, &self.gate, request, self.policy).await
+        http::send(
+            &self.client,
+            &self.gate,
+            request,
+            self.policy,
+            &self.observed,
+        )
+        .await
+    }
+
+    /// The endpoint's name.
+    pub fn name(&self) -> &str {
+        self.observed.name()
     }
 }
 

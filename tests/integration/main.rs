@@ -11,6 +11,7 @@ mod fixtures;
 mod grpc_web;
 mod harness;
 mod metrics;
+mod observability;
 mod on_postgres;
 mod postgres;
 mod replicas;

@@ -93,7 +93,7 @@ class TestRun(_message.Message):
     def __init__(self, id: _Optional[str] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., kind: _Optional[_Union[RunKind, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., source_run_id: _Optional[str] = ..., total: _Optional[int] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TestRunSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TestResult(_message.Message):
-    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error")
+    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error", "trace_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class TestResult(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     test_id: str
@@ -124,7 +125,8 @@ class TestResult(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     attempts: int
     last_error: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class MetricResult(_message.Message):
     __slots__ = ("metric_id", "metric_name", "score", "category", "passed", "reason", "error", "duration_ms")
