@@ -600,7 +600,10 @@ async fn main() {
     let target = start_target().await;
     if std::env::var("ASSAY_BENCH_ONLY").as_deref() == Ok("overhead") {
         let (without, with, spans) = overhead(&target, &sizes).await;
-        println!("P1 {} tests, median of {} rounds; {spans} spans received", sizes.p1, sizes.rounds);
+        println!(
+            "P1 {} tests, median of {} rounds; {spans} spans received",
+            sizes.p1, sizes.rounds
+        );
         print_table(&overhead_rows(&without, &with), full);
         return;
     }

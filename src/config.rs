@@ -131,7 +131,10 @@ impl ServeConfig {
 
     /// Where spans are exported, when `--otlp-endpoint` is set.
     pub fn otlp(&self) -> Option<OtlpSettings> {
-        let endpoint = self.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty())?;
+        let endpoint = self
+            .otlp_endpoint
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())?;
         Some(OtlpSettings {
             endpoint: endpoint.to_string(),
             sample_ratio: self.otlp_sample_ratio,

@@ -27,8 +27,8 @@ pub use template::{BodyTemplate, BodyTemplateSyntax, TemplateVars};
 
 pub(crate) use template::{describe as describe_template_error, template_environment};
 
-use crate::telemetry::Telemetry;
 use crate::domain::{DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Target, Test};
+use crate::telemetry::Telemetry;
 use gate::GateSettings;
 use http::{PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
 use observed::Observed;

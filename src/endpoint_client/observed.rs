@@ -102,7 +102,12 @@ struct WithoutQuery<'a>(&'a url::Url);
 impl std::fmt::Display for WithoutQuery<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let url = self.0;
-        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or_default())?;
+        write!(
+            f,
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        )?;
         if let Some(port) = url.port() {
             write!(f, ":{port}")?;
         }

@@ -39,8 +39,17 @@ const CODES: [&str; 17] = [
 
 /// The `code` of a `grpc-status` header, if `headers` hold one.
 fn code_in(headers: &HeaderMap) -> Option<&'static str> {
-    let status = headers.get("grpc-status")?.to_str().ok()?.parse::<usize>().ok();
-    Some(status.and_then(|s| CODES.get(s).copied()).unwrap_or("UNKNOWN"))
+    let status = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<usize>()
+        .ok();
+    Some(
+        status
+            .and_then(|s| CODES.get(s).copied())
+            .unwrap_or("UNKNOWN"),
+    )
 }
 
 /// The span of one RPC, for `TraceLayer::make_span_with`: named after the method (OpenTelemetry

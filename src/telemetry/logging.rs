@@ -127,9 +127,7 @@ fn provider(settings: &OtlpSettings) -> Result<SdkTracerProvider, TracingError> 
             opentelemetry_sdk::runtime::Tokio,
         )
         .build();
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-        settings.sample_ratio,
-    )));
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
     Ok(SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_sampler(sampler)

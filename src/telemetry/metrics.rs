@@ -254,7 +254,9 @@ impl Metrics {
 
     pub(crate) fn run_finished(&self, status: RunStatus) {
         let status = status.as_str();
-        self.runs_finished.get_or_create(&StatusLabel { status }).inc();
+        self.runs_finished
+            .get_or_create(&StatusLabel { status })
+            .inc();
     }
 
     pub(crate) fn runs_active(&self) -> &Gauge {

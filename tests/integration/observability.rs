@@ -96,7 +96,11 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
     let during = scrape(metrics).await;
     assert_eq!(value(&during, "assay_runs_active", &[]), 1.0);
     assert_eq!(
-        value(&during, "assay_runs_started_total", &[("kind", "execution")]),
+        value(
+            &during,
+            "assay_runs_started_total",
+            &[("kind", "execution")]
+        ),
         1.0
     );
     for (status, n) in [("passed", 1.0), ("failed", 1.0), ("error", 2.0)] {
@@ -122,7 +126,11 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
     assert_eq!(calls("http_4xx"), 1.0);
     assert_eq!(calls("http_5xx"), 3.0);
     assert_eq!(calls("timeout"), 0.0);
-    assert_eq!(target.calls(), 7, "every attempt counted reached the target");
+    assert_eq!(
+        target.calls(),
+        7,
+        "every attempt counted reached the target"
+    );
     assert_eq!(
         value(
             &after,
@@ -148,7 +156,11 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
     }
     assert_eq!(value(&after, "assay_runs_active", &[]), 0.0);
     assert_eq!(
-        value(&after, "assay_runs_finished_total", &[("status", "partial")]),
+        value(
+            &after,
+            "assay_runs_finished_total",
+            &[("status", "partial")]
+        ),
         1.0
     );
     // Only answers are scored: three of them.
@@ -283,7 +295,12 @@ impl Receiver {
 
 /// A span attribute as text (strings and integers).
 fn attribute(span: &Span, key: &str) -> Option<String> {
-    let value = span.attributes.iter().find(|a| a.key == key)?.value.clone()?;
+    let value = span
+        .attributes
+        .iter()
+        .find(|a| a.key == key)?
+        .value
+        .clone()?;
     match value.value? {
         any_value::Value::StringValue(s) => Some(s),
         any_value::Value::IntValue(i) => Some(i.to_string()),
@@ -341,7 +358,10 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
     let (_, results, _) = crate::fixtures::split(crate::fixtures::collect(stream).await);
     assert_eq!(results.len(), 2);
     for result in &results {
-        assert_eq!(result.trace_id, trace_id, "the result stores its test's trace");
+        assert_eq!(
+            result.trace_id, trace_id,
+            "the result stores its test's trace"
+        );
     }
 
     // What the application saw: a traceparent of the same trace, per call.
@@ -375,7 +395,12 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
         .filter(|s| hex(&s.trace_id) == trace_id)
         .collect();
     let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
-    for name in ["assay.run", "assay.test", "assay.endpoint_call", "assay.metric"] {
+    for name in [
+        "assay.run",
+        "assay.test",
+        "assay.endpoint_call",
+        "assay.metric",
+    ] {
         assert!(
             receiver
                 .spans()
@@ -396,11 +421,17 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
     );
     let run = named("assay.run");
     assert_eq!(run.len(), 1);
-    assert_eq!(run[0].parent_span_id, rpc[0].span_id, "the run is the RPC's child");
+    assert_eq!(
+        run[0].parent_span_id, rpc[0].span_id,
+        "the run is the RPC's child"
+    );
     let tests = named("assay.test");
     assert_eq!(tests.len(), 2);
     for t in &tests {
-        assert_eq!(t.parent_span_id, run[0].span_id, "a test is the run's child");
+        assert_eq!(
+            t.parent_span_id, run[0].span_id,
+            "a test is the run's child"
+        );
         assert!(attribute(t, "test_id").is_some());
     }
     let calls = named("assay.endpoint_call");
@@ -434,10 +465,7 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
     assert_eq!(metrics.len(), 2, "one span per metric evaluation");
     for m in &metrics {
         assert!(tests.iter().any(|t| t.span_id == m.parent_span_id));
-        assert_eq!(
-            attribute(m, "metric.kind").as_deref(),
-            Some("exact_match")
-        );
+        assert_eq!(attribute(m, "metric.kind").as_deref(), Some("exact_match"));
     }
 }
 
@@ -472,7 +500,11 @@ async fn json_logs_are_one_object_per_line_with_run_test_and_endpoint_fields() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
         .collect();
-    assert!(lines.iter().all(|l| l["level"].is_string() && l["message"].is_string()));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["message"].is_string())
+    );
     let retry = lines
         .iter()
         .find(|l| l["message"] == "retrying endpoint call")
