@@ -8,13 +8,13 @@ use futures::{Stream, StreamExt, future, stream};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{metrics, reference, references, run_id, timestamp};
+use super::{comparison, metrics, reference, references, run_id, selection, timestamp};
 use crate::catalogue::Catalogue;
 use crate::domain::{
     ExecutionMode, Metric, MetricResult, PageRequest, Ref, ResultStatus, RunKind, RunStatus,
     TestResult, TestRun,
 };
-use crate::engine::{Engine, ExecuteSpec, RescoreSpec, RunEvent, RunEvents};
+use crate::engine::{Base, Engine, ExecuteSpec, RescoreSpec, RunEvent, RunEvents};
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
 use crate::proto::v1::execution_event::Event;
@@ -90,7 +90,7 @@ fn status_to_proto(status: RunStatus) -> pb::RunStatus {
     }
 }
 
-fn result_status_to_proto(status: ResultStatus) -> pb::ResultStatus {
+pub(super) fn result_status_to_proto(status: ResultStatus) -> pb::ResultStatus {
     match status {
         ResultStatus::Passed => pb::ResultStatus::Passed,
         ResultStatus::Failed => pb::ResultStatus::Failed,
@@ -155,6 +155,7 @@ fn run_to_proto(run: TestRun) -> pb::TestRun {
         created_at: Some(timestamp(run.created_at)),
         started_at: run.started_at.map(timestamp),
         finished_at: run.finished_at.map(timestamp),
+        labels: run.labels.into_iter().collect(),
     }
 }
 
@@ -245,6 +246,8 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
             metrics: references(&r.metrics, "metrics")?,
             max_concurrency: r.max_concurrency,
             parameters: r.parameters.map(json::from_struct).unwrap_or_default(),
+            labels: selection::labels(r.labels, "labels")?,
+            selection: selection::selection(r.filter, r.shard)?,
         };
         Ok(event_stream(self.engine.execute(spec).await?))
     }
@@ -265,6 +268,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
             metrics: references(&r.metrics, "metrics")?,
             mode: mode_from_proto(r.mode)?,
             max_concurrency: r.max_concurrency,
+            selection: selection::selection(r.filter, None)?,
         };
         Ok(event_stream(self.engine.rescore(spec).await?))
     }
@@ -276,7 +280,8 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         let r = request.into_inner();
         let test_set = reference(&r.test_set, "test_set")?;
         let endpoint = reference(&r.endpoint, "endpoint")?;
-        let run = self.engine.last_run(&test_set, &endpoint).await?;
+        let labels = selection::labels(r.labels, "labels")?;
+        let run = self.engine.last_run(&test_set, &endpoint, &labels).await?;
         Ok(Response::new(pb::LastRunResponse {
             run: run.as_ref().and_then(summary_to_proto),
         }))
@@ -341,9 +346,10 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         let page = PageRequest::parse(r.page_size, &r.page_token)?;
         let optional = |value: &str| (!value.is_empty()).then(|| Ref::parse(value));
         let (test_set, endpoint) = (optional(&r.test_set), optional(&r.endpoint));
+        let labels = selection::labels(r.labels, "labels")?;
         let page = self
             .engine
-            .list_runs(test_set.as_ref(), endpoint.as_ref(), page)
+            .list_runs(test_set.as_ref(), endpoint.as_ref(), labels, page)
             .await?;
         Ok(Response::new(pb::ListTestRunsResponse {
             next_page_token: page.next_token(),
@@ -387,6 +393,28 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
     ) -> Result<Response<EventStream>, Status> {
         let id = run_id(&request.into_inner().run, "run")?;
         Ok(event_stream(self.engine.retry_errors(id).await?))
+    }
+
+    async fn compare_runs(
+        &self,
+        request: Request<pb::CompareRunsRequest>,
+    ) -> Result<Response<pb::CompareRunsResponse>, Status> {
+        let r = request.into_inner();
+        let head = run_id(&r.head_run, "head_run")?;
+        let base = if r.base_run.is_empty() {
+            Base::Latest(selection::labels(r.base_labels, "base_labels")?)
+        } else {
+            if !r.base_labels.is_empty() {
+                return Err(Error::invalid(
+                    "base_labels",
+                    "give base_run or base_labels, not both: base_labels choose the base when base_run is empty",
+                )
+                .into());
+            }
+            Base::Run(run_id(&r.base_run, "base_run")?)
+        };
+        let compared = self.engine.compare_runs(head, base).await?;
+        Ok(Response::new(comparison::to_proto(compared)))
     }
 }
 

@@ -3,9 +3,11 @@
 //! business rule lives here.
 
 mod behaviors;
+mod comparison;
 mod endpoints;
 mod execution;
 mod metrics;
+mod selection;
 mod status;
 mod test_sets;
 

@@ -62,6 +62,9 @@ pub enum ClientCommand {
     Runs(RunsCommand),
     /// Write the report of a stored run (JUnit XML, JSON or CSV).
     Report(ReportCommandArgs),
+    /// Compare two ended runs test by test: regressions and fixes first, then the totals and
+    /// the McNemar p-value. `compare HEAD` compares with the run before it (see `--base-label`).
+    Compare(CompareArgs),
     /// Whether the server serves (grpc.health.v1): prints SERVING and exits 0, else exits 1;
     /// a container's health check.
     Health,
@@ -76,6 +79,9 @@ pub enum RunsCommand {
         test_set: Option<String>,
         /// Endpoint id or name.
         endpoint: Option<String>,
+        /// Only runs carrying this label, `key=value` (repeatable: all must).
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
     },
 }
 
@@ -240,9 +246,76 @@ pub struct ExecuteArgs {
     /// Run parameter for the body template, `key=value` (value as JSON, else text; repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Label stored on the run, `key=value`, e.g. `branch=main` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Which tests run.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Run one part of a split of the tests by id, `I/N` with I from 1 to N: N CI jobs with
+    /// `--shard 1/N` ... `--shard N/N` together run every (filtered) test once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// Once the run has ended, compare it with a base run and print what changed: `latest` (the
+    /// latest completed or partial run of the pair before it), a run id, or labels the base
+    /// must carry, `key=value[,key=value...]` (e.g. `branch=main`).
+    #[arg(long, value_name = "latest|RUN|KEY=VALUE")]
+    pub compare_to: Option<String>,
+    /// Regression gate and Markdown summary of the comparison.
+    #[command(flatten)]
+    pub regression: RegressionArgs,
     /// Gate and report.
     #[command(flatten)]
     pub outcome: OutcomeArgs,
+}
+
+/// Which tests a run takes: within a flag any value matches, across flags all must.
+#[derive(Debug, Default, Args)]
+pub struct FilterArgs {
+    /// Only tests of this category (repeatable).
+    #[arg(long = "filter-category", value_name = "CATEGORY")]
+    pub categories: Vec<String>,
+    /// Only tests of this topic (repeatable).
+    #[arg(long = "filter-topic", value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// Only tests of this behaviour, id or name (repeatable).
+    #[arg(long = "filter-behavior", value_name = "BEHAVIOR")]
+    pub behaviors: Vec<String>,
+    /// Only the test with this id (repeatable).
+    #[arg(long = "filter-test-id", value_name = "ID")]
+    pub test_ids: Vec<String>,
+    /// Only tests whose metadata has `key=value` (repeatable: all must hold).
+    #[arg(long = "filter-metadata", value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+}
+
+/// What to do with a comparison: the regression gate and the Markdown summary.
+#[derive(Debug, Args)]
+pub struct RegressionArgs {
+    /// Exit with code 1 when some test regressed (passed in the base, not in the head).
+    /// With `execute`, the pass-rate gate then applies only when `--fail-under` is given.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Write a Markdown summary of the comparison (totals, regressions, fixes) to this file,
+    /// e.g. `$GITHUB_STEP_SUMMARY` or a merge-request comment.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+}
+
+/// `compare [BASE] HEAD`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// `HEAD`, or `BASE HEAD` (run ids). Without BASE, the base is the latest completed or
+    /// partial run of the head's test set and endpoint before it (with `--base-label`'s labels).
+    #[arg(num_args = 1..=2, required = true, value_name = "RUN")]
+    pub runs: Vec<String>,
+    /// Without BASE: a label the base must carry, `key=value` (repeatable), e.g.
+    /// `branch=main`.
+    #[arg(long = "base-label", value_name = "KEY=VALUE")]
+    pub base_labels: Vec<String>,
+    /// Regression gate and Markdown summary.
+    #[command(flatten)]
+    pub regression: RegressionArgs,
 }
 
 /// `rescore`.
@@ -260,6 +333,9 @@ pub struct RescoreArgs {
     /// Metric id or name (repeatable).
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
+    /// Which of the run's outputs are scored.
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Gate and report.
     #[command(flatten)]
     pub outcome: OutcomeArgs,
@@ -341,9 +417,30 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Reads `I/N` (1 <= I <= N) as the 0-based shard `(I - 1, N)`.
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let wrong = || format!("{text:?} is not a shard: give I/N with 1 <= I <= N, e.g. 2/4");
+    let (index, count) = text.split_once('/').ok_or_else(wrong)?;
+    let index: u32 = index.trim().parse().map_err(|_| wrong())?;
+    let count: u32 = count.trim().parse().map_err(|_| wrong())?;
+    if index == 0 || index > count {
+        return Err(wrong());
+    }
+    Ok((index - 1, count))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::{parse_rate, parse_shard};
+
+    #[test]
+    fn shards_are_one_based_on_the_command_line() {
+        assert_eq!(parse_shard("2/4"), Ok((1, 4)));
+        assert_eq!(parse_shard("1/1"), Ok((0, 1)));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn rates_are_fractions_or_percentages() {

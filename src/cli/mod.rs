@@ -2,7 +2,7 @@
 //! clients, read resource and test files, show live progress and write reports for CI.
 //!
 //! Exit codes: 0 success; 1 the server refused, could not be reached (the gRPC code and message
-//! are printed) or does not serve (`health`); 2 a usage error, found before any call (bad flag or value, bad file);
+//! are printed) or does not serve (`health`), or a test regressed with `--fail-on-regression`; 2 a usage error, found before any call (bad flag or value, bad file);
 //! 3 the run finished but failed its gate (`--fail-under`) on its tests' verdicts; 4 the run could
 //! not be judged (it ended FAILED or CANCELLED, or every result is an error: an outage, not a
 //! regression); 130 Ctrl-C stopped following a run (which goes on on the server).
@@ -10,6 +10,7 @@
 pub mod args;
 mod catalogue;
 mod client;
+mod compare;
 mod health;
 mod import;
 mod json;
@@ -41,6 +42,9 @@ pub enum CliError {
     /// The run ended but did not meet the gate.
     #[error("{0}")]
     Gate(String),
+    /// Some test regressed and `--fail-on-regression` was given.
+    #[error("{0}")]
+    Regression(String),
     /// The run ended without verdicts to judge it by.
     #[error("{0}")]
     Unjudged(String),
@@ -62,7 +66,8 @@ impl CliError {
             CliError::Status(_)
             | CliError::Connect(..)
             | CliError::Io(_)
-            | CliError::NotServing(_) => 1,
+            | CliError::NotServing(_)
+            | CliError::Regression(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Gate(_) => 3,
             CliError::Unjudged(_) => 4,
@@ -113,9 +118,12 @@ async fn dispatch(global: &Global, command: ClientCommand) -> Result<(), CliErro
         ClientCommand::Watch(a) => run::watch(global, &out, a).await,
         ClientCommand::RetryErrors(a) => run::retry_errors(global, &out, a).await,
         ClientCommand::Cancel(a) => run::cancel(global, &out, a).await,
-        ClientCommand::Runs(RunsCommand::List { test_set, endpoint }) => {
-            run::list_runs(global, &out, test_set, endpoint).await
-        }
+        ClientCommand::Runs(RunsCommand::List {
+            test_set,
+            endpoint,
+            labels,
+        }) => run::list_runs(global, &out, test_set, endpoint, labels).await,
+        ClientCommand::Compare(a) => compare::compare(global, &out, a).await,
         ClientCommand::Report(a) => run::report(global, a).await,
         ClientCommand::Health => health::run(global).await,
     }

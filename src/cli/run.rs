@@ -7,16 +7,16 @@ use futures::StreamExt;
 use serde_json::Value;
 use tonic::Streaming;
 
-use super::CliError;
 use super::args::{
-    ExecuteArgs, Global, Mode, OutcomeArgs, PairArgs, ReportCommandArgs, RescoreArgs, RunArgs,
-    TestSetMetricsCommand, WatchArgs,
+    ExecuteArgs, FilterArgs, Global, Mode, OutcomeArgs, PairArgs, ReportCommandArgs, RescoreArgs,
+    RunArgs, TestSetMetricsCommand, WatchArgs,
 };
 use super::client::Clients;
 use super::json::{key_value, to_json};
 use super::output::{Output, line, table};
 use super::progress::{Progress, summary_text};
 use super::report::{Destination, Report};
+use super::{CliError, compare};
 use crate::proto::v1 as pb;
 
 /// Page size when reading a run's results: the largest the server serves.
@@ -37,13 +37,14 @@ impl Outcome {
         })
     }
 
-    /// Follows the stream to its end with live progress, writes the report, applies the gate.
+    /// Follows the stream to its end with live progress and writes the report; the gate is
+    /// the caller's to apply, with [`Ended::judge`].
     async fn follow(
         self,
         clients: &Clients,
         out: &Output,
         mut stream: Streaming<pb::ExecutionEvent>,
-    ) -> Result<(), CliError> {
+    ) -> Result<Ended, CliError> {
         use pb::execution_event::Event;
         let mut progress = Progress::new(out.json);
         let (mut run, mut results, mut summary) = (None, Vec::new(), None);
@@ -86,11 +87,36 @@ impl Outcome {
                 results,
             })?;
         }
-        if let Some(why) = unjudged(&summary) {
-            return Err(CliError::Unjudged(format!(
+        Ok(Ended {
+            run_id: summary.run_id.clone(),
+            summary,
+            fail_under: self.fail_under,
+        })
+    }
+}
+
+/// A run that was followed to its end.
+struct Ended {
+    run_id: String,
+    summary: pb::TestRunSummary,
+    fail_under: f64,
+}
+
+impl Ended {
+    /// Fails when the run has no verdicts to judge it by (exit code 4).
+    fn judged(&self) -> Result<(), CliError> {
+        match unjudged(&self.summary) {
+            Some(why) => Err(CliError::Unjudged(format!(
                 "the run could not be judged: {why}"
-            )));
+            ))),
+            None => Ok(()),
         }
+    }
+
+    /// The gate: judged, and a pass rate of at least `--fail-under`.
+    fn judge(&self) -> Result<(), CliError> {
+        self.judged()?;
+        let summary = &self.summary;
         if summary.pass_rate < self.fail_under {
             return Err(CliError::Gate(format!(
                 "gate failed: pass rate {:.1}% is under {:.1}% ({} failed, {} errored of {})",
@@ -121,7 +147,25 @@ fn unjudged(summary: &pb::TestRunSummary) -> Option<String> {
 
 /// `execute`.
 pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result<(), CliError> {
-    let outcome = Outcome::of(&args.outcome)?;
+    let regression = &args.regression;
+    if args.compare_to.is_none()
+        && (regression.fail_on_regression || regression.summary_md.is_some())
+    {
+        return Err(CliError::usage(
+            "--fail-on-regression and --summary-md need --compare-to",
+        ));
+    }
+    // Checked before the run starts: a typo must not cost a whole run.
+    let comparison = args
+        .compare_to
+        .as_deref()
+        .map(|to| compare::request_for(to, String::new()))
+        .transpose()?;
+    let mut outcome = Outcome::of(&args.outcome)?;
+    if regression.fail_on_regression && args.outcome.fail_under.is_none() {
+        // Regressions are the gate; the pass rate is only when asked for.
+        outcome.fail_under = 0.0;
+    }
     let mut parameters = serde_json::Map::new();
     for param in &args.params {
         let (key, value) = key_value(param, "--param")?;
@@ -134,10 +178,32 @@ pub async fn execute(global: &Global, out: &Output, args: ExecuteArgs) -> Result
         metrics: args.metrics,
         max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
         parameters: (!parameters.is_empty()).then(|| struct_of(parameters)),
+        labels: compare::pairs(&args.labels, "--label")?,
+        filter: test_filter(args.filter)?,
+        shard: args.shard.map(|(index, count)| pb::Shard { index, count }),
     };
     let clients = Clients::connect(&global.server).await?;
     let stream = clients.execution().execute(request).await?.into_inner();
-    outcome.follow(&clients, out, stream).await
+    let ended = outcome.follow(&clients, out, stream).await?;
+    if let Some(mut request) = comparison {
+        ended.judged()?;
+        request.head_run = ended.run_id.clone();
+        compare::show(&clients, out, request, regression).await?;
+    }
+    ended.judge()
+}
+
+/// The filter of `--filter-*` flags; `None` when none is given.
+fn test_filter(args: FilterArgs) -> Result<Option<pb::TestFilter>, CliError> {
+    let metadata = compare::pairs(&args.metadata, "--filter-metadata")?;
+    let filter = pb::TestFilter {
+        categories: args.categories,
+        topics: args.topics,
+        behaviors: args.behaviors,
+        test_ids: args.test_ids,
+        metadata,
+    };
+    Ok((filter != pb::TestFilter::default()).then_some(filter))
 }
 
 /// `rescore`.
@@ -151,9 +217,10 @@ pub async fn rescore(global: &Global, out: &Output, args: RescoreArgs) -> Result
         metrics: args.metrics,
         mode: proto_mode(args.dispatch.mode) as i32,
         max_concurrency: args.dispatch.max_concurrency.unwrap_or(0),
+        filter: test_filter(args.filter)?,
     };
     let stream = clients.execution().rescore(request).await?.into_inner();
-    outcome.follow(&clients, out, stream).await
+    outcome.follow(&clients, out, stream).await?.judge()
 }
 
 /// The mode as the API spells it.
@@ -173,7 +240,7 @@ pub async fn watch(global: &Global, out: &Output, args: WatchArgs) -> Result<(),
         .watch_test_run(pb::WatchTestRunRequest { run: args.run })
         .await?
         .into_inner();
-    outcome.follow(&clients, out, stream).await
+    outcome.follow(&clients, out, stream).await?.judge()
 }
 
 /// `retry-errors`.
@@ -185,7 +252,7 @@ pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Res
         .retry_errors(pb::RetryErrorsRequest { run: args.run })
         .await?
         .into_inner();
-    outcome.follow(&clients, out, stream).await
+    outcome.follow(&clients, out, stream).await?.judge()
 }
 
 /// `last-run`.
@@ -196,6 +263,7 @@ pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(
         .last_run(pb::LastRunRequest {
             test_set: args.test_set.clone(),
             endpoint: args.endpoint.clone(),
+            labels: Default::default(),
         })
         .await?
         .into_inner();
@@ -232,7 +300,9 @@ pub async fn list_runs(
     out: &Output,
     test_set: Option<String>,
     endpoint: Option<String>,
+    labels: Vec<String>,
 ) -> Result<(), CliError> {
+    let labels = compare::pairs(&labels, "--label")?;
     let clients = Clients::connect(&global.server).await?;
     let mut execution = clients.execution();
     let mut runs = Vec::new();
@@ -244,6 +314,7 @@ pub async fn list_runs(
                 endpoint: endpoint.clone().unwrap_or_default(),
                 page_size: PAGE_SIZE,
                 page_token,
+                labels: labels.clone(),
             })
             .await?
             .into_inner();

@@ -1,23 +1,31 @@
 //! Domain types: what Assay stores and reasons about, free of transport and storage.
 
 mod behavior;
+mod comparison;
 mod draft;
 mod endpoint;
+mod labels;
 mod metric;
 mod page;
 mod patch;
 mod reference;
 mod run;
+mod selection;
 mod tally;
 mod test_set;
 
 pub use behavior::Behavior;
+pub use comparison::{
+    ChangeCounts, Comparison, MatchBy, MetricChange, TestChange, TestComparison, TestOutcome,
+    compare, mcnemar_exact,
+};
 pub use draft::{EndpointDraft, GroupDraft, METRIC_KINDS, MetricDraft, TestDraft};
 pub use endpoint::{
     CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS,
     DEFAULT_OUTPUT_PATH, Endpoint, HttpTarget, OpenAiChatTarget, ResponseMapping, SECRET_MASK,
     Target, TemplateSyntax, is_secret_header,
 };
+pub use labels::{Labels, validate_labels};
 pub use metric::{
     Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
     SimilarityOptions, ThresholdOperator, compile_schema,
@@ -29,6 +37,7 @@ pub use run::{
     ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunPlan, RunStatus,
     RunSummary, TestResult, TestRun,
 };
+pub use selection::{Shard, TestFacts, TestFilter};
 pub use tally::Tally;
 pub use test_set::{Test, TestSet};
 

@@ -116,6 +116,9 @@ pub struct TestRun {
     /// existed.
     #[serde(default)]
     pub plan: Option<RunPlan>,
+    /// Labels (`branch`, `commit`, ...) that find the run again.
+    #[serde(default, skip_serializing_if = "super::Labels::is_empty")]
+    pub labels: super::Labels,
 }
 
 impl TestRun {
@@ -266,4 +269,6 @@ pub struct RunFilter {
     pub test_set_id: Option<Uuid>,
     /// Only runs against this endpoint.
     pub endpoint_id: Option<Uuid>,
+    /// Only runs that carry every one of these labels.
+    pub labels: super::Labels,
 }

@@ -125,11 +125,16 @@ impl Tally {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::MetricResult;
 
-    fn result(status: ResultStatus, score: Option<f64>, error: Option<&str>) -> TestResult {
+    /// A result scored by one metric `m`; shared with the other domain tests.
+    pub(in crate::domain) fn result(
+        status: ResultStatus,
+        score: Option<f64>,
+        error: Option<&str>,
+    ) -> TestResult {
         TestResult {
             id: Uuid::now_v7(),
             run_id: Uuid::nil(),

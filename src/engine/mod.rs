@@ -20,6 +20,7 @@ mod pace;
 mod plan;
 mod runner;
 mod scheduler;
+mod select;
 mod start;
 
 use std::collections::HashMap;
@@ -33,15 +34,19 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::{ExecutionMode, PageRequest, Ref, RunStatus, Test, TestResult, TestRun};
+use crate::domain::{
+    ExecutionMode, Labels, PageRequest, Ref, RunStatus, Test, TestResult, TestRun,
+};
 use crate::endpoint_client::{PreparedTarget, TargetClient};
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
 use crate::telemetry::{ActiveRun, Telemetry};
 pub use concurrency::ConcurrencyLimits;
+pub use history::{Base, RunComparison};
 use runner::Work;
 pub use scheduler::{DEFAULT_POLL, Replica};
+pub use select::Selection;
 
 /// What a run stream carries.
 #[derive(Clone, Debug)]
@@ -73,6 +78,10 @@ pub struct ExecuteSpec {
     pub max_concurrency: u32,
     /// Template parameters.
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Labels stored on the run (validated).
+    pub labels: Labels,
+    /// Which tests run.
+    pub selection: Selection,
 }
 
 /// What `Rescore` asks for.
@@ -90,6 +99,8 @@ pub struct RescoreSpec {
     pub mode: ExecutionMode,
     /// Concurrency asked for; 0: no wish.
     pub max_concurrency: u32,
+    /// Which of the source's results are scored (no shard).
+    pub selection: Selection,
 }
 
 /// Progress of a run on this replica, announced after each batch of results it stores.
@@ -251,15 +262,6 @@ impl Engine {
             live.cancel.cancel();
         }
         Ok(run)
-    }
-
-    /// The latest completed run of a test set and endpoint, if any.
-    pub async fn last_run(&self, test_set: &Ref, endpoint: &Ref) -> Result<Option<TestRun>> {
-        let test_set = self.store.get_test_set(test_set).await?;
-        let endpoint = self.store.get_endpoint(endpoint).await?;
-        self.store
-            .latest_completed_run(test_set.id, endpoint.id)
-            .await
     }
 
     /// Stops taking new runs and dispatching tests, waits up to the grace period for the tests

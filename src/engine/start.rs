@@ -10,11 +10,12 @@ use super::jobs::Items;
 use super::plan::MetricPlan;
 use super::{Engine, ExecuteSpec, RescoreSpec, RunEvents, collect_pages};
 use crate::domain::{
-    Endpoint, ExecutionMode, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun, TestSet,
+    Endpoint, ExecutionMode, Labels, Ref, ResultStatus, RunKind, RunPlan, RunStatus, TestRun,
+    TestSet,
 };
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
-use crate::store::{Extent, WorkSource};
+use crate::store::{Extent, LatestRun, WorkSource};
 
 /// A run to create, as an entry point worked it out.
 struct NewRun {
@@ -27,6 +28,7 @@ struct NewRun {
     metrics: Arc<MetricPlan>,
     max_concurrency: u32,
     parameters: serde_json::Map<String, serde_json::Value>,
+    labels: Labels,
     /// The plan to store, but its metrics (filled in from `metrics`).
     plan: RunPlan,
     /// How many tests the run has.
@@ -69,9 +71,20 @@ impl Engine {
                 )
             })
             .await?;
+        let chosen = self
+            .choose_tests(test_set.id, &test_set.name, through, &spec.selection)
+            .await?;
         let target = self.prepare(&endpoint, &spec.parameters)?;
         let (max_concurrency, cluster_concurrency) =
             self.concurrency_of(spec.mode, &[spec.max_concurrency, endpoint.max_concurrency]);
+        let (total, source) = chosen_or_all(
+            chosen,
+            total,
+            WorkSource::Tests {
+                test_set_id: test_set.id,
+                through,
+            },
+        );
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
@@ -81,6 +94,7 @@ impl Engine {
             metrics: Arc::new(metrics),
             max_concurrency,
             parameters: spec.parameters,
+            labels: spec.labels,
             plan: RunPlan {
                 tests_through: Some(through),
                 cluster_concurrency,
@@ -90,10 +104,7 @@ impl Engine {
             items: Items::Tests {
                 test_set_id: test_set.id,
             },
-            source: WorkSource::Tests {
-                test_set_id: test_set.id,
-                through,
-            },
+            source,
             endpoint: Some((endpoint, target)),
         })
     }
@@ -157,6 +168,7 @@ impl Engine {
             metrics: Arc::new(metrics),
             max_concurrency: source.max_concurrency,
             parameters: source.parameters,
+            labels: source.labels,
             plan: RunPlan {
                 retry_errors: true,
                 cluster_concurrency,
@@ -202,7 +214,13 @@ impl Engine {
             }
             None => self
                 .store
-                .latest_completed_run(test_set.id, endpoint.id)
+                .latest_run(&LatestRun {
+                    test_set_id: test_set.id,
+                    endpoint_id: endpoint.id,
+                    statuses: &[RunStatus::Completed],
+                    finished_before: None,
+                    labels: &Labels::new(),
+                })
                 .await?
                 .ok_or_else(|| {
                     Error::precondition(
@@ -223,6 +241,17 @@ impl Engine {
                 )
             })
             .await?;
+        let chosen = self
+            .choose_results(source.id, test_set.id, through, &spec.selection)
+            .await?;
+        let (total, work) = chosen_or_all(
+            chosen,
+            total,
+            WorkSource::Results {
+                run_id: source.id,
+                through,
+            },
+        );
         // The endpoint is never called, so its limit does not apply (judges keep theirs).
         let (max_concurrency, cluster_concurrency) =
             self.concurrency_of(spec.mode, &[spec.max_concurrency]);
@@ -235,6 +264,7 @@ impl Engine {
             metrics: Arc::new(metrics),
             max_concurrency,
             parameters: source.parameters,
+            labels: source.labels,
             plan: RunPlan {
                 cluster_concurrency,
                 ..RunPlan::default()
@@ -244,10 +274,7 @@ impl Engine {
                 source_run_id: source.id,
                 test_set_id: test_set.id,
             },
-            source: WorkSource::Results {
-                run_id: source.id,
-                through,
-            },
+            source: work,
             endpoint: None,
         })
     }
@@ -319,6 +346,7 @@ impl Engine {
             started_at: Some(now),
             finished_at: None,
             plan: Some(plan),
+            labels: new.labels,
         };
         let run_id = run.id;
         let created = run.clone();
@@ -349,5 +377,17 @@ impl Engine {
             ));
         }
         Ok(())
+    }
+}
+
+/// A run's item count and where its items come from: the positions chosen, else all `total`
+/// items of `all`.
+fn chosen_or_all(chosen: Option<Vec<i64>>, total: u32, all: WorkSource) -> (u32, WorkSource) {
+    match chosen {
+        Some(positions) => (
+            u32::try_from(positions.len()).unwrap_or(u32::MAX),
+            WorkSource::Positions(positions),
+        ),
+        None => (total, all),
     }
 }

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{
-    Behavior, Endpoint, Metric, Page, PageRequest, Ref, RunFilter, Test, TestResult, TestRun,
-    TestSet,
+    Behavior, Endpoint, Labels, Metric, Page, PageRequest, Ref, RunFilter, RunStatus, Test,
+    TestResult, TestRun, TestSet, Timestamp,
 };
 use crate::error::Result;
 
@@ -30,6 +30,22 @@ pub struct Extent {
     pub last: Option<i64>,
     /// The distinct behaviours of the items' tests, sorted.
     pub behavior_ids: Vec<Uuid>,
+}
+
+/// Which run [`Store::latest_run`] looks for: of a test set and endpoint, in one of `statuses`,
+/// ended before a time when given, carrying every label of `labels`.
+#[derive(Clone, Debug)]
+pub struct LatestRun<'a> {
+    /// The test set run.
+    pub test_set_id: Uuid,
+    /// The endpoint run against.
+    pub endpoint_id: Uuid,
+    /// The statuses it may have.
+    pub statuses: &'a [RunStatus],
+    /// It ended strictly before this time, when given.
+    pub finished_before: Option<Timestamp>,
+    /// Labels it carries (among others).
+    pub labels: &'a Labels,
 }
 
 /// How an update turns the stored value of a record into its new value. It runs inside the
@@ -174,12 +190,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, id: Uuid) -> Result<TestRun>;
     /// A page of runs, newest first.
     async fn list_runs(&self, filter: &RunFilter, page: PageRequest) -> Result<Page<TestRun>>;
-    /// The latest `Completed` run (by finish time) of a test set and endpoint, if any.
-    async fn latest_completed_run(
-        &self,
-        test_set_id: Uuid,
-        endpoint_id: Uuid,
-    ) -> Result<Option<TestRun>>;
+    /// The latest run (by finish time) that `query` describes, if any.
+    async fn latest_run(&self, query: &LatestRun<'_>) -> Result<Option<TestRun>>;
     /// Running runs that have items no live claim holds (never claimed, or whose lease ended
     /// before `now_ms`), oldest first: what a replica looks for to take part.
     async fn claimable_runs(&self, now_ms: i64) -> Result<Vec<Uuid>>;
@@ -191,6 +203,14 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> Result<()>;
     /// Gives up every claim of `owner` (a replica stopping with items it did not finish).
     async fn release_claims(&self, owner: &str) -> Result<()>;
+    /// At most `limit` tests of a test set after position `after` (`None`: from the start), in
+    /// test-set order, each with its position: what choosing some of the tests reads.
+    async fn tests_after(
+        &self,
+        test_set_id: Uuid,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Test)>>;
     /// Tests of a test set at the given positions, in order, each with its position; positions
     /// whose test is gone are left out.
     async fn tests_at(&self, test_set_id: Uuid, positions: &[i64]) -> Result<Vec<(i64, Test)>>;

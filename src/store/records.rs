@@ -5,7 +5,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::domain::{Behavior, Endpoint, Metric, RunKind, Test, TestResult, TestRun, TestSet};
+use crate::domain::{
+    Behavior, Endpoint, Labels, Metric, RunKind, Test, TestResult, TestRun, TestSet, Timestamp,
+};
 use crate::error::Error;
 
 /// Bind parameters per statement of a bulk insert, below SQLite's limit (32766) and
@@ -184,6 +186,7 @@ impl Stored for TestResult {
 }
 
 /// A bind parameter of a statement built at run time.
+#[derive(Clone, Debug)]
 pub(super) enum Bind {
     /// TEXT or NULL.
     Text(Option<String>),
@@ -193,6 +196,66 @@ pub(super) enum Bind {
 
 pub(super) fn text(value: impl ToString) -> Bind {
     Bind::Text(Some(value.to_string()))
+}
+
+/// One condition of a list over the row `t`: SQL with `?` placeholders and their binds.
+pub(super) struct Condition {
+    pub(super) sql: String,
+    pub(super) binds: Vec<Bind>,
+}
+
+impl Condition {
+    /// `t.<column> = value`.
+    pub(super) fn eq(column: &str, value: impl ToString) -> Condition {
+        Condition {
+            sql: format!("t.{column} = ?"),
+            binds: vec![text(value)],
+        }
+    }
+
+    /// `t.<column>` is one of `values` (never true for none).
+    pub(super) fn any<'a>(column: &str, values: impl Iterator<Item = &'a str>) -> Condition {
+        let binds: Vec<Bind> = values.map(text).collect();
+        let marks = vec!["?"; binds.len()].join(", ");
+        Condition {
+            sql: if binds.is_empty() {
+                "1 = 0".to_string()
+            } else {
+                format!("t.{column} IN ({marks})")
+            },
+            binds,
+        }
+    }
+
+    /// A run that ended before `time`.
+    pub(super) fn finished_before(time: Timestamp) -> Condition {
+        Condition {
+            sql: "t.finished_at < ?".to_string(),
+            binds: vec![Bind::Int(Some(time.timestamp_micros()))],
+        }
+    }
+
+    /// A run that carries every one of `labels`: one lookup per label in `run_labels`.
+    pub(super) fn labels(labels: &Labels) -> impl Iterator<Item = Condition> + '_ {
+        labels.iter().map(|(key, value)| Condition {
+            sql: "EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = t.id AND l.key = ? \
+                  AND l.value = ?)"
+                .to_string(),
+            binds: vec![text(key), text(value)],
+        })
+    }
+
+    /// Every one of `conditions`, as SQL ending in ` AND ` (for what follows) and the binds.
+    pub(super) fn all(conditions: &[Condition]) -> (String, Vec<Bind>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        for condition in conditions {
+            sql.push_str(&condition.sql);
+            sql.push_str(" AND ");
+            binds.extend(condition.binds.iter().cloned());
+        }
+        (sql, binds)
+    }
 }
 
 /// `records` cut into runs whose lengths are powers of two of at most `max` rows, largest first:

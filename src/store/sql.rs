@@ -52,12 +52,12 @@ macro_rules! sql_store {
         };
         use $crate::error::{Error, Result};
         use $crate::store::records::{
-            BEHAVIORS, Bind, MAX_BINDS_PER_STATEMENT, METRICS, Named, Stored, TEST_RUNS, TEST_SETS,
-            TESTS, Table, power_of_two_chunks, text,
+            BEHAVIORS, Bind, Condition, MAX_BINDS_PER_STATEMENT, METRICS, Named, Stored, TEST_RUNS,
+            TEST_SETS, TESTS, Table, power_of_two_chunks, text,
         };
         use $crate::store::{
-            Change, ClaimRequest, Completed, Completion, Extent, Fold, ImportInto, Store,
-            TestImport, WorkSource,
+            Change, ClaimRequest, Completed, Completion, Extent, Fold, ImportInto, LatestRun,
+            Store, TestImport, WorkSource,
         };
 
         impl $store {
@@ -151,7 +151,7 @@ macro_rules! sql_store {
             /// A page of records matching `filters` (column = value), oldest first or newest first.
             async fn page<T: Stored>(
                 &self,
-                filters: &[(&str, String)],
+                filters: &[Condition],
                 page: PageRequest,
                 newest_first: bool,
             ) -> Result<Page<T>> {
@@ -178,11 +178,11 @@ macro_rules! sql_store {
                 })
             }
 
-            /// Up to `limit` records matching `filters` past the cursor `after`, each with its `seq`
+            /// Up to `limit` records matching every one of `filters` past the cursor `after`, each with its `seq`
             /// (the cursor to continue from).
             async fn after<T: Stored>(
                 &self,
-                filters: &[(&str, String)],
+                filters: &[Condition],
                 after: Option<i64>,
                 limit: u32,
                 newest_first: bool,
@@ -192,12 +192,8 @@ macro_rules! sql_store {
                 } else {
                     (">", "ASC", 0)
                 };
-                let mut condition = String::new();
-                for (column, _) in filters {
-                    condition.push_str(&format!("t.{column} = ? AND "));
-                }
+                let (mut condition, mut binds) = Condition::all(filters);
                 condition.push_str(&format!("t.seq {op} ? ORDER BY t.seq {order} LIMIT ?"));
-                let mut binds: Vec<Bind> = filters.iter().map(|(_, v)| text(v)).collect();
                 binds.push(Bind::Int(Some(after.unwrap_or(start))));
                 binds.push(Bind::Int(Some(i64::from(limit))));
 
@@ -736,7 +732,7 @@ macro_rules! sql_store {
 
             async fn list_tests(&self, test_set_id: Uuid, page: PageRequest) -> Result<Page<Test>> {
                 let tests = self
-                    .page(&[("test_set_id", test_set_id.to_string())], page, false)
+                    .page(&[Condition::eq("test_set_id", test_set_id)], page, false)
                     .await?;
                 self.require_parent(tests, TEST_SETS, test_set_id).await
             }
@@ -769,30 +765,54 @@ macro_rules! sql_store {
             }
 
             async fn create_run(&self, run: &TestRun, work: WorkSource) -> Result<()> {
-                let (source, parent, through) = match work {
-                    WorkSource::Tests {
-                        test_set_id,
-                        through,
-                    } => ("tests", "test_set_id", (test_set_id, through)),
-                    WorkSource::Results { run_id, through } => {
-                        ("test_results", "run_id", (run_id, through))
-                    }
-                };
                 // Rescores call no endpoint, so their items count against no endpoint's limit.
                 let endpoint = (run.kind != $crate::domain::RunKind::Rescore)
                     .then(|| run.endpoint_id.to_string());
                 let mut tx = self.writer.begin().await?;
                 insert_records(&mut tx, std::slice::from_ref(run)).await?;
-                sqlx::query($d::sql(format!(
-                    "INSERT INTO run_work (run_id, position, endpoint_id) \
-                     SELECT ?, seq, ? FROM {source} WHERE {parent} = ? AND seq <= ?"
-                )))
-                .bind(run.id.to_string())
-                .bind(endpoint)
-                .bind(through.0.to_string())
-                .bind(through.1)
+                // What to select each item's position from, and its binds.
+                let (column, from, binds) = match work {
+                    WorkSource::Tests {
+                        test_set_id,
+                        through,
+                    } => (
+                        "seq",
+                        "tests WHERE test_set_id = ? AND seq <= ?".to_string(),
+                        vec![text(test_set_id), Bind::Int(Some(through))],
+                    ),
+                    WorkSource::Results { run_id, through } => (
+                        "seq",
+                        "test_results WHERE run_id = ? AND seq <= ?".to_string(),
+                        vec![text(run_id), Bind::Int(Some(through))],
+                    ),
+                    // `p.*`: the subquery's one column, whatever the dialect names it.
+                    WorkSource::Positions(positions) => (
+                        "p.*",
+                        format!("{} p", $d::POSITIONS_IN),
+                        vec![text(serde_json::to_string(&positions)?)],
+                    ),
+                };
+                let mut all = vec![text(run.id), Bind::Text(endpoint)];
+                all.extend(binds);
+                bind_all(
+                    sqlx::query($d::sql(format!(
+                        "INSERT INTO run_work (run_id, position, endpoint_id) \
+                         SELECT ?, {column}, ? FROM {from}"
+                    ))),
+                    all,
+                )
                 .execute(&mut *tx)
                 .await?;
+                for (key, value) in &run.labels {
+                    sqlx::query($d::sql(
+                        "INSERT INTO run_labels (run_id, key, value) VALUES (?, ?, ?)".into(),
+                    ))
+                    .bind(run.id.to_string())
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -826,34 +846,36 @@ macro_rules! sql_store {
                 filter: &RunFilter,
                 page: PageRequest,
             ) -> Result<Page<TestRun>> {
-                let filters: Vec<(&str, String)> = [
+                let mut filters: Vec<Condition> = [
                     ("test_set_id", filter.test_set_id),
                     ("endpoint_id", filter.endpoint_id),
                 ]
                 .into_iter()
-                .filter_map(|(column, id)| Some((column, id?.to_string())))
+                .filter_map(|(column, id)| Some(Condition::eq(column, id?)))
                 .collect();
+                filters.extend(Condition::labels(&filter.labels));
                 self.page(&filters, page, true).await
             }
 
-            async fn latest_completed_run(
-                &self,
-                test_set_id: Uuid,
-                endpoint_id: Uuid,
-            ) -> Result<Option<TestRun>> {
+            async fn latest_run(&self, query: &LatestRun<'_>) -> Result<Option<TestRun>> {
+                let mut filters = vec![
+                    Condition::eq("test_set_id", query.test_set_id),
+                    Condition::eq("endpoint_id", query.endpoint_id),
+                    Condition::any("status", query.statuses.iter().map(|s| s.as_str())),
+                ];
+                if let Some(before) = query.finished_before {
+                    filters.push(Condition::finished_before(before));
+                }
+                filters.extend(Condition::labels(query.labels));
+                let (mut sql, binds) = Condition::all(&filters);
+                sql.push_str(
+                    "t.finished_at IS NOT NULL ORDER BY t.finished_at DESC, t.seq DESC LIMIT 1",
+                );
                 let mut conn = self.read().await?;
-                let runs = fetch_where::<TestRun>(
-                    &mut conn,
-                    "t.test_set_id = ? AND t.endpoint_id = ? AND t.status = ? \
-                     ORDER BY t.finished_at DESC, t.seq DESC LIMIT 1",
-                    vec![
-                        test_set_id.to_string(),
-                        endpoint_id.to_string(),
-                        RunStatus::Completed.as_str().to_string(),
-                    ],
-                )
-                .await?;
-                Ok(runs.into_iter().next())
+                let rows = bind_all(sqlx::query(select::<TestRun>(&sql)), binds)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                rows.first().map(decode).transpose()
             }
 
             async fn claimable_runs(&self, now_ms: i64) -> Result<Vec<Uuid>> {
@@ -898,7 +920,7 @@ macro_rules! sql_store {
                 }
                 let mut tx = self.writer.begin().await?;
                 let mut limit = i64::from(request.limit);
-                // A cap is a count of live claims, so claims under one cap take turns.
+                // Claims under one cap take turns: each counts the others' (see `ClaimRequest`).
                 if let Some(lock) = $d::XACT_LOCK {
                     let key = match request.endpoint_cap {
                         Some((endpoint, _)) => endpoint.to_string(),
@@ -916,15 +938,19 @@ macro_rules! sql_store {
                         .map(|(endpoint, cap)| ("endpoint_id", endpoint.to_string(), cap)),
                 ];
                 for (column, value, cap) in caps.into_iter().flatten() {
-                    let claimed: i64 = sqlx::query_scalar($d::sql(format!(
-                        "SELECT COUNT(*) FROM run_work WHERE {column} = ? \
+                    let (others, claimed): (i64, i64) = sqlx::query_as($d::sql(format!(
+                        "SELECT COALESCE(SUM(CASE WHEN owner <> ? THEN 1 ELSE 0 END), 0), \
+                         COUNT(*) FROM run_work WHERE {column} = ? \
                          AND owner IS NOT NULL AND lease_until >= ?"
                     )))
+                    .bind(request.owner)
                     .bind(value)
                     .bind(request.now_ms)
                     .fetch_one(&mut *tx)
                     .await?;
-                    limit = limit.min(i64::from(cap) - claimed);
+                    if others > 0 {
+                        limit = limit.min(i64::from(cap) - claimed);
+                    }
                 }
                 if limit <= 0 {
                     return Ok(None);
@@ -954,6 +980,21 @@ macro_rules! sql_store {
                 .execute(&self.writer)
                 .await?;
                 Ok(())
+            }
+
+            async fn tests_after(
+                &self,
+                test_set_id: Uuid,
+                after: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, Test)>> {
+                self.after(
+                    &[Condition::eq("test_set_id", test_set_id)],
+                    after,
+                    limit,
+                    false,
+                )
+                .await
             }
 
             async fn tests_at(
@@ -1080,7 +1121,7 @@ macro_rules! sql_store {
                 page: PageRequest,
             ) -> Result<Page<TestResult>> {
                 let results = self
-                    .page(&[("run_id", run_id.to_string())], page, false)
+                    .page(&[Condition::eq("run_id", run_id)], page, false)
                     .await?;
                 self.require_parent(results, TEST_RUNS, run_id).await
             }
@@ -1101,7 +1142,7 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> Result<Vec<(i64, TestResult)>> {
                 // No parent check: followers poll this often and have read the run already.
-                self.after(&[("run_id", run_id.to_string())], after, limit, false)
+                self.after(&[Condition::eq("run_id", run_id)], after, limit, false)
                     .await
             }
         }

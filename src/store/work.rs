@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::{TestResult, TestRun};
 
 /// Where the items of a new run come from (by position, in order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkSource {
     /// The tests of a test set up to a position (an execution run).
     Tests {
@@ -24,9 +24,19 @@ pub enum WorkSource {
         /// Position of its last result taken.
         through: i64,
     },
+    /// Chosen tests of a test set, or results of an earlier run, by position (a run of some of
+    /// the tests: filtered or sharded).
+    Positions(Vec<i64>),
 }
 
 /// A replica asking for items of a run.
+///
+/// A cap bounds the items in flight. While the asking replica is the only one holding live
+/// claims under a cap, its own concurrency (which never exceeds the cap) bounds what it has in
+/// flight, so it claims freely: claims also count items finished but not yet stored and items
+/// claimed ahead, and counting those would keep fewer items in flight than the cap allows. Once
+/// another replica holds claims under the cap, every claim counts, and a replica joins only with
+/// what the claims of all leave under the cap.
 #[derive(Clone, Debug)]
 pub struct ClaimRequest<'a> {
     /// The run.
@@ -39,9 +49,9 @@ pub struct ClaimRequest<'a> {
     pub lease_until_ms: i64,
     /// Most items to claim.
     pub limit: u32,
-    /// Most items of the run claimed at once across every replica, when limited.
+    /// Most items of the run in flight at once across every replica, when limited.
     pub run_cap: Option<u32>,
-    /// Most items calling this endpoint claimed at once across every run and replica.
+    /// Most items calling this endpoint in flight at once across every run and replica.
     pub endpoint_cap: Option<(Uuid, u32)>,
 }
 

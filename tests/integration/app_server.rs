@@ -11,6 +11,10 @@
 //! HTTP date) and `stall` (answers after `stall_ms`). `/capacity` serves at most `capacity` calls at once (each taking
 //! `delay_ms`) and answers 429 to the rest, like a rate-limited LLM API.
 //!
+//! `/switch` answers like `/answer`, but with the answer the test last set for the prompt
+//! ([`Target::set_answer`]), so its answers change between runs; a prompt may also have a list
+//! of answers given in turn, call after call (a flaky app).
+//!
 //! `/text` answers plain text, not JSON. `/v1/chat/completions` is an OpenAI-compatible model that echoes; `/judge/v1/chat/completions`
 //! a judge that scores 0.9 when the evaluated answer mentions Paris, else 0.2.
 //! `/scripted/v1/chat/completions` is a judge whose reply is chosen by a marker in the judge
@@ -42,6 +46,8 @@ struct Seen {
     /// Calls `/capacity` is serving now, and how many it turned away with 429.
     serving: usize,
     rejected: usize,
+    /// `/switch`: the answers of each prompt, given in turn, and how many calls each had.
+    switched: std::collections::HashMap<String, (Vec<String>, usize)>,
 }
 
 /// A running target.
@@ -61,6 +67,7 @@ impl Target {
             .route("/v1/chat/completions", post(chat))
             .route("/judge/v1/chat/completions", post(judge))
             .route("/text", post(text))
+            .route("/switch", post(switch))
             .route("/flaky", post(flaky))
             .route("/capacity", post(capacity))
             .route("/scripted/v1/chat/completions", post(scripted))
@@ -106,6 +113,17 @@ impl Target {
     /// Calls `/flaky` failed on purpose.
     pub fn faults(&self) -> usize {
         self.seen.lock().unwrap().faults
+    }
+
+    /// From now on `/switch` answers `answers` to `prompt`, one after the other, call after
+    /// call (and again from the first after the last).
+    pub fn set_answer(&self, prompt: &str, answers: &[&str]) {
+        let answers = answers.iter().map(|a| a.to_string()).collect();
+        self.seen
+            .lock()
+            .unwrap()
+            .switched
+            .insert(prompt.to_string(), (answers, 0));
     }
 
     /// Calls `/capacity` turned away with 429.
@@ -155,6 +173,27 @@ async fn answer(
     if let Some(status) = number(&body, "fail_status").filter(|s| *s > 0) {
         let status = StatusCode::from_u16(status as u16).expect("status");
         return (status, "target failure on purpose").into_response();
+    }
+    reply(&body)
+}
+
+async fn switch(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: axum::http::HeaderMap,
+    Json(mut body): Json<Value>,
+) -> Response {
+    let _guard = InFlight::enter(&seen, headers, body.clone());
+    let prompt = body["prompt"].as_str().unwrap_or_default().to_string();
+    let answer = {
+        let mut s = seen.lock().unwrap();
+        s.switched.get_mut(&prompt).map(|(answers, calls)| {
+            let answer = answers[*calls % answers.len()].clone();
+            *calls += 1;
+            answer
+        })
+    };
+    if let Some(answer) = answer {
+        body["answer"] = json!(answer);
     }
     reply(&body)
 }

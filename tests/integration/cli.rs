@@ -1147,3 +1147,174 @@ async fn health_says_serving_and_exits_0_and_fails_when_no_server_answers() {
         stderr(&gone)
     );
 }
+
+#[tokio::test]
+async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    crate::regressions::switch_endpoint(&server, &target).await;
+    create_metric(&server, exact("exact")).await;
+    let tests = vec![
+        pb::Test {
+            category: "geo".into(),
+            ..test("q1", "a1", &[])
+        },
+        pb::Test {
+            category: "math".into(),
+            ..test("q2", "a2", &[])
+        },
+    ];
+    create_test_set(&server, "suite", &["exact"], tests).await;
+    let dir = tempfile::tempdir().unwrap();
+    target.set_answer("q1", &["a1"]);
+    target.set_answer("q2", &["wrong"]);
+    let main = assay(
+        &server,
+        dir.path(),
+        &[
+            "--json",
+            "execute",
+            "suite",
+            "switch",
+            "--label",
+            "branch=main",
+            "--fail-under",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(code(&main), 0, "{}", stderr(&main));
+    let base_id = stdout(&main)
+        .lines()
+        .find_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            Some(v["runStarted"]["id"].as_str()?.to_string())
+        })
+        .expect("the run id");
+
+    target.set_answer("q1", &["wrong now"]);
+    target.set_answer("q2", &["a2"]);
+    let head = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "suite",
+            "switch",
+            "--label",
+            "branch=feature",
+            "--compare-to",
+            "branch=main",
+            "--fail-on-regression",
+            "--summary-md",
+            "summary.md",
+        ],
+    )
+    .await;
+    // Exit code 1: a regression (the choice), whatever the pass rate.
+    assert_eq!(code(&head), 1, "{}", stderr(&head));
+    let text = stdout(&head);
+    let regressed = text.find("REGRESSED").expect("a regressed row");
+    let fixed = text.find("FIXED").expect("a fixed row");
+    assert!(regressed < fixed, "regressions come first:\n{text}");
+    assert!(text.contains(&base_id), "{text}");
+    assert!(text.contains("1 regressed, 1 fixed"), "{text}");
+    assert!(
+        stderr(&head).contains("1 test(s) regressed"),
+        "{}",
+        stderr(&head)
+    );
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("## Assay: regressions found"), "{md}");
+    assert!(
+        md.contains("### Regressions (1)") && md.contains("| q1 | exact 1.00 → 0.00 |"),
+        "{md}"
+    );
+    assert!(md.contains("### Fixes (1)"), "{md}");
+
+    // `compare HEAD` finds the base by label; without the gate flag a regression is exit 0.
+    let runs = server
+        .execution()
+        .list_test_runs(pb::ListTestRunsRequest {
+            labels: HashMap::from([("branch".to_string(), "feature".to_string())]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    let head_id = runs[0].id.clone();
+    let compared = assay(
+        &server,
+        dir.path(),
+        &["compare", &head_id, "--base-label", "branch=main"],
+    )
+    .await;
+    assert_eq!(code(&compared), 0, "{}", stderr(&compared));
+    assert!(stdout(&compared).contains(&base_id));
+    let gated = assay(
+        &server,
+        dir.path(),
+        &["compare", &base_id, &head_id, "--fail-on-regression"],
+    )
+    .await;
+    assert_eq!(code(&gated), 1);
+    let json = assay(
+        &server,
+        dir.path(),
+        &["--json", "compare", &base_id, &head_id],
+    )
+    .await;
+    let response: Value = serde_json::from_str(stdout(&json).trim()).unwrap();
+    assert_eq!(response["summary"]["regressed"], 1);
+    assert_eq!(response["tests"][0]["change"], "TEST_CHANGE_REGRESSED");
+
+    // Filters and shards on the command line: nothing chosen is the server's refusal (1), a
+    // bad shard a usage error (2).
+    let filtered = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "suite",
+            "switch",
+            "--filter-category",
+            "geo",
+            "--fail-under",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(code(&filtered), 0, "{}", stderr(&filtered));
+    assert!(
+        stdout(&filtered).contains("1 tests"),
+        "{}",
+        stdout(&filtered)
+    );
+    let nothing = assay(
+        &server,
+        dir.path(),
+        &["execute", "suite", "switch", "--filter-topic", "none"],
+    )
+    .await;
+    assert_eq!(code(&nothing), 1);
+    assert!(
+        stderr(&nothing).contains("FailedPrecondition"),
+        "{}",
+        stderr(&nothing)
+    );
+    let bad_shard = assay(
+        &server,
+        dir.path(),
+        &["execute", "suite", "switch", "--shard", "0/2"],
+    )
+    .await;
+    assert_eq!(code(&bad_shard), 2, "{}", stderr(&bad_shard));
+    let needs_base = assay(
+        &server,
+        dir.path(),
+        &["execute", "suite", "switch", "--fail-on-regression"],
+    )
+    .await;
+    assert_eq!(code(&needs_base), 2, "{}", stderr(&needs_base));
+}

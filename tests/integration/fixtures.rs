@@ -313,6 +313,7 @@ pub async fn last_run(
         .last_run(pb::LastRunRequest {
             test_set: test_set.into(),
             endpoint: endpoint.into(),
+            ..Default::default()
         })
         .await
         .expect("last run")

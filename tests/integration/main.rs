@@ -14,6 +14,7 @@ mod metrics;
 mod observability;
 mod on_postgres;
 mod postgres;
+mod regressions;
 mod replicas;
 mod resilience;
 mod runs;

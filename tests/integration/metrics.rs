@@ -812,6 +812,7 @@ async fn rescore_takes_mode_and_max_concurrency_as_execute_does() {
         metrics: vec![metric.into()],
         mode: mode as i32,
         max_concurrency,
+        ..Default::default()
     };
 
     let (run, results, _) =

@@ -547,6 +547,7 @@ async fn a_rescore_left_running_by_a_crash_resumes_without_calling_the_endpoint(
             shared_metrics: Some(vec![id(&metric.id)]),
             ..RunPlan::default()
         }),
+        labels: Default::default(),
     };
     let source_run = WorkSource::Results {
         run_id: run.source_run_id.unwrap(),

@@ -149,6 +149,7 @@ async fn last_run_is_empty_until_a_run_completes_then_the_latest_completed() {
     let request = pb::LastRunRequest {
         test_set: "geo".into(),
         endpoint: "app".into(),
+        ..Default::default()
     };
     assert!(
         client

@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use assay::domain::{
     Behavior, CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode,
-    HttpTarget, Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus, RunFilter,
-    RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet, ThresholdOperator,
-    Timestamp,
+    HttpTarget, Labels, Metric, MetricKind, PageRequest, Ref, ResponseMapping, ResultStatus,
+    RunFilter, RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun, TestSet,
+    ThresholdOperator, Timestamp,
 };
 use assay::error::Error;
 use assay::store::{
-    Change, ClaimRequest, Completed, Completion, ImportInto, PgStore, SqliteStore, Store,
-    WorkSource,
+    Change, ClaimRequest, Completed, Completion, ImportInto, LatestRun, PgStore, SqliteStore,
+    Store, WorkSource,
 };
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
@@ -122,6 +122,9 @@ contract!(
     change_test_set_metrics_is_idempotent,
     runs_are_listed_newest_first_and_filtered,
     latest_completed_run_is_the_last_completed_by_finish_time,
+    runs_are_found_by_every_label_they_carry,
+    the_latest_run_keeps_to_its_statuses_end_time_and_labels,
+    a_run_of_chosen_positions_has_exactly_those_items,
     replicas_claim_a_runs_items_under_leases,
     completing_work_stores_only_what_the_replica_holds,
     caps_bound_the_items_claimed_across_replicas,
@@ -248,6 +251,7 @@ fn run(test_set: &TestSet, endpoint: &Endpoint, status: RunStatus) -> TestRun {
         started_at: Some(now()),
         finished_at: (status != RunStatus::Running).then(now),
         plan: None,
+        labels: Default::default(),
     }
 }
 
@@ -295,6 +299,27 @@ async fn create_run(store: &dyn Store, r: &TestRun) {
         )
         .await
         .unwrap();
+}
+
+/// The latest completed run of a pair.
+async fn latest_completed(store: &dyn Store, s: &TestSet, e: &Endpoint) -> Option<TestRun> {
+    store
+        .latest_run(&LatestRun {
+            test_set_id: s.id,
+            endpoint_id: e.id,
+            statuses: &[RunStatus::Completed],
+            finished_before: None,
+            labels: &Labels::new(),
+        })
+        .await
+        .unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Replaces a stored run.
@@ -1030,15 +1055,15 @@ async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
     assert_eq!(
         ids(RunFilter {
             test_set_id: Some(s1.id),
-            endpoint_id: None
+            ..RunFilter::default()
         })
         .await,
         vec![r4.id, r2.id, r1.id]
     );
     assert_eq!(
         ids(RunFilter {
-            test_set_id: None,
-            endpoint_id: Some(e1.id)
+            endpoint_id: Some(e1.id),
+            ..RunFilter::default()
         })
         .await,
         vec![r4.id, r3.id, r1.id]
@@ -1046,7 +1071,8 @@ async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
     assert_eq!(
         ids(RunFilter {
             test_set_id: Some(s1.id),
-            endpoint_id: Some(e1.id)
+            endpoint_id: Some(e1.id),
+            ..RunFilter::default()
         })
         .await,
         vec![r4.id, r1.id]
@@ -1054,7 +1080,8 @@ async fn runs_are_listed_newest_first_and_filtered(backend: &dyn Backend) {
     assert_eq!(
         ids(RunFilter {
             test_set_id: Some(s2.id),
-            endpoint_id: Some(e2.id)
+            endpoint_id: Some(e2.id),
+            ..RunFilter::default()
         })
         .await,
         Vec::<Uuid>::new()
@@ -1099,7 +1126,7 @@ async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn
     let (s, e) = run_targets(store.as_ref()).await;
     let other = endpoint("other");
     store.create_endpoint(&other).await.unwrap();
-    assert_eq!(store.latest_completed_run(s.id, e.id).await.unwrap(), None);
+    assert_eq!(latest_completed(store.as_ref(), &s, &e).await, None);
 
     let base = now();
     let finished = |status: RunStatus, minutes: i64, endpoint: &Endpoint| {
@@ -1129,19 +1156,156 @@ async fn latest_completed_run_is_the_last_completed_by_finish_time(backend: &dyn
     update_of_an_unknown_run_is_not_found(store.as_ref(), &finished(RunStatus::Completed, 0, &e))
         .await;
 
-    let latest = store.latest_completed_run(s.id, e.id).await.unwrap();
+    let latest = latest_completed(store.as_ref(), &s, &e).await;
     assert_eq!(latest, Some(late_completed.clone()));
 
     // A rescore that completes later becomes the latest: either kind counts.
     rescore.status = RunStatus::Completed;
     rescore.finished_at = Some(base + Duration::minutes(50));
     replace_run(store.as_ref(), &rescore).await;
-    let latest = store.latest_completed_run(s.id, e.id).await.unwrap();
+    let latest = latest_completed(store.as_ref(), &s, &e).await;
     assert_eq!(latest, Some(rescore));
     assert_eq!(
-        store.latest_completed_run(s.id, other.id).await.unwrap(),
+        latest_completed(store.as_ref(), &s, &other).await,
         Some(other_endpoint)
     );
+}
+
+async fn runs_are_found_by_every_label_they_carry(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let mut main = run(&s, &e, RunStatus::Completed);
+    main.labels = labels(&[("branch", "main"), ("commit", "abc")]);
+    let mut feature = run(&s, &e, RunStatus::Completed);
+    feature.labels = labels(&[("branch", "feature/x"), ("commit", "abc")]);
+    let bare = run(&s, &e, RunStatus::Completed);
+    for r in [&main, &feature, &bare] {
+        create_run(store.as_ref(), r).await;
+    }
+    assert_eq!(store.get_run(main.id).await.unwrap().labels, main.labels);
+    let ids = |wanted: Labels| {
+        let store = store.clone();
+        async move {
+            let filter = RunFilter {
+                labels: wanted,
+                ..RunFilter::default()
+            };
+            let page = store
+                .list_runs(&filter, PageRequest::first(10))
+                .await
+                .unwrap();
+            page.items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids(Labels::new()).await, vec![bare.id, feature.id, main.id]);
+    assert_eq!(
+        ids(labels(&[("commit", "abc")])).await,
+        vec![feature.id, main.id]
+    );
+    assert_eq!(ids(labels(&[("branch", "main")])).await, vec![main.id]);
+    assert_eq!(
+        ids(labels(&[("branch", "main"), ("commit", "abc")])).await,
+        vec![main.id]
+    );
+    assert!(
+        ids(labels(&[("branch", "main"), ("commit", "def")]))
+            .await
+            .is_empty()
+    );
+    assert!(ids(labels(&[("pr", "1")])).await.is_empty());
+}
+
+async fn the_latest_run_keeps_to_its_statuses_end_time_and_labels(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let base = now();
+    let finished = |status: RunStatus, minutes: i64, branch: &str| {
+        let mut r = run(&s, &e, status);
+        r.finished_at = Some(base + Duration::minutes(minutes));
+        r.labels = labels(&[("branch", branch)]);
+        r
+    };
+    let main_completed = finished(RunStatus::Completed, 1, "main");
+    let main_partial = finished(RunStatus::Partial, 2, "main");
+    let dev_completed = finished(RunStatus::Completed, 3, "dev");
+    let main_failed = finished(RunStatus::Failed, 4, "main");
+    for r in [&main_completed, &main_partial, &dev_completed, &main_failed] {
+        create_run(store.as_ref(), r).await;
+    }
+    let latest = |statuses: &'static [RunStatus], before: Option<i64>, wanted: Labels| {
+        let store = store.clone();
+        let (s, e) = (s.id, e.id);
+        async move {
+            store
+                .latest_run(&LatestRun {
+                    test_set_id: s,
+                    endpoint_id: e,
+                    statuses,
+                    finished_before: before.map(|m| base + Duration::minutes(m)),
+                    labels: &wanted,
+                })
+                .await
+                .unwrap()
+                .map(|r| r.id)
+        }
+    };
+    const ENDED: &[RunStatus] = &[RunStatus::Completed, RunStatus::Partial];
+    assert_eq!(
+        latest(ENDED, None, Labels::new()).await,
+        Some(dev_completed.id)
+    );
+    let main = labels(&[("branch", "main")]);
+    assert_eq!(
+        latest(ENDED, None, main.clone()).await,
+        Some(main_partial.id)
+    );
+    assert_eq!(
+        latest(&[RunStatus::Completed], None, main.clone()).await,
+        Some(main_completed.id)
+    );
+    // Strictly before: a run is never its own base.
+    assert_eq!(
+        latest(ENDED, Some(2), main.clone()).await,
+        Some(main_completed.id)
+    );
+    assert_eq!(latest(ENDED, Some(1), main).await, None);
+    assert_eq!(latest(&[], None, Labels::new()).await, None);
+}
+
+async fn a_run_of_chosen_positions_has_exactly_those_items(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let tests: Vec<Test> = (0..6).map(|i| test(&s, &format!("t{i}"), None)).collect();
+    store.add_tests(s.id, &tests).await.unwrap();
+    let all = store.tests_after(s.id, None, 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    let after_two = store.tests_after(s.id, Some(all[1].0), 2).await.unwrap();
+    assert_eq!(
+        after_two
+            .iter()
+            .map(|(_, t)| t.prompt.as_str())
+            .collect::<Vec<_>>(),
+        vec!["t2", "t3"]
+    );
+    let chosen = vec![all[1].0, all[4].0];
+    let r = run(&s, &e, RunStatus::Running);
+    store
+        .create_run(&r, WorkSource::Positions(chosen.clone()))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_work(&ClaimRequest {
+            run_id: r.id,
+            owner: "replica",
+            now_ms: 0,
+            lease_until_ms: i64::MAX,
+            limit: 100,
+            run_cap: None,
+            endpoint_cap: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed, Some(chosen));
 }
 
 async fn replicas_claim_a_runs_items_under_leases(backend: &dyn Backend) {
@@ -1298,7 +1462,12 @@ async fn caps_bound_the_items_claimed_across_replicas(backend: &dyn Backend) {
             .unwrap()
             .map(|positions| positions.len())
     };
-    // A run's cap counts every replica's live claims of it.
+    // A replica alone under a cap is bounded by its own concurrency, not by its claims (which
+    // count items claimed ahead and finished ones): it claims past the cap.
+    assert_eq!(capped(r1.id, "a", 3, Some(2), None).await, Some(3));
+    assert_eq!(capped(r1.id, "a", 1, Some(2), None).await, Some(1));
+    store.release_claims("a").await.unwrap();
+    // Once another replica holds claims, a run's cap counts every replica's live claims of it.
     assert_eq!(capped(r1.id, "a", 3, Some(4), None).await, Some(3));
     assert_eq!(capped(r1.id, "b", 3, Some(4), None).await, Some(1));
     assert_eq!(capped(r1.id, "c", 3, Some(4), None).await, None);

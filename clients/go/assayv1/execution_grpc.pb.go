@@ -52,6 +52,13 @@ type TestExecutionServiceClient interface {
 	// Rescore can use it. Its `source_run_id` is the retried run. It streams like Execute.
 	// FAILED_PRECONDITION when the run is still running, is a rescore, or has no ERROR result.
 	RetryErrors(ctx context.Context, in *RetryErrorsRequest, opts ...grpc.CallOption) (TestExecutionService_RetryErrorsClient, error)
+	// CompareRuns compares two ended runs test by test: which tests regressed (passed in the base,
+	// not in the head), were fixed, still pass, still fail, were added or removed, or are errors
+	// in either, with both results' statuses and scores, and whether the change of pass rate over
+	// the paired tests is significant (exact McNemar test). Without `base_run`, the base is the
+	// latest COMPLETED or PARTIAL run of the head's test set and endpoint that finished before the
+	// head and carries every label of `base_labels`; FAILED_PRECONDITION when there is none.
+	CompareRuns(ctx context.Context, in *CompareRunsRequest, opts ...grpc.CallOption) (*CompareRunsResponse, error)
 }
 
 type testExecutionServiceClient struct {
@@ -262,6 +269,15 @@ func (x *testExecutionServiceRetryErrorsClient) Recv() (*ExecutionEvent, error) 
 	return m, nil
 }
 
+func (c *testExecutionServiceClient) CompareRuns(ctx context.Context, in *CompareRunsRequest, opts ...grpc.CallOption) (*CompareRunsResponse, error) {
+	out := new(CompareRunsResponse)
+	err := c.cc.Invoke(ctx, "/assay.v1.TestExecutionService/CompareRuns", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TestExecutionServiceServer is the server API for TestExecutionService service.
 // All implementations must embed UnimplementedTestExecutionServiceServer
 // for forward compatibility
@@ -301,6 +317,13 @@ type TestExecutionServiceServer interface {
 	// Rescore can use it. Its `source_run_id` is the retried run. It streams like Execute.
 	// FAILED_PRECONDITION when the run is still running, is a rescore, or has no ERROR result.
 	RetryErrors(*RetryErrorsRequest, TestExecutionService_RetryErrorsServer) error
+	// CompareRuns compares two ended runs test by test: which tests regressed (passed in the base,
+	// not in the head), were fixed, still pass, still fail, were added or removed, or are errors
+	// in either, with both results' statuses and scores, and whether the change of pass rate over
+	// the paired tests is significant (exact McNemar test). Without `base_run`, the base is the
+	// latest COMPLETED or PARTIAL run of the head's test set and endpoint that finished before the
+	// head and carries every label of `base_labels`; FAILED_PRECONDITION when there is none.
+	CompareRuns(context.Context, *CompareRunsRequest) (*CompareRunsResponse, error)
 	mustEmbedUnimplementedTestExecutionServiceServer()
 }
 
@@ -343,6 +366,9 @@ func (UnimplementedTestExecutionServiceServer) CancelTestRun(context.Context, *C
 }
 func (UnimplementedTestExecutionServiceServer) RetryErrors(*RetryErrorsRequest, TestExecutionService_RetryErrorsServer) error {
 	return status.Errorf(codes.Unimplemented, "method RetryErrors not implemented")
+}
+func (UnimplementedTestExecutionServiceServer) CompareRuns(context.Context, *CompareRunsRequest) (*CompareRunsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CompareRuns not implemented")
 }
 func (UnimplementedTestExecutionServiceServer) mustEmbedUnimplementedTestExecutionServiceServer() {}
 
@@ -585,6 +611,24 @@ func (x *testExecutionServiceRetryErrorsServer) Send(m *ExecutionEvent) error {
 	return x.ServerStream.SendMsg(m)
 }
 
+func _TestExecutionService_CompareRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompareRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TestExecutionServiceServer).CompareRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/assay.v1.TestExecutionService/CompareRuns",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TestExecutionServiceServer).CompareRuns(ctx, req.(*CompareRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _TestExecutionService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "assay.v1.TestExecutionService",
 	HandlerType: (*TestExecutionServiceServer)(nil),
@@ -620,6 +664,10 @@ var _TestExecutionService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelTestRun",
 			Handler:    _TestExecutionService_CancelTestRun_Handler,
+		},
+		{
+			MethodName: "CompareRuns",
+			Handler:    _TestExecutionService_CompareRuns_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

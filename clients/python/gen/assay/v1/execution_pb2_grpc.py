@@ -96,6 +96,11 @@ class TestExecutionServiceStub:
                 request_serializer=assay_dot_v1_dot_execution__pb2.RetryErrorsRequest.SerializeToString,
                 response_deserializer=assay_dot_v1_dot_execution__pb2.ExecutionEvent.FromString,
                 _registered_method=True)
+        self.CompareRuns = channel.unary_unary(
+                '/assay.v1.TestExecutionService/CompareRuns',
+                request_serializer=assay_dot_v1_dot_execution__pb2.CompareRunsRequest.SerializeToString,
+                response_deserializer=assay_dot_v1_dot_execution__pb2.CompareRunsResponse.FromString,
+                _registered_method=True)
 
 
 class TestExecutionServiceServicer:
@@ -198,6 +203,18 @@ class TestExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareRuns(self, request, context):
+        """CompareRuns compares two ended runs test by test: which tests regressed (passed in the base,
+        not in the head), were fixed, still pass, still fail, were added or removed, or are errors
+        in either, with both results' statuses and scores, and whether the change of pass rate over
+        the paired tests is significant (exact McNemar test). Without `base_run`, the base is the
+        latest COMPLETED or PARTIAL run of the head's test set and endpoint that finished before the
+        head and carries every label of `base_labels`; FAILED_PRECONDITION when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TestExecutionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +277,11 @@ def add_TestExecutionServiceServicer_to_server(servicer, server):
                     servicer.RetryErrors,
                     request_deserializer=assay_dot_v1_dot_execution__pb2.RetryErrorsRequest.FromString,
                     response_serializer=assay_dot_v1_dot_execution__pb2.ExecutionEvent.SerializeToString,
+            ),
+            'CompareRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRuns,
+                    request_deserializer=assay_dot_v1_dot_execution__pb2.CompareRunsRequest.FromString,
+                    response_serializer=assay_dot_v1_dot_execution__pb2.CompareRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -588,6 +610,33 @@ class TestExecutionService:
             '/assay.v1.TestExecutionService/RetryErrors',
             assay_dot_v1_dot_execution__pb2.RetryErrorsRequest.SerializeToString,
             assay_dot_v1_dot_execution__pb2.ExecutionEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/assay.v1.TestExecutionService/CompareRuns',
+            assay_dot_v1_dot_execution__pb2.CompareRunsRequest.SerializeToString,
+            assay_dot_v1_dot_execution__pb2.CompareRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

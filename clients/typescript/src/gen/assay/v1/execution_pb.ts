@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/execution.proto.
  */
 export const file_assay_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chhhc3NheS92MS9leGVjdXRpb24ucHJvdG8SCGFzc2F5LnYxIvQDCgdUZXN0UnVuEgoKAmlkGAEgASgJEhMKC3Rlc3Rfc2V0X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEh8KBGtpbmQYBCABKA4yES5hc3NheS52MS5SdW5LaW5kEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEiMKBnN0YXR1cxgGIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIVCg1zb3VyY2VfcnVuX2lkGAcgASgJEg0KBXRvdGFsGAggASgNEg8KB21ldHJpY3MYCSADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAogASgNEisKCnBhcmFtZXRlcnMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAwgASgJEikKB3N1bW1hcnkYDSABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirgMKClRlc3RSZXN1bHQSCgoCaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB3Rlc3RfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuYXNzYXkudjEuUmVzdWx0U3RhdHVzEg4KBm91dHB1dBgFIAEoCRIPCgdjb250ZXh0GAYgAygJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpsYXRlbmN5X21zGAggASgEEg0KBWVycm9yGAkgASgJEi4KDm1ldHJpY19yZXN1bHRzGAogAygLMhYuYXNzYXkudjEuTWV0cmljUmVzdWx0Eg4KBnByb21wdBgLIAEoCRIeChFleHBlY3RlZF9yZXNwb25zZRgMIAEoCUgAiAEBEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGF0dGVtcHRzGA4gASgNEhIKCmxhc3RfZXJyb3IYDyABKAkSEAoIdHJhY2VfaWQYECABKAlCFAoSX2V4cGVjdGVkX3Jlc3BvbnNlIqoBCgxNZXRyaWNSZXN1bHQSEQoJbWV0cmljX2lkGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhIKBXNjb3JlGAMgASgBSACIAQESEAoIY2F0ZWdvcnkYBCABKAkSDgoGcGFzc2VkGAUgASgIEg4KBnJlYXNvbhgGIAEoCRINCgVlcnJvchgHIAEoCRITCgtkdXJhdGlvbl9tcxgIIAEoBEIICgZfc2NvcmUifwoNTWV0cmljU3VtbWFyeRIRCgltZXRyaWNfaWQYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSEQoJZXZhbHVhdGVkGAMgASgNEg4KBnBhc3NlZBgEIAEoDRIPCgdlcnJvcmVkGAUgASgNEhIKCm1lYW5fc2NvcmUYBiABKAEimgMKDlRlc3RSdW5TdW1tYXJ5Eg4KBnJ1bl9pZBgBIAEoCRIjCgZzdGF0dXMYAiABKA4yEy5hc3NheS52MS5SdW5TdGF0dXMSHwoEa2luZBgDIAEoDjIRLmFzc2F5LnYxLlJ1bktpbmQSDQoFdG90YWwYBCABKA0SDgoGcGFzc2VkGAUgASgNEg4KBmZhaWxlZBgGIAEoDRIPCgdlcnJvcmVkGAcgASgNEhEKCXBhc3NfcmF0ZRgIIAEoARIuCgpzdGFydGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fbXMYCyABKAQSKAoHbWV0cmljcxgMIAMoCzIXLmFzc2F5LnYxLk1ldHJpY1N1bW1hcnkSEwoLdGVzdF9zZXRfaWQYDSABKAkSEwoLZW5kcG9pbnRfaWQYDiABKAkSFQoNc291cmNlX3J1bl9pZBgPIAEoCSKdAQoORXhlY3V0aW9uRXZlbnQSKAoLcnVuX3N0YXJ0ZWQYASABKAsyES5hc3NheS52MS5UZXN0UnVuSAASJgoGcmVzdWx0GAIgASgLMhQuYXNzYXkudjEuVGVzdFJlc3VsdEgAEjAKDHJ1bl9maW5pc2hlZBgDIAEoCzIYLmFzc2F5LnYxLlRlc3RSdW5TdW1tYXJ5SABCBwoFZXZlbnQisgEKDkV4ZWN1dGVSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEiUKBG1vZGUYAyABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEg8KB21ldHJpY3MYBCADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAUgASgNEisKCnBhcmFtZXRlcnMYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpIBCg5SZXNjb3JlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRILCgNydW4YAyABKAkSDwoHbWV0cmljcxgEIAMoCRIlCgRtb2RlGAUgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIXCg9tYXhfY29uY3VycmVuY3kYBiABKA0iNAoOTGFzdFJ1blJlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiOAoPTGFzdFJ1blJlc3BvbnNlEiUKA3J1bhgBIAEoCzIYLmFzc2F5LnYxLlRlc3RSdW5TdW1tYXJ5Ii0KGUxpc3RUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkiPwoaTGlzdFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYyI9ChhBZGRUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSDwoHbWV0cmljcxgCIAMoCSI+ChlBZGRUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMiQAobUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEg8KB21ldHJpY3MYAiADKAkiQQocUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljIiAKEUdldFRlc3RSdW5SZXF1ZXN0EgsKA3J1bhgBIAEoCSJgChNMaXN0VGVzdFJ1bnNSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlAKFExpc3RUZXN0UnVuc1Jlc3BvbnNlEh8KBHJ1bnMYASADKAsyES5hc3NheS52MS5UZXN0UnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChZMaXN0VGVzdFJlc3VsdHNSZXF1ZXN0EgsKA3J1bhgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChdMaXN0VGVzdFJlc3VsdHNSZXNwb25zZRIlCgdyZXN1bHRzGAEgAygLMhQuYXNzYXkudjEuVGVzdFJlc3VsdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoTV2F0Y2hUZXN0UnVuUmVxdWVzdBILCgNydW4YASABKAkiIwoUQ2FuY2VsVGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIiEKElJldHJ5RXJyb3JzUmVxdWVzdBILCgNydW4YASABKAkqawoNRXhlY3V0aW9uTW9kZRIeChpFWEVDVVRJT05fTU9ERV9VTlNQRUNJRklFRBAAEhsKF0VYRUNVVElPTl9NT0RFX1BBUkFMTEVMEAESHQoZRVhFQ1VUSU9OX01PREVfU0VRVUVOVElBTBACKlEKB1J1bktpbmQSGAoUUlVOX0tJTkRfVU5TUEVDSUZJRUQQABIWChJSVU5fS0lORF9FWEVDVVRJT04QARIUChBSVU5fS0lORF9SRVNDT1JFEAIqogEKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUlVOX1NUQVRVU19SVU5OSU5HEAESGAoUUlVOX1NUQVRVU19DT01QTEVURUQQAhIWChJSVU5fU1RBVFVTX1BBUlRJQUwQAxIVChFSVU5fU1RBVFVTX0ZBSUxFRBAEEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAUqegoMUmVzdWx0U3RhdHVzEh0KGVJFU1VMVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRSRVNVTFRfU1RBVFVTX1BBU1NFRBABEhgKFFJFU1VMVF9TVEFUVVNfRkFJTEVEEAISFwoTUkVTVUxUX1NUQVRVU19FUlJPUhADMrsHChRUZXN0RXhlY3V0aW9uU2VydmljZRI/CgdFeGVjdXRlEhguYXNzYXkudjEuRXhlY3V0ZVJlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEj8KB1Jlc2NvcmUSGC5hc3NheS52MS5SZXNjb3JlUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESPgoHTGFzdFJ1bhIYLmFzc2F5LnYxLkxhc3RSdW5SZXF1ZXN0GhkuYXNzYXkudjEuTGFzdFJ1blJlc3BvbnNlEl8KEkxpc3RUZXN0U2V0TWV0cmljcxIjLmFzc2F5LnYxLkxpc3RUZXN0U2V0TWV0cmljc1JlcXVlc3QaJC5hc3NheS52MS5MaXN0VGVzdFNldE1ldHJpY3NSZXNwb25zZRJcChFBZGRUZXN0U2V0TWV0cmljcxIiLmFzc2F5LnYxLkFkZFRlc3RTZXRNZXRyaWNzUmVxdWVzdBojLmFzc2F5LnYxLkFkZFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USZQoUUmVtb3ZlVGVzdFNldE1ldHJpY3MSJS5hc3NheS52MS5SZW1vdmVUZXN0U2V0TWV0cmljc1JlcXVlc3QaJi5hc3NheS52MS5SZW1vdmVUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEjwKCkdldFRlc3RSdW4SGy5hc3NheS52MS5HZXRUZXN0UnVuUmVxdWVzdBoRLmFzc2F5LnYxLlRlc3RSdW4STQoMTGlzdFRlc3RSdW5zEh0uYXNzYXkudjEuTGlzdFRlc3RSdW5zUmVxdWVzdBoeLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1Jlc3BvbnNlElYKD0xpc3RUZXN0UmVzdWx0cxIgLmFzc2F5LnYxLkxpc3RUZXN0UmVzdWx0c1JlcXVlc3QaIS5hc3NheS52MS5MaXN0VGVzdFJlc3VsdHNSZXNwb25zZRJJCgxXYXRjaFRlc3RSdW4SHS5hc3NheS52MS5XYXRjaFRlc3RSdW5SZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwARJCCg1DYW5jZWxUZXN0UnVuEh4uYXNzYXkudjEuQ2FuY2VsVGVzdFJ1blJlcXVlc3QaES5hc3NheS52MS5UZXN0UnVuEkcKC1JldHJ5RXJyb3JzEhwuYXNzYXkudjEuUmV0cnlFcnJvcnNSZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwAWIGcHJvdG8z", [file_assay_v1_metric, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chhhc3NheS92MS9leGVjdXRpb24ucHJvdG8SCGFzc2F5LnYxItIECgdUZXN0UnVuEgoKAmlkGAEgASgJEhMKC3Rlc3Rfc2V0X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEh8KBGtpbmQYBCABKA4yES5hc3NheS52MS5SdW5LaW5kEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEiMKBnN0YXR1cxgGIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIVCg1zb3VyY2VfcnVuX2lkGAcgASgJEg0KBXRvdGFsGAggASgNEg8KB21ldHJpY3MYCSADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAogASgNEisKCnBhcmFtZXRlcnMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAwgASgJEikKB3N1bW1hcnkYDSABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoGbGFiZWxzGBEgAygLMh0uYXNzYXkudjEuVGVzdFJ1bi5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIq4DCgpUZXN0UmVzdWx0EgoKAmlkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgd0ZXN0X2lkGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLmFzc2F5LnYxLlJlc3VsdFN0YXR1cxIOCgZvdXRwdXQYBSABKAkSDwoHY29udGV4dBgGIAMoCRIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKbGF0ZW5jeV9tcxgIIAEoBBINCgVlcnJvchgJIAEoCRIuCg5tZXRyaWNfcmVzdWx0cxgKIAMoCzIWLmFzc2F5LnYxLk1ldHJpY1Jlc3VsdBIOCgZwcm9tcHQYCyABKAkSHgoRZXhwZWN0ZWRfcmVzcG9uc2UYDCABKAlIAIgBARIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhdHRlbXB0cxgOIAEoDRISCgpsYXN0X2Vycm9yGA8gASgJEhAKCHRyYWNlX2lkGBAgASgJQhQKEl9leHBlY3RlZF9yZXNwb25zZSKqAQoMTWV0cmljUmVzdWx0EhEKCW1ldHJpY19pZBgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRISCgVzY29yZRgDIAEoAUgAiAEBEhAKCGNhdGVnb3J5GAQgASgJEg4KBnBhc3NlZBgFIAEoCBIOCgZyZWFzb24YBiABKAkSDQoFZXJyb3IYByABKAkSEwoLZHVyYXRpb25fbXMYCCABKARCCAoGX3Njb3JlIn8KDU1ldHJpY1N1bW1hcnkSEQoJbWV0cmljX2lkGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhEKCWV2YWx1YXRlZBgDIAEoDRIOCgZwYXNzZWQYBCABKA0SDwoHZXJyb3JlZBgFIAEoDRISCgptZWFuX3Njb3JlGAYgASgBIpoDCg5UZXN0UnVuU3VtbWFyeRIOCgZydW5faWQYASABKAkSIwoGc3RhdHVzGAIgASgOMhMuYXNzYXkudjEuUnVuU3RhdHVzEh8KBGtpbmQYAyABKA4yES5hc3NheS52MS5SdW5LaW5kEg0KBXRvdGFsGAQgASgNEg4KBnBhc3NlZBgFIAEoDRIOCgZmYWlsZWQYBiABKA0SDwoHZXJyb3JlZBgHIAEoDRIRCglwYXNzX3JhdGUYCCABKAESLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAsgASgEEigKB21ldHJpY3MYDCADKAsyFy5hc3NheS52MS5NZXRyaWNTdW1tYXJ5EhMKC3Rlc3Rfc2V0X2lkGA0gASgJEhMKC2VuZHBvaW50X2lkGA4gASgJEhUKDXNvdXJjZV9ydW5faWQYDyABKAkinQEKDkV4ZWN1dGlvbkV2ZW50EigKC3J1bl9zdGFydGVkGAEgASgLMhEuYXNzYXkudjEuVGVzdFJ1bkgAEiYKBnJlc3VsdBgCIAEoCzIULmFzc2F5LnYxLlRlc3RSZXN1bHRIABIwCgxydW5fZmluaXNoZWQYAyABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeUgAQgcKBWV2ZW50It0CCg5FeGVjdXRlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRIlCgRtb2RlGAMgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIPCgdtZXRyaWNzGAQgAygJEhcKD21heF9jb25jdXJyZW5jeRgFIAEoDRIrCgpwYXJhbWV0ZXJzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0CgZsYWJlbHMYByADKAsyJC5hc3NheS52MS5FeGVjdXRlUmVxdWVzdC5MYWJlbHNFbnRyeRIkCgZmaWx0ZXIYCCABKAsyFC5hc3NheS52MS5UZXN0RmlsdGVyEh4KBXNoYXJkGAkgASgLMg8uYXNzYXkudjEuU2hhcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK8AQoKVGVzdEZpbHRlchISCgpjYXRlZ29yaWVzGAEgAygJEg4KBnRvcGljcxgCIAMoCRIRCgliZWhhdmlvcnMYAyADKAkSEAoIdGVzdF9pZHMYBCADKAkSNAoIbWV0YWRhdGEYBSADKAsyIi5hc3NheS52MS5UZXN0RmlsdGVyLk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiUKBVNoYXJkEg0KBWluZGV4GAEgASgNEg0KBWNvdW50GAIgASgNIrgBCg5SZXNjb3JlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRILCgNydW4YAyABKAkSDwoHbWV0cmljcxgEIAMoCRIlCgRtb2RlGAUgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIXCg9tYXhfY29uY3VycmVuY3kYBiABKA0SJAoGZmlsdGVyGAcgASgLMhQuYXNzYXkudjEuVGVzdEZpbHRlciKZAQoOTGFzdFJ1blJlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSNAoGbGFiZWxzGAMgAygLMiQuYXNzYXkudjEuTGFzdFJ1blJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI4Cg9MYXN0UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYXNzYXkudjEuVGVzdFJ1blN1bW1hcnkiLQoZTGlzdFRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCSI/ChpMaXN0VGVzdFNldE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljIj0KGEFkZFRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIPCgdtZXRyaWNzGAIgAygJIj4KGUFkZFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYyJAChtSZW1vdmVUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSDwoHbWV0cmljcxgCIAMoCSJBChxSZW1vdmVUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMiIAoRR2V0VGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIsoBChNMaXN0VGVzdFJ1bnNSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEjkKBmxhYmVscxgFIAMoCzIpLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1JlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJQChRMaXN0VGVzdFJ1bnNSZXNwb25zZRIfCgRydW5zGAEgAygLMhEuYXNzYXkudjEuVGVzdFJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoWTGlzdFRlc3RSZXN1bHRzUmVxdWVzdBILCgNydW4YASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWQoXTGlzdFRlc3RSZXN1bHRzUmVzcG9uc2USJQoHcmVzdWx0cxgBIAMoCzIULmFzc2F5LnYxLlRlc3RSZXN1bHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKE1dhdGNoVGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIiMKFENhbmNlbFRlc3RSdW5SZXF1ZXN0EgsKA3J1bhgBIAEoCSIhChJSZXRyeUVycm9yc1JlcXVlc3QSCwoDcnVuGAEgASgJIq4BChJDb21wYXJlUnVuc1JlcXVlc3QSEAoIaGVhZF9ydW4YASABKAkSEAoIYmFzZV9ydW4YAiABKAkSQQoLYmFzZV9sYWJlbHMYAyADKAsyLC5hc3NheS52MS5Db21wYXJlUnVuc1JlcXVlc3QuQmFzZUxhYmVsc0VudHJ5GjEKD0Jhc2VMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImwKE0NvbXBhcmVSdW5zUmVzcG9uc2USLAoHc3VtbWFyeRgBIAEoCzIbLmFzc2F5LnYxLkNvbXBhcmlzb25TdW1tYXJ5EicKBXRlc3RzGAIgAygLMhguYXNzYXkudjEuVGVzdENvbXBhcmlzb24ilwIKEUNvbXBhcmlzb25TdW1tYXJ5EhMKC2hlYWRfcnVuX2lkGAEgASgJEhMKC2Jhc2VfcnVuX2lkGAIgASgJEhEKCXJlZ3Jlc3NlZBgDIAEoDRINCgVmaXhlZBgEIAEoDRIVCg1zdGlsbF9wYXNzaW5nGAUgASgNEhUKDXN0aWxsX2ZhaWxpbmcYBiABKA0SDQoFYWRkZWQYByABKA0SDwoHcmVtb3ZlZBgIIAEoDRIPCgdlcnJvcmVkGAkgASgNEhYKDmJhc2VfcGFzc19yYXRlGAogASgBEhYKDmhlYWRfcGFzc19yYXRlGAsgASgBEhcKD21jbmVtYXJfcF92YWx1ZRgMIAEoARIOCgZwYWlyZWQYDSABKA0ioAIKDlRlc3RDb21wYXJpc29uEg8KB3Rlc3RfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEiQKBmNoYW5nZRgDIAEoDjIULmFzc2F5LnYxLlRlc3RDaGFuZ2USKwoLYmFzZV9zdGF0dXMYBCABKA4yFi5hc3NheS52MS5SZXN1bHRTdGF0dXMSKwoLaGVhZF9zdGF0dXMYBSABKA4yFi5hc3NheS52MS5SZXN1bHRTdGF0dXMSFgoOYmFzZV9wYXNzX3JhdGUYBiABKAESFgoOaGVhZF9wYXNzX3JhdGUYByABKAESJwoHbWV0cmljcxgIIAMoCzIWLmFzc2F5LnYxLk1ldHJpY0NoYW5nZRIUCgxiYXNlX3Rlc3RfaWQYCSABKAki2gEKDE1ldHJpY0NoYW5nZRIRCgltZXRyaWNfaWQYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSFwoKYmFzZV9zY29yZRgDIAEoAUgAiAEBEhcKCmhlYWRfc2NvcmUYBCABKAFIAYgBARIYCgtzY29yZV9kZWx0YRgFIAEoAUgCiAEBEhMKC2Jhc2VfcGFzc2VkGAYgASgIEhMKC2hlYWRfcGFzc2VkGAcgASgIQg0KC19iYXNlX3Njb3JlQg0KC19oZWFkX3Njb3JlQg4KDF9zY29yZV9kZWx0YSprCg1FeGVjdXRpb25Nb2RlEh4KGkVYRUNVVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASGwoXRVhFQ1VUSU9OX01PREVfUEFSQUxMRUwQARIdChlFWEVDVVRJT05fTU9ERV9TRVFVRU5USUFMEAIqUQoHUnVuS2luZBIYChRSVU5fS0lORF9VTlNQRUNJRklFRBAAEhYKElJVTl9LSU5EX0VYRUNVVElPThABEhQKEFJVTl9LSU5EX1JFU0NPUkUQAiqiAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJSVU5fU1RBVFVTX1JVTk5JTkcQARIYChRSVU5fU1RBVFVTX0NPTVBMRVRFRBACEhYKElJVTl9TVEFUVVNfUEFSVElBTBADEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAQSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBSp6CgxSZXN1bHRTdGF0dXMSHQoZUkVTVUxUX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFJFU1VMVF9TVEFUVVNfUEFTU0VEEAESGAoUUkVTVUxUX1NUQVRVU19GQUlMRUQQAhIXChNSRVNVTFRfU1RBVFVTX0VSUk9SEAMq4AEKClRlc3RDaGFuZ2USGwoXVEVTVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIZChVURVNUX0NIQU5HRV9SRUdSRVNTRUQQARIVChFURVNUX0NIQU5HRV9GSVhFRBACEh0KGVRFU1RfQ0hBTkdFX1NUSUxMX1BBU1NJTkcQAxIdChlURVNUX0NIQU5HRV9TVElMTF9GQUlMSU5HEAQSFQoRVEVTVF9DSEFOR0VfQURERUQQBRIXChNURVNUX0NIQU5HRV9SRU1PVkVEEAYSFQoRVEVTVF9DSEFOR0VfRVJST1IQBzKHCAoUVGVzdEV4ZWN1dGlvblNlcnZpY2USPwoHRXhlY3V0ZRIYLmFzc2F5LnYxLkV4ZWN1dGVSZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwARI/CgdSZXNjb3JlEhguYXNzYXkudjEuUmVzY29yZVJlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEj4KB0xhc3RSdW4SGC5hc3NheS52MS5MYXN0UnVuUmVxdWVzdBoZLmFzc2F5LnYxLkxhc3RSdW5SZXNwb25zZRJfChJMaXN0VGVzdFNldE1ldHJpY3MSIy5hc3NheS52MS5MaXN0VGVzdFNldE1ldHJpY3NSZXF1ZXN0GiQuYXNzYXkudjEuTGlzdFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USXAoRQWRkVGVzdFNldE1ldHJpY3MSIi5hc3NheS52MS5BZGRUZXN0U2V0TWV0cmljc1JlcXVlc3QaIy5hc3NheS52MS5BZGRUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEmUKFFJlbW92ZVRlc3RTZXRNZXRyaWNzEiUuYXNzYXkudjEuUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXF1ZXN0GiYuYXNzYXkudjEuUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXNwb25zZRI8CgpHZXRUZXN0UnVuEhsuYXNzYXkudjEuR2V0VGVzdFJ1blJlcXVlc3QaES5hc3NheS52MS5UZXN0UnVuEk0KDExpc3RUZXN0UnVucxIdLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1JlcXVlc3QaHi5hc3NheS52MS5MaXN0VGVzdFJ1bnNSZXNwb25zZRJWCg9MaXN0VGVzdFJlc3VsdHMSIC5hc3NheS52MS5MaXN0VGVzdFJlc3VsdHNSZXF1ZXN0GiEuYXNzYXkudjEuTGlzdFRlc3RSZXN1bHRzUmVzcG9uc2USSQoMV2F0Y2hUZXN0UnVuEh0uYXNzYXkudjEuV2F0Y2hUZXN0UnVuUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESQgoNQ2FuY2VsVGVzdFJ1bhIeLmFzc2F5LnYxLkNhbmNlbFRlc3RSdW5SZXF1ZXN0GhEuYXNzYXkudjEuVGVzdFJ1bhJHCgtSZXRyeUVycm9ycxIcLmFzc2F5LnYxLlJldHJ5RXJyb3JzUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESSgoLQ29tcGFyZVJ1bnMSHC5hc3NheS52MS5Db21wYXJlUnVuc1JlcXVlc3QaHS5hc3NheS52MS5Db21wYXJlUnVuc1Jlc3BvbnNlYgZwcm90bzM", [file_assay_v1_metric, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One execution or rescore of a test set against an endpoint.
@@ -135,6 +135,14 @@ export type TestRun = Message<"assay.v1.TestRun"> & {
    * @generated from field: google.protobuf.Timestamp finished_at = 16;
    */
   finishedAt?: Timestamp | undefined;
+
+  /**
+   * Labels given by Execute (e.g. `branch`, `commit`, `pr`); runs started by RetryErrors keep
+   * the labels of the run they retry, rescores those of the run they read.
+   *
+   * @generated from field: map<string, string> labels = 17;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -611,6 +619,29 @@ export type ExecuteRequest = Message<"assay.v1.ExecuteRequest"> & {
    * @generated from field: google.protobuf.Struct parameters = 6;
    */
   parameters?: JsonObject | undefined;
+
+  /**
+   * Labels stored on the run, e.g. `branch: main`, `commit: 3f2a...`, `pr: "42"`. Keys are 1 to
+   * 63 characters of lowercase letters, digits, `_`, `.`, `-` and `/`, starting with a letter
+   * or digit; values are at most 256 characters; at most 32 labels.
+   *
+   * @generated from field: map<string, string> labels = 7;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Which tests of the set run (unset: every test).
+   *
+   * @generated from field: assay.v1.TestFilter filter = 8;
+   */
+  filter?: TestFilter | undefined;
+
+  /**
+   * Which part of the (filtered) tests this run takes (unset: all of them).
+   *
+   * @generated from field: assay.v1.Shard shard = 9;
+   */
+  shard?: Shard | undefined;
 };
 
 /**
@@ -619,6 +650,86 @@ export type ExecuteRequest = Message<"assay.v1.ExecuteRequest"> & {
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
   messageDesc(file_assay_v1_execution, 6);
+
+/**
+ * Chooses tests. Within a field any of the values matches; across fields every field that is
+ * set must match. An empty filter chooses every test.
+ *
+ * @generated from message assay.v1.TestFilter
+ */
+export type TestFilter = Message<"assay.v1.TestFilter"> & {
+  /**
+   * Tests whose category is one of these.
+   *
+   * @generated from field: repeated string categories = 1;
+   */
+  categories: string[];
+
+  /**
+   * Tests whose topic is one of these.
+   *
+   * @generated from field: repeated string topics = 2;
+   */
+  topics: string[];
+
+  /**
+   * Tests of one of these behaviours (ids or names).
+   *
+   * @generated from field: repeated string behaviors = 3;
+   */
+  behaviors: string[];
+
+  /**
+   * Tests with one of these ids.
+   *
+   * @generated from field: repeated string test_ids = 4;
+   */
+  testIds: string[];
+
+  /**
+   * Tests whose metadata has every one of these key/value pairs.
+   *
+   * @generated from field: map<string, string> metadata = 5;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message assay.v1.TestFilter.
+ * Use `create(TestFilterSchema)` to create a new message.
+ */
+export const TestFilterSchema: GenMessage<TestFilter> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 7);
+
+/**
+ * One part of a stable split of the tests by test id: the `count` shards of a selection hold
+ * each of its tests exactly once, and a test stays in its shard whatever else the set holds, so
+ * `count` CI jobs with indexes 0 to count-1 together run every selected test once.
+ *
+ * @generated from message assay.v1.Shard
+ */
+export type Shard = Message<"assay.v1.Shard"> & {
+  /**
+   * This shard, 0-based: less than `count`.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * Number of shards (0: no sharding).
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message assay.v1.Shard.
+ * Use `create(ShardSchema)` to create a new message.
+ */
+export const ShardSchema: GenMessage<Shard> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 8);
 
 /**
  * Request of Rescore.
@@ -668,6 +779,14 @@ export type RescoreRequest = Message<"assay.v1.RescoreRequest"> & {
    * @generated from field: uint32 max_concurrency = 6;
    */
   maxConcurrency: number;
+
+  /**
+   * Which of the source run's results are scored (unset: all); category, topic and metadata
+   * are those of the tests as they are now.
+   *
+   * @generated from field: assay.v1.TestFilter filter = 7;
+   */
+  filter?: TestFilter | undefined;
 };
 
 /**
@@ -675,7 +794,7 @@ export type RescoreRequest = Message<"assay.v1.RescoreRequest"> & {
  * Use `create(RescoreRequestSchema)` to create a new message.
  */
 export const RescoreRequestSchema: GenMessage<RescoreRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 7);
+  messageDesc(file_assay_v1_execution, 9);
 
 /**
  * Request of LastRun.
@@ -696,6 +815,13 @@ export type LastRunRequest = Message<"assay.v1.LastRunRequest"> & {
    * @generated from field: string endpoint = 2;
    */
   endpoint: string;
+
+  /**
+   * Only runs that carry every one of these labels.
+   *
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -703,7 +829,7 @@ export type LastRunRequest = Message<"assay.v1.LastRunRequest"> & {
  * Use `create(LastRunRequestSchema)` to create a new message.
  */
 export const LastRunRequestSchema: GenMessage<LastRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 8);
+  messageDesc(file_assay_v1_execution, 10);
 
 /**
  * Response of LastRun.
@@ -724,7 +850,7 @@ export type LastRunResponse = Message<"assay.v1.LastRunResponse"> & {
  * Use `create(LastRunResponseSchema)` to create a new message.
  */
 export const LastRunResponseSchema: GenMessage<LastRunResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 9);
+  messageDesc(file_assay_v1_execution, 11);
 
 /**
  * Request of ListTestSetMetrics.
@@ -745,7 +871,7 @@ export type ListTestSetMetricsRequest = Message<"assay.v1.ListTestSetMetricsRequ
  * Use `create(ListTestSetMetricsRequestSchema)` to create a new message.
  */
 export const ListTestSetMetricsRequestSchema: GenMessage<ListTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 10);
+  messageDesc(file_assay_v1_execution, 12);
 
 /**
  * Response of ListTestSetMetrics.
@@ -766,7 +892,7 @@ export type ListTestSetMetricsResponse = Message<"assay.v1.ListTestSetMetricsRes
  * Use `create(ListTestSetMetricsResponseSchema)` to create a new message.
  */
 export const ListTestSetMetricsResponseSchema: GenMessage<ListTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 11);
+  messageDesc(file_assay_v1_execution, 13);
 
 /**
  * Request of AddTestSetMetrics.
@@ -794,7 +920,7 @@ export type AddTestSetMetricsRequest = Message<"assay.v1.AddTestSetMetricsReques
  * Use `create(AddTestSetMetricsRequestSchema)` to create a new message.
  */
 export const AddTestSetMetricsRequestSchema: GenMessage<AddTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 12);
+  messageDesc(file_assay_v1_execution, 14);
 
 /**
  * Response of AddTestSetMetrics.
@@ -815,7 +941,7 @@ export type AddTestSetMetricsResponse = Message<"assay.v1.AddTestSetMetricsRespo
  * Use `create(AddTestSetMetricsResponseSchema)` to create a new message.
  */
 export const AddTestSetMetricsResponseSchema: GenMessage<AddTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 13);
+  messageDesc(file_assay_v1_execution, 15);
 
 /**
  * Request of RemoveTestSetMetrics.
@@ -843,7 +969,7 @@ export type RemoveTestSetMetricsRequest = Message<"assay.v1.RemoveTestSetMetrics
  * Use `create(RemoveTestSetMetricsRequestSchema)` to create a new message.
  */
 export const RemoveTestSetMetricsRequestSchema: GenMessage<RemoveTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 14);
+  messageDesc(file_assay_v1_execution, 16);
 
 /**
  * Response of RemoveTestSetMetrics.
@@ -864,7 +990,7 @@ export type RemoveTestSetMetricsResponse = Message<"assay.v1.RemoveTestSetMetric
  * Use `create(RemoveTestSetMetricsResponseSchema)` to create a new message.
  */
 export const RemoveTestSetMetricsResponseSchema: GenMessage<RemoveTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 15);
+  messageDesc(file_assay_v1_execution, 17);
 
 /**
  * Request of GetTestRun.
@@ -885,7 +1011,7 @@ export type GetTestRunRequest = Message<"assay.v1.GetTestRunRequest"> & {
  * Use `create(GetTestRunRequestSchema)` to create a new message.
  */
 export const GetTestRunRequestSchema: GenMessage<GetTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 16);
+  messageDesc(file_assay_v1_execution, 18);
 
 /**
  * Request of ListTestRuns.
@@ -920,6 +1046,13 @@ export type ListTestRunsRequest = Message<"assay.v1.ListTestRunsRequest"> & {
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
+
+  /**
+   * Only runs that carry every one of these labels.
+   *
+   * @generated from field: map<string, string> labels = 5;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -927,7 +1060,7 @@ export type ListTestRunsRequest = Message<"assay.v1.ListTestRunsRequest"> & {
  * Use `create(ListTestRunsRequestSchema)` to create a new message.
  */
 export const ListTestRunsRequestSchema: GenMessage<ListTestRunsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 17);
+  messageDesc(file_assay_v1_execution, 19);
 
 /**
  * Response of ListTestRuns.
@@ -955,7 +1088,7 @@ export type ListTestRunsResponse = Message<"assay.v1.ListTestRunsResponse"> & {
  * Use `create(ListTestRunsResponseSchema)` to create a new message.
  */
 export const ListTestRunsResponseSchema: GenMessage<ListTestRunsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 18);
+  messageDesc(file_assay_v1_execution, 20);
 
 /**
  * Request of ListTestResults.
@@ -990,7 +1123,7 @@ export type ListTestResultsRequest = Message<"assay.v1.ListTestResultsRequest"> 
  * Use `create(ListTestResultsRequestSchema)` to create a new message.
  */
 export const ListTestResultsRequestSchema: GenMessage<ListTestResultsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 19);
+  messageDesc(file_assay_v1_execution, 21);
 
 /**
  * Response of ListTestResults.
@@ -1018,7 +1151,7 @@ export type ListTestResultsResponse = Message<"assay.v1.ListTestResultsResponse"
  * Use `create(ListTestResultsResponseSchema)` to create a new message.
  */
 export const ListTestResultsResponseSchema: GenMessage<ListTestResultsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 20);
+  messageDesc(file_assay_v1_execution, 22);
 
 /**
  * Request of WatchTestRun.
@@ -1039,7 +1172,7 @@ export type WatchTestRunRequest = Message<"assay.v1.WatchTestRunRequest"> & {
  * Use `create(WatchTestRunRequestSchema)` to create a new message.
  */
 export const WatchTestRunRequestSchema: GenMessage<WatchTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 21);
+  messageDesc(file_assay_v1_execution, 23);
 
 /**
  * Request of CancelTestRun.
@@ -1060,7 +1193,7 @@ export type CancelTestRunRequest = Message<"assay.v1.CancelTestRunRequest"> & {
  * Use `create(CancelTestRunRequestSchema)` to create a new message.
  */
 export const CancelTestRunRequestSchema: GenMessage<CancelTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 22);
+  messageDesc(file_assay_v1_execution, 24);
 
 /**
  * Request of RetryErrors.
@@ -1081,7 +1214,319 @@ export type RetryErrorsRequest = Message<"assay.v1.RetryErrorsRequest"> & {
  * Use `create(RetryErrorsRequestSchema)` to create a new message.
  */
 export const RetryErrorsRequestSchema: GenMessage<RetryErrorsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 23);
+  messageDesc(file_assay_v1_execution, 25);
+
+/**
+ * Request of CompareRuns.
+ *
+ * @generated from message assay.v1.CompareRunsRequest
+ */
+export type CompareRunsRequest = Message<"assay.v1.CompareRunsRequest"> & {
+  /**
+   * Id of the ended run to judge.
+   *
+   * @generated from field: string head_run = 1;
+   */
+  headRun: string;
+
+  /**
+   * Id of the ended run to compare it with; empty: the latest COMPLETED or PARTIAL run of the
+   * head's test set and endpoint that finished before the head and carries `base_labels`.
+   *
+   * @generated from field: string base_run = 2;
+   */
+  baseRun: string;
+
+  /**
+   * With `base_run` empty: labels the base must carry, e.g. `branch: main`.
+   *
+   * @generated from field: map<string, string> base_labels = 3;
+   */
+  baseLabels: { [key: string]: string };
+};
+
+/**
+ * Describes the message assay.v1.CompareRunsRequest.
+ * Use `create(CompareRunsRequestSchema)` to create a new message.
+ */
+export const CompareRunsRequestSchema: GenMessage<CompareRunsRequest> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 26);
+
+/**
+ * Response of CompareRuns.
+ *
+ * @generated from message assay.v1.CompareRunsResponse
+ */
+export type CompareRunsResponse = Message<"assay.v1.CompareRunsResponse"> & {
+  /**
+   * The totals.
+   *
+   * @generated from field: assay.v1.ComparisonSummary summary = 1;
+   */
+  summary?: ComparisonSummary | undefined;
+
+  /**
+   * One entry per test of either run: regressions first, then fixes, errors, added, removed,
+   * still failing and still passing tests; within a kind, in the head's (else the base's) order.
+   *
+   * @generated from field: repeated assay.v1.TestComparison tests = 2;
+   */
+  tests: TestComparison[];
+};
+
+/**
+ * Describes the message assay.v1.CompareRunsResponse.
+ * Use `create(CompareRunsResponseSchema)` to create a new message.
+ */
+export const CompareRunsResponseSchema: GenMessage<CompareRunsResponse> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 27);
+
+/**
+ * The totals of a comparison.
+ *
+ * @generated from message assay.v1.ComparisonSummary
+ */
+export type ComparisonSummary = Message<"assay.v1.ComparisonSummary"> & {
+  /**
+   * The run judged.
+   *
+   * @generated from field: string head_run_id = 1;
+   */
+  headRunId: string;
+
+  /**
+   * The run it was compared with.
+   *
+   * @generated from field: string base_run_id = 2;
+   */
+  baseRunId: string;
+
+  /**
+   * Tests that regressed.
+   *
+   * @generated from field: uint32 regressed = 3;
+   */
+  regressed: number;
+
+  /**
+   * Tests that were fixed.
+   *
+   * @generated from field: uint32 fixed = 4;
+   */
+  fixed: number;
+
+  /**
+   * Tests that passed in both runs.
+   *
+   * @generated from field: uint32 still_passing = 5;
+   */
+  stillPassing: number;
+
+  /**
+   * Tests that failed in both runs.
+   *
+   * @generated from field: uint32 still_failing = 6;
+   */
+  stillFailing: number;
+
+  /**
+   * Tests only in the head.
+   *
+   * @generated from field: uint32 added = 7;
+   */
+  added: number;
+
+  /**
+   * Tests only in the base.
+   *
+   * @generated from field: uint32 removed = 8;
+   */
+  removed: number;
+
+  /**
+   * Tests that are an error in either run.
+   *
+   * @generated from field: uint32 errored = 9;
+   */
+  errored: number;
+
+  /**
+   * The base run's pass rate (passed / total).
+   *
+   * @generated from field: double base_pass_rate = 10;
+   */
+  basePassRate: number;
+
+  /**
+   * The head run's pass rate (passed / total).
+   *
+   * @generated from field: double head_pass_rate = 11;
+   */
+  headPassRate: number;
+
+  /**
+   * Two-sided exact McNemar p-value of the change over the paired tests (in both runs, an
+   * error in neither): the binomial test of `regressed` against `fixed` with p = 1/2. 1 when no
+   * paired test changed. Small values (e.g. under 0.05) mean the change is unlikely to be chance.
+   *
+   * @generated from field: double mcnemar_p_value = 12;
+   */
+  mcnemarPValue: number;
+
+  /**
+   * Tests in both runs and an error in neither: what the p-value is computed over.
+   *
+   * @generated from field: uint32 paired = 13;
+   */
+  paired: number;
+};
+
+/**
+ * Describes the message assay.v1.ComparisonSummary.
+ * Use `create(ComparisonSummarySchema)` to create a new message.
+ */
+export const ComparisonSummarySchema: GenMessage<ComparisonSummary> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 28);
+
+/**
+ * One test in a comparison.
+ *
+ * @generated from message assay.v1.TestComparison
+ */
+export type TestComparison = Message<"assay.v1.TestComparison"> & {
+  /**
+   * The test's id (the head's when both runs have it).
+   *
+   * @generated from field: string test_id = 1;
+   */
+  testId: string;
+
+  /**
+   * Its prompt.
+   *
+   * @generated from field: string prompt = 2;
+   */
+  prompt: string;
+
+  /**
+   * How it changed.
+   *
+   * @generated from field: assay.v1.TestChange change = 3;
+   */
+  change: TestChange;
+
+  /**
+   * Its status in the base; unset when the base does not have it.
+   *
+   * @generated from field: assay.v1.ResultStatus base_status = 4;
+   */
+  baseStatus: ResultStatus;
+
+  /**
+   * Its status in the head; unset when the head does not have it.
+   *
+   * @generated from field: assay.v1.ResultStatus head_status = 5;
+   */
+  headStatus: ResultStatus;
+
+  /**
+   * Share of passing results of the test in the base (0 or 1 for one result).
+   *
+   * @generated from field: double base_pass_rate = 6;
+   */
+  basePassRate: number;
+
+  /**
+   * Share of passing results of the test in the head.
+   *
+   * @generated from field: double head_pass_rate = 7;
+   */
+  headPassRate: number;
+
+  /**
+   * One entry per metric that scored it in either run.
+   *
+   * @generated from field: repeated assay.v1.MetricChange metrics = 8;
+   */
+  metrics: MetricChange[];
+
+  /**
+   * The base's test id, when the runs are of different test sets and it was matched by prompt.
+   *
+   * @generated from field: string base_test_id = 9;
+   */
+  baseTestId: string;
+};
+
+/**
+ * Describes the message assay.v1.TestComparison.
+ * Use `create(TestComparisonSchema)` to create a new message.
+ */
+export const TestComparisonSchema: GenMessage<TestComparison> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 29);
+
+/**
+ * How one metric's verdict on a test changed.
+ *
+ * @generated from message assay.v1.MetricChange
+ */
+export type MetricChange = Message<"assay.v1.MetricChange"> & {
+  /**
+   * Id of the metric.
+   *
+   * @generated from field: string metric_id = 1;
+   */
+  metricId: string;
+
+  /**
+   * Name of the metric.
+   *
+   * @generated from field: string metric_name = 2;
+   */
+  metricName: string;
+
+  /**
+   * Score in the base, when it gave one.
+   *
+   * @generated from field: optional double base_score = 3;
+   */
+  baseScore?: number | undefined;
+
+  /**
+   * Score in the head, when it gave one.
+   *
+   * @generated from field: optional double head_score = 4;
+   */
+  headScore?: number | undefined;
+
+  /**
+   * head_score - base_score, when both are set.
+   *
+   * @generated from field: optional double score_delta = 5;
+   */
+  scoreDelta?: number | undefined;
+
+  /**
+   * Whether the base's answer passed it (false when absent there).
+   *
+   * @generated from field: bool base_passed = 6;
+   */
+  basePassed: boolean;
+
+  /**
+   * Whether the head's answer passed it (false when absent there).
+   *
+   * @generated from field: bool head_passed = 7;
+   */
+  headPassed: boolean;
+};
+
+/**
+ * Describes the message assay.v1.MetricChange.
+ * Use `create(MetricChangeSchema)` to create a new message.
+ */
+export const MetricChangeSchema: GenMessage<MetricChange> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 30);
 
 /**
  * How the tests of a run are dispatched.
@@ -1248,6 +1693,75 @@ export const ResultStatusSchema: GenEnum<ResultStatus> = /*@__PURE__*/
   enumDesc(file_assay_v1_execution, 3);
 
 /**
+ * How one test changed between the base and the head.
+ *
+ * @generated from enum assay.v1.TestChange
+ */
+export enum TestChange {
+  /**
+   * Never used.
+   *
+   * @generated from enum value: TEST_CHANGE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Passed in the base, did not pass in the head.
+   *
+   * @generated from enum value: TEST_CHANGE_REGRESSED = 1;
+   */
+  REGRESSED = 1,
+
+  /**
+   * Did not pass in the base, passed in the head.
+   *
+   * @generated from enum value: TEST_CHANGE_FIXED = 2;
+   */
+  FIXED = 2,
+
+  /**
+   * Passed in both.
+   *
+   * @generated from enum value: TEST_CHANGE_STILL_PASSING = 3;
+   */
+  STILL_PASSING = 3,
+
+  /**
+   * Failed in both.
+   *
+   * @generated from enum value: TEST_CHANGE_STILL_FAILING = 4;
+   */
+  STILL_FAILING = 4,
+
+  /**
+   * Only in the head.
+   *
+   * @generated from enum value: TEST_CHANGE_ADDED = 5;
+   */
+  ADDED = 5,
+
+  /**
+   * Only in the base.
+   *
+   * @generated from enum value: TEST_CHANGE_REMOVED = 6;
+   */
+  REMOVED = 6,
+
+  /**
+   * An error in either run: nothing can be said of its answer.
+   *
+   * @generated from enum value: TEST_CHANGE_ERROR = 7;
+   */
+  ERROR = 7,
+}
+
+/**
+ * Describes the enum assay.v1.TestChange.
+ */
+export const TestChangeSchema: GenEnum<TestChange> = /*@__PURE__*/
+  enumDesc(file_assay_v1_execution, 4);
+
+/**
  * TestExecutionService runs test sets against endpoints, scores the answers, and keeps every
  * run and result.
  *
@@ -1384,6 +1898,21 @@ export const TestExecutionService: GenService<{
     methodKind: "server_streaming";
     input: typeof RetryErrorsRequestSchema;
     output: typeof ExecutionEventSchema;
+  },
+  /**
+   * CompareRuns compares two ended runs test by test: which tests regressed (passed in the base,
+   * not in the head), were fixed, still pass, still fail, were added or removed, or are errors
+   * in either, with both results' statuses and scores, and whether the change of pass rate over
+   * the paired tests is significant (exact McNemar test). Without `base_run`, the base is the
+   * latest COMPLETED or PARTIAL run of the head's test set and endpoint that finished before the
+   * head and carries every label of `base_labels`; FAILED_PRECONDITION when there is none.
+   *
+   * @generated from rpc assay.v1.TestExecutionService.CompareRuns
+   */
+  compareRuns: {
+    methodKind: "unary";
+    input: typeof CompareRunsRequestSchema;
+    output: typeof CompareRunsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_assay_v1_execution, 0);
