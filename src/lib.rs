@@ -28,6 +28,6 @@ pub mod proto;
 pub mod scoring;
 pub mod server;
 pub mod store;
-pub mod tls;
 pub mod telemetry;
+pub mod tls;
 pub mod web;

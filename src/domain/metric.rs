@@ -319,6 +319,9 @@ impl MetricKind {
             MetricKind::Length { .. } => "length",
             MetricKind::Latency { .. } => "latency",
             MetricKind::Similarity { measure, .. } => measure.name(),
+            MetricKind::SemanticSimilarity { .. } => "semantic_similarity",
+            MetricKind::Cost { .. } => "cost",
+            MetricKind::TokenUsage { .. } => "token_usage",
         }
     }
 

@@ -154,9 +154,10 @@ pub(crate) async fn send(
         propagation::inject(&span, &mut headers);
         let started = tokio::time::Instant::now();
         let first_started = *first_started.get_or_insert(started);
-        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request, headers, guard))
-            .instrument(span.clone())
-            .await;
+        let outcome =
+            tokio::time::timeout(policy.timeout, attempt(client, request, headers, guard))
+                .instrument(span.clone())
+                .await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
             Err(_) => (

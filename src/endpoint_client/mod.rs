@@ -132,7 +132,6 @@ impl TargetClient {
         self.outbound = Arc::new(outbound);
         self.http = http_client(&self.outbound);
         self
-
     }
 
     /// This client, counting every call of its endpoints into `telemetry`.

@@ -71,6 +71,8 @@ impl Observed {
             Err(CallError::Timeout { .. }) => CallOutcome::Timeout,
             Err(CallError::Connect { .. }) => CallOutcome::ConnectError,
             Err(CallError::Transport { .. }) => CallOutcome::TransportError,
+            Err(CallError::Blocked { .. }) => CallOutcome::Blocked,
+            Err(CallError::TooLarge { .. }) => CallOutcome::TooLarge,
         };
         if let Some(status) = status {
             span.record("http.response.status_code", status);

@@ -77,11 +77,15 @@ pub enum CallOutcome {
     ConnectError,
     /// The connection failed after it was made.
     TransportError,
+    /// The outbound policy refused the address.
+    Blocked,
+    /// The answer was larger than `--max-response-bytes`.
+    TooLarge,
 }
 
 impl CallOutcome {
     /// Every outcome, in the order of [`CallOutcome::index`].
-    const ALL: [CallOutcome; 7] = [
+    const ALL: [CallOutcome; 9] = [
         CallOutcome::Ok,
         CallOutcome::Http4xx,
         CallOutcome::Http5xx,
@@ -89,6 +93,8 @@ impl CallOutcome {
         CallOutcome::Timeout,
         CallOutcome::ConnectError,
         CallOutcome::TransportError,
+        CallOutcome::Blocked,
+        CallOutcome::TooLarge,
     ];
 
     /// The outcome of an HTTP status.
@@ -111,6 +117,8 @@ impl CallOutcome {
             CallOutcome::Timeout => "timeout",
             CallOutcome::ConnectError => "connect_error",
             CallOutcome::TransportError => "transport_error",
+            CallOutcome::Blocked => "blocked",
+            CallOutcome::TooLarge => "too_large",
         }
     }
 

@@ -53,7 +53,7 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// An endpoint on `target` that retries twice, at once.
 fn retrying_endpoint(name: &str, target: &Target) -> pb::Endpoint {
     pb::Endpoint {
-        max_retries: 2,
+        max_retries: Some(2),
         call_policy: Some(pb::CallPolicy {
             backoff_base_ms: 1,
             backoff_max_ms: 1,
@@ -333,7 +333,12 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
         &db,
         &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
     );
-    let clients = Clients::connect(&assay.addr()).await.expect("connect");
+    let channel = tonic::transport::Channel::from_shared(assay.addr())
+        .expect("an address")
+        .connect()
+        .await
+        .expect("connect");
+    let clients = Clients::on(channel);
     let (set, endpoint) = catalogue(
         &clients,
         &target,
@@ -480,7 +485,12 @@ async fn json_logs_are_one_object_per_line_with_run_test_and_endpoint_fields() {
         &["--log-format", "json"],
         "info,assay=debug",
     );
-    let clients = Clients::connect(&assay.addr()).await.expect("connect");
+    let channel = tonic::transport::Channel::from_shared(assay.addr())
+        .expect("an address")
+        .connect()
+        .await
+        .expect("connect");
+    let clients = Clients::on(channel);
     // A 500 is retried: the retry is logged inside the test's and the call's spans.
     let (set, endpoint) = catalogue(
         &clients,
