@@ -333,7 +333,7 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
         &db,
         &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
     );
-    let channel = tonic::transport::Channel::from_shared(assay.addr())
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
         .expect("an address")
         .connect()
         .await
@@ -485,7 +485,7 @@ async fn json_logs_are_one_object_per_line_with_run_test_and_endpoint_fields() {
         &["--log-format", "json"],
         "info,assay=debug",
     );
-    let channel = tonic::transport::Channel::from_shared(assay.addr())
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
         .expect("an address")
         .connect()
         .await
