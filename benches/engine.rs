@@ -117,6 +117,7 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
         cost_usd: 0.0,
         judge_usage: Default::default(),
         judge_cost_usd: 0.0,
+        trace_id: String::new(),
     }
 }
 

@@ -14,7 +14,10 @@
 //! - P1 again on PostgreSQL, against SQLite;
 //! - replicas: 4,000 tests against a 50 ms target, each replica keeping at most 32 calls in
 //!   flight: the wall time of two replicas on one PostgreSQL database against one's;
-//! - latency from a result being scored (its `created_at`) to its arrival at the client.
+//! - latency from a result being scored (its `created_at`) to its arrival at the client;
+//! - observability overhead: P1 on a server with Prometheus metrics and every span exported over
+//!   OTLP (to a receiver in this process), against P1 on one without, rounds interleaved.
+//!   `ASSAY_BENCH_ONLY=overhead` runs this step alone.
 //!
 //! Every run is checked: each result streamed once, each stored, all passed. It prints one table
 //! and writes it as JSON (`target/bench/perf.json`, or `ASSAY_BENCH_OUT`). Under `cargo test`
@@ -31,6 +34,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use assay::proto::v1 as pb;
 use futures::StreamExt;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use pb::execution_event::Event;
 use serde_json::{Value, json};
 
@@ -170,6 +179,15 @@ impl Server {
 
     /// A server whose runs that ask for no concurrency keep `default_concurrency` calls in flight.
     async fn launch(default_concurrency: usize, postgres: Option<Arc<TestDatabase>>) -> Server {
+        Server::launch_with(default_concurrency, postgres, &[]).await
+    }
+
+    /// [`Server::launch`] on SQLite with the extra flags `args`.
+    async fn launch_with(
+        default_concurrency: usize,
+        postgres: Option<Arc<TestDatabase>>,
+        args: &[&str],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let database = match &postgres {
             Some(database) => database.url().to_string(),
@@ -188,6 +206,7 @@ impl Server {
             .args(["--listen", &addr.to_string()])
             .args(["--database", &database])
             .args(["--default-concurrency", &default_concurrency.to_string()])
+            .args(args)
             .env("ASSAY_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -473,11 +492,121 @@ fn output_path(full: bool) -> PathBuf {
         })
 }
 
+/// An OTLP trace receiver that counts the spans it is sent and drops them.
+#[derive(Clone, Default)]
+struct SpanSink(Arc<AtomicUsize>);
+
+#[tonic::async_trait]
+impl TraceService for SpanSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans: usize = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.0.fetch_add(spans, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl SpanSink {
+    /// Serves on a loopback port; returns its URL.
+    async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(self.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        url
+    }
+}
+
+/// P1 on a server without metrics or traces and on one with both (every span exported), in
+/// alternating rounds so that both see the same machine: the medians, and the spans received.
+async fn overhead(target: &str, sizes: &Sizes) -> (Run, Run, usize) {
+    let sink = SpanSink::default();
+    let collector = sink.start().await;
+    let off = Server::start(P3_CONCURRENCY).await;
+    let on = Server::launch_with(
+        P3_CONCURRENCY,
+        None,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+            &collector,
+            "--otlp-sample-ratio",
+            "1",
+        ],
+    )
+    .await;
+    for server in [&off, &on] {
+        setup(&server.channel, target, "warmup", sizes.warmup, 0).await;
+        server.execute("warmup", CONCURRENCY).await;
+        setup(&server.channel, target, "p1", sizes.p1, 0).await;
+    }
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.rounds {
+        without.push(off.execute("p1", CONCURRENCY).await);
+        with.push(on.execute("p1", CONCURRENCY).await);
+    }
+    off.stop().await;
+    on.stop().await;
+    (
+        median_by(without, Run::per_second),
+        median_by(with, Run::per_second),
+        sink.0.load(Ordering::Relaxed),
+    )
+}
+
+/// The rows of the overhead step.
+fn overhead_rows(without: &Run, with: &Run) -> [Row; 4] {
+    [
+        row(
+            "P1 without metrics or traces",
+            without.per_second(),
+            "tests/s",
+        ),
+        row(
+            "P1 with metrics and every span exported",
+            with.per_second(),
+            "tests/s",
+        ),
+        at_least(
+            "P1 with / without observability",
+            with.per_second() / without.per_second(),
+            "",
+            0.9,
+        ),
+        row(
+            "P1 with observability: server CPU per test",
+            with.server_cpu_us,
+            "us",
+        ),
+    ]
+}
+
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let sizes = Sizes::new(full);
     let target = start_target().await;
+    if std::env::var("ASSAY_BENCH_ONLY").as_deref() == Ok("overhead") {
+        let (without, with, spans) = overhead(&target, &sizes).await;
+        println!(
+            "P1 {} tests, median of {} rounds; {spans} spans received",
+            sizes.p1, sizes.rounds
+        );
+        print_table(&overhead_rows(&without, &with), full);
+        return;
+    }
 
     raw_rate(&target, sizes.warmup, CONCURRENCY).await;
 
@@ -555,6 +684,8 @@ async fn main() {
     }
     let mut p4 = median_by(p4, Run::per_second);
     server.stop().await;
+
+    let (without, with, _) = overhead(&target, &sizes).await;
 
     let rows = [
         row("raw: echo target, plain client x64", raw, "req/s"),
@@ -648,6 +779,10 @@ async fn main() {
             "ms",
         ),
     ];
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .chain(overhead_rows(&without, &with))
+        .collect();
     if !full {
         println!("smoke run (tiny sizes; `cargo bench --bench perf` for the real figures)");
     }

@@ -13,6 +13,7 @@ use crate::endpoint_client::{
     DEFAULT_SECRET_ENV, DEFAULT_TEMPLATE_FUEL, OutboundPolicy, SecretEnv, TemplateLimits,
 };
 use crate::scoring::judge;
+use crate::telemetry::logging::{LogFormat, OtlpSettings};
 
 /// Settings of the server.
 #[derive(Clone, Debug, clap::Args)]
@@ -178,6 +179,26 @@ pub struct ServeConfig {
     /// Default LLM judge: most calls in flight at once, across all runs.
     #[arg(long, env = "ASSAY_JUDGE_MAX_CONCURRENCY", default_value_t = 8)]
     pub judge_max_concurrency: u32,
+
+    /// Address to serve Prometheus metrics on, at `GET /metrics` (e.g. `0.0.0.0:9464`); unset:
+    /// no metrics are served.
+    #[arg(long, env = "ASSAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// How the server logs on stderr: `text`, or `json` (one object per line, with `run_id`,
+    /// `test_id` and `endpoint` fields where they apply).
+    #[arg(long, env = "ASSAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// OpenTelemetry collector to export spans to over OTLP/gRPC (e.g. `http://127.0.0.1:4317`);
+    /// unset: no spans are exported and no `traceparent` is sent to endpoints.
+    #[arg(long, env = "ASSAY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Share of traces exported, from 0 to 1, for traces that no caller's `traceparent` has
+    /// already decided on.
+    #[arg(long, env = "ASSAY_OTLP_SAMPLE_RATIO", default_value_t = 1.0)]
+    pub otlp_sample_ratio: f64,
 }
 
 /// Default of `--max-request-bytes`: 4 MiB, gRPC's usual limit.
@@ -237,6 +258,10 @@ impl ServeConfig {
             judge_api_key_env: None,
             judge_timeout_ms: 60_000,
             judge_max_concurrency: 8,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            otlp_sample_ratio: 1.0,
         }
     }
 
@@ -285,6 +310,18 @@ impl ServeConfig {
             fuel: self.template_fuel,
             max_output_bytes: self.max_template_output_bytes,
         }
+    }
+
+    /// Where spans are exported, when `--otlp-endpoint` is set.
+    pub fn otlp(&self) -> Option<OtlpSettings> {
+        let endpoint = self
+            .otlp_endpoint
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())?;
+        Some(OtlpSettings {
+            endpoint: endpoint.to_string(),
+            sample_ratio: self.otlp_sample_ratio,
+        })
     }
 
     /// The default judge as an in-memory endpoint, when a base URL and model are configured.

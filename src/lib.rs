@@ -8,6 +8,7 @@
 //! - [`scoring`] and [`endpoint_client`]: scoring answers and calling endpoints.
 //! - [`store`]: persistence behind the [`store::Store`] trait.
 //! - [`domain`]: plain types, free of transport and storage.
+//! - [`telemetry`]: metrics, spans and logs; the engine and endpoint client record into it.
 //!
 //! [`cli`] is the `assay` command's client: it talks to a server through the generated clients.
 
@@ -27,5 +28,6 @@ pub mod proto;
 pub mod scoring;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod web;

@@ -1,10 +1,8 @@
 //! The `assay` command: `serve` runs the server; every other subcommand is a client of one
 //! (see [`assay::cli`]).
 
-use std::io::IsTerminal;
-
+use assay::telemetry::logging;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// jemalloc rather than glibc's malloc: a run allocates and frees many small buffers per test
 /// across threads, where glibc's malloc took about a quarter of the server's CPU (see
@@ -75,32 +73,30 @@ async fn main() -> std::process::ExitCode {
     }
     // Usage errors exit with code 2 here, before any call is made.
     let cli = Cli::parse_from(args);
-    // `eval` runs a server inside the process: its progress is the output, so the server's own
-    // lines show only from warnings up, unless asked for.
-    let quiet = matches!(
-        cli.command,
-        Command::Client(assay::cli::ClientCommand::Eval(_))
-    );
-    // ASSAY_LOG wins over RUST_LOG; both take the usual `info,assay=debug` syntax.
-    let filter = std::env::var("ASSAY_LOG")
-        .ok()
-        .and_then(|s| EnvFilter::try_new(s).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new(if quiet { "warn" } else { "info" }));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colours only on a terminal: logs piped to a file or `docker logs` stay plain.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-
     match cli.command {
         Command::Serve(mut config) => {
             // `--api-key` is global: the key the clients send is the key the server requires.
             config.api_key = cli.global.api_key;
-            serve(config).await
+            let tracing = match logging::init(config.log_format, config.otlp().as_ref(), "info") {
+                Ok(tracing) => tracing,
+                Err(e) => {
+                    eprintln!("assay: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            let code = serve(config).await;
+            tracing.shutdown().await;
+            code
         }
-        Command::Client(command) => assay::cli::run(cli.global, command).await,
+        Command::Client(command) => {
+            // `eval` runs a server inside the process: its progress is the output, so the
+            // server's own lines show only from warnings up, unless asked for. Client commands
+            // log as text; their output is on stdout.
+            let quiet = matches!(command, assay::cli::ClientCommand::Eval(_));
+            let level = if quiet { "warn" } else { "info" };
+            let _ = logging::init(logging::LogFormat::Text, None, level);
+            assay::cli::run(cli.global, command).await
+        }
     }
 }
 

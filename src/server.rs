@@ -24,6 +24,7 @@ use crate::proto::v1::{
     test_set_service_server::TestSetServiceServer,
 };
 use crate::store::{PgStore, SqliteStore, Store};
+use crate::telemetry::{Telemetry, exposition, grpc};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +46,15 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Runs the server on `config.listen` until SIGINT or SIGTERM.
+/// Runs the server on `config.listen` (and its metrics on `config.metrics_listen`) until SIGINT
+/// or SIGTERM.
 pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let listener = TcpListener::bind(config.listen).await?;
-    serve(config, listener, shutdown_signal()).await
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    serve_with_metrics(config, listener, metrics, shutdown_signal()).await
 }
 
 /// Opens the store named by a database URL: `sqlite://PATH` (created if missing) or
@@ -107,6 +113,22 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_with_metrics(config, listener, None, shutdown).await
+}
+
+/// [`serve`], and Prometheus metrics at `GET /metrics` on `metrics`, an already bound listener,
+/// when given (`config.metrics_listen` is not read here).
+pub async fn serve_with_metrics(
+    config: ServeConfig,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let telemetry = if metrics.is_some() {
+        Telemetry::on()
+    } else {
+        Telemetry::off()
+    };
     let address = listener.local_addr()?;
     let api_keys = config.api_keys().map_err(ServerError::Config)?;
     let tls = crate::tls::server_tls(&config).map_err(ServerError::Config)?;
@@ -139,6 +161,7 @@ pub async fn serve(
             secret_env: config.secret_env(),
             max_response_bytes: config.max_response_bytes,
             outbound: config.outbound(),
+            telemetry: telemetry.clone(),
         },
         default_judge.clone(),
     );
@@ -172,7 +195,29 @@ pub async fn serve(
 
     // Client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) are not server faults: debug level.
     // Server faults are logged at error level where they are mapped to a status.
-    let trace = TraceLayer::new_for_grpc().on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+    let trace = TraceLayer::new_for_grpc()
+        .make_span_with(grpc::rpc_span)
+        .on_failure(DefaultOnFailure::new().level(Level::DEBUG));
+    let grpc_metrics = grpc::GrpcMetricsLayer::new(
+        telemetry.clone(),
+        &[
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ],
+    );
+    let stop_metrics = CancellationToken::new();
+    if let Some(metrics) = metrics {
+        tracing::info!(address = %metrics.local_addr()?, "serving metrics at /metrics");
+        let stopped = stop_metrics.clone();
+        tokio::spawn(async move {
+            let stop = async move { stopped.cancelled().await };
+            if let Err(e) = exposition::serve(telemetry, metrics, stop).await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        });
+    }
 
     tracing::info!(
         %address,
@@ -199,6 +244,9 @@ pub async fn serve(
             &config.cors_allow_origins,
         )))
         .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-Web, so that it sees the trailers of every request as native gRPC ones;
+        // outside the key check, so that refused calls are counted too.
+        .layer(grpc_metrics)
         // Inside gRPC-Web: its calls arrive here as gRPC, and a refusal goes back translated.
         // After CORS: preflights carry no key.
         .layer(tower::util::option_layer(
@@ -235,6 +283,7 @@ pub async fn serve(
             // New runs are refused from here on; live runs store what is in flight and stop, which
             // ends their streams, so the connections can drain.
             stop_engine.shutdown().await;
+            stop_metrics.cancel();
         })
         .await?;
     tracing::info!("assay stopped");

@@ -211,6 +211,7 @@ fn result_to_proto(r: &TestResult) -> pb::TestResult {
         error: r.error.clone().unwrap_or_default(),
         attempts: r.attempts,
         last_error: r.last_error.clone().unwrap_or_default(),
+        trace_id: r.trace_id.clone(),
         metric_results: r
             .metric_results
             .iter()

@@ -256,8 +256,14 @@ fn junit(report: &Report, out: &mut impl Write) -> io::Result<()> {
 fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, result: &pb::TestResult) -> io::Result<()> {
     let name = xml_text(&shorten(&result.prompt, NAME_CHARS));
     let time = seconds(result.latency_ms);
+    // The trace id leads from a failing test to its trace in the tracing backend.
+    let trace = if result.trace_id.is_empty() {
+        String::new()
+    } else {
+        format!("\ntrace: {}", result.trace_id)
+    };
     let details = xml_text(&format!(
-        "test: {}\nprompt: {}\nexpected: {}\noutput: {}\n{}",
+        "test: {}{trace}\nprompt: {}\nexpected: {}\noutput: {}\n{}",
         result.test_id,
         result.prompt,
         expected_shown(result.expected_response.as_deref()),
@@ -351,6 +357,7 @@ fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
         "output",
         "error",
         "latency_ms",
+        "trace_id",
     ]
     .map(String::from)
     .to_vec();
@@ -371,6 +378,7 @@ fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
             r.output.clone(),
             r.error.clone(),
             r.latency_ms.to_string(),
+            r.trace_id.clone(),
         ];
         for name in &metrics {
             match r.metric_results.iter().find(|m| m.metric_name == *name) {
@@ -406,6 +414,7 @@ mod tests {
             prompt: "What is <b> & \"c\"?".into(),
             error: error.into(),
             latency_ms: 1500,
+            trace_id: "abc".into(),
             metric_results: vec![pb::MetricResult {
                 metric_name: "exact".into(),
                 score: Some(if passed { 1.0 } else { 0.0 }),
@@ -469,11 +478,11 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next().unwrap(),
-            "test_id,status,prompt,expected_response,output,error,latency_ms,exact.score,exact.passed,exact.reason"
+            "test_id,status,prompt,expected_response,output,error,latency_ms,trace_id,exact.score,exact.passed,exact.reason"
         );
         assert_eq!(
             lines.nth(1).unwrap(),
-            "t,FAILED,\"What is <b> & \"\"c\"\"?\",,,,1500,0,false,differs"
+            "t,FAILED,\"What is <b> & \"\"c\"\"?\",,,,1500,abc,0,false,differs"
         );
     }
 

@@ -304,6 +304,27 @@ impl MetricKind {
         }
     }
 
+    /// The kind's name as the API spells it (a similarity metric: its measure's).
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetricKind::ExactMatch { .. } => "exact_match",
+            MetricKind::Contains { .. } => "contains",
+            MetricKind::Regex { .. } => "regex",
+            MetricKind::LlmJudge(_) => "llm_judge",
+            MetricKind::NotContains { .. } => "not_contains",
+            MetricKind::StartsWith(_) => "starts_with",
+            MetricKind::EndsWith(_) => "ends_with",
+            MetricKind::IsJson => "is_json",
+            MetricKind::JsonSchema { .. } => "json_schema",
+            MetricKind::Length { .. } => "length",
+            MetricKind::Latency { .. } => "latency",
+            MetricKind::Similarity { measure, .. } => measure.name(),
+            MetricKind::SemanticSimilarity { .. } => "semantic_similarity",
+            MetricKind::Cost { .. } => "cost",
+            MetricKind::TokenUsage { .. } => "token_usage",
+        }
+    }
+
     /// The score type a metric of this kind has when none is given.
     pub fn natural_score_type(&self) -> ScoreType {
         match self {

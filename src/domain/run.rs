@@ -26,6 +26,16 @@ pub enum RunKind {
     Rescore,
 }
 
+impl RunKind {
+    /// Stable text, as metrics and spans label runs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Execution => "execution",
+            RunKind::Rescore => "rescore",
+        }
+    }
+}
+
 /// State of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -271,6 +281,10 @@ pub struct TestResult {
     /// Cost of those calls in USD.
     #[serde(default)]
     pub judge_cost_usd: f64,
+    /// OpenTelemetry trace id of the test's span (32 hexadecimal digits), whose endpoint and
+    /// judge calls carried it in `traceparent`; empty when the server exported no traces.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
 }
 
 impl TestResult {

@@ -177,6 +177,7 @@ pub(super) mod tests {
             cost_usd: 0.0,
             judge_usage: Default::default(),
             judge_cost_usd: 0.0,
+            trace_id: String::new(),
         }
     }
 

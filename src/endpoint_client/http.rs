@@ -7,15 +7,17 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json_path::JsonPath;
+use tracing::Instrument;
 
 use super::env::EnvTemplate;
 use super::gate::Gate;
 use super::outbound::OutboundPolicy;
 use super::template::{BodyTemplate, TemplateVars};
-use super::{CallError, TargetError};
+use super::{CallError, Observed, TargetError};
 use crate::domain::{
     CallPolicy, DEFAULT_OUTPUT_PATH, HttpTarget, Retries, Test, Usage, is_secret_header,
 };
+use crate::telemetry::propagation;
 
 /// How much of an error body goes into a message.
 const BODY_SNIPPET_CHARS: usize = 500;
@@ -139,6 +141,7 @@ pub(crate) async fn send(
     request: &Request,
     policy: RetryPolicy,
     guard: &Guard,
+    observed: &Observed,
 ) -> Result<Reply, SendFailure> {
     let mut attempts = 0;
     let mut last_error = None;
@@ -146,9 +149,15 @@ pub(crate) async fn send(
     loop {
         let pass = gate.enter().await;
         attempts += 1;
+        let span = observed.span(request, attempts);
+        let mut headers = request.headers.clone();
+        propagation::inject(&span, &mut headers);
         let started = tokio::time::Instant::now();
         let first_started = *first_started.get_or_insert(started);
-        let outcome = tokio::time::timeout(policy.timeout, attempt(client, request, guard)).await;
+        let outcome =
+            tokio::time::timeout(policy.timeout, attempt(client, request, headers, guard))
+                .instrument(span.clone())
+                .await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
             Err(_) => (
@@ -159,6 +168,7 @@ pub(crate) async fn send(
             ),
             Ok(Err(error)) => (error, None),
             Ok(Ok((status, _, body))) if status.is_success() => {
+                observed.attempted(&span, Ok(status.as_u16()), latency);
                 pass.succeeded();
                 return Ok(Reply {
                     body,
@@ -175,6 +185,7 @@ pub(crate) async fn send(
                 retry_after,
             ),
         };
+        observed.attempted(&span, Err(&error), latency);
         if matches!(error, CallError::Status { status: 429, .. }) {
             pass.throttled();
         } else {
@@ -189,6 +200,7 @@ pub(crate) async fn send(
             return Err(SendFailure { error, attempts });
         }
         tracing::debug!(url = %request.url, attempts, ?delay, %error, "retrying endpoint call");
+        observed.retrying();
         tokio::time::sleep(delay).await;
         last_error = Some(error);
     }
@@ -208,7 +220,8 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 /// Most redirects followed in one attempt.
 const MAX_REDIRECTS: usize = 10;
 
-/// One attempt: status, `Retry-After` and the whole body (at most the guard's limit).
+/// One attempt with `headers` (the request's, and its trace context): status, `Retry-After` and
+/// the whole body (at most the guard's limit).
 ///
 /// Redirects are followed here rather than by reqwest, so that a redirect to another origin
 /// (scheme, host, port) drops every configured header, not only `Authorization` (an endpoint
@@ -217,10 +230,11 @@ const MAX_REDIRECTS: usize = 10;
 async fn attempt(
     client: &reqwest::Client,
     request: &Request,
+    mut headers: HeaderMap,
     guard: &Guard,
 ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), CallError> {
     let (mut method, mut url) = (request.method.clone(), request.url.clone());
-    let (mut headers, mut body) = (request.headers.clone(), request.body.clone());
+    let mut body = request.body.clone();
     for _ in 0..=MAX_REDIRECTS {
         guard
             .outbound

@@ -8,6 +8,7 @@
 mod env;
 mod gate;
 pub(crate) mod http;
+mod observed;
 pub(crate) mod openai;
 mod outbound;
 mod template;
@@ -40,8 +41,10 @@ use crate::domain::{
     DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Pricing, Retries, Target, Test,
     Usage,
 };
+use crate::telemetry::Telemetry;
 use gate::GateSettings;
 use http::{Guard, PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
+use observed::Observed;
 use openai::PreparedOpenAi;
 
 /// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls, and the
@@ -60,6 +63,8 @@ pub struct TargetClient {
     max_body: u64,
     /// The addresses calls may reach.
     outbound: Arc<OutboundPolicy>,
+    /// Where calls are counted.
+    telemetry: Telemetry,
 }
 
 /// Default of `--max-response-bytes`: 10 MiB.
@@ -104,6 +109,7 @@ impl TargetClient {
             secret_env: Arc::default(),
             max_body: DEFAULT_MAX_RESPONSE_BYTES,
             outbound,
+            telemetry: Telemetry::off(),
         }
     }
 
@@ -126,6 +132,17 @@ impl TargetClient {
         self.outbound = Arc::new(outbound);
         self.http = http_client(&self.outbound);
         self
+    }
+
+    /// This client, counting every call of its endpoints into `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// Where this client's calls are counted.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// This client, keeping each endpoint's rate together with other processes through `pace`.
@@ -171,6 +188,7 @@ impl TargetClient {
             kind,
             parameters: template::json_to_value(&Value::Object(parameters.clone())),
             gate: self.gate(endpoint),
+            observed: Observed::new(&endpoint.name, &self.telemetry),
             policy: RetryPolicy::new(
                 Retries::of(endpoint.max_retries),
                 Duration::from_millis(u64::from(timeout_ms)),
@@ -201,6 +219,7 @@ pub struct PreparedTarget {
     /// The run's parameters as template value, converted once.
     parameters: minijinja::Value,
     gate: Arc<Gate>,
+    observed: Observed,
     policy: RetryPolicy,
     /// The body limit and the outbound policy.
     guard: Guard,
@@ -332,7 +351,20 @@ impl PreparedTarget {
     /// The one way a request reaches this endpoint: through its gate (shared by every run and
     /// judge of the process), with the endpoint's timeout, retries, backoff and retry budget.
     async fn send(&self, request: &Request) -> Result<Reply, SendFailure> {
-        http::send(&self.client, &self.gate, request, self.policy, &self.guard).await
+        http::send(
+            &self.client,
+            &self.gate,
+            request,
+            self.policy,
+            &self.guard,
+            &self.observed,
+        )
+        .await
+    }
+
+    /// The endpoint's name.
+    pub fn name(&self) -> &str {
+        self.observed.name()
     }
 }
 

@@ -23,6 +23,8 @@ const PAGE: u32 = 256;
 /// What a follower reads and waits on.
 pub(super) struct Follower {
     pub(super) store: Arc<dyn Store>,
+    /// Measures how long live results wait to be sent.
+    pub(super) telemetry: crate::telemetry::Telemetry,
     /// How often results stored elsewhere are looked for.
     pub(super) poll: Duration,
     /// This server is stopping.
@@ -88,6 +90,8 @@ impl Follower {
                     if tx.send(Ok(RunEvent::Results(results))).await.is_err() {
                         return Ok(());
                     }
+                    // Only live results: those read back from the store were sent long after.
+                    self.telemetry.results_sent(&batch.results);
                     cursor = Some(batch.last_position);
                 }
                 None => loop {

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -41,6 +42,7 @@ use crate::endpoint_client::{PreparedTarget, TargetClient};
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
 use crate::store::Store;
+use crate::telemetry::{ActiveRun, Telemetry};
 pub use concurrency::ConcurrencyLimits;
 pub use history::{Base, RunComparison};
 use runner::Work;
@@ -133,6 +135,8 @@ struct LiveRun {
 struct Registered {
     progress: watch::Sender<Progress>,
     cancel: CancellationToken,
+    /// Counts the run as active on this replica until the task is done with it.
+    active: ActiveRun,
 }
 
 /// How an engine runs its share of the work.
@@ -150,6 +154,8 @@ pub struct EngineSettings {
     pub max_response_bytes: u64,
     /// The addresses endpoint and judge calls may reach.
     pub outbound: crate::endpoint_client::OutboundPolicy,
+    /// Where runs, results, endpoint calls and metric evaluations are counted.
+    pub telemetry: Telemetry,
 }
 
 /// Runs test sets and keeps track of the runs this replica works on.
@@ -161,6 +167,7 @@ pub struct Engine {
     /// How long a stop waits for the tests in flight.
     shutdown_grace: Duration,
     replica: Replica,
+    telemetry: Telemetry,
     /// The runs this replica works on.
     live: Mutex<HashMap<Uuid, LiveRun>>,
     /// Tells the scheduler to look for work now.
@@ -183,7 +190,8 @@ impl Engine {
         let mut targets = TargetClient::new()
             .with_secret_env(settings.secret_env)
             .with_max_response_bytes(settings.max_response_bytes)
-            .with_outbound(settings.outbound);
+            .with_outbound(settings.outbound)
+            .with_telemetry(settings.telemetry.clone());
         if store.is_shared() {
             let pace = pace::StorePace {
                 store: Arc::clone(&store),
@@ -198,6 +206,7 @@ impl Engine {
             concurrency: settings.concurrency,
             shutdown_grace: settings.shutdown_grace,
             replica: settings.replica,
+            telemetry: settings.telemetry,
             live: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             stopping: CancellationToken::new(),
@@ -238,6 +247,8 @@ impl Engine {
     /// replica working on it stops its calls. Cancelling a cancelled run returns it; cancelling a
     /// run that ended otherwise is `FailedPrecondition`.
     pub async fn cancel(&self, run_id: Uuid) -> Result<TestRun> {
+        let ended_here = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ending = Arc::clone(&ended_here);
         let run = self
             .store
             .update_run(
@@ -245,6 +256,7 @@ impl Engine {
                 Box::new(move |mut run: TestRun| match run.status {
                     RunStatus::Running => {
                         run.end(RunStatus::Cancelled);
+                        ending.store(true, std::sync::atomic::Ordering::Relaxed);
                         Ok(run)
                     }
                     RunStatus::Cancelled => Ok(run),
@@ -255,6 +267,9 @@ impl Engine {
                 }),
             )
             .await?;
+        if ended_here.load(std::sync::atomic::Ordering::Relaxed) {
+            self.telemetry.run_finished(RunStatus::Cancelled);
+        }
         // The other replicas see it at their next look (the scheduler's poll).
         if let Some(live) = self.live_run(run_id) {
             live.cancel.cancel();
@@ -302,6 +317,7 @@ impl Engine {
         Some(Registered {
             progress: progress_tx,
             cancel,
+            active: self.telemetry.run_active(),
         })
     }
 
@@ -322,11 +338,18 @@ impl Engine {
             .remove(&run_id);
     }
 
-    /// Works on a registered run in its own task.
+    /// Works on a registered run in its own task, under an `assay.run` span that is a child of
+    /// the current one (the RPC that started the run; none for a run taken up from the store).
     fn spawn_drive(self: &Arc<Self>, run: TestRun, work: Work, live: Registered) {
+        let span = tracing::info_span!(
+            "assay.run",
+            run_id = %run.id,
+            endpoint = work.target.as_ref().map_or("", |t| t.name()),
+            assay.run.kind = run.kind.as_str(),
+        );
         let engine = Arc::clone(self);
         self.tasks
-            .spawn(async move { engine.drive(run, work, live).await });
+            .spawn(async move { engine.drive(run, work, live).await }.instrument(span));
     }
 
     fn follow(&self, run: TestRun, progress: Option<watch::Receiver<Progress>>) -> RunEvents {
@@ -334,6 +357,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(4);
         let follower = follow::Follower {
             store: Arc::clone(&self.store),
+            telemetry: self.telemetry.clone(),
             poll: self.replica.poll,
             stopping: self.stopping.clone(),
         };

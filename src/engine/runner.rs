@@ -14,6 +14,7 @@ use futures::stream::{self, BoxStream};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::Notify;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::budget::Spend;
@@ -25,6 +26,7 @@ use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
 use crate::store::{ClaimRequest, Completed, Completion};
+use crate::telemetry::propagation;
 
 /// Most results stored in one transaction. Results that become ready while a write is in
 /// progress are written together by the next one, which keeps the store off the critical path
@@ -161,7 +163,12 @@ impl Engine {
     /// storing every result; the replica that stores the last one ends the run.
     pub(super) async fn drive(self: Arc<Self>, run: TestRun, work: Work, live: Registered) {
         let run_id = run.id;
-        let Registered { progress, cancel } = live;
+        let Registered {
+            progress,
+            cancel,
+            active: _active,
+        } = live;
+        let run_span = tracing::Span::current();
         let written = Arc::new(Notify::new());
         let concurrency = work.concurrency.max(1) as usize;
         let target = work.target.clone();
@@ -177,6 +184,7 @@ impl Engine {
                     let engine = Arc::clone(&self);
                     let target = target.clone();
                     let spend = Arc::clone(&spend);
+                    let run_span = run_span.clone();
                     async move {
                         let job = match item? {
                             Claimed::Job(job) => *job,
@@ -195,9 +203,15 @@ impl Engine {
                                 result: None,
                             });
                         }
-                        let task = tokio::spawn(async move {
-                            engine.process(run_id, job, target.as_deref()).await
-                        });
+                        let span = tracing::info_span!(
+                            parent: &run_span,
+                            "assay.test",
+                            test_id = %job.test.id,
+                        );
+                        let task = tokio::spawn(
+                            async move { engine.process(run_id, job, target.as_deref()).await }
+                                .instrument(span),
+                        );
                         let result = AbortOnDropHandle::new(task)
                             .await
                             .map_err(|e| Error::internal_from("a test's task failed", e))?;
@@ -220,6 +234,7 @@ impl Engine {
         // Stored before announced: whatever a client is sent is durable.
         let record = |completed: Completed| -> bool {
             let ended = completed.run.status != RunStatus::Running;
+            self.telemetry.results_stored(&completed.results);
             progress.send_modify(|p| {
                 if let Some(last) = completed.last {
                     p.latest = Some(Arc::new(StoredBatch {
@@ -231,7 +246,7 @@ impl Engine {
                 p.ended = ended;
             });
             if ended {
-                log_end(&completed.run);
+                self.ended(&completed.run);
             }
             ended
         };
@@ -272,7 +287,7 @@ impl Engine {
         if let Some(error) = failure {
             tracing::error!(run_id = %run_id, error = %error, "the run failed");
             match self.fail(run_id, error).await {
-                Ok(run) => log_end(&run),
+                Ok(run) => self.ended(&run),
                 Err(e) => {
                     tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored")
                 }
@@ -405,6 +420,7 @@ impl Engine {
             cost_usd: 0.0,
             judge_usage: Usage::default(),
             judge_cost_usd: 0.0,
+            trace_id: propagation::trace_id(&tracing::Span::current()),
         };
         match (job.input, target) {
             (Input::Copy(source), _) => {
@@ -490,15 +506,18 @@ enum Claimed {
     Dropped(i64),
 }
 
-/// Logs a run's end.
-fn log_end(run: &TestRun) {
-    let summary = run.summary.as_ref();
-    tracing::info!(
-        run_id = %run.id,
-        status = run.status.as_str(),
-        passed = summary.map_or(0, |s| s.passed),
-        failed = summary.map_or(0, |s| s.failed),
-        errored = summary.map_or(0, |s| s.errored),
-        "run finished"
-    );
+impl Engine {
+    /// Logs and counts the end of a run, stored by this replica.
+    fn ended(&self, run: &TestRun) {
+        let summary = run.summary.as_ref();
+        tracing::info!(
+            run_id = %run.id,
+            status = run.status.as_str(),
+            passed = summary.map_or(0, |s| s.passed),
+            failed = summary.map_or(0, |s| s.failed),
+            errored = summary.map_or(0, |s| s.errored),
+            "run finished"
+        );
+        self.telemetry.run_finished(run.status);
+    }
 }

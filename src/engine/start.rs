@@ -361,6 +361,7 @@ impl Engine {
             return Err(e);
         }
         tracing::info!(run_id = %run_id, kind = ?run.kind, mode = ?run.mode, total = run.total, concurrency = run.max_concurrency, "run started");
+        self.telemetry.run_started(run.kind);
         let follower = registered.progress.subscribe();
         let (endpoint, target) = new.endpoint.unzip();
         let work = self.work(&run, new.items, new.metrics, target, endpoint.as_ref());

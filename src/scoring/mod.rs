@@ -16,6 +16,8 @@ mod similarity;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use crate::domain::{Endpoint, Metric, MetricResult, Usage};
 use crate::endpoint_client::TargetClient;
 use check::Check;
@@ -110,7 +112,13 @@ impl Scorer {
             usage: None,
             cost_usd: 0.0,
         };
-        match self.verdict(prepared, input).await {
+        let kind = metric.kind.name();
+        let span = tracing::info_span!(
+            "assay.metric",
+            metric = %metric.name,
+            metric.kind = kind,
+        );
+        match self.verdict(prepared, input).instrument(span).await {
             Ok(verdict) => {
                 result.passed = metric.passes(verdict.score, verdict.category.as_deref());
                 result.score = verdict.score;
@@ -123,7 +131,9 @@ impl Scorer {
             }
             Err(error) => result.error = Some(error),
         }
-        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        self.targets.telemetry().metric_evaluated(kind, took);
+        result.duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         result
     }
 

@@ -41,6 +41,16 @@ impl Assay {
     /// Starts `assay serve` on a free port of 127.0.0.1 with the database at `database` and the
     /// extra flags `args`, logging next to `log_base`, and waits until it accepts connections.
     pub(crate) fn start_with(database: &str, log_base: &Path, args: &[&str]) -> Assay {
+        Assay::start_logging(database, log_base, args, "info")
+    }
+
+    /// [`Assay::start_with`], logging what the `ASSAY_LOG` filter `filter` lets through.
+    pub(crate) fn start_logging(
+        database: &str,
+        log_base: &Path,
+        args: &[&str],
+        filter: &str,
+    ) -> Assay {
         // The port is chosen by binding :0 and releasing it; another process could take it in
         // between, so a start that exits early is tried again on a new port.
         let mut last_log = String::new();
@@ -54,7 +64,7 @@ impl Assay {
                 .arg("--database")
                 .arg(database)
                 .args(args)
-                .env("ASSAY_LOG", "info")
+                .env("ASSAY_LOG", filter)
                 .env_remove("ASSAY_LISTEN")
                 .env_remove("ASSAY_DATABASE_URL")
                 .stdin(Stdio::null())
@@ -117,7 +127,7 @@ impl Assay {
     }
 
     /// What the server logged so far.
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         let mut text = String::new();
         if let Ok(mut f) = File::open(&self.log) {
             let _ = f.read_to_string(&mut text);

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use assay::cli::Clients;
 use assay::proto::v1 as pb;
 use futures::StreamExt;
 use tonic::Streaming;
@@ -79,7 +80,7 @@ pub fn test(prompt: &str, expected: &str, metadata: &[(&str, &str)]) -> pb::Test
 }
 
 /// Creates a metric and returns it.
-pub async fn create_metric(server: &Server, metric: pb::Metric) -> pb::Metric {
+pub async fn create_metric(server: &Clients, metric: pb::Metric) -> pb::Metric {
     server
         .metrics()
         .create_metric(pb::CreateMetricRequest {
@@ -91,7 +92,7 @@ pub async fn create_metric(server: &Server, metric: pb::Metric) -> pb::Metric {
 }
 
 /// Creates an endpoint and returns it.
-pub async fn create_endpoint(server: &Server, endpoint: pb::Endpoint) -> pb::Endpoint {
+pub async fn create_endpoint(server: &Clients, endpoint: pb::Endpoint) -> pb::Endpoint {
     server
         .endpoints()
         .create_endpoint(pb::CreateEndpointRequest {
@@ -104,7 +105,7 @@ pub async fn create_endpoint(server: &Server, endpoint: pb::Endpoint) -> pb::End
 
 /// Creates a test set with `tests` and the given test-set metrics.
 pub async fn create_test_set(
-    server: &Server,
+    server: &Clients,
     name: &str,
     metrics: &[&str],
     tests: Vec<pb::Test>,

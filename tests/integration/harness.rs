@@ -1,6 +1,7 @@
 //! Starts the real server in-process: a pre-bound 127.0.0.1:0 listener (no port races) and a
 //! SQLite database in a temporary directory.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use assay::auth::ApiKey;
@@ -37,24 +38,40 @@ impl Server {
     pub async fn start_with(configure: impl FnOnce(&mut ServeConfig)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("assay.db");
-        let mut server = Server::launch(&db_path, configure).await;
+        let mut server = Server::launch(&db_path, configure, None).await;
         server.dir = Some(dir);
         server
     }
 
     /// A server on the database file at `db_path` (kept by the caller).
     pub async fn start_on(db_path: &Path) -> Server {
-        Server::launch(db_path, |_| {}).await
+        Server::launch(db_path, |_| {}, None).await
     }
 
-    async fn launch(db_path: &Path, configure: impl FnOnce(&mut ServeConfig)) -> Server {
+    /// A server on a fresh database that serves Prometheus metrics too, and the address of its
+    /// metrics listener.
+    pub async fn start_with_metrics() -> (Server, SocketAddr) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db_path = dir.path().join("assay.db");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics_addr = metrics.local_addr().expect("addr");
+        let mut server = Server::launch(&db_path, |_| {}, Some(metrics)).await;
+        server.dir = Some(dir);
+        (server, metrics_addr)
+    }
+
+    async fn launch(
+        db_path: &Path,
+        configure: impl FnOnce(&mut ServeConfig),
+        metrics: Option<TcpListener>,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = ServeConfig::new(addr, format!("sqlite://{}", db_path.display()));
         configure(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            assay::server::serve(config, listener, async {
+            assay::server::serve_with_metrics(config, listener, metrics, async {
                 let _ = stopped.await;
             })
             .await

@@ -12,6 +12,7 @@ mod fixtures;
 mod grpc_web;
 mod harness;
 mod metrics;
+mod observability;
 mod on_postgres;
 mod postgres;
 mod regressions;

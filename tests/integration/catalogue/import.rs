@@ -1,9 +1,17 @@
 //! `ImportTests`: a test set and its tests, received in pieces, stored all or nothing.
 
+use std::net::Shutdown;
+use std::sync::{Arc, Mutex};
+
 use assay::proto::v1 as pb;
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+use tower::service_fn;
 
 use crate::fixtures::{create_metric, create_test_set, exact, stored_tests, test};
 use crate::harness::Server;
@@ -174,23 +182,47 @@ async fn the_first_message_names_the_test_set_and_only_the_first() {
     assert!(!test_set_exists(&server, "t").await);
 }
 
+/// A channel on a TCP connection of its own, and that connection's socket: shutting the socket
+/// down cuts the connection as a client that dies or loses its network does.
+async fn cuttable_channel(server: &Server) -> (Channel, std::net::TcpStream) {
+    let socket = Arc::new(Mutex::new(None));
+    let kept = Arc::clone(&socket);
+    let addr = server.url().trim_start_matches("http://").to_string();
+    let channel = Endpoint::from_shared(server.url().to_string())
+        .expect("uri")
+        .connect_with_connector(service_fn(move |_: Uri| {
+            let (addr, kept) = (addr.clone(), Arc::clone(&kept));
+            async move {
+                let stream = TcpStream::connect(addr).await?;
+                let std_stream = stream.into_std()?;
+                *kept.lock().unwrap() = Some(std_stream.try_clone()?);
+                Ok::<_, std::io::Error>(TokioIo::new(TcpStream::from_std(std_stream)?))
+            }
+        }))
+        .await
+        .expect("connect");
+    let socket = socket.lock().unwrap().take().expect("the connector ran");
+    (channel, socket)
+}
+
 #[tokio::test]
 async fn a_client_that_goes_away_mid_import_stores_nothing_and_frees_the_store() {
     let server = Server::start().await;
+    let (channel, socket) = cuttable_channel(&server).await;
     let (tx, rx) = mpsc::channel(4);
     tx.send(new_set("abandoned", &[])).await.unwrap();
     tx.send(piece(tests(0, 100))).await.unwrap();
-    let mut client = server.test_sets();
+    let mut client = pb::test_set_service_client::TestSetServiceClient::new(channel);
     let call = tokio::spawn(async move { client.import_tests(ReceiverStream::new(rx)).await });
-    // The server has the test set's row and 100 tests in its open transaction once the second
-    // piece is taken from the channel: wait for that, then hang up.
+    // Both pieces are on their way once the client has taken them from the channel.
     while tx.capacity() < tx.max_capacity() {
         tokio::task::yield_now().await;
     }
-    // The call is gone (its stream reset) before the sender is: ending the stream first would be
-    // a clean end, which commits.
-    call.abort();
-    let _ = call.await;
+    // The connection is cut while the stream is still open (the sender is alive): the server
+    // never sees a clean end of the stream, which would commit.
+    socket.shutdown(Shutdown::Both).expect("shutdown");
+    let outcome = call.await.expect("the call task");
+    assert!(outcome.is_err(), "a cut call cannot succeed: {outcome:?}");
     drop(tx);
 
     // A write goes through once the import's transaction is gone: the store is not held.
