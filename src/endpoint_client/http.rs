@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::env::EnvTemplate;
 use super::gate::Gate;
-use super::outbound::OutboundPolicy;
+use super::outbound::{OutboundPolicy, Refused};
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, Observed, TargetError};
 use crate::domain::{
@@ -308,11 +308,18 @@ async fn read_capped(mut response: reqwest::Response, max_body: u64) -> Result<V
 
 fn classify(error: &reqwest::Error) -> CallError {
     let message = error_chain(error);
-    if error.is_connect() {
+    if refused_by_policy(error) {
+        CallError::Blocked { message }
+    } else if error.is_connect() {
         CallError::Connect { message }
     } else {
         CallError::Transport { message }
     }
+}
+
+/// Whether the outbound policy refused every address of the name (see [`Refused`]).
+fn refused_by_policy(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<Refused>())
 }
 
 /// An error and its sources, joined, without repeating a source already in the text.

@@ -85,6 +85,12 @@ impl OutboundPolicy {
     }
 }
 
+/// A name that resolves only to addresses the policy refuses: found in the sources of the HTTP
+/// client's error, it makes the call blocked rather than a connect error (which is retried).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Refused(String);
+
 /// The DNS resolver of the HTTP client: the system's, keeping only the addresses the policy
 /// allows, so that a name can never lead a connection to a refused address.
 #[derive(Clone, Debug)]
@@ -111,9 +117,9 @@ impl Resolve for PolicyResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refusal) {
-                (true, Some(why)) => {
-                    Err(format!("{host} resolves to a refused address: {why}").into())
-                }
+                (true, Some(why)) => Err(Box::new(Refused(format!(
+                    "{host} resolves to a refused address: {why}"
+                ))) as _),
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use assay::cli::Clients;
+use assay::endpoint_client::OutboundPolicy;
 use assay::proto::v1 as pb;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -65,7 +66,7 @@ fn retrying_endpoint(name: &str, target: &Target) -> pb::Endpoint {
 
 #[tokio::test]
 async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
-    let (server, metrics) = Server::start_with_metrics().await;
+    let (server, metrics) = Server::start_with_metrics(|_| {}).await;
     let target = Target::start().await;
     create_metric(&server, exact("exact")).await;
     let endpoint = create_endpoint(&server, retrying_endpoint("shop", &target)).await;
@@ -197,8 +198,49 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
 }
 
 #[tokio::test]
+async fn a_call_refused_by_the_outbound_policy_is_counted_as_blocked() {
+    // `localhost` passes the check at create (it is no address) and resolves to a denied one
+    // when the call connects.
+    let (server, metrics) = Server::start_with_metrics(|config| {
+        config.deny_cidr = ["127.0.0.0/8", "::1/128"]
+            .map(|range| OutboundPolicy::parse_cidr(range).expect("a range"))
+            .to_vec();
+    })
+    .await;
+    let target = Target::start().await;
+    let port = target.url.rsplit(':').next().expect("a port");
+    create_metric(&server, exact("exact")).await;
+    create_endpoint(
+        &server,
+        http_endpoint("walled", &format!("http://localhost:{port}")),
+    )
+    .await;
+    create_test_set(
+        &server,
+        "obs",
+        &["exact"],
+        vec![test("Paris", "Paris", &[])],
+    )
+    .await;
+    let (_, results, _) = execute(&server, execute_request("obs", "walled")).await;
+    assert_eq!(results[0].status, pb::ResultStatus::Error as i32);
+
+    let scraped = scrape(metrics).await;
+    let calls = |outcome| {
+        value(
+            &scraped,
+            "assay_endpoint_calls_total",
+            &[("endpoint", "walled"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(calls("blocked"), 1.0);
+    assert_eq!(calls("connect_error"), 0.0);
+    assert_eq!(target.calls(), 0);
+}
+
+#[tokio::test]
 async fn grpc_metrics_label_refusals_by_code_and_unknown_methods_as_other() {
-    let (server, metrics) = Server::start_with_metrics().await;
+    let (server, metrics) = Server::start_with_metrics(|_| {}).await;
     let refused = server
         .metrics()
         .get_metric(pb::GetMetricRequest {
