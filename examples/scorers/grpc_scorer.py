@@ -1,8 +1,8 @@
 """An external scorer over gRPC for Assay's `external` metric (protocol EXTERNAL_PROTOCOL_GRPC).
 
 It implements `assay.v1.ScorerService/Score` (proto/assay/v1/scorer.proto) with the stubs of
-the Python client (clients/python: `pip install ./clients/python`, or run it from the repository,
-where it finds clients/python/gen by itself). Like http_scorer.py it gives the share of the
+the Python client: run from the repository, it uses clients/python/gen; elsewhere, install the
+client (`pip install ./clients/python`). Like http_scorer.py it gives the share of the
 expected response's words that the output contains (word recall, in [0, 1]); the metric's
 threshold decides the verdict. Needs grpcio and protobuf.
 
@@ -19,13 +19,13 @@ from concurrent import futures
 
 import grpc
 
-try:
-    from assay.v1 import scorer_pb2, scorer_pb2_grpc
-except ImportError:
-    # Run from the repository: the generated code of the Python client.
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, os.path.join(here, "..", "..", "clients", "python", "gen"))
-    from assay.v1 import scorer_pb2, scorer_pb2_grpc
+# In the repository, the generated code of the Python client next to it (it matches the protos
+# there); elsewhere, the installed client.
+_gen = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python", "gen")
+if os.path.isdir(_gen):
+    sys.path.insert(0, _gen)
+
+from assay.v1 import scorer_pb2, scorer_pb2_grpc  # noqa: E402
 
 
 def words(text):

@@ -38,7 +38,7 @@ type ScoreRequest struct {
 	ExpectedResponse *string `protobuf:"bytes,5,opt,name=expected_response,json=expectedResponse,proto3,oneof" json:"expected_response,omitempty"`
 	// Context the endpoint returned with its answer (e.g. retrieved passages).
 	Context []string `protobuf:"bytes,6,rep,name=context,proto3" json:"context,omitempty"`
-	// The test's metadata.
+	// The test's metadata (empty in a rescore, whose stored results do not keep it).
 	Metadata map[string]string `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
 }
 

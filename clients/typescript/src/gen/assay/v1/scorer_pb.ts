@@ -61,7 +61,7 @@ export type ScoreRequest = Message<"assay.v1.ScoreRequest"> & {
   context: string[];
 
   /**
-   * The test's metadata.
+   * The test's metadata (empty in a rescore, whose stored results do not keep it).
    *
    * @generated from field: map<string, string> metadata = 7;
    */
