@@ -47,8 +47,8 @@ struct Seen {
 /// `score=X`, `passed=true|false`, `category=NAME` (each with the reason "because NAME=X"),
 /// `none` (an answer with no verdict), `fail` (HTTP 500, gRPC `INTERNAL`), `garbage` (HTTP only:
 /// a body that is not JSON), `flaky` (the first call of each metric and test fails with HTTP 503,
-/// gRPC `UNAVAILABLE`, then `score=1`), `slow` (answers after 5 s). Metadata `delay_ms` delays
-/// every answer.
+/// gRPC `UNAVAILABLE`, then `score=1`), `slow` (answers after 5 s); without `reply`, `score=1`.
+/// Metadata `delay_ms` delays every answer.
 enum Reply {
     Answer(pb::ScoreResponse),
     Fail,
@@ -90,7 +90,11 @@ impl Scripted {
 
     /// The scripted reply to `request`, after its delay; counts calls in flight meanwhile.
     async fn reply(&self, request: pb::ScoreRequest) -> Reply {
-        let script = request.metadata.get("reply").cloned().unwrap_or_default();
+        let script = request
+            .metadata
+            .get("reply")
+            .cloned()
+            .unwrap_or_else(|| "score=1".into());
         let delay_ms: u64 = request
             .metadata
             .get("delay_ms")
@@ -527,6 +531,60 @@ async fn scorer_calls_keep_the_endpoints_concurrency_limit() {
             "{protocol:?}: {most} calls at once"
         );
     }
+}
+
+#[tokio::test]
+async fn a_rescore_calls_the_scorer_again_with_the_stored_answer() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    let (scorer, url) = Scripted::start(pb::ExternalProtocol::Http).await;
+    create_endpoint(&server, http_endpoint("app", &target.url)).await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_metric(
+        &server,
+        external("judged", pb::ExternalProtocol::Http, &url, ""),
+    )
+    .await;
+    create_test_set(
+        &server,
+        "set",
+        &["anything"],
+        vec![scripted("q", "stored", "score=0.9")],
+    )
+    .await;
+    let (source, _, _) = execute(&server, execute_request("set", "app")).await;
+    assert!(
+        scorer.requests().is_empty(),
+        "the scorer was called too soon"
+    );
+    let calls = target.calls();
+
+    let request = pb::RescoreRequest {
+        test_set: "set".into(),
+        endpoint: "app".into(),
+        run: source.id.clone(),
+        metrics: vec!["judged".into()],
+        ..Default::default()
+    };
+    let (_, results, _) = rescore(&server, request).await;
+    let judged = metric_result(&results, "q", "judged");
+    // Stored results keep no test metadata, so the scorer answers its default.
+    assert_eq!(
+        (judged.score, judged.reason.as_str()),
+        (Some(1.0), "because score=1")
+    );
+    assert_eq!(target.calls(), calls, "a rescore calls no endpoint");
+    let requests = scorer.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].output.as_str(), requests[0].prompt.as_str()),
+        ("stored", "q")
+    );
+    assert!(
+        requests[0].metadata.is_empty(),
+        "{:?}",
+        requests[0].metadata
+    );
 }
 
 #[tokio::test]
