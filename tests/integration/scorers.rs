@@ -25,6 +25,7 @@ use tonic::Code;
 use crate::app_server::Target;
 use crate::fixtures::*;
 use crate::harness::Server;
+use crate::suite::{assay, code, stderr};
 
 /// Both protocols, for the tests that hold for each.
 const PROTOCOLS: [pb::ExternalProtocol; 2] =
@@ -678,6 +679,47 @@ async fn external_settings_are_checked_when_the_metric_is_created() {
         panic!("{created:?}")
     };
     assert_eq!(settings.protocol, http as i32);
+}
+
+#[tokio::test]
+async fn a_suite_names_the_scorers_policy_endpoint_in_the_same_file() {
+    let target = Target::start().await;
+    let (scorer, url) = Scripted::start(pb::ExternalProtocol::Http).await;
+    let dir = tempfile::tempdir().unwrap();
+    let suite = format!(
+        r#"metrics:
+  - name: judged
+    threshold: 0.7
+    external: {{url: "{url}", endpoint: scorer-policy}}
+endpoints:
+  - name: scorer-policy
+    http: {{url: "{url}"}}
+    maxConcurrency: 1
+  - name: app
+    http: {{url: "{app}/answer", bodyTemplate: '{body}', responseMapping: {{output: $.output}}}}
+testSets:
+  - name: set
+    metrics: [judged]
+    tests:
+      - {{prompt: good, metadata: {{reply: "score=0.8"}}}}
+      - {{prompt: bad, metadata: {{reply: "score=0.2"}}}}
+"#,
+        app = target.url,
+        body = TARGET_BODY,
+    );
+    std::fs::write(dir.path().join("suite.yaml"), suite).unwrap();
+    let output = assay(
+        None,
+        dir.path(),
+        &["eval", "-f", "suite.yaml", "--endpoint", "app"],
+    )
+    .await;
+    // The gate fails on the one answer the scorer scored under the threshold.
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("because score=0.2"), "{stdout}");
+    assert_eq!(scorer.requests().len(), 2);
 }
 
 /// A Python example scorer running as a process; killed when dropped.
