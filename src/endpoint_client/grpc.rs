@@ -14,8 +14,8 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::CallError;
-use super::http::{Attempted, Guard};
-use super::outbound::{OutboundPolicy, allowed_addrs};
+use super::http::{Attempted, Guard, error_chain};
+use super::outbound::{OutboundPolicy, allowed_addrs, refused_by_policy};
 use crate::proto::v1::scorer_service_client::ScorerServiceClient;
 use crate::proto::v1::{ScoreRequest, ScoreResponse};
 
@@ -119,6 +119,12 @@ pub(crate) async fn score(
                 None,
             ))
         }
+        Err(status) if refused_by_policy(&status) => Err((
+            CallError::Blocked {
+                message: error_chain(&status),
+            },
+            None,
+        )),
         Err(status) => Err((
             CallError::Grpc {
                 code: status.code(),

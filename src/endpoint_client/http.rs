@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::env::EnvTemplate;
 use super::gate::Gate;
-use super::outbound::{OutboundPolicy, Refused};
+use super::outbound::{OutboundPolicy, refused_by_policy};
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, Observed, TargetError};
 use crate::domain::{
@@ -344,11 +344,6 @@ fn classify(error: &reqwest::Error) -> CallError {
     } else {
         CallError::Transport { message }
     }
-}
-
-/// Whether the outbound policy refused every address of the name (see [`Refused`]).
-fn refused_by_policy(error: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<Refused>())
 }
 
 /// An error and its sources, joined, without repeating a source already in the text.

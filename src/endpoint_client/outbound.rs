@@ -91,6 +91,11 @@ impl OutboundPolicy {
 #[error("{0}")]
 pub(crate) struct Refused(String);
 
+/// Whether the outbound policy refused every address of a name somewhere in `error`'s sources.
+pub(crate) fn refused_by_policy(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<Refused>())
+}
+
 /// The DNS resolver of the HTTP client: the system's, keeping only the addresses the policy
 /// allows, so that a name can never lead a connection to a refused address.
 #[derive(Clone, Debug)]
