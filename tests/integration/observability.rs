@@ -369,10 +369,12 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
     let target = Target::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("assay.db");
-    let assay = Assay::start_with(
+    // Logs at `warn` only: the log level must not turn the exported spans off.
+    let assay = Assay::start_logging(
         &format!("sqlite://{}", db.display()),
         &db,
         &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
+        "warn",
     );
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
         .expect("an address")
