@@ -26,6 +26,9 @@ use crate::error::Result;
 pub struct Extent {
     /// Number of items.
     pub count: u32,
+    /// Number of distinct tests among them (a repeated run's results name each test several
+    /// times).
+    pub tests: u32,
     /// Position of the last item (`None` when there is none); items added later lie after it.
     pub last: Option<i64>,
     /// The distinct behaviours of the items' tests, sorted.
