@@ -202,6 +202,25 @@ impl Progress {
     }
 }
 
+/// With repeats, the line after the totals: flaky tests, the mean pass rate over every
+/// repetition with its 95% Wilson interval, pass@k and pass^k. Nothing when each test ran once.
+fn repeats_text(summary: &pb::TestRunSummary) -> String {
+    let k = summary.repeats;
+    if k <= 1 {
+        return String::new();
+    }
+    let percent = |rate: f64| format!("{:.1}%", rate * 100.0);
+    format!(
+        "{k} repeats: {} flaky, mean pass rate {} (95% CI {}-{}), pass@{k} {}, pass^{k} {}\n",
+        summary.flaky,
+        percent(summary.mean_pass_rate),
+        percent(summary.pass_rate_low),
+        percent(summary.pass_rate_high),
+        percent(summary.pass_at_k),
+        percent(summary.pass_hat_k),
+    )
+}
+
 /// The closing lines: totals, then a table per metric.
 pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
     let status = pb::RunStatus::try_from(summary.status)
@@ -224,6 +243,7 @@ pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
     if !summary.reason.is_empty() {
         text.push_str(&format!("{}\n", summary.reason));
     }
+    text.push_str(&repeats_text(summary));
     text.push_str(&spend_text(summary));
     if !summary.metrics.is_empty() {
         let rows: Vec<Vec<String>> = summary
