@@ -3,8 +3,6 @@
 //! (some repetitions passed, some did not), the mean pass rate over every repetition with its 95%
 //! Wilson score interval, and pass@k / pass^k for k = the run's repeats.
 
-use serde::{Deserialize, Serialize};
-
 use super::RunSummary;
 use crate::error::{Error, Result};
 
@@ -46,7 +44,7 @@ pub fn wilson_interval(successes: u64, trials: u64) -> (f64, f64) {
 /// How many tests of a run had `passed` passing and `errored` errored results out of
 /// `results` (its repetitions stored): a run's repetitions counted test by test, grouped by that
 /// shape, so that its size does not grow with the number of tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RepetitionCount {
     /// Passing repetitions of each of these tests.
     pub passed: u32,

@@ -46,11 +46,22 @@ async fn execute_repeated(
 
 #[tokio::test]
 async fn five_repeats_store_five_results_per_test_and_a_flaky_test_passes_by_majority() {
-    let server = Server::start().await;
+    five_repeats_of_a_changing_target(&Server::start().await).await;
+}
+
+#[tokio::test]
+async fn on_postgres_too_a_repeated_run_counts_tests_by_majority() {
+    let database = crate::postgres::TestDatabase::create().await;
+    five_repeats_of_a_changing_target(&crate::on_postgres::server_on(&database).await).await;
+}
+
+/// Three tests run five times each on `server`: one always passes, one passes three calls of
+/// five, one never passes.
+async fn five_repeats_of_a_changing_target(server: &Server) {
     let target = Target::start().await;
-    switch_endpoint(&server, &target).await;
+    switch_endpoint(server, &target).await;
     exact_set(
-        &server,
+        server,
         "suite",
         &[
             ("ping", "ping"),
@@ -65,7 +76,7 @@ async fn five_repeats_store_five_results_per_test_and_a_flaky_test_passes_by_maj
         &["Paris", "Lyon", "Paris", "Lyon", "Paris"],
     );
 
-    let (run, results, summary) = execute_repeated(&server, "suite", 5).await;
+    let (run, results, summary) = execute_repeated(server, "suite", 5).await;
     assert_eq!((run.total, run.repeats), (3, 5));
     assert_eq!(target.calls(), 15);
     assert_eq!(results.len(), 15);
@@ -75,7 +86,7 @@ async fn five_repeats_store_five_results_per_test_and_a_flaky_test_passes_by_maj
         assert_eq!(reps, &[0, 1, 2, 3, 4]);
     }
     // Stored once each: what was streamed is what is listed.
-    let stored = stored_results(&server, &run.id).await;
+    let stored = stored_results(server, &run.id).await;
     assert_eq!(repetitions(&stored), streamed);
     let ids: BTreeSet<&str> = stored.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), 15);
@@ -108,7 +119,7 @@ async fn five_repeats_store_five_results_per_test_and_a_flaky_test_passes_by_maj
         "{summary:?}"
     );
     // The run as stored says the same.
-    let stored_run = get_run(&server, &run.id).await;
+    let stored_run = get_run(server, &run.id).await;
     assert_eq!(stored_run.repeats, 5);
     assert_eq!(stored_run.summary.as_ref(), Some(&summary));
 }
