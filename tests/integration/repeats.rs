@@ -375,3 +375,49 @@ async fn a_filtered_run_repeats_only_the_chosen_tests() {
     assert_eq!((summary.total, summary.passed), (1, 1));
     assert!(close(summary.pass_hat_k, 1.0), "{summary:?}");
 }
+
+#[tokio::test]
+async fn a_cancelled_repeated_run_counts_tests_not_results() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("bot", &target.url)).await;
+    let tests = vec![
+        test("fast", "", &[]),
+        test("slow", "", &[("delay_ms", "5000")]),
+    ];
+    create_test_set(&server, "set", &["anything"], tests).await;
+    // Two at a time in position order: the fast test's three repetitions come back while the
+    // slow test's first call waits; then the run is cancelled.
+    let request = pb::ExecuteRequest {
+        repeats: 3,
+        max_concurrency: 2,
+        ..execute_request("set", "bot")
+    };
+    let (run, mut stream) = crate::fixtures::start(&server, request).await;
+    for _ in 0..3 {
+        let result = crate::fixtures::next_result(&mut stream).await;
+        assert_eq!(result.prompt, "fast");
+    }
+    let cancelled = server
+        .execution()
+        .cancel_test_run(pb::CancelTestRunRequest { run: run.id })
+        .await
+        .expect("cancel")
+        .into_inner();
+    let summary = cancelled.summary.expect("a summary");
+    assert_eq!(summary.status, pb::RunStatus::Cancelled as i32);
+    // One test passed (three passing results), the other never ran.
+    assert_eq!(
+        (
+            summary.total,
+            summary.passed,
+            summary.failed,
+            summary.errored
+        ),
+        (2, 1, 0, 0)
+    );
+    assert!(close(summary.pass_rate, 0.5), "{summary:?}");
+    assert!(close(summary.pass_hat_k, 0.5), "{summary:?}");
+    assert!(close(summary.mean_pass_rate, 0.5), "{summary:?}");
+}
