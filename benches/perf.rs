@@ -559,10 +559,13 @@ async fn overhead(target: &str, sizes: &Sizes) -> (Run, Run, usize) {
     }
     off.stop().await;
     on.stop().await;
+    // Without spans the figure would measure nothing (e.g. a log level that disabled them).
+    let spans = sink.0.load(Ordering::Relaxed);
+    assert!(spans > 0, "the server with tracing exported no span");
     (
         median_by(without, Run::per_second),
         median_by(with, Run::per_second),
-        sink.0.load(Ordering::Relaxed),
+        spans,
     )
 }
 

@@ -8,7 +8,8 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -89,17 +90,20 @@ pub fn init(
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    // Each layer has a filter of its own: the log level (`ASSAY_LOG=warn`, say) must not turn
+    // off the spans that are exported, nor the trace context that calls carry and results keep.
     let (spans, provider) = match otlp {
         Some(settings) => {
             let provider = provider(settings)?;
-            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("assay"));
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("assay"))
+                .with_filter(Targets::new().with_target("assay", Level::INFO));
             (Some(layer), Some(provider))
         }
         None => (None, None),
     };
     tracing_subscriber::registry()
-        .with(filter(default))
-        .with(logs)
+        .with(logs.with_filter(filter(default)))
         .with(spans)
         .init();
     if provider.is_some() {

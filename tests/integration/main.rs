@@ -20,6 +20,7 @@ mod repeats;
 mod replicas;
 mod resilience;
 mod runs;
+mod scorers;
 mod security;
 mod semantic;
 mod spend;

@@ -51,6 +51,17 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// `assay_results_total` is `n` for each `(status, n)`.
+fn assert_results(scrape: &Scrape, expected: [(&str, f64); 3]) {
+    for (status, n) in expected {
+        assert_eq!(
+            value(scrape, "assay_results_total", &[("status", status)]),
+            n,
+            "{status}"
+        );
+    }
+}
+
 /// An endpoint on `target` that retries twice, at once.
 fn retrying_endpoint(name: &str, target: &Target) -> pb::Endpoint {
     pb::Endpoint {
@@ -104,13 +115,7 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
         ),
         1.0
     );
-    for (status, n) in [("passed", 1.0), ("failed", 1.0), ("error", 2.0)] {
-        assert_eq!(
-            value(&during, "assay_results_total", &[("status", status)]),
-            n,
-            "{status}"
-        );
-    }
+    assert_results(&during, [("passed", 1.0), ("failed", 1.0), ("error", 2.0)]);
 
     while let Some(event) = futures::StreamExt::next(&mut stream).await {
         event.expect("event");
@@ -148,13 +153,7 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
         ),
         7.0
     );
-    for (status, n) in [("passed", 2.0), ("failed", 1.0), ("error", 2.0)] {
-        assert_eq!(
-            value(&after, "assay_results_total", &[("status", status)]),
-            n,
-            "{status}"
-        );
-    }
+    assert_results(&after, [("passed", 2.0), ("failed", 1.0), ("error", 2.0)]);
     assert_eq!(value(&after, "assay_runs_active", &[]), 0.0);
     assert_eq!(
         value(
@@ -370,10 +369,12 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
     let target = Target::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("assay.db");
-    let assay = Assay::start_with(
+    // Logs at `warn` only: the log level must not turn the exported spans off.
+    let assay = Assay::start_logging(
         &format!("sqlite://{}", db.display()),
         &db,
         &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
+        "warn",
     );
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
         .expect("an address")
