@@ -1378,11 +1378,9 @@ async fn execute_repeats_marks_flaky_tests_in_the_junit_report_and_the_summary()
     )
     .await;
     assert_eq!(code(&main), 0, "{}", stderr(&main));
-    assert!(
-        stdout(&main).contains("3 repeats: 0 flaky"),
-        "{}",
-        stdout(&main)
-    );
+    let text = stdout(&main);
+    assert!(text.contains("started: 2 tests x 3 repeats"), "{text}");
+    assert!(text.contains("3 repeats: 0 flaky"), "{text}");
 
     // q1 passes two calls of three, q2 one: both flaky, and q2 flipped to a majority failure.
     target.set_answer("q1", &["a1", "wrong", "a1"]);
@@ -1410,6 +1408,8 @@ async fn execute_repeats_marks_flaky_tests_in_the_junit_report_and_the_summary()
     let text = stdout(&head);
     assert!(text.contains("2 tests, 1 passed, 1 failed"), "{text}");
     assert!(text.contains("3 repeats: 2 flaky"), "{text}");
+    // Each failing repetition is told as it comes, with its number.
+    assert!(text.contains("FAILED q1 (repetition "), "{text}");
     assert!(text.contains("1 regressed"), "{text}");
     let xml = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
     assert!(
