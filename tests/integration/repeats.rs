@@ -9,8 +9,9 @@ use tonic::Code;
 
 use crate::app_server::Target;
 use crate::fixtures::{
-    create_endpoint, create_metric, create_test_set, execute, execute_request, get_run,
-    http_endpoint, regex, rescore, stored_results, test,
+    collect, create_endpoint, create_metric, create_test_set, execute, execute_request, get_run,
+    http_endpoint, next_result, regex, rescore, split, start, stored_results, stored_tests, test,
+    watch,
 };
 use crate::harness::Server;
 use crate::regressions::{exact_set, switch_endpoint};
@@ -295,7 +296,7 @@ async fn retry_errors_of_a_repeated_run_keeps_its_repetitions() {
         .await
         .expect("retry errors")
         .into_inner();
-    let (run, results, summary) = crate::fixtures::split(crate::fixtures::collect(stream).await);
+    let (run, results, summary) = split(collect(stream).await);
     assert_eq!((run.total, run.repeats), (1, 4));
     assert_eq!(target.calls(), 6, "only the two errors were called again");
     assert_eq!(repetitions(&results), repetitions(&source_results));
@@ -356,7 +357,7 @@ async fn a_filtered_run_repeats_only_the_chosen_tests() {
     let target = Target::start().await;
     switch_endpoint(&server, &target).await;
     let set = exact_set(&server, "suite", &[("ping", "ping"), ("pong", "pong")]).await;
-    let tests = crate::fixtures::stored_tests(&server, &set.name).await;
+    let tests = stored_tests(&server, &set.name).await;
     let chosen = tests.iter().find(|t| t.prompt == "pong").expect("pong");
     let request = pb::ExecuteRequest {
         repeats: 2,
@@ -394,9 +395,9 @@ async fn a_cancelled_repeated_run_counts_tests_not_results() {
         max_concurrency: 2,
         ..execute_request("set", "bot")
     };
-    let (run, mut stream) = crate::fixtures::start(&server, request).await;
+    let (run, mut stream) = start(&server, request).await;
     for _ in 0..3 {
-        let result = crate::fixtures::next_result(&mut stream).await;
+        let result = next_result(&mut stream).await;
         assert_eq!(result.prompt, "fast");
     }
     let cancelled = server
@@ -420,4 +421,45 @@ async fn a_cancelled_repeated_run_counts_tests_not_results() {
     assert!(close(summary.pass_rate, 0.5), "{summary:?}");
     assert!(close(summary.pass_hat_k, 0.5), "{summary:?}");
     assert!(close(summary.mean_pass_rate, 0.5), "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_stopped_repeated_run_resumes_with_each_repetition_run_once() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    create_metric(&server, regex("anything", ".")).await;
+    create_endpoint(&server, http_endpoint("bot", &target.url)).await;
+    let tests = vec![
+        test("q1", "", &[("delay_ms", "200")]),
+        test("q2", "", &[("delay_ms", "200")]),
+    ];
+    create_test_set(&server, "set", &["anything"], tests).await;
+    let request = pb::ExecuteRequest {
+        repeats: 3,
+        mode: pb::ExecutionMode::Sequential as i32,
+        ..execute_request("set", "bot")
+    };
+    let (run, mut stream) = start(&server, request).await;
+    next_result(&mut stream).await;
+    let mut server = server;
+    server.begin_stop();
+    // The stream ends once the call in flight is stored: the run resumes at the next start.
+    while let Some(Ok(_)) = futures::StreamExt::next(&mut stream).await {}
+    let (db_path, dir) = server.stop().await;
+    let before = target.calls();
+    assert!(before < 6, "the run ended before the stop");
+
+    let server = Server::start_on(&db_path).await;
+    let watched = watch(&server, &run.id).await;
+    let (_, results, summary) = split(collect(watched).await);
+    assert_eq!(summary.status, pb::RunStatus::Completed as i32);
+    let by_test = repetitions(&results);
+    assert_eq!(by_test.len(), 2);
+    for reps in by_test.values() {
+        assert_eq!(reps, &[0, 1, 2]);
+    }
+    assert_eq!(target.calls(), 6, "no repetition was called twice");
+    assert_eq!((summary.passed, summary.repeats), (2, 3));
+    server.stop().await;
+    drop(dir);
 }
