@@ -105,6 +105,7 @@ fn result(run_id: uuid::Uuid, i: usize) -> TestResult {
         context: vec![],
         metadata: None,
         latency_ms: 3,
+        repetition: 0,
         error: None,
         attempts: 1,
         last_error: None,
@@ -179,6 +180,7 @@ async fn store_batching(dir: &std::path::Path, n: usize) {
         let source = WorkSource::Tests {
             test_set_id: items.id,
             through: i64::MAX,
+            repeats: 1,
         };
         store.create_run(&run, source).await.unwrap();
         let now_ms = now.timestamp_millis();

@@ -12,7 +12,7 @@ use super::{comparison, metrics, reference, references, run_id, selection, times
 use crate::catalogue::Catalogue;
 use crate::domain::{
     ExecutionMode, Metric, MetricResult, PageRequest, Ref, ResultStatus, RunKind, RunStatus,
-    TestResult, TestRun, Usage,
+    TestResult, TestRun, Usage, validate_repeats,
 };
 use crate::engine::{Base, Engine, ExecuteSpec, RescoreSpec, RunEvent, RunEvents};
 use crate::error::{Error, Result};
@@ -137,6 +137,14 @@ fn summary_to_proto(run: &TestRun) -> Option<pb::TestRunSummary> {
         judge_usage: Some(usage_to_proto(s.spending.judge_usage)),
         judge_cost_usd: s.spending.judge_cost_usd,
         reason: run.error.clone().unwrap_or_default(),
+        flaky: s.flaky,
+        pass_rate_low: s.pass_rate_low,
+        pass_rate_high: s.pass_rate_high,
+        pass_at_k: s.pass_at_k,
+        pass_hat_k: s.pass_hat_k,
+        mean_pass_rate: s.mean_pass_rate,
+        // Summaries stored before repeats existed read 0: their tests ran once.
+        repeats: s.repeats.max(1),
     })
 }
 
@@ -161,6 +169,7 @@ fn budget(budget_usd: Option<f64>) -> Result<Option<f64>, Status> {
 
 fn run_to_proto(run: TestRun) -> pb::TestRun {
     pb::TestRun {
+        repeats: run.repeats(),
         summary: summary_to_proto(&run),
         id: run.id.to_string(),
         test_set_id: run.test_set_id.to_string(),
@@ -208,6 +217,7 @@ fn result_to_proto(r: &TestResult) -> pb::TestResult {
         context: r.context.clone(),
         metadata: r.metadata.clone().and_then(json::object_to_struct),
         latency_ms: r.latency_ms,
+        repetition: r.repetition,
         error: r.error.clone().unwrap_or_default(),
         attempts: r.attempts,
         last_error: r.last_error.clone().unwrap_or_default(),
@@ -278,6 +288,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
             budget_usd: budget(r.budget_usd)?,
             labels: selection::labels(r.labels, "labels")?,
             selection: selection::selection(r.filter, r.shard)?,
+            repeats: validate_repeats(r.repeats, "repeats")?,
         };
         Ok(event_stream(self.engine.execute(spec).await?))
     }

@@ -304,6 +304,10 @@ pub struct ExecuteArgs {
     /// `--shard 1/N` ... `--shard N/N` together run every (filtered) test once.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
+    /// How many times each test runs, 1 to 100: a test passes by majority of its repetitions,
+    /// and tests whose repetitions disagree are reported as flaky.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = repeats_range())]
+    pub repeats: u32,
     /// Once the run has ended, compare it with a base run and print what changed: `latest` (the
     /// latest completed or partial run of the pair before it), a run id, or labels the base
     /// must carry, `key=value[,key=value...]` (e.g. `branch=main`).
@@ -385,6 +389,9 @@ pub struct EvalArgs {
     /// Mode and concurrency.
     #[command(flatten)]
     pub dispatch: DispatchArgs,
+    /// How many times each test runs, 1 to 100 (as `execute --repeats`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = repeats_range())]
+    pub repeats: u32,
     /// Gate and report.
     #[command(flatten)]
     pub outcome: OutcomeArgs,
@@ -487,6 +494,11 @@ fn parse_rate(text: &str) -> Result<f64, String> {
             "{text:?} is out of range: give a fraction in 0..1 or a percentage in 0%..100%"
         ))
     }
+}
+
+/// `--repeats`: 1 to the server's limit.
+fn repeats_range() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(crate::domain::MAX_REPEATS))
 }
 
 /// Reads `I/N` (1 <= I <= N) as the 0-based shard `(I - 1, N)`.

@@ -191,7 +191,8 @@ fn print(response: &pb::CompareRunsResponse, s: &pb::ComparisonSummary) -> Resul
 }
 
 /// Markdown for `$GITHUB_STEP_SUMMARY` or a merge-request comment: the totals, then the
-/// regressions and the fixes with their metrics' scores.
+/// regressions and the fixes with their metrics' scores, then the head's flaky tests (repeated
+/// tests whose repetitions disagreed: some passed, some did not).
 fn markdown(response: &pb::CompareRunsResponse, s: &pb::ComparisonSummary) -> String {
     let mut md = String::new();
     let verdict = if s.regressed > 0 {
@@ -238,6 +239,26 @@ fn markdown(response: &pb::CompareRunsResponse, s: &pb::ComparisonSummary) -> St
                 "| {} | {} |",
                 md_cell(&shorten(&t.prompt, PROMPT_WIDTH)),
                 md_cell(&metric_scores(t))
+            );
+        }
+    }
+    let flaky: Vec<&pb::TestComparison> = response
+        .tests
+        .iter()
+        .filter(|t| t.head_pass_rate > 0.0 && t.head_pass_rate < 1.0)
+        .collect();
+    if !flaky.is_empty() {
+        let _ = writeln!(md, "\n### Flaky tests ({})\n", flaky.len());
+        let _ = writeln!(md, "| Test | Passing repetitions (base → head) | Change |");
+        let _ = writeln!(md, "|---|---|---|");
+        for t in flaky {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0}% → {:.0}% | {} |",
+                md_cell(&shorten(&t.prompt, PROMPT_WIDTH)),
+                t.base_pass_rate * 100.0,
+                t.head_pass_rate * 100.0,
+                change_name(t.change)
             );
         }
     }

@@ -31,7 +31,10 @@ enum Display {
 /// Shows one run's events.
 pub struct Progress {
     display: Display,
+    /// Results the run will have: its tests times its repeats.
     total: u64,
+    /// How many times each test runs.
+    repeats: u32,
     done: u64,
     passed: u64,
     failed: u64,
@@ -67,6 +70,7 @@ impl Progress {
         Progress {
             display,
             total: 0,
+            repeats: 1,
             done: 0,
             passed: 0,
             failed: 0,
@@ -91,10 +95,16 @@ impl Progress {
     }
 
     fn started(&mut self, run: &pb::TestRun) -> io::Result<()> {
-        self.total = u64::from(run.total);
+        self.repeats = run.repeats.max(1);
+        self.total = u64::from(run.total) * u64::from(self.repeats);
         self.started = Instant::now();
+        let repeated = if self.repeats > 1 {
+            format!(" x {} repeats", self.repeats)
+        } else {
+            String::new()
+        };
         let text = format!(
-            "run {} started: {} tests ({})",
+            "run {} started: {} tests{repeated} ({})",
             run.id,
             run.total,
             pb::ExecutionMode::try_from(run.mode)
@@ -133,9 +143,14 @@ impl Progress {
             }
         };
         let shown = self.failed + self.errored <= MAX_BRIEFS;
+        let repetition = if self.repeats > 1 {
+            format!(" (repetition {})", result.repetition)
+        } else {
+            String::new()
+        };
         let brief = label.filter(|_| shown).map(|label| {
             format!(
-                "{label} {}\n       {}",
+                "{label} {}{repetition}\n       {}",
                 shorten(&result.prompt, PROMPT_CHARS),
                 brief_reason(result)
             )
@@ -202,6 +217,25 @@ impl Progress {
     }
 }
 
+/// With repeats, the line after the totals: flaky tests, the mean pass rate over every
+/// repetition with its 95% Wilson interval, pass@k and pass^k. Nothing when each test ran once.
+fn repeats_text(summary: &pb::TestRunSummary) -> String {
+    let k = summary.repeats;
+    if k <= 1 {
+        return String::new();
+    }
+    let percent = |rate: f64| format!("{:.1}%", rate * 100.0);
+    format!(
+        "{k} repeats: {} flaky, mean pass rate {} (95% CI {}-{}), pass@{k} {}, pass^{k} {}\n",
+        summary.flaky,
+        percent(summary.mean_pass_rate),
+        percent(summary.pass_rate_low),
+        percent(summary.pass_rate_high),
+        percent(summary.pass_at_k),
+        percent(summary.pass_hat_k),
+    )
+}
+
 /// The closing lines: totals, then a table per metric.
 pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
     let status = pb::RunStatus::try_from(summary.status)
@@ -224,6 +258,7 @@ pub(super) fn summary_text(summary: &pb::TestRunSummary) -> String {
     if !summary.reason.is_empty() {
         text.push_str(&format!("{}\n", summary.reason));
     }
+    text.push_str(&repeats_text(summary));
     text.push_str(&spend_text(summary));
     if !summary.metrics.is_empty() {
         let rows: Vec<Vec<String>> = summary

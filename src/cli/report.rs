@@ -191,9 +191,68 @@ fn seconds(ms: u64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
 }
 
+/// One testcase of the JUnit report: the results of one test, one per repetition (one unless
+/// the run repeated its tests), in the order they were stored.
+struct Case<'a> {
+    results: Vec<&'a pb::TestResult>,
+}
+
+impl Case<'_> {
+    /// The results of a run that repeated its tests (`repeats` above 1) grouped by test, in
+    /// order of each test's first result; else one case per result.
+    fn of(results: &[pb::TestResult], repeats: u32) -> Vec<Case<'_>> {
+        if repeats <= 1 {
+            return results.iter().map(|r| Case { results: vec![r] }).collect();
+        }
+        let mut cases: Vec<Case<'_>> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = Default::default();
+        for r in results {
+            match index.get(r.test_id.as_str()) {
+                Some(&i) => cases[i].results.push(r),
+                None => {
+                    index.insert(&r.test_id, cases.len());
+                    cases.push(Case { results: vec![r] });
+                }
+            }
+        }
+        cases
+    }
+
+    fn passed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| status(r) == pb::ResultStatus::Passed)
+            .count()
+    }
+
+    /// The test's verdict, by majority of its repetitions as the server counts them: passed
+    /// when more than half passed, an error when more than half are errors, else failed.
+    fn status(&self) -> pb::ResultStatus {
+        let n = self.results.len();
+        let errors = self
+            .results
+            .iter()
+            .filter(|r| status(r) == pb::ResultStatus::Error)
+            .count();
+        match self.results.as_slice() {
+            [one] => status(one),
+            _ if self.passed() * 2 > n => pb::ResultStatus::Passed,
+            _ if errors * 2 > n => pb::ResultStatus::Error,
+            _ => pb::ResultStatus::Failed,
+        }
+    }
+
+    /// Some repetitions passed and some did not.
+    fn is_flaky(&self) -> bool {
+        let passed = self.passed();
+        passed > 0 && passed < self.results.len()
+    }
+}
+
 fn junit(report: &Report, out: &mut impl Write) -> io::Result<()> {
-    let count = |s: pb::ResultStatus| report.results.iter().filter(|r| status(r) == s).count();
-    let tests = report.results.len().to_string();
+    let cases = Case::of(&report.results, report.run.repeats);
+    let count = |s: pb::ResultStatus| cases.iter().filter(|c| c.status() == s).count();
+    let tests = cases.len().to_string();
     let failures = count(pb::ResultStatus::Failed).to_string();
     let errors = count(pb::ResultStatus::Error).to_string();
     let time = seconds(report.summary.duration_ms);
@@ -243,8 +302,8 @@ fn junit(report: &Report, out: &mut impl Write) -> io::Result<()> {
                         }
                         Ok(())
                     })?;
-                    for result in &report.results {
-                        testcase(w, &suite, result)?;
+                    for case in &cases {
+                        testcase(w, &suite, case)?;
                     }
                     Ok(())
                 })?;
@@ -253,16 +312,93 @@ fn junit(report: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(writer.get_mut())
 }
 
-fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, result: &pb::TestResult) -> io::Result<()> {
-    let name = xml_text(&shorten(&result.prompt, NAME_CHARS));
-    let time = seconds(result.latency_ms);
+/// A test's testcase: its verdict, with the reasons of the repetitions that gave it, and the
+/// details of every repetition. A flaky test carries the property `flaky` = `true` (and
+/// `repetitions_passed`, e.g. `3/5`), which CI test views show beside the testcase.
+fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, case: &Case<'_>) -> io::Result<()> {
+    let first = case.results[0];
+    let name = xml_text(&shorten(&first.prompt, NAME_CHARS));
+    let time = seconds(case.results.iter().map(|r| r.latency_ms).sum());
+    let repeated = case.results.len() > 1;
+    let details = case
+        .results
+        .iter()
+        .map(|r| {
+            let text = result_details(r);
+            if repeated {
+                let verdict = status(r).as_str_name().trim_start_matches("RESULT_STATUS_");
+                format!("repetition {}: {verdict}\n{text}", r.repetition)
+            } else {
+                text
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    // The reasons of the repetitions that share the test's verdict, each once.
+    let verdict = case.status();
+    let mut reasons: Vec<String> = Vec::new();
+    for r in case.results.iter().filter(|r| status(r) == verdict) {
+        let reason = match verdict {
+            pb::ResultStatus::Error => error_text(r),
+            _ => failed_metrics(r).join("; "),
+        };
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    let mut message = reasons.join("; ");
+    if repeated {
+        message = format!(
+            "{} of {} repetitions passed: {message}",
+            case.passed(),
+            case.results.len()
+        );
+    }
+    let message = xml_text(&message);
+    let verdict = match verdict {
+        pb::ResultStatus::Passed => None,
+        pb::ResultStatus::Error => Some(("error", "error")),
+        _ => Some(("failure", "metric")),
+    };
+    let passed_of = format!("{}/{}", case.passed(), case.results.len());
+    let element = w.create_element("testcase").with_attributes([
+        ("classname", suite),
+        ("name", name.as_str()),
+        ("time", time.as_str()),
+    ]);
+    element.write_inner_content(|w| {
+        if case.is_flaky() {
+            w.create_element("properties").write_inner_content(|w| {
+                for (name, value) in [("flaky", "true"), ("repetitions_passed", &passed_of)] {
+                    w.create_element("property")
+                        .with_attributes([("name", name), ("value", value)])
+                        .write_empty()?;
+                }
+                Ok(())
+            })?;
+        }
+        if let Some((tag, kind)) = verdict {
+            w.create_element(tag)
+                .with_attributes([("message", message.as_str()), ("type", kind)])
+                .write_text_content(BytesText::new(&details))?;
+        }
+        w.create_element("system-out")
+            .write_text_content(BytesText::new(&details))?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// What a testcase tells of one result: the test, its trace, the prompt, the expected and the
+/// actual answer, and every metric's verdict.
+fn result_details(result: &pb::TestResult) -> String {
     // The trace id leads from a failing test to its trace in the tracing backend.
     let trace = if result.trace_id.is_empty() {
         String::new()
     } else {
         format!("\ntrace: {}", result.trace_id)
     };
-    let details = xml_text(&format!(
+    xml_text(&format!(
         "test: {}{trace}\nprompt: {}\nexpected: {}\noutput: {}\n{}",
         result.test_id,
         result.prompt,
@@ -285,32 +421,7 @@ fn testcase<W: Write>(w: &mut Writer<W>, suite: &str, result: &pb::TestResult) -
             ))
             .collect::<Vec<_>>()
             .join("\n")
-    ));
-    let element = w.create_element("testcase").with_attributes([
-        ("classname", suite),
-        ("name", name.as_str()),
-        ("time", time.as_str()),
-    ]);
-    let verdict = match status(result) {
-        pb::ResultStatus::Passed => None,
-        pb::ResultStatus::Error => Some(("error", "error", xml_text(&error_text(result)))),
-        _ => Some((
-            "failure",
-            "metric",
-            xml_text(&failed_metrics(result).join("; ")),
-        )),
-    };
-    element.write_inner_content(|w| {
-        if let Some((tag, kind, message)) = &verdict {
-            w.create_element(*tag)
-                .with_attributes([("message", message.as_str()), ("type", *kind)])
-                .write_text_content(BytesText::new(&details))?;
-        }
-        w.create_element("system-out")
-            .write_text_content(BytesText::new(&details))?;
-        Ok(())
-    })?;
-    Ok(())
+    ))
 }
 
 /// The expected response as the JUnit details show it: "(none)" when the test had none, `""`
@@ -468,6 +579,49 @@ mod tests {
             xml.contains(r#"name="What is &lt;b&gt; &amp; &quot;c&quot;?" time="1.500""#),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn junit_of_a_repeated_run_has_a_testcase_per_test_and_marks_the_flaky_ones() {
+        let mut report = report();
+        report.run.repeats = 3;
+        let repeated = |test: &str, repetition, status, passed| pb::TestResult {
+            test_id: test.into(),
+            prompt: test.into(),
+            repetition,
+            ..result(status, passed, "")
+        };
+        use pb::ResultStatus::{Failed, Passed};
+        report.results = vec![
+            repeated("steady", 0, Passed, true),
+            repeated("flaky", 0, Passed, true),
+            repeated("steady", 1, Passed, true),
+            repeated("flaky", 1, Failed, false),
+            repeated("steady", 2, Passed, true),
+            repeated("flaky", 2, Failed, false),
+        ];
+        let mut bytes = Vec::new();
+        write(&report, ReportFormat::Junit, &mut bytes).unwrap();
+        let xml = String::from_utf8(bytes).unwrap();
+        assert!(
+            xml.contains(r#"<testsuites name="assay" tests="2" failures="1" errors="0""#),
+            "{xml}"
+        );
+        // Only the flaky test carries the property, and it failed by majority.
+        assert_eq!(
+            xml.matches(r#"<property name="flaky" value="true"/>"#)
+                .count(),
+            1
+        );
+        assert!(
+            xml.contains(r#"<property name="repetitions_passed" value="1/3"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure message="1 of 3 repetitions passed: exact (score 0): differs" type="metric">"#),
+            "{xml}"
+        );
+        assert!(xml.contains("repetition 2: FAILED"), "{xml}");
     }
 
     #[test]

@@ -199,6 +199,7 @@ pub(super) async fn execute_on(
         labels: compare::pairs(&args.labels, "--label")?,
         filter: test_filter(args.filter)?,
         shard: args.shard.map(|(index, count)| pb::Shard { index, count }),
+        repeats: args.repeats,
     };
     let stream = clients.execution().execute(request).await?.into_inner();
     let ended = outcome.follow(clients, out, stream).await?;

@@ -127,6 +127,7 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
         labels: Vec::new(),
         filter: FilterArgs::default(),
         shard: None,
+        repeats: args.repeats,
         compare_to: None,
         regression: RegressionArgs::default(),
     };

@@ -9,6 +9,7 @@ mod metric;
 mod page;
 mod patch;
 mod reference;
+mod repeats;
 mod run;
 mod selection;
 mod tally;
@@ -35,6 +36,7 @@ pub use metric::{
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use patch::{Patch, apply as apply_patch};
 pub use reference::Ref;
+pub use repeats::{MAX_REPEATS, RepetitionCount, validate_repeats, wilson_interval};
 pub use run::{
     ExecutionMode, MetricResult, MetricStats, ResultStatus, RunFilter, RunKind, RunPlan, RunStatus,
     RunSummary, TestResult, TestRun,

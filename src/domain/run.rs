@@ -80,6 +80,17 @@ pub enum ResultStatus {
     Error,
 }
 
+impl ResultStatus {
+    /// Stable text used in storage (as the JSON body spells it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Passed => "passed",
+            ResultStatus::Failed => "failed",
+            ResultStatus::Error => "error",
+        }
+    }
+}
+
 /// One execution or rescore of a test set against an endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestRun {
@@ -135,6 +146,12 @@ impl TestRun {
         self.status = status;
         tally.finish(self);
     }
+
+    /// How many times each test runs (1 for runs stored before repeats existed); rescores and
+    /// retries keep their source's.
+    pub fn repeats(&self) -> u32 {
+        self.plan.as_ref().map_or(1, RunPlan::repeats)
+    }
 }
 
 /// What a run needs to be resumed after a stop or a crash, stored with it when it starts: which
@@ -165,9 +182,23 @@ pub struct RunPlan {
     /// Most USD the run may spend; no test starts once its spend reaches it.
     #[serde(default)]
     pub budget_usd: Option<f64>,
+    /// How many times each test runs; 0 (plans stored before repeats existed) is once. An
+    /// execution's items are its tests' repetitions, at position `seq * repeats + repetition`
+    /// of the test's `seq`, so with one repetition an item's position is its test's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl RunPlan {
+    /// How many times each test runs (at least once).
+    pub fn repeats(&self) -> u32 {
+        self.repeats.max(1)
+    }
+
     /// Whether the run has spent its budget.
     pub fn budget_spent(&self, spent_usd: f64) -> bool {
         self.budget_usd.is_some_and(|budget| spent_usd >= budget)
@@ -178,13 +209,16 @@ impl RunPlan {
     /// for that, else the results decide.
     pub fn outcome(&self, total: u32) -> (RunStatus, Option<String>) {
         let spent = self.tally.spending().total_usd();
+        let repeats = self.repeats();
+        let items = total.saturating_mul(repeats);
+        let unit = if repeats == 1 { "tests" } else { "repetitions" };
         match self.budget_usd {
-            Some(budget) if self.budget_spent(spent) && self.tally.stored() < total => (
+            Some(budget) if self.budget_spent(spent) && self.tally.stored() < items => (
                 RunStatus::BudgetExceeded,
                 Some(format!(
-                    "budget of {budget} USD reached: spent {spent:.6} USD, {} of {total} tests \
+                    "budget of {budget} USD reached: spent {spent:.6} USD, {} of {items} {unit} \
                      not run",
-                    total - self.tally.stored()
+                    items - self.tally.stored()
                 )),
             ),
             _ => (self.tally.status(), None),
@@ -192,19 +226,42 @@ impl RunPlan {
     }
 }
 
-/// Counts and statistics of an ended run.
+/// Counts and statistics of an ended run. With repeats, `passed`, `failed`, `errored` and the
+/// rates count tests, each by the majority of its repetitions (see
+/// [`RunSummary::count_tests`]); with one repetition a test is its result.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Tests in the run.
     pub total: u32,
-    /// Passed results.
+    /// Passed tests.
     pub passed: u32,
-    /// Failed results.
+    /// Failed tests.
     pub failed: u32,
-    /// Errored results.
+    /// Errored tests.
     pub errored: u32,
     /// passed / total.
     pub pass_rate: f64,
+    /// How many times each test ran (summaries stored before repeats existed read 0: once).
+    #[serde(default)]
+    pub repeats: u32,
+    /// Tests with at least one passing and at least one non-passing repetition.
+    #[serde(default)]
+    pub flaky: u32,
+    /// Passing repetitions / every repetition of the run (total × repeats).
+    #[serde(default)]
+    pub mean_pass_rate: f64,
+    /// Lower end of the 95% Wilson score interval of `mean_pass_rate`.
+    #[serde(default)]
+    pub pass_rate_low: f64,
+    /// Upper end of that interval.
+    #[serde(default)]
+    pub pass_rate_high: f64,
+    /// Share of the tests with at least one passing repetition (pass@k, k = repeats).
+    #[serde(default)]
+    pub pass_at_k: f64,
+    /// Share of the tests whose every repetition passed (pass^k, k = repeats).
+    #[serde(default)]
+    pub pass_hat_k: f64,
     /// Run duration.
     pub duration_ms: u64,
     /// Per metric, in order of first use.
@@ -251,6 +308,9 @@ pub struct TestResult {
     pub metadata: Option<serde_json::Value>,
     /// Endpoint latency.
     pub latency_ms: u64,
+    /// Which repetition of its test this is, 0-based (0 when the run repeats nothing).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repetition: u32,
     /// Endpoint error, or why nothing was scored.
     pub error: Option<String>,
     /// Attempts made to call the endpoint (a rescore keeps the source's; 0: never called).

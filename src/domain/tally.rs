@@ -99,23 +99,40 @@ impl Tally {
         let duration = run
             .started_at
             .map_or(0, |started| (now - started).num_milliseconds().max(0));
-        run.summary = Some(self.summary(run.total, duration as u64));
+        run.summary = Some(self.summary(run.total, run.repeats(), duration as u64));
         run.finished_at = Some(now);
     }
 
-    /// The summary of a run of `total` tests; `pass_rate` is passed / total, so untested tests of a cancelled run count
-    /// as not passed.
-    pub fn summary(&self, total: u32, duration_ms: u64) -> RunSummary {
+    /// The summary of a run of `total` tests, each run `repeats` times; `pass_rate` is passed /
+    /// total, so untested tests of a cancelled run count as not passed. The mean pass rate and
+    /// its Wilson interval are over every repetition (total × repeats). Its counts are of
+    /// results: with one repetition each, of tests; with more, the store counts the tests by
+    /// their repetitions when the run ends ([`RunSummary::count_tests`]).
+    pub fn summary(&self, total: u32, repeats: u32, duration_ms: u64) -> RunSummary {
+        let share = |part: u32, whole: u64| {
+            if whole == 0 {
+                0.0
+            } else {
+                f64::from(part) / whole as f64
+            }
+        };
+        let pass_rate = share(self.passed, u64::from(total));
+        let repetitions = u64::from(total) * u64::from(repeats.max(1));
+        let (pass_rate_low, pass_rate_high) =
+            super::wilson_interval(u64::from(self.passed), repetitions);
         RunSummary {
             total,
             passed: self.passed,
             failed: self.failed,
             errored: self.errored,
-            pass_rate: if total == 0 {
-                0.0
-            } else {
-                f64::from(self.passed) / f64::from(total)
-            },
+            pass_rate,
+            repeats: repeats.max(1),
+            flaky: 0,
+            mean_pass_rate: share(self.passed, repetitions),
+            pass_rate_low,
+            pass_rate_high,
+            pass_at_k: pass_rate,
+            pass_hat_k: pass_rate,
             duration_ms,
             metrics: self
                 .metrics
@@ -154,6 +171,7 @@ pub(super) mod tests {
             context: vec![],
             metadata: None,
             latency_ms: 1,
+            repetition: 0,
             error: None,
             attempts: 1,
             last_error: None,
@@ -189,9 +207,19 @@ pub(super) mod tests {
         assert_eq!(t.status(), RunStatus::Completed);
         t.add(&result(ResultStatus::Error, None, Some("boom")));
         assert_eq!(t.status(), RunStatus::Partial);
-        let s = t.summary(3, 5);
+        let s = t.summary(3, 1, 5);
         assert_eq!((s.total, s.passed, s.failed, s.errored), (3, 1, 1, 1));
         assert!((s.pass_rate - 1.0 / 3.0).abs() < 1e-9);
+        // One repetition: the rates over repetitions are those over tests, and nothing is flaky.
+        assert_eq!(s.flaky, 0);
+        assert_eq!(
+            (s.mean_pass_rate, s.pass_at_k, s.pass_hat_k),
+            (s.pass_rate, s.pass_rate, s.pass_rate)
+        );
+        assert_eq!(
+            (s.pass_rate_low, s.pass_rate_high),
+            crate::domain::wilson_interval(1, 3)
+        );
         assert_eq!(s.metrics[0].evaluated, 2);
         assert_eq!(s.metrics[0].errored, 1);
         assert!((s.metrics[0].mean_score - 0.5).abs() < 1e-9);

@@ -27,6 +27,8 @@ pub(super) enum Input {
 pub(super) struct Job {
     /// The item's position (what its claim names).
     pub(super) position: i64,
+    /// Which repetition of its test the job is (0-based), kept by its result.
+    pub(super) repetition: u32,
     pub(super) test: Test,
     pub(super) metrics: MetricSet,
     pub(super) input: Input,
@@ -34,8 +36,9 @@ pub(super) struct Job {
 
 /// What a run's items are, and so how they become jobs.
 pub(super) enum Items {
-    /// An execution: the tests of a test set, each called.
-    Tests { test_set_id: Uuid },
+    /// An execution: the tests of a test set, each called `repeats` times (the items of the test
+    /// at `seq` are at `seq * repeats + repetition`).
+    Tests { test_set_id: Uuid, repeats: u32 },
     /// A rescore: the results of the source run, each output scored again.
     Rescore {
         source_run_id: Uuid,
@@ -63,18 +66,16 @@ impl Items {
         positions: &[i64],
     ) -> Result<Batch> {
         let (jobs, found): (Vec<Job>, HashSet<i64>) = match self {
-            Items::Tests { test_set_id } => {
-                let tests = store.tests_at(*test_set_id, positions).await?;
-                let found = tests.iter().map(|(p, _)| *p).collect();
-                let jobs = tests
-                    .into_iter()
-                    .map(|(position, test)| Job {
-                        position,
-                        metrics: plan.for_test(test.behavior_id),
-                        test,
-                        input: Input::Call,
-                    })
-                    .collect();
+            Items::Tests {
+                test_set_id,
+                repeats,
+            } => {
+                let repeats = i64::from((*repeats).max(1));
+                let mut seqs: Vec<i64> = positions.iter().map(|p| p / repeats).collect();
+                seqs.dedup();
+                let tests = store.tests_at(*test_set_id, &seqs).await?;
+                let jobs = repetition_jobs(tests, positions, repeats, plan);
+                let found = jobs.iter().map(|j| j.position).collect();
                 (jobs, found)
             }
             Items::Rescore {
@@ -87,6 +88,7 @@ impl Items {
                     .into_iter()
                     .map(|(position, r)| Job {
                         position,
+                        repetition: r.repetition,
                         metrics: plan.for_test(r.behavior_id),
                         test: snapshot(&r, *test_set_id),
                         input: Input::Rescore(r),
@@ -117,6 +119,37 @@ impl Items {
     }
 }
 
+/// The jobs of the items at `positions` (sorted) of an execution whose tests run `repeats`
+/// times, from the tests at their positions (`tests`, sorted by position): a test is cloned only
+/// for its repetitions but the last, so a run of one repetition moves every test as it was read.
+fn repetition_jobs(
+    tests: Vec<(i64, Test)>,
+    positions: &[i64],
+    repeats: i64,
+    plan: &MetricPlan,
+) -> Vec<Job> {
+    let mut jobs = Vec::with_capacity(positions.len());
+    let mut positions = positions.iter().copied().peekable();
+    for (seq, test) in tests {
+        // Items of tests removed since have no test here: skipped, so they are dropped.
+        while positions.next_if(|p| p / repeats < seq).is_some() {}
+        let mut test = Some(test);
+        while let Some(position) = positions.next_if(|p| p / repeats == seq) {
+            let last = positions.peek().is_none_or(|p| p / repeats != seq);
+            let test = if last { test.take() } else { test.clone() };
+            let Some(test) = test else { break };
+            jobs.push(Job {
+                position,
+                repetition: u32::try_from(position % repeats).unwrap_or(0),
+                metrics: plan.for_test(test.behavior_id),
+                test,
+                input: Input::Call,
+            });
+        }
+    }
+    jobs
+}
+
 /// The job of a retry-errors run for one result of its source: an error is executed again with
 /// the test as it is now (`None` when the test was removed since), anything else is copied.
 fn retry_job(
@@ -131,6 +164,7 @@ fn retry_job(
     if r.status != ResultStatus::Error {
         return Some(Job {
             position,
+            repetition: r.repetition,
             test: snapshot(&r, test_set_id),
             metrics,
             input: Input::Copy(r),
@@ -138,6 +172,7 @@ fn retry_job(
     }
     Some(Job {
         position,
+        repetition: r.repetition,
         test: tests.get(&r.test_id)?.clone(),
         metrics,
         input: Input::Call,

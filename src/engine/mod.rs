@@ -85,6 +85,8 @@ pub struct ExecuteSpec {
     pub labels: Labels,
     /// Which tests run.
     pub selection: Selection,
+    /// How many times each test runs (validated: 1 to 100).
+    pub repeats: u32,
 }
 
 /// What `Rescore` asks for.

@@ -408,6 +408,7 @@ impl Engine {
             context: Vec::new(),
             metadata: None,
             latency_ms: 0,
+            repetition: job.repetition,
             error: None,
             attempts: 0,
             last_error: None,

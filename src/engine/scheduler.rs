@@ -150,6 +150,7 @@ impl Engine {
             } else {
                 Items::Tests {
                     test_set_id: run.test_set_id,
+                    repeats: plan.repeats(),
                 }
             }
         };

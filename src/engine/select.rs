@@ -1,7 +1,7 @@
 //! Running some of the tests: a request's filter and shard turned into the positions of the
 //! items a run takes (tests of the set for an execution, results of the source for a rescore).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -82,31 +82,38 @@ impl Engine {
 
     /// The positions of the results of `source_run_id`, up to `through`, whose test
     /// `selection` chooses (category, topic and metadata as the tests of `test_set_id` are
-    /// now); `None` when it chooses all.
+    /// now), and how many tests they are the results of (a repeated run has several results of
+    /// a test); `None` when it chooses all.
     pub(super) async fn choose_results(
         &self,
         source_run_id: Uuid,
         test_set_id: Uuid,
         through: i64,
         selection: &Selection,
-    ) -> Result<Option<Vec<i64>>> {
+    ) -> Result<Option<(Vec<i64>, u32)>> {
         let Some(chooser) = self.chooser(selection).await? else {
             return Ok(None);
         };
         let tests: HashMap<Uuid, Test> = self.tests_by_id(test_set_id).await?;
+        let mut chosen_tests = HashSet::new();
         let chosen = positions_where(
             |after| self.store.results_after(source_run_id, after, LOAD_PAGE),
             through,
             |r: &TestResult| {
-                chooser.chooses(TestFacts {
+                let chosen = chooser.chooses(TestFacts {
                     id: r.test_id,
                     behavior_id: r.behavior_id,
                     test: tests.get(&r.test_id),
-                })
+                });
+                if chosen {
+                    chosen_tests.insert(r.test_id);
+                }
+                chosen
             },
         )
         .await?;
-        nonempty(chosen, || format!("run {source_run_id}"))
+        let count = u32::try_from(chosen_tests.len()).unwrap_or(u32::MAX);
+        Ok(nonempty(chosen, || format!("run {source_run_id}"))?.map(|p| (p, count)))
     }
 }
 
@@ -115,7 +122,7 @@ impl Engine {
 async fn positions_where<T, Fut>(
     mut fetch: impl FnMut(Option<i64>) -> Fut,
     through: i64,
-    keep: impl Fn(&T) -> bool,
+    mut keep: impl FnMut(&T) -> bool,
 ) -> Result<Vec<i64>>
 where
     Fut: Future<Output = Result<Vec<(i64, T)>>>,

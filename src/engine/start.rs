@@ -77,12 +77,24 @@ impl Engine {
         let target = self.prepare(&endpoint, &spec.parameters)?;
         let (max_concurrency, cluster_concurrency) =
             self.concurrency_of(spec.mode, &[spec.max_concurrency, endpoint.max_concurrency]);
+        let repeats = spec.repeats.max(1);
+        // The chosen tests' repetitions, at `seq * repeats + repetition` (see `RunPlan::repeats`).
+        let chosen = chosen.map(|seqs| {
+            let tests = u32::try_from(seqs.len()).unwrap_or(u32::MAX);
+            let r = i64::from(repeats);
+            let positions = seqs
+                .iter()
+                .flat_map(|seq| (0..r).map(move |n| seq * r + n))
+                .collect();
+            (positions, tests)
+        });
         let (total, source) = chosen_or_all(
             chosen,
             total,
             WorkSource::Tests {
                 test_set_id: test_set.id,
                 through,
+                repeats,
             },
         );
         Ok(NewRun {
@@ -99,11 +111,13 @@ impl Engine {
                 tests_through: Some(through),
                 cluster_concurrency,
                 budget_usd: spec.budget_usd,
+                repeats,
                 ..RunPlan::default()
             },
             total,
             items: Items::Tests {
                 test_set_id: test_set.id,
+                repeats,
             },
             source,
             endpoint: Some((endpoint, target)),
@@ -154,12 +168,15 @@ impl Engine {
         };
         let target = self.prepare(&endpoint, &source.parameters)?;
         let tests = self.tests_by_id(test_set.id).await?;
-        // Errors whose test was removed since are left out.
+        // Errors whose test was removed since are left out; a repeated test counts once.
         let total = results
             .iter()
             .filter(|r| r.status != ResultStatus::Error || tests.contains_key(&r.test_id))
-            .count();
+            .map(|r| r.test_id)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         let cluster_concurrency = source.plan.as_ref().and_then(|p| p.cluster_concurrency);
+        let repeats = source.repeats();
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
@@ -173,6 +190,8 @@ impl Engine {
             plan: RunPlan {
                 retry_errors: true,
                 cluster_concurrency,
+                // Retried results keep their repetitions, and the run its source's repeats.
+                repeats,
                 ..RunPlan::default()
             },
             total: u32::try_from(total).unwrap_or(u32::MAX),
@@ -256,6 +275,7 @@ impl Engine {
         // The endpoint is never called, so its limit does not apply (judges keep theirs).
         let (max_concurrency, cluster_concurrency) =
             self.concurrency_of(spec.mode, &[spec.max_concurrency]);
+        let repeats = source.repeats();
         Ok(NewRun {
             test_set_id: test_set.id,
             endpoint_id: endpoint.id,
@@ -268,6 +288,8 @@ impl Engine {
             labels: source.labels,
             plan: RunPlan {
                 cluster_concurrency,
+                // Rescored results keep their repetitions, and the run its source's repeats.
+                repeats,
                 ..RunPlan::default()
             },
             total,
@@ -296,7 +318,7 @@ impl Engine {
     }
 
     /// What a run over `extent` (the tests of a test set, or the results of a source run) reads
-    /// through, how many items it has, and the metrics that score them: the hierarchy, replaced
+    /// through, how many tests it has, and the metrics that score them: the hierarchy, replaced
     /// by `metrics` when given. Nothing to read is the error `empty` makes.
     async fn plan_over(
         &self,
@@ -314,7 +336,7 @@ impl Engine {
             extent.behavior_ids,
         )
         .await?;
-        Ok((through, extent.count, plan))
+        Ok((through, extent.tests, plan))
     }
 
     /// Creates the run `new` works out, stores it, hands it to its own task, and returns a
@@ -381,14 +403,15 @@ impl Engine {
     }
 }
 
-/// A run's item count and where its items come from: the positions chosen, else all `total`
-/// items of `all`.
-fn chosen_or_all(chosen: Option<Vec<i64>>, total: u32, all: WorkSource) -> (u32, WorkSource) {
+/// A run's test count and where its items come from: the positions chosen with the number of
+/// tests they are items of, else all `total` tests of `all`.
+fn chosen_or_all(
+    chosen: Option<(Vec<i64>, u32)>,
+    total: u32,
+    all: WorkSource,
+) -> (u32, WorkSource) {
     match chosen {
-        Some(positions) => (
-            u32::try_from(positions.len()).unwrap_or(u32::MAX),
-            WorkSource::Positions(positions),
-        ),
+        Some((positions, tests)) => (tests, WorkSource::Positions(positions)),
         None => (total, all),
     }
 }

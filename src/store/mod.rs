@@ -26,6 +26,9 @@ use crate::error::Result;
 pub struct Extent {
     /// Number of items.
     pub count: u32,
+    /// Number of distinct tests among them (a repeated run's results name each test several
+    /// times).
+    pub tests: u32,
     /// Position of the last item (`None` when there is none); items added later lie after it.
     pub last: Option<i64>,
     /// The distinct behaviours of the items' tests, sorted.
@@ -235,7 +238,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_run(&self, run: &TestRun, work: WorkSource) -> Result<()>;
     /// Reads a run, turns it into its new value with `change` and stores that, in one
     /// transaction that no result of the run can come between; a run that `change` ends loses the
-    /// items it has left. Returns the new value.
+    /// items it has left, and when it repeats its tests, its summary counts them by their
+    /// repetitions ([`RunSummary::count_tests`](crate::domain::RunSummary::count_tests)) over
+    /// every result stored. Returns the new value.
     async fn update_run(&self, run_id: Uuid, change: Change<'_, TestRun>) -> Result<TestRun>;
     /// One run by id.
     async fn get_run(&self, id: Uuid) -> Result<TestRun>;
@@ -269,13 +274,15 @@ pub trait Store: Send + Sync + 'static {
     async fn results_at(&self, run_id: Uuid, positions: &[i64]) -> Result<Vec<(i64, TestResult)>>;
     /// In one transaction: stores the results of items the replica still holds (in the order
     /// given), gives up those items and the dropped ones, and folds the stored results into the
-    /// run with `fold` (told whether items are left). A run that has ended stores nothing. A
-    /// second result for a test of a run is `Error::AlreadyExists` and stores nothing.
+    /// run with `fold` (told whether items are left); a repeated run that `fold` ends has its
+    /// tests counted by their repetitions, as `update_run` does. A run that has ended stores
+    /// nothing. A second result for a repetition of a test of a run is `Error::AlreadyExists` and
+    /// stores nothing.
     async fn complete_work(&self, done: Completion<'_>, fold: Fold<'_>) -> Result<Completed>;
     /// A page of a run's results in the order they were stored.
     async fn list_results(&self, run_id: Uuid, page: PageRequest) -> Result<Page<TestResult>>;
-    /// How many results a run has, the position of the last one, and the behaviours of their
-    /// tests: what a rescore needs to know before it reads them.
+    /// How many results a run has, of how many tests, the position of the last one, and the
+    /// behaviours of their tests: what a rescore needs to know before it reads them.
     async fn run_extent(&self, run_id: Uuid) -> Result<Extent>;
     /// At most `limit` results of a run stored after position `after` (the `seq` cursor; `None`:
     /// from the start), in order, each with its position. Followers of a live run poll this, so

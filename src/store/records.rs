@@ -73,7 +73,7 @@ pub(super) const TEST_RUNS: Table = Table {
 pub(super) const TEST_RESULTS: Table = Table {
     name: "test_results",
     kind: "test result",
-    columns: &["id", "run_id", "test_id"],
+    columns: &["id", "run_id", "test_id", "repetition", "status"],
     extra: "CAST(0 AS BIGINT)",
 };
 
@@ -181,7 +181,13 @@ impl Stored for TestResult {
         self.id
     }
     fn keys(&self) -> Vec<Bind> {
-        vec![text(self.id), text(self.run_id), text(self.test_id)]
+        vec![
+            text(self.id),
+            text(self.run_id),
+            text(self.test_id),
+            Bind::Int(Some(i64::from(self.repetition))),
+            text(self.status.as_str()),
+        ]
     }
 }
 

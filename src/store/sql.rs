@@ -47,8 +47,8 @@ macro_rules! sql_store {
         use uuid::Uuid;
 
         use $crate::domain::{
-            Behavior, Endpoint, Metric, Page, PageRequest, Ref, RunFilter, RunStatus, Test,
-            TestResult, TestRun, TestSet,
+            Behavior, Endpoint, Metric, Page, PageRequest, Ref, RepetitionCount, ResultStatus,
+            RunFilter, RunStatus, Test, TestResult, TestRun, TestSet,
         };
         use $crate::error::{Error, Result};
         use $crate::store::records::{
@@ -66,9 +66,10 @@ macro_rules! sql_store {
                 Ok(self.reader.acquire().await?)
             }
 
-            /// Count, last position and behaviours of the rows of one parent: `counting` answers
-            /// `(COUNT(*), MAX(seq))` for the parent id, `behaviors` the distinct behaviour ids for the
-            /// parent id and the last position. One read transaction, so the three agree.
+            /// Count, last position, tests and behaviours of the rows of one parent: `counting`
+            /// answers `(COUNT(*), MAX(seq), distinct tests)` for the parent id, `behaviors` the
+            /// distinct behaviour ids for the parent id and the last position. One read
+            /// transaction, so they agree.
             async fn extent(
                 &self,
                 counting: &str,
@@ -76,7 +77,7 @@ macro_rules! sql_store {
                 parent: Uuid,
             ) -> Result<Extent> {
                 let mut tx = self.reader.begin().await?;
-                let (count, last): (i64, Option<i64>) =
+                let (count, last, tests): (i64, Option<i64>, i64) =
                     sqlx::query_as($d::sql(counting.to_string()))
                         .bind(parent.to_string())
                         .fetch_one(&mut *tx)
@@ -94,6 +95,7 @@ macro_rules! sql_store {
                 behavior_ids.sort_unstable();
                 Ok(Extent {
                     count: u32::try_from(count).unwrap_or(u32::MAX),
+                    tests: u32::try_from(tests).unwrap_or(u32::MAX),
                     last,
                     behavior_ids,
                 })
@@ -366,6 +368,49 @@ macro_rules! sql_store {
             rows.iter()
                 .map(|row| Ok((row.try_get::<i64, _>("seq")?, decode(row)?)))
                 .collect()
+        }
+
+        /// Counts the tests of a repeated run that has just ended by their repetitions (see
+        /// [`RunSummary::count_tests`](crate::domain::RunSummary::count_tests)), in the
+        /// transaction that ends it, so that the results of every batch and replica are counted.
+        /// Nothing to do while it runs, or when each test ran once (the running tally counted
+        /// its tests already).
+        async fn count_repetitions(conn: &mut $conn, run: &mut TestRun) -> Result<()> {
+            let repeats = run.repeats();
+            let Some(summary) = run.summary.as_mut() else {
+                return Ok(());
+            };
+            if run.status == RunStatus::Running || repeats == 1 {
+                return Ok(());
+            }
+            // One row per shape of test (passed, errored, stored repetitions): few rows,
+            // however many tests the run has.
+            let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as($d::sql(
+                "SELECT passed, errored, results, COUNT(*) FROM (SELECT \
+                 SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS passed, \
+                 SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS errored, \
+                 COUNT(*) AS results \
+                 FROM test_results WHERE run_id = ? GROUP BY test_id) g \
+                 GROUP BY passed, errored, results"
+                    .into(),
+            ))
+            .bind(ResultStatus::Passed.as_str())
+            .bind(ResultStatus::Error.as_str())
+            .bind(run.id.to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+            let number = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+            let counts: Vec<RepetitionCount> = rows
+                .into_iter()
+                .map(|(passed, errored, results, tests)| RepetitionCount {
+                    passed: number(passed),
+                    errored: number(errored),
+                    results: number(results),
+                    tests: number(tests),
+                })
+                .collect();
+            summary.count_tests(&counts, repeats);
+            Ok(())
         }
 
         /// A stored id.
@@ -793,7 +838,7 @@ macro_rules! sql_store {
 
             async fn test_set_extent(&self, test_set_id: Uuid) -> Result<Extent> {
                 self.extent(
-                    "SELECT COUNT(*), MAX(seq) FROM tests WHERE test_set_id = ?",
+                    "SELECT COUNT(*), MAX(seq), COUNT(*) FROM tests WHERE test_set_id = ?",
                     "SELECT DISTINCT behavior_id FROM tests \
                      WHERE test_set_id = ? AND seq <= ? AND behavior_id IS NOT NULL",
                     test_set_id,
@@ -824,34 +869,48 @@ macro_rules! sql_store {
                     .then(|| run.endpoint_id.to_string());
                 let mut tx = self.writer.begin().await?;
                 insert_records(&mut tx, std::slice::from_ref(run)).await?;
-                // What to select each item's position from, and its binds.
-                let (column, from, binds) = match work {
+                // What to select each item's position from, and its binds: those of a `WITH`
+                // before the insert, then those of the position and of the rows it is read from.
+                let (with, column, from, before, binds) = match work {
+                    // The repetitions 0..repeats of every test, at `seq * repeats + n`.
                     WorkSource::Tests {
                         test_set_id,
                         through,
-                    } => (
-                        "seq",
-                        "tests WHERE test_set_id = ? AND seq <= ?".to_string(),
-                        vec![text(test_set_id), Bind::Int(Some(through))],
-                    ),
+                        repeats,
+                    } => {
+                        let repeats = Bind::Int(Some(i64::from(repeats.max(1))));
+                        (
+                            "WITH RECURSIVE r (n) AS \
+                             (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n + 1 < ?) ",
+                            "t.seq * ? + r.n",
+                            "tests t, r WHERE t.test_set_id = ? AND t.seq <= ?".to_string(),
+                            vec![repeats.clone()],
+                            vec![repeats, text(test_set_id), Bind::Int(Some(through))],
+                        )
+                    }
                     WorkSource::Results { run_id, through } => (
+                        "",
                         "seq",
                         "test_results WHERE run_id = ? AND seq <= ?".to_string(),
+                        vec![],
                         vec![text(run_id), Bind::Int(Some(through))],
                     ),
                     // `p.*`: the subquery's one column, whatever the dialect names it.
                     WorkSource::Positions(positions) => (
+                        "",
                         "p.*",
                         format!("{} p", $d::POSITIONS_IN),
+                        vec![],
                         vec![text(serde_json::to_string(&positions)?)],
                     ),
                 };
-                let mut all = vec![text(run.id), Bind::Text(endpoint)];
+                let mut all = before;
+                all.extend([text(run.id), Bind::Text(endpoint)]);
                 all.extend(binds);
                 bind_all(
                     sqlx::query($d::sql(format!(
-                        "INSERT INTO run_work (run_id, position, endpoint_id) \
-                         SELECT ?, {column}, ? FROM {from}"
+                        "{with}INSERT INTO run_work (run_id, endpoint_id, position) \
+                         SELECT ?, ?, {column} FROM {from}"
                     ))),
                     all,
                 )
@@ -877,7 +936,12 @@ macro_rules! sql_store {
                 change: Change<'_, TestRun>,
             ) -> Result<TestRun> {
                 let mut tx = self.writer.begin().await?;
-                let run = change(fetch_run(&mut tx, run_id).await?)?;
+                let before = fetch_run(&mut tx, run_id).await?;
+                let was_running = before.status == RunStatus::Running;
+                let mut run = change(before)?;
+                if was_running {
+                    count_repetitions(&mut tx, &mut run).await?;
+                }
                 update_record(&mut tx, &run).await?;
                 if run.status != RunStatus::Running {
                     sqlx::query($d::sql("DELETE FROM run_work WHERE run_id = ?".into()))
@@ -1158,7 +1222,8 @@ macro_rules! sql_store {
                             .await?;
                     (Some(last), left)
                 };
-                let run = fold(run, &results, left > 0);
+                let mut run = fold(run, &results, left > 0);
+                count_repetitions(&mut tx, &mut run).await?;
                 update_record(&mut tx, &run).await?;
                 tx.commit().await?;
                 Ok(Completed {
@@ -1182,7 +1247,8 @@ macro_rules! sql_store {
 
             async fn run_extent(&self, run_id: Uuid) -> Result<Extent> {
                 self.extent(
-                    "SELECT COUNT(*), MAX(seq) FROM test_results WHERE run_id = ?",
+                    "SELECT COUNT(*), MAX(seq), COUNT(DISTINCT test_id) FROM test_results \
+                     WHERE run_id = ?",
                     $d::RESULT_BEHAVIORS,
                     run_id,
                 )

@@ -10,12 +10,15 @@ use crate::domain::{TestResult, TestRun};
 /// Where the items of a new run come from (by position, in order).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkSource {
-    /// The tests of a test set up to a position (an execution run).
+    /// The tests of a test set up to a position (an execution run), each `repeats` times: the
+    /// items of the test at `seq` are at `seq * repeats + repetition`.
     Tests {
         /// The test set.
         test_set_id: Uuid,
         /// Position of its last test when the run started.
         through: i64,
+        /// How many times each test runs (at least 1).
+        repeats: u32,
     },
     /// The results of an earlier run (a rescore, or a retry of its errors).
     Results {
@@ -24,8 +27,8 @@ pub enum WorkSource {
         /// Position of its last result taken.
         through: i64,
     },
-    /// Chosen tests of a test set, or results of an earlier run, by position (a run of some of
-    /// the tests: filtered or sharded).
+    /// Chosen tests of a test set (their repetitions' positions), or results of an earlier run,
+    /// by position (a run of some of the tests: filtered or sharded).
     Positions(Vec<i64>),
 }
 

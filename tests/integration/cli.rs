@@ -1358,3 +1358,81 @@ async fn execute_shows_tokens_and_cost_and_stops_at_its_budget() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn execute_repeats_marks_flaky_tests_in_the_junit_report_and_the_summary() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    crate::regressions::switch_endpoint(&server, &target).await;
+    create_metric(&server, exact("exact")).await;
+    let tests = vec![test("q1", "a1", &[]), test("q2", "a2", &[])];
+    create_test_set(&server, "suite", &["exact"], tests).await;
+    let dir = tempfile::tempdir().unwrap();
+    target.set_answer("q1", &["a1"]);
+    target.set_answer("q2", &["a2"]);
+    let base = &["execute", "suite", "switch", "--repeats", "3"];
+    let main = assay(
+        &server,
+        dir.path(),
+        &[base, &["--label", "branch=main"][..]].concat(),
+    )
+    .await;
+    assert_eq!(code(&main), 0, "{}", stderr(&main));
+    let text = stdout(&main);
+    assert!(text.contains("started: 2 tests x 3 repeats"), "{text}");
+    assert!(text.contains("3 repeats: 0 flaky"), "{text}");
+
+    // q1 passes two calls of three, q2 one: both flaky, and q2 flipped to a majority failure.
+    target.set_answer("q1", &["a1", "wrong", "a1"]);
+    target.set_answer("q2", &["a2", "wrong", "wrong"]);
+    let head = assay(
+        &server,
+        dir.path(),
+        &[
+            base,
+            &[
+                "--compare-to",
+                "branch=main",
+                "--summary-md",
+                "summary.md",
+                "--report",
+                "report.xml",
+                "--fail-under",
+                "0",
+            ][..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code(&head), 0, "{}", stderr(&head));
+    let text = stdout(&head);
+    assert!(text.contains("2 tests, 1 passed, 1 failed"), "{text}");
+    assert!(text.contains("3 repeats: 2 flaky"), "{text}");
+    // Each failing repetition is told as it comes, with its number.
+    assert!(text.contains("FAILED q1 (repetition "), "{text}");
+    assert!(text.contains("1 regressed"), "{text}");
+    let xml = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
+    assert!(
+        xml.contains(r#"tests="2" failures="1" errors="0""#),
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches(r#"<property name="flaky" value="true"/>"#)
+            .count(),
+        2,
+        "{xml}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("### Regressions (1)"), "{md}");
+    assert!(md.contains("### Flaky tests (2)"), "{md}");
+    assert!(md.contains("| q2 | 100% → 33% | regressed |"), "{md}");
+
+    let bad = assay(
+        &server,
+        dir.path(),
+        &["execute", "suite", "switch", "--repeats", "101"],
+    )
+    .await;
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("--repeats"), "{}", stderr(&bad));
+}

@@ -16,6 +16,7 @@ mod observability;
 mod on_postgres;
 mod postgres;
 mod regressions;
+mod repeats;
 mod replicas;
 mod resilience;
 mod runs;

@@ -30,7 +30,7 @@ pub async fn switch_endpoint(server: &Server, target: &Target) -> pb::Endpoint {
 }
 
 /// A test set `name` whose tests expect `expected` for each prompt, scored by exact match.
-async fn exact_set(server: &Server, name: &str, prompts: &[(&str, &str)]) -> pb::TestSet {
+pub async fn exact_set(server: &Server, name: &str, prompts: &[(&str, &str)]) -> pb::TestSet {
     create_metric(server, exact("exact")).await;
     let tests = prompts.iter().map(|(p, e)| test(p, e, &[])).collect();
     create_test_set(server, name, &["exact"], tests).await

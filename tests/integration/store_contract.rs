@@ -11,8 +11,8 @@ use std::time::Instant;
 use assay::domain::{
     Behavior, CallPolicy, DEFAULT_BODY_TEMPLATE, DEFAULT_OUTPUT_PATH, Endpoint, ExecutionMode,
     HttpTarget, Labels, Metric, MetricKind, PageRequest, Pricing, Ref, ResponseMapping,
-    ResultStatus, RunFilter, RunKind, RunStatus, ScoreType, Target, Test, TestResult, TestRun,
-    TestSet, ThresholdOperator, Timestamp, Usage,
+    ResultStatus, RunFilter, RunKind, RunPlan, RunStatus, ScoreType, Target, Test, TestResult,
+    TestRun, TestSet, ThresholdOperator, Timestamp, Usage,
 };
 use assay::error::Error;
 use assay::store::{
@@ -130,6 +130,7 @@ contract!(
     caps_bound_the_items_claimed_across_replicas,
     reserved_calls_of_an_endpoint_are_spaced_by_the_interval,
     a_test_has_at_most_one_result_per_run,
+    a_repeated_run_works_on_every_repetition_and_ends_counting_tests,
     results_are_listed_in_insertion_order_by_page,
     extents_count_and_bound_what_a_run_reads_page_by_page,
     data_survives_reopening,
@@ -274,6 +275,7 @@ fn result(run: &TestRun, prompt: &str) -> TestResult {
         context: vec!["ctx".into()],
         metadata: Some(serde_json::json!({"tokens": 3})),
         latency_ms: 12,
+        repetition: 0,
         error: None,
         attempts: 2,
         last_error: Some("endpoint returned HTTP 503: busy".into()),
@@ -314,6 +316,7 @@ async fn create_run(store: &dyn Store, r: &TestRun) {
             WorkSource::Tests {
                 test_set_id: items.id,
                 through: i64::MAX,
+                repeats: 1,
             },
         )
         .await
@@ -1557,11 +1560,127 @@ async fn a_test_has_at_most_one_result_per_run(backend: &dyn Backend) {
         "nothing of the failed batch is stored"
     );
 
-    // The same test in another run is another result.
+    // The same test in another run is another result, and so is another repetition of it.
     let mut elsewhere = result(&other, "q");
     elsewhere.test_id = first.test_id;
     store_results(store.as_ref(), &[elsewhere]).await.unwrap();
-    store_results(store.as_ref(), &[fresh]).await.unwrap();
+    let mut repeated = result(&r, "q repeated");
+    repeated.test_id = first.test_id;
+    repeated.repetition = 1;
+    store_results(store.as_ref(), &[fresh, repeated.clone()])
+        .await
+        .unwrap();
+    let stored = store
+        .list_results(r.id, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(stored.items.last(), Some(&repeated));
+}
+
+async fn a_repeated_run_works_on_every_repetition_and_ends_counting_tests(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let (s, e) = run_targets(store.as_ref()).await;
+    let tests: Vec<Test> = ["always", "flaky", "down"]
+        .iter()
+        .map(|p| test(&s, p, None))
+        .collect();
+    store.add_tests(s.id, &tests).await.unwrap();
+    let seqs: Vec<i64> = store
+        .tests_after(s.id, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(seq, _)| *seq)
+        .collect();
+    let mut r = run(&s, &e, RunStatus::Running);
+    r.total = 3;
+    r.plan = Some(RunPlan {
+        repeats: 3,
+        ..RunPlan::default()
+    });
+    store
+        .create_run(
+            &r,
+            WorkSource::Tests {
+                test_set_id: s.id,
+                through: i64::MAX,
+                repeats: 3,
+            },
+        )
+        .await
+        .unwrap();
+
+    // Test by test, each test's repetitions: position seq * 3 + repetition.
+    let positions = claim(store.as_ref(), r.id, OWNER, 100, 60_000).await;
+    let want: Vec<i64> = seqs
+        .iter()
+        .flat_map(|seq| (0..3).map(move |n| seq * 3 + n))
+        .collect();
+    assert_eq!(positions, want);
+
+    use ResultStatus::{Error as E, Failed as F, Passed as P};
+    let statuses = [[P, P, P], [P, F, P], [E, E, F]];
+    let results: Vec<(i64, TestResult)> = positions
+        .iter()
+        .map(|&position| {
+            let (test, repetition) = ((position / 3) as usize, (position % 3) as u32);
+            let index = seqs.iter().position(|&seq| seq == test as i64).unwrap();
+            let status = statuses[index][repetition as usize];
+            let result = TestResult {
+                test_id: tests[index].id,
+                repetition,
+                status,
+                ..result(&r, &tests[index].prompt)
+            };
+            (position, result)
+        })
+        .collect();
+    let completed = store
+        .complete_work(
+            Completion {
+                run_id: r.id,
+                owner: OWNER,
+                dropped: vec![],
+                results,
+            },
+            // As the engine folds: tally what was stored, end the run when nothing is left.
+            Box::new(|mut run: TestRun, stored: &[TestResult], left: bool| {
+                let plan = run.plan.get_or_insert_with(Default::default);
+                stored.iter().for_each(|r| plan.tally.add(r));
+                if !left {
+                    let status = plan.tally.status();
+                    run.end(status);
+                }
+                run
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(completed.results.len(), 9);
+    let summary = completed.run.summary.expect("the run ended");
+    assert_eq!(completed.run.status, RunStatus::Partial);
+    // Tests by majority: "always" and "flaky" passed, "down" is an error; "flaky" is flaky.
+    assert_eq!(
+        (
+            summary.total,
+            summary.passed,
+            summary.failed,
+            summary.errored,
+            summary.flaky
+        ),
+        (3, 2, 0, 1, 1)
+    );
+    assert!((summary.pass_rate - 2.0 / 3.0).abs() < 1e-12);
+    assert!((summary.pass_at_k - 2.0 / 3.0).abs() < 1e-12);
+    assert!((summary.pass_hat_k - 1.0 / 3.0).abs() < 1e-12);
+    assert!((summary.mean_pass_rate - 5.0 / 9.0).abs() < 1e-12);
+    assert_eq!(
+        store.get_run(r.id).await.unwrap().summary,
+        Some(summary),
+        "stored as it ended"
+    );
+    let extent = store.run_extent(r.id).await.unwrap();
+    assert_eq!((extent.count, extent.tests), (9, 3));
 }
 
 async fn results_are_listed_in_insertion_order_by_page(backend: &dyn Backend) {

@@ -78,7 +78,7 @@ TEST_CHANGE_REMOVED: TestChange
 TEST_CHANGE_ERROR: TestChange
 
 class TestRun(_message.Message):
-    __slots__ = ("id", "test_set_id", "endpoint_id", "kind", "mode", "status", "source_run_id", "total", "metrics", "max_concurrency", "parameters", "error", "summary", "created_at", "started_at", "finished_at", "labels")
+    __slots__ = ("id", "test_set_id", "endpoint_id", "kind", "mode", "status", "source_run_id", "total", "metrics", "max_concurrency", "parameters", "error", "summary", "created_at", "started_at", "finished_at", "labels", "repeats")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class TestRun(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
     id: str
     test_set_id: str
     endpoint_id: str
@@ -120,10 +121,11 @@ class TestRun(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., kind: _Optional[_Union[RunKind, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., source_run_id: _Optional[str] = ..., total: _Optional[int] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TestRunSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    repeats: int
+    def __init__(self, id: _Optional[str] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., kind: _Optional[_Union[RunKind, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., source_run_id: _Optional[str] = ..., total: _Optional[int] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TestRunSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., repeats: _Optional[int] = ...) -> None: ...
 
 class TestResult(_message.Message):
-    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error", "usage", "cost_usd", "judge_usage", "judge_cost_usd", "trace_id")
+    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error", "usage", "cost_usd", "judge_usage", "judge_cost_usd", "trace_id", "repetition")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +146,7 @@ class TestResult(_message.Message):
     JUDGE_USAGE_FIELD_NUMBER: _ClassVar[int]
     JUDGE_COST_USD_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPETITION_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     test_id: str
@@ -164,7 +167,8 @@ class TestResult(_message.Message):
     judge_usage: TokenUsage
     judge_cost_usd: float
     trace_id: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., judge_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., judge_cost_usd: _Optional[float] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    repetition: int
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., judge_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., judge_cost_usd: _Optional[float] = ..., trace_id: _Optional[str] = ..., repetition: _Optional[int] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens")
@@ -211,7 +215,7 @@ class MetricSummary(_message.Message):
     def __init__(self, metric_id: _Optional[str] = ..., metric_name: _Optional[str] = ..., evaluated: _Optional[int] = ..., passed: _Optional[int] = ..., errored: _Optional[int] = ..., mean_score: _Optional[float] = ...) -> None: ...
 
 class TestRunSummary(_message.Message):
-    __slots__ = ("run_id", "status", "kind", "total", "passed", "failed", "errored", "pass_rate", "started_at", "finished_at", "duration_ms", "metrics", "test_set_id", "endpoint_id", "source_run_id", "usage", "cost_usd", "judge_usage", "judge_cost_usd", "reason")
+    __slots__ = ("run_id", "status", "kind", "total", "passed", "failed", "errored", "pass_rate", "started_at", "finished_at", "duration_ms", "metrics", "test_set_id", "endpoint_id", "source_run_id", "usage", "cost_usd", "judge_usage", "judge_cost_usd", "reason", "flaky", "pass_rate_low", "pass_rate_high", "pass_at_k", "pass_hat_k", "mean_pass_rate", "repeats")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +236,13 @@ class TestRunSummary(_message.Message):
     JUDGE_USAGE_FIELD_NUMBER: _ClassVar[int]
     JUDGE_COST_USD_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    FLAKY_FIELD_NUMBER: _ClassVar[int]
+    PASS_RATE_LOW_FIELD_NUMBER: _ClassVar[int]
+    PASS_RATE_HIGH_FIELD_NUMBER: _ClassVar[int]
+    PASS_AT_K_FIELD_NUMBER: _ClassVar[int]
+    PASS_HAT_K_FIELD_NUMBER: _ClassVar[int]
+    MEAN_PASS_RATE_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     status: RunStatus
     kind: RunKind
@@ -252,7 +263,14 @@ class TestRunSummary(_message.Message):
     judge_usage: TokenUsage
     judge_cost_usd: float
     reason: str
-    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., kind: _Optional[_Union[RunKind, str]] = ..., total: _Optional[int] = ..., passed: _Optional[int] = ..., failed: _Optional[int] = ..., errored: _Optional[int] = ..., pass_rate: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricSummary, _Mapping]]] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., source_run_id: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., judge_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., judge_cost_usd: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+    flaky: int
+    pass_rate_low: float
+    pass_rate_high: float
+    pass_at_k: float
+    pass_hat_k: float
+    mean_pass_rate: float
+    repeats: int
+    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., kind: _Optional[_Union[RunKind, str]] = ..., total: _Optional[int] = ..., passed: _Optional[int] = ..., failed: _Optional[int] = ..., errored: _Optional[int] = ..., pass_rate: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricSummary, _Mapping]]] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., source_run_id: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., judge_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., judge_cost_usd: _Optional[float] = ..., reason: _Optional[str] = ..., flaky: _Optional[int] = ..., pass_rate_low: _Optional[float] = ..., pass_rate_high: _Optional[float] = ..., pass_at_k: _Optional[float] = ..., pass_hat_k: _Optional[float] = ..., mean_pass_rate: _Optional[float] = ..., repeats: _Optional[int] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
     __slots__ = ("run_started", "result", "run_finished")
@@ -265,7 +283,7 @@ class ExecutionEvent(_message.Message):
     def __init__(self, run_started: _Optional[_Union[TestRun, _Mapping]] = ..., result: _Optional[_Union[TestResult, _Mapping]] = ..., run_finished: _Optional[_Union[TestRunSummary, _Mapping]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("test_set", "endpoint", "mode", "metrics", "max_concurrency", "parameters", "budget_usd", "labels", "filter", "shard")
+    __slots__ = ("test_set", "endpoint", "mode", "metrics", "max_concurrency", "parameters", "budget_usd", "labels", "filter", "shard", "repeats")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +301,7 @@ class ExecuteRequest(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
     test_set: str
     endpoint: str
     mode: ExecutionMode
@@ -293,7 +312,8 @@ class ExecuteRequest(_message.Message):
     labels: _containers.ScalarMap[str, str]
     filter: TestFilter
     shard: Shard
-    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget_usd: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., filter: _Optional[_Union[TestFilter, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ...) -> None: ...
+    repeats: int
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget_usd: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., filter: _Optional[_Union[TestFilter, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., repeats: _Optional[int] = ...) -> None: ...
 
 class TestFilter(_message.Message):
     __slots__ = ("categories", "topics", "behaviors", "test_ids", "metadata")
