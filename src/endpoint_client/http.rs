@@ -487,16 +487,15 @@ impl PreparedHttp {
         test: &Test,
         parameters: &minijinja::Value,
     ) -> Result<Request, TargetError> {
-        let body = self
-            .body
-            .render(&TemplateVars {
-                prompt: &test.prompt,
-                expected_response: test.expected_response.as_deref().unwrap_or(""),
-                category: &test.category,
-                topic: &test.topic,
-                metadata: &test.metadata,
-                parameters,
-            })
+        let vars = TemplateVars {
+            prompt: &test.prompt,
+            expected_response: test.expected_response.as_deref().unwrap_or(""),
+            category: &test.category,
+            topic: &test.topic,
+            metadata: &test.metadata,
+            parameters,
+        };
+        let body = super::rendering(|| self.body.render(&vars))
             .map_err(|reason| TargetError::Template { reason })?;
         let body = serde_json::to_vec(&body).map_err(|e| TargetError::Template {
             reason: e.to_string(),

@@ -143,6 +143,19 @@ pub(crate) fn check_output(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `render`, a template render that may take as long as its fuel allows (seconds, with a
+/// large `--template-fuel`), where it cannot stall the runtime: on a multi-threaded runtime its
+/// worker hands its other tasks (the signal handler, the streams, the shutdown) to the others
+/// first, so SIGTERM is served whatever renders are going on.
+pub(crate) fn rendering<T>(render: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(render)
+        }
+        _ => render(),
+    }
+}
+
 /// Checks that `source` compiles as a template (e.g. a judge's evaluation prompt), so that a
 /// syntax error is refused when the resource is created rather than failing every call.
 pub fn check_template_syntax(source: &str) -> Result<(), String> {

@@ -32,6 +32,7 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_PARTIAL: _ClassVar[RunStatus]
     RUN_STATUS_FAILED: _ClassVar[RunStatus]
     RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
+    RUN_STATUS_BUDGET_EXCEEDED: _ClassVar[RunStatus]
 
 class ResultStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -62,6 +63,7 @@ RUN_STATUS_COMPLETED: RunStatus
 RUN_STATUS_PARTIAL: RunStatus
 RUN_STATUS_FAILED: RunStatus
 RUN_STATUS_CANCELLED: RunStatus
+RUN_STATUS_BUDGET_EXCEEDED: RunStatus
 RESULT_STATUS_UNSPECIFIED: ResultStatus
 RESULT_STATUS_PASSED: ResultStatus
 RESULT_STATUS_FAILED: ResultStatus
@@ -121,7 +123,7 @@ class TestRun(_message.Message):
     def __init__(self, id: _Optional[str] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., kind: _Optional[_Union[RunKind, str]] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., source_run_id: _Optional[str] = ..., total: _Optional[int] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., summary: _Optional[_Union[TestRunSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TestResult(_message.Message):
-    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error", "trace_id")
+    __slots__ = ("id", "run_id", "test_id", "status", "output", "context", "metadata", "latency_ms", "error", "metric_results", "prompt", "expected_response", "created_at", "attempts", "last_error", "usage", "cost_usd", "judge_usage", "judge_cost_usd", "trace_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +139,10 @@ class TestResult(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_USAGE_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_COST_USD_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
@@ -153,8 +159,20 @@ class TestResult(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     attempts: int
     last_error: str
+    usage: TokenUsage
+    cost_usd: float
+    judge_usage: TokenUsage
+    judge_cost_usd: float
     trace_id: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., test_id: _Optional[str] = ..., status: _Optional[_Union[ResultStatus, str]] = ..., output: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., metric_results: _Optional[_Iterable[_Union[MetricResult, _Mapping]]] = ..., prompt: _Optional[str] = ..., expected_response: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., judge_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., judge_cost_usd: _Optional[float] = ..., trace_id: _Optional[str] = ...) -> None: ...
+
+class TokenUsage(_message.Message):
+    __slots__ = ("input_tokens", "output_tokens")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    output_tokens: int
+    def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
 
 class MetricResult(_message.Message):
     __slots__ = ("metric_id", "metric_name", "score", "category", "passed", "reason", "error", "duration_ms")
@@ -193,7 +211,7 @@ class MetricSummary(_message.Message):
     def __init__(self, metric_id: _Optional[str] = ..., metric_name: _Optional[str] = ..., evaluated: _Optional[int] = ..., passed: _Optional[int] = ..., errored: _Optional[int] = ..., mean_score: _Optional[float] = ...) -> None: ...
 
 class TestRunSummary(_message.Message):
-    __slots__ = ("run_id", "status", "kind", "total", "passed", "failed", "errored", "pass_rate", "started_at", "finished_at", "duration_ms", "metrics", "test_set_id", "endpoint_id", "source_run_id")
+    __slots__ = ("run_id", "status", "kind", "total", "passed", "failed", "errored", "pass_rate", "started_at", "finished_at", "duration_ms", "metrics", "test_set_id", "endpoint_id", "source_run_id", "usage", "cost_usd", "judge_usage", "judge_cost_usd", "reason")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +227,11 @@ class TestRunSummary(_message.Message):
     TEST_SET_ID_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_USAGE_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     status: RunStatus
     kind: RunKind
@@ -224,7 +247,12 @@ class TestRunSummary(_message.Message):
     test_set_id: str
     endpoint_id: str
     source_run_id: str
-    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., kind: _Optional[_Union[RunKind, str]] = ..., total: _Optional[int] = ..., passed: _Optional[int] = ..., failed: _Optional[int] = ..., errored: _Optional[int] = ..., pass_rate: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricSummary, _Mapping]]] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., source_run_id: _Optional[str] = ...) -> None: ...
+    usage: TokenUsage
+    cost_usd: float
+    judge_usage: TokenUsage
+    judge_cost_usd: float
+    reason: str
+    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., kind: _Optional[_Union[RunKind, str]] = ..., total: _Optional[int] = ..., passed: _Optional[int] = ..., failed: _Optional[int] = ..., errored: _Optional[int] = ..., pass_rate: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., metrics: _Optional[_Iterable[_Union[MetricSummary, _Mapping]]] = ..., test_set_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., source_run_id: _Optional[str] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., judge_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., judge_cost_usd: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ExecutionEvent(_message.Message):
     __slots__ = ("run_started", "result", "run_finished")
@@ -237,7 +265,7 @@ class ExecutionEvent(_message.Message):
     def __init__(self, run_started: _Optional[_Union[TestRun, _Mapping]] = ..., result: _Optional[_Union[TestResult, _Mapping]] = ..., run_finished: _Optional[_Union[TestRunSummary, _Mapping]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("test_set", "endpoint", "mode", "metrics", "max_concurrency", "parameters", "labels", "filter", "shard")
+    __slots__ = ("test_set", "endpoint", "mode", "metrics", "max_concurrency", "parameters", "budget_usd", "labels", "filter", "shard")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +279,7 @@ class ExecuteRequest(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
@@ -260,10 +289,11 @@ class ExecuteRequest(_message.Message):
     metrics: _containers.RepeatedScalarFieldContainer[str]
     max_concurrency: int
     parameters: _struct_pb2.Struct
+    budget_usd: float
     labels: _containers.ScalarMap[str, str]
     filter: TestFilter
     shard: Shard
-    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., filter: _Optional[_Union[TestFilter, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ...) -> None: ...
+    def __init__(self, test_set: _Optional[str] = ..., endpoint: _Optional[str] = ..., mode: _Optional[_Union[ExecutionMode, str]] = ..., metrics: _Optional[_Iterable[str]] = ..., max_concurrency: _Optional[int] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget_usd: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., filter: _Optional[_Union[TestFilter, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ...) -> None: ...
 
 class TestFilter(_message.Message):
     __slots__ = ("categories", "topics", "behaviors", "test_ids", "metadata")

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/execution.proto.
  */
 export const file_assay_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("Chhhc3NheS92MS9leGVjdXRpb24ucHJvdG8SCGFzc2F5LnYxItIECgdUZXN0UnVuEgoKAmlkGAEgASgJEhMKC3Rlc3Rfc2V0X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEh8KBGtpbmQYBCABKA4yES5hc3NheS52MS5SdW5LaW5kEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEiMKBnN0YXR1cxgGIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIVCg1zb3VyY2VfcnVuX2lkGAcgASgJEg0KBXRvdGFsGAggASgNEg8KB21ldHJpY3MYCSADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAogASgNEisKCnBhcmFtZXRlcnMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAwgASgJEikKB3N1bW1hcnkYDSABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoGbGFiZWxzGBEgAygLMh0uYXNzYXkudjEuVGVzdFJ1bi5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIq4DCgpUZXN0UmVzdWx0EgoKAmlkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgd0ZXN0X2lkGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLmFzc2F5LnYxLlJlc3VsdFN0YXR1cxIOCgZvdXRwdXQYBSABKAkSDwoHY29udGV4dBgGIAMoCRIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKbGF0ZW5jeV9tcxgIIAEoBBINCgVlcnJvchgJIAEoCRIuCg5tZXRyaWNfcmVzdWx0cxgKIAMoCzIWLmFzc2F5LnYxLk1ldHJpY1Jlc3VsdBIOCgZwcm9tcHQYCyABKAkSHgoRZXhwZWN0ZWRfcmVzcG9uc2UYDCABKAlIAIgBARIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhdHRlbXB0cxgOIAEoDRISCgpsYXN0X2Vycm9yGA8gASgJEhAKCHRyYWNlX2lkGBAgASgJQhQKEl9leHBlY3RlZF9yZXNwb25zZSKqAQoMTWV0cmljUmVzdWx0EhEKCW1ldHJpY19pZBgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRISCgVzY29yZRgDIAEoAUgAiAEBEhAKCGNhdGVnb3J5GAQgASgJEg4KBnBhc3NlZBgFIAEoCBIOCgZyZWFzb24YBiABKAkSDQoFZXJyb3IYByABKAkSEwoLZHVyYXRpb25fbXMYCCABKARCCAoGX3Njb3JlIn8KDU1ldHJpY1N1bW1hcnkSEQoJbWV0cmljX2lkGAEgASgJEhMKC21ldHJpY19uYW1lGAIgASgJEhEKCWV2YWx1YXRlZBgDIAEoDRIOCgZwYXNzZWQYBCABKA0SDwoHZXJyb3JlZBgFIAEoDRISCgptZWFuX3Njb3JlGAYgASgBIpoDCg5UZXN0UnVuU3VtbWFyeRIOCgZydW5faWQYASABKAkSIwoGc3RhdHVzGAIgASgOMhMuYXNzYXkudjEuUnVuU3RhdHVzEh8KBGtpbmQYAyABKA4yES5hc3NheS52MS5SdW5LaW5kEg0KBXRvdGFsGAQgASgNEg4KBnBhc3NlZBgFIAEoDRIOCgZmYWlsZWQYBiABKA0SDwoHZXJyb3JlZBgHIAEoDRIRCglwYXNzX3JhdGUYCCABKAESLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAsgASgEEigKB21ldHJpY3MYDCADKAsyFy5hc3NheS52MS5NZXRyaWNTdW1tYXJ5EhMKC3Rlc3Rfc2V0X2lkGA0gASgJEhMKC2VuZHBvaW50X2lkGA4gASgJEhUKDXNvdXJjZV9ydW5faWQYDyABKAkinQEKDkV4ZWN1dGlvbkV2ZW50EigKC3J1bl9zdGFydGVkGAEgASgLMhEuYXNzYXkudjEuVGVzdFJ1bkgAEiYKBnJlc3VsdBgCIAEoCzIULmFzc2F5LnYxLlRlc3RSZXN1bHRIABIwCgxydW5fZmluaXNoZWQYAyABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeUgAQgcKBWV2ZW50It0CCg5FeGVjdXRlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRIlCgRtb2RlGAMgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIPCgdtZXRyaWNzGAQgAygJEhcKD21heF9jb25jdXJyZW5jeRgFIAEoDRIrCgpwYXJhbWV0ZXJzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0CgZsYWJlbHMYByADKAsyJC5hc3NheS52MS5FeGVjdXRlUmVxdWVzdC5MYWJlbHNFbnRyeRIkCgZmaWx0ZXIYCCABKAsyFC5hc3NheS52MS5UZXN0RmlsdGVyEh4KBXNoYXJkGAkgASgLMg8uYXNzYXkudjEuU2hhcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK8AQoKVGVzdEZpbHRlchISCgpjYXRlZ29yaWVzGAEgAygJEg4KBnRvcGljcxgCIAMoCRIRCgliZWhhdmlvcnMYAyADKAkSEAoIdGVzdF9pZHMYBCADKAkSNAoIbWV0YWRhdGEYBSADKAsyIi5hc3NheS52MS5UZXN0RmlsdGVyLk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiUKBVNoYXJkEg0KBWluZGV4GAEgASgNEg0KBWNvdW50GAIgASgNIrgBCg5SZXNjb3JlUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRILCgNydW4YAyABKAkSDwoHbWV0cmljcxgEIAMoCRIlCgRtb2RlGAUgASgOMhcuYXNzYXkudjEuRXhlY3V0aW9uTW9kZRIXCg9tYXhfY29uY3VycmVuY3kYBiABKA0SJAoGZmlsdGVyGAcgASgLMhQuYXNzYXkudjEuVGVzdEZpbHRlciKZAQoOTGFzdFJ1blJlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSNAoGbGFiZWxzGAMgAygLMiQuYXNzYXkudjEuTGFzdFJ1blJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI4Cg9MYXN0UnVuUmVzcG9uc2USJQoDcnVuGAEgASgLMhguYXNzYXkudjEuVGVzdFJ1blN1bW1hcnkiLQoZTGlzdFRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCSI/ChpMaXN0VGVzdFNldE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljIj0KGEFkZFRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIPCgdtZXRyaWNzGAIgAygJIj4KGUFkZFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYyJAChtSZW1vdmVUZXN0U2V0TWV0cmljc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSDwoHbWV0cmljcxgCIAMoCSJBChxSZW1vdmVUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMiIAoRR2V0VGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIsoBChNMaXN0VGVzdFJ1bnNSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEjkKBmxhYmVscxgFIAMoCzIpLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1JlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJQChRMaXN0VGVzdFJ1bnNSZXNwb25zZRIfCgRydW5zGAEgAygLMhEuYXNzYXkudjEuVGVzdFJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoWTGlzdFRlc3RSZXN1bHRzUmVxdWVzdBILCgNydW4YASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiWQoXTGlzdFRlc3RSZXN1bHRzUmVzcG9uc2USJQoHcmVzdWx0cxgBIAMoCzIULmFzc2F5LnYxLlRlc3RSZXN1bHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKE1dhdGNoVGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIiMKFENhbmNlbFRlc3RSdW5SZXF1ZXN0EgsKA3J1bhgBIAEoCSIhChJSZXRyeUVycm9yc1JlcXVlc3QSCwoDcnVuGAEgASgJIq4BChJDb21wYXJlUnVuc1JlcXVlc3QSEAoIaGVhZF9ydW4YASABKAkSEAoIYmFzZV9ydW4YAiABKAkSQQoLYmFzZV9sYWJlbHMYAyADKAsyLC5hc3NheS52MS5Db21wYXJlUnVuc1JlcXVlc3QuQmFzZUxhYmVsc0VudHJ5GjEKD0Jhc2VMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImwKE0NvbXBhcmVSdW5zUmVzcG9uc2USLAoHc3VtbWFyeRgBIAEoCzIbLmFzc2F5LnYxLkNvbXBhcmlzb25TdW1tYXJ5EicKBXRlc3RzGAIgAygLMhguYXNzYXkudjEuVGVzdENvbXBhcmlzb24ilwIKEUNvbXBhcmlzb25TdW1tYXJ5EhMKC2hlYWRfcnVuX2lkGAEgASgJEhMKC2Jhc2VfcnVuX2lkGAIgASgJEhEKCXJlZ3Jlc3NlZBgDIAEoDRINCgVmaXhlZBgEIAEoDRIVCg1zdGlsbF9wYXNzaW5nGAUgASgNEhUKDXN0aWxsX2ZhaWxpbmcYBiABKA0SDQoFYWRkZWQYByABKA0SDwoHcmVtb3ZlZBgIIAEoDRIPCgdlcnJvcmVkGAkgASgNEhYKDmJhc2VfcGFzc19yYXRlGAogASgBEhYKDmhlYWRfcGFzc19yYXRlGAsgASgBEhcKD21jbmVtYXJfcF92YWx1ZRgMIAEoARIOCgZwYWlyZWQYDSABKA0ioAIKDlRlc3RDb21wYXJpc29uEg8KB3Rlc3RfaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEiQKBmNoYW5nZRgDIAEoDjIULmFzc2F5LnYxLlRlc3RDaGFuZ2USKwoLYmFzZV9zdGF0dXMYBCABKA4yFi5hc3NheS52MS5SZXN1bHRTdGF0dXMSKwoLaGVhZF9zdGF0dXMYBSABKA4yFi5hc3NheS52MS5SZXN1bHRTdGF0dXMSFgoOYmFzZV9wYXNzX3JhdGUYBiABKAESFgoOaGVhZF9wYXNzX3JhdGUYByABKAESJwoHbWV0cmljcxgIIAMoCzIWLmFzc2F5LnYxLk1ldHJpY0NoYW5nZRIUCgxiYXNlX3Rlc3RfaWQYCSABKAki2gEKDE1ldHJpY0NoYW5nZRIRCgltZXRyaWNfaWQYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSFwoKYmFzZV9zY29yZRgDIAEoAUgAiAEBEhcKCmhlYWRfc2NvcmUYBCABKAFIAYgBARIYCgtzY29yZV9kZWx0YRgFIAEoAUgCiAEBEhMKC2Jhc2VfcGFzc2VkGAYgASgIEhMKC2hlYWRfcGFzc2VkGAcgASgIQg0KC19iYXNlX3Njb3JlQg0KC19oZWFkX3Njb3JlQg4KDF9zY29yZV9kZWx0YSprCg1FeGVjdXRpb25Nb2RlEh4KGkVYRUNVVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASGwoXRVhFQ1VUSU9OX01PREVfUEFSQUxMRUwQARIdChlFWEVDVVRJT05fTU9ERV9TRVFVRU5USUFMEAIqUQoHUnVuS2luZBIYChRSVU5fS0lORF9VTlNQRUNJRklFRBAAEhYKElJVTl9LSU5EX0VYRUNVVElPThABEhQKEFJVTl9LSU5EX1JFU0NPUkUQAiqiAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJSVU5fU1RBVFVTX1JVTk5JTkcQARIYChRSVU5fU1RBVFVTX0NPTVBMRVRFRBACEhYKElJVTl9TVEFUVVNfUEFSVElBTBADEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAQSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBSp6CgxSZXN1bHRTdGF0dXMSHQoZUkVTVUxUX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFJFU1VMVF9TVEFUVVNfUEFTU0VEEAESGAoUUkVTVUxUX1NUQVRVU19GQUlMRUQQAhIXChNSRVNVTFRfU1RBVFVTX0VSUk9SEAMq4AEKClRlc3RDaGFuZ2USGwoXVEVTVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIZChVURVNUX0NIQU5HRV9SRUdSRVNTRUQQARIVChFURVNUX0NIQU5HRV9GSVhFRBACEh0KGVRFU1RfQ0hBTkdFX1NUSUxMX1BBU1NJTkcQAxIdChlURVNUX0NIQU5HRV9TVElMTF9GQUlMSU5HEAQSFQoRVEVTVF9DSEFOR0VfQURERUQQBRIXChNURVNUX0NIQU5HRV9SRU1PVkVEEAYSFQoRVEVTVF9DSEFOR0VfRVJST1IQBzKHCAoUVGVzdEV4ZWN1dGlvblNlcnZpY2USPwoHRXhlY3V0ZRIYLmFzc2F5LnYxLkV4ZWN1dGVSZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwARI/CgdSZXNjb3JlEhguYXNzYXkudjEuUmVzY29yZVJlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEj4KB0xhc3RSdW4SGC5hc3NheS52MS5MYXN0UnVuUmVxdWVzdBoZLmFzc2F5LnYxLkxhc3RSdW5SZXNwb25zZRJfChJMaXN0VGVzdFNldE1ldHJpY3MSIy5hc3NheS52MS5MaXN0VGVzdFNldE1ldHJpY3NSZXF1ZXN0GiQuYXNzYXkudjEuTGlzdFRlc3RTZXRNZXRyaWNzUmVzcG9uc2USXAoRQWRkVGVzdFNldE1ldHJpY3MSIi5hc3NheS52MS5BZGRUZXN0U2V0TWV0cmljc1JlcXVlc3QaIy5hc3NheS52MS5BZGRUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEmUKFFJlbW92ZVRlc3RTZXRNZXRyaWNzEiUuYXNzYXkudjEuUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXF1ZXN0GiYuYXNzYXkudjEuUmVtb3ZlVGVzdFNldE1ldHJpY3NSZXNwb25zZRI8CgpHZXRUZXN0UnVuEhsuYXNzYXkudjEuR2V0VGVzdFJ1blJlcXVlc3QaES5hc3NheS52MS5UZXN0UnVuEk0KDExpc3RUZXN0UnVucxIdLmFzc2F5LnYxLkxpc3RUZXN0UnVuc1JlcXVlc3QaHi5hc3NheS52MS5MaXN0VGVzdFJ1bnNSZXNwb25zZRJWCg9MaXN0VGVzdFJlc3VsdHMSIC5hc3NheS52MS5MaXN0VGVzdFJlc3VsdHNSZXF1ZXN0GiEuYXNzYXkudjEuTGlzdFRlc3RSZXN1bHRzUmVzcG9uc2USSQoMV2F0Y2hUZXN0UnVuEh0uYXNzYXkudjEuV2F0Y2hUZXN0UnVuUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESQgoNQ2FuY2VsVGVzdFJ1bhIeLmFzc2F5LnYxLkNhbmNlbFRlc3RSdW5SZXF1ZXN0GhEuYXNzYXkudjEuVGVzdFJ1bhJHCgtSZXRyeUVycm9ycxIcLmFzc2F5LnYxLlJldHJ5RXJyb3JzUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESSgoLQ29tcGFyZVJ1bnMSHC5hc3NheS52MS5Db21wYXJlUnVuc1JlcXVlc3QaHS5hc3NheS52MS5Db21wYXJlUnVuc1Jlc3BvbnNlYgZwcm90bzM", [file_assay_v1_metric, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chhhc3NheS92MS9leGVjdXRpb24ucHJvdG8SCGFzc2F5LnYxItIECgdUZXN0UnVuEgoKAmlkGAEgASgJEhMKC3Rlc3Rfc2V0X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEh8KBGtpbmQYBCABKA4yES5hc3NheS52MS5SdW5LaW5kEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEiMKBnN0YXR1cxgGIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIVCg1zb3VyY2VfcnVuX2lkGAcgASgJEg0KBXRvdGFsGAggASgNEg8KB21ldHJpY3MYCSADKAkSFwoPbWF4X2NvbmN1cnJlbmN5GAogASgNEisKCnBhcmFtZXRlcnMYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBWVycm9yGAwgASgJEikKB3N1bW1hcnkYDSABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeRIuCgpjcmVhdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoGbGFiZWxzGBEgAygLMh0uYXNzYXkudjEuVGVzdFJ1bi5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqgECgpUZXN0UmVzdWx0EgoKAmlkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgd0ZXN0X2lkGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLmFzc2F5LnYxLlJlc3VsdFN0YXR1cxIOCgZvdXRwdXQYBSABKAkSDwoHY29udGV4dBgGIAMoCRIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKbGF0ZW5jeV9tcxgIIAEoBBINCgVlcnJvchgJIAEoCRIuCg5tZXRyaWNfcmVzdWx0cxgKIAMoCzIWLmFzc2F5LnYxLk1ldHJpY1Jlc3VsdBIOCgZwcm9tcHQYCyABKAkSHgoRZXhwZWN0ZWRfcmVzcG9uc2UYDCABKAlIAIgBARIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhdHRlbXB0cxgOIAEoDRISCgpsYXN0X2Vycm9yGA8gASgJEiMKBXVzYWdlGCggASgLMhQuYXNzYXkudjEuVG9rZW5Vc2FnZRIQCghjb3N0X3VzZBgpIAEoARIpCgtqdWRnZV91c2FnZRgqIAEoCzIULmFzc2F5LnYxLlRva2VuVXNhZ2USFgoOanVkZ2VfY29zdF91c2QYKyABKAESEAoIdHJhY2VfaWQYECABKAlCFAoSX2V4cGVjdGVkX3Jlc3BvbnNlIjkKClRva2VuVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgEEhUKDW91dHB1dF90b2tlbnMYAiABKAQiqgEKDE1ldHJpY1Jlc3VsdBIRCgltZXRyaWNfaWQYASABKAkSEwoLbWV0cmljX25hbWUYAiABKAkSEgoFc2NvcmUYAyABKAFIAIgBARIQCghjYXRlZ29yeRgEIAEoCRIOCgZwYXNzZWQYBSABKAgSDgoGcmVhc29uGAYgASgJEg0KBWVycm9yGAcgASgJEhMKC2R1cmF0aW9uX21zGAggASgEQggKBl9zY29yZSJ/Cg1NZXRyaWNTdW1tYXJ5EhEKCW1ldHJpY19pZBgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRIRCglldmFsdWF0ZWQYAyABKA0SDgoGcGFzc2VkGAQgASgNEg8KB2Vycm9yZWQYBSABKA0SEgoKbWVhbl9zY29yZRgGIAEoASKkBAoOVGVzdFJ1blN1bW1hcnkSDgoGcnVuX2lkGAEgASgJEiMKBnN0YXR1cxgCIAEoDjITLmFzc2F5LnYxLlJ1blN0YXR1cxIfCgRraW5kGAMgASgOMhEuYXNzYXkudjEuUnVuS2luZBINCgV0b3RhbBgEIAEoDRIOCgZwYXNzZWQYBSABKA0SDgoGZmFpbGVkGAYgASgNEg8KB2Vycm9yZWQYByABKA0SEQoJcGFzc19yYXRlGAggASgBEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgLIAEoBBIoCgdtZXRyaWNzGAwgAygLMhcuYXNzYXkudjEuTWV0cmljU3VtbWFyeRITCgt0ZXN0X3NldF9pZBgNIAEoCRITCgtlbmRwb2ludF9pZBgOIAEoCRIVCg1zb3VyY2VfcnVuX2lkGA8gASgJEiMKBXVzYWdlGCggASgLMhQuYXNzYXkudjEuVG9rZW5Vc2FnZRIQCghjb3N0X3VzZBgpIAEoARIpCgtqdWRnZV91c2FnZRgqIAEoCzIULmFzc2F5LnYxLlRva2VuVXNhZ2USFgoOanVkZ2VfY29zdF91c2QYKyABKAESDgoGcmVhc29uGCwgASgJIp0BCg5FeGVjdXRpb25FdmVudBIoCgtydW5fc3RhcnRlZBgBIAEoCzIRLmFzc2F5LnYxLlRlc3RSdW5IABImCgZyZXN1bHQYAiABKAsyFC5hc3NheS52MS5UZXN0UmVzdWx0SAASMAoMcnVuX2ZpbmlzaGVkGAMgASgLMhguYXNzYXkudjEuVGVzdFJ1blN1bW1hcnlIAEIHCgVldmVudCKFAwoORXhlY3V0ZVJlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSJQoEbW9kZRgDIAEoDjIXLmFzc2F5LnYxLkV4ZWN1dGlvbk1vZGUSDwoHbWV0cmljcxgEIAMoCRIXCg9tYXhfY29uY3VycmVuY3kYBSABKA0SKwoKcGFyYW1ldGVycxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFwoKYnVkZ2V0X3VzZBgUIAEoAUgAiAEBEjQKBmxhYmVscxgHIAMoCzIkLmFzc2F5LnYxLkV4ZWN1dGVSZXF1ZXN0LkxhYmVsc0VudHJ5EiQKBmZpbHRlchgIIAEoCzIULmFzc2F5LnYxLlRlc3RGaWx0ZXISHgoFc2hhcmQYCSABKAsyDy5hc3NheS52MS5TaGFyZBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19idWRnZXRfdXNkIrwBCgpUZXN0RmlsdGVyEhIKCmNhdGVnb3JpZXMYASADKAkSDgoGdG9waWNzGAIgAygJEhEKCWJlaGF2aW9ycxgDIAMoCRIQCgh0ZXN0X2lkcxgEIAMoCRI0CghtZXRhZGF0YRgFIAMoCzIiLmFzc2F5LnYxLlRlc3RGaWx0ZXIuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJQoFU2hhcmQSDQoFaW5kZXgYASABKA0SDQoFY291bnQYAiABKA0iuAEKDlJlc2NvcmVSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEhAKCGVuZHBvaW50GAIgASgJEgsKA3J1bhgDIAEoCRIPCgdtZXRyaWNzGAQgAygJEiUKBG1vZGUYBSABKA4yFy5hc3NheS52MS5FeGVjdXRpb25Nb2RlEhcKD21heF9jb25jdXJyZW5jeRgGIAEoDRIkCgZmaWx0ZXIYByABKAsyFC5hc3NheS52MS5UZXN0RmlsdGVyIpkBCg5MYXN0UnVuUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRI0CgZsYWJlbHMYAyADKAsyJC5hc3NheS52MS5MYXN0UnVuUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjgKD0xhc3RSdW5SZXNwb25zZRIlCgNydW4YASABKAsyGC5hc3NheS52MS5UZXN0UnVuU3VtbWFyeSItChlMaXN0VGVzdFNldE1ldHJpY3NSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJIj8KGkxpc3RUZXN0U2V0TWV0cmljc1Jlc3BvbnNlEiEKB21ldHJpY3MYASADKAsyEC5hc3NheS52MS5NZXRyaWMiPQoYQWRkVGVzdFNldE1ldHJpY3NSZXF1ZXN0EhAKCHRlc3Rfc2V0GAEgASgJEg8KB21ldHJpY3MYAiADKAkiPgoZQWRkVGVzdFNldE1ldHJpY3NSZXNwb25zZRIhCgdtZXRyaWNzGAEgAygLMhAuYXNzYXkudjEuTWV0cmljIkAKG1JlbW92ZVRlc3RTZXRNZXRyaWNzUmVxdWVzdBIQCgh0ZXN0X3NldBgBIAEoCRIPCgdtZXRyaWNzGAIgAygJIkEKHFJlbW92ZVRlc3RTZXRNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYyIgChFHZXRUZXN0UnVuUmVxdWVzdBILCgNydW4YASABKAkiygEKE0xpc3RUZXN0UnVuc1JlcXVlc3QSEAoIdGVzdF9zZXQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSOQoGbGFiZWxzGAUgAygLMikuYXNzYXkudjEuTGlzdFRlc3RSdW5zUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlAKFExpc3RUZXN0UnVuc1Jlc3BvbnNlEh8KBHJ1bnMYASADKAsyES5hc3NheS52MS5UZXN0UnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChZMaXN0VGVzdFJlc3VsdHNSZXF1ZXN0EgsKA3J1bhgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJZChdMaXN0VGVzdFJlc3VsdHNSZXNwb25zZRIlCgdyZXN1bHRzGAEgAygLMhQuYXNzYXkudjEuVGVzdFJlc3VsdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoTV2F0Y2hUZXN0UnVuUmVxdWVzdBILCgNydW4YASABKAkiIwoUQ2FuY2VsVGVzdFJ1blJlcXVlc3QSCwoDcnVuGAEgASgJIiEKElJldHJ5RXJyb3JzUmVxdWVzdBILCgNydW4YASABKAkirgEKEkNvbXBhcmVSdW5zUmVxdWVzdBIQCghoZWFkX3J1bhgBIAEoCRIQCghiYXNlX3J1bhgCIAEoCRJBCgtiYXNlX2xhYmVscxgDIAMoCzIsLmFzc2F5LnYxLkNvbXBhcmVSdW5zUmVxdWVzdC5CYXNlTGFiZWxzRW50cnkaMQoPQmFzZUxhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibAoTQ29tcGFyZVJ1bnNSZXNwb25zZRIsCgdzdW1tYXJ5GAEgASgLMhsuYXNzYXkudjEuQ29tcGFyaXNvblN1bW1hcnkSJwoFdGVzdHMYAiADKAsyGC5hc3NheS52MS5UZXN0Q29tcGFyaXNvbiKXAgoRQ29tcGFyaXNvblN1bW1hcnkSEwoLaGVhZF9ydW5faWQYASABKAkSEwoLYmFzZV9ydW5faWQYAiABKAkSEQoJcmVncmVzc2VkGAMgASgNEg0KBWZpeGVkGAQgASgNEhUKDXN0aWxsX3Bhc3NpbmcYBSABKA0SFQoNc3RpbGxfZmFpbGluZxgGIAEoDRINCgVhZGRlZBgHIAEoDRIPCgdyZW1vdmVkGAggASgNEg8KB2Vycm9yZWQYCSABKA0SFgoOYmFzZV9wYXNzX3JhdGUYCiABKAESFgoOaGVhZF9wYXNzX3JhdGUYCyABKAESFwoPbWNuZW1hcl9wX3ZhbHVlGAwgASgBEg4KBnBhaXJlZBgNIAEoDSKgAgoOVGVzdENvbXBhcmlzb24SDwoHdGVzdF9pZBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSJAoGY2hhbmdlGAMgASgOMhQuYXNzYXkudjEuVGVzdENoYW5nZRIrCgtiYXNlX3N0YXR1cxgEIAEoDjIWLmFzc2F5LnYxLlJlc3VsdFN0YXR1cxIrCgtoZWFkX3N0YXR1cxgFIAEoDjIWLmFzc2F5LnYxLlJlc3VsdFN0YXR1cxIWCg5iYXNlX3Bhc3NfcmF0ZRgGIAEoARIWCg5oZWFkX3Bhc3NfcmF0ZRgHIAEoARInCgdtZXRyaWNzGAggAygLMhYuYXNzYXkudjEuTWV0cmljQ2hhbmdlEhQKDGJhc2VfdGVzdF9pZBgJIAEoCSLaAQoMTWV0cmljQ2hhbmdlEhEKCW1ldHJpY19pZBgBIAEoCRITCgttZXRyaWNfbmFtZRgCIAEoCRIXCgpiYXNlX3Njb3JlGAMgASgBSACIAQESFwoKaGVhZF9zY29yZRgEIAEoAUgBiAEBEhgKC3Njb3JlX2RlbHRhGAUgASgBSAKIAQESEwoLYmFzZV9wYXNzZWQYBiABKAgSEwoLaGVhZF9wYXNzZWQYByABKAhCDQoLX2Jhc2Vfc2NvcmVCDQoLX2hlYWRfc2NvcmVCDgoMX3Njb3JlX2RlbHRhKmsKDUV4ZWN1dGlvbk1vZGUSHgoaRVhFQ1VUSU9OX01PREVfVU5TUEVDSUZJRUQQABIbChdFWEVDVVRJT05fTU9ERV9QQVJBTExFTBABEh0KGUVYRUNVVElPTl9NT0RFX1NFUVVFTlRJQUwQAipRCgdSdW5LaW5kEhgKFFJVTl9LSU5EX1VOU1BFQ0lGSUVEEAASFgoSUlVOX0tJTkRfRVhFQ1VUSU9OEAESFAoQUlVOX0tJTkRfUkVTQ09SRRACKsIBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElJVTl9TVEFUVVNfUlVOTklORxABEhgKFFJVTl9TVEFUVVNfQ09NUExFVEVEEAISFgoSUlVOX1NUQVRVU19QQVJUSUFMEAMSFQoRUlVOX1NUQVRVU19GQUlMRUQQBBIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAFEh4KGlJVTl9TVEFUVVNfQlVER0VUX0VYQ0VFREVEEAYqegoMUmVzdWx0U3RhdHVzEh0KGVJFU1VMVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRSRVNVTFRfU1RBVFVTX1BBU1NFRBABEhgKFFJFU1VMVF9TVEFUVVNfRkFJTEVEEAISFwoTUkVTVUxUX1NUQVRVU19FUlJPUhADKuABCgpUZXN0Q2hhbmdlEhsKF1RFU1RfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASGQoVVEVTVF9DSEFOR0VfUkVHUkVTU0VEEAESFQoRVEVTVF9DSEFOR0VfRklYRUQQAhIdChlURVNUX0NIQU5HRV9TVElMTF9QQVNTSU5HEAMSHQoZVEVTVF9DSEFOR0VfU1RJTExfRkFJTElORxAEEhUKEVRFU1RfQ0hBTkdFX0FEREVEEAUSFwoTVEVTVF9DSEFOR0VfUkVNT1ZFRBAGEhUKEVRFU1RfQ0hBTkdFX0VSUk9SEAcyhwgKFFRlc3RFeGVjdXRpb25TZXJ2aWNlEj8KB0V4ZWN1dGUSGC5hc3NheS52MS5FeGVjdXRlUmVxdWVzdBoYLmFzc2F5LnYxLkV4ZWN1dGlvbkV2ZW50MAESPwoHUmVzY29yZRIYLmFzc2F5LnYxLlJlc2NvcmVSZXF1ZXN0GhguYXNzYXkudjEuRXhlY3V0aW9uRXZlbnQwARI+CgdMYXN0UnVuEhguYXNzYXkudjEuTGFzdFJ1blJlcXVlc3QaGS5hc3NheS52MS5MYXN0UnVuUmVzcG9uc2USXwoSTGlzdFRlc3RTZXRNZXRyaWNzEiMuYXNzYXkudjEuTGlzdFRlc3RTZXRNZXRyaWNzUmVxdWVzdBokLmFzc2F5LnYxLkxpc3RUZXN0U2V0TWV0cmljc1Jlc3BvbnNlElwKEUFkZFRlc3RTZXRNZXRyaWNzEiIuYXNzYXkudjEuQWRkVGVzdFNldE1ldHJpY3NSZXF1ZXN0GiMuYXNzYXkudjEuQWRkVGVzdFNldE1ldHJpY3NSZXNwb25zZRJlChRSZW1vdmVUZXN0U2V0TWV0cmljcxIlLmFzc2F5LnYxLlJlbW92ZVRlc3RTZXRNZXRyaWNzUmVxdWVzdBomLmFzc2F5LnYxLlJlbW92ZVRlc3RTZXRNZXRyaWNzUmVzcG9uc2USPAoKR2V0VGVzdFJ1bhIbLmFzc2F5LnYxLkdldFRlc3RSdW5SZXF1ZXN0GhEuYXNzYXkudjEuVGVzdFJ1bhJNCgxMaXN0VGVzdFJ1bnMSHS5hc3NheS52MS5MaXN0VGVzdFJ1bnNSZXF1ZXN0Gh4uYXNzYXkudjEuTGlzdFRlc3RSdW5zUmVzcG9uc2USVgoPTGlzdFRlc3RSZXN1bHRzEiAuYXNzYXkudjEuTGlzdFRlc3RSZXN1bHRzUmVxdWVzdBohLmFzc2F5LnYxLkxpc3RUZXN0UmVzdWx0c1Jlc3BvbnNlEkkKDFdhdGNoVGVzdFJ1bhIdLmFzc2F5LnYxLldhdGNoVGVzdFJ1blJlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEkIKDUNhbmNlbFRlc3RSdW4SHi5hc3NheS52MS5DYW5jZWxUZXN0UnVuUmVxdWVzdBoRLmFzc2F5LnYxLlRlc3RSdW4SRwoLUmV0cnlFcnJvcnMSHC5hc3NheS52MS5SZXRyeUVycm9yc1JlcXVlc3QaGC5hc3NheS52MS5FeGVjdXRpb25FdmVudDABEkoKC0NvbXBhcmVSdW5zEhwuYXNzYXkudjEuQ29tcGFyZVJ1bnNSZXF1ZXN0Gh0uYXNzYXkudjEuQ29tcGFyZVJ1bnNSZXNwb25zZWIGcHJvdG8z", [file_assay_v1_metric, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One execution or rescore of a test set against an endpoint.
@@ -266,6 +266,36 @@ export type TestResult = Message<"assay.v1.TestResult"> & {
   lastError: string;
 
   /**
+   * Tokens of the endpoint call (OpenAI-compatible `usage`, or the HTTP target's
+   * `response_mapping.input_tokens` / `output_tokens`); unset when the endpoint reported none.
+   * A rescore keeps its source's.
+   *
+   * @generated from field: assay.v1.TokenUsage usage = 40;
+   */
+  usage?: TokenUsage | undefined;
+
+  /**
+   * Cost of the endpoint call in USD: its tokens at the endpoint's `pricing`.
+   *
+   * @generated from field: double cost_usd = 41;
+   */
+  costUsd: number;
+
+  /**
+   * Tokens of the calls that scored the answer (LLM judges, embeddings), summed.
+   *
+   * @generated from field: assay.v1.TokenUsage judge_usage = 42;
+   */
+  judgeUsage?: TokenUsage | undefined;
+
+  /**
+   * Cost of those calls in USD, each at its endpoint's `pricing`.
+   *
+   * @generated from field: double judge_cost_usd = 43;
+   */
+  judgeCostUsd: number;
+
+  /**
    * OpenTelemetry trace id of the test (32 hexadecimal digits): the trace of its endpoint and
    * judge calls, which carried it in their `traceparent` header. Empty when the server exports
    * no traces (`--otlp-endpoint` unset).
@@ -281,6 +311,34 @@ export type TestResult = Message<"assay.v1.TestResult"> & {
  */
 export const TestResultSchema: GenMessage<TestResult> = /*@__PURE__*/
   messageDesc(file_assay_v1_execution, 1);
+
+/**
+ * Tokens one call, or many summed, used.
+ *
+ * @generated from message assay.v1.TokenUsage
+ */
+export type TokenUsage = Message<"assay.v1.TokenUsage"> & {
+  /**
+   * Tokens read (OpenAI's `prompt_tokens`).
+   *
+   * @generated from field: uint64 input_tokens = 1;
+   */
+  inputTokens: bigint;
+
+  /**
+   * Tokens written (OpenAI's `completion_tokens`).
+   *
+   * @generated from field: uint64 output_tokens = 2;
+   */
+  outputTokens: bigint;
+};
+
+/**
+ * Describes the message assay.v1.TokenUsage.
+ * Use `create(TokenUsageSchema)` to create a new message.
+ */
+export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
+  messageDesc(file_assay_v1_execution, 2);
 
 /**
  * The verdict of one metric on one answer.
@@ -350,7 +408,7 @@ export type MetricResult = Message<"assay.v1.MetricResult"> & {
  * Use `create(MetricResultSchema)` to create a new message.
  */
 export const MetricResultSchema: GenMessage<MetricResult> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 2);
+  messageDesc(file_assay_v1_execution, 3);
 
 /**
  * Statistics of one metric over a run.
@@ -406,7 +464,7 @@ export type MetricSummary = Message<"assay.v1.MetricSummary"> & {
  * Use `create(MetricSummarySchema)` to create a new message.
  */
 export const MetricSummarySchema: GenMessage<MetricSummary> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 3);
+  messageDesc(file_assay_v1_execution, 4);
 
 /**
  * The outcome of a run.
@@ -518,6 +576,41 @@ export type TestRunSummary = Message<"assay.v1.TestRunSummary"> & {
    * @generated from field: string source_run_id = 15;
    */
   sourceRunId: string;
+
+  /**
+   * Tokens of the endpoint calls of the run's results, summed.
+   *
+   * @generated from field: assay.v1.TokenUsage usage = 40;
+   */
+  usage?: TokenUsage | undefined;
+
+  /**
+   * Cost of the endpoint calls in USD, summed.
+   *
+   * @generated from field: double cost_usd = 41;
+   */
+  costUsd: number;
+
+  /**
+   * Tokens of the judge and embedding calls, summed.
+   *
+   * @generated from field: assay.v1.TokenUsage judge_usage = 42;
+   */
+  judgeUsage?: TokenUsage | undefined;
+
+  /**
+   * Cost of the judge and embedding calls in USD, summed.
+   *
+   * @generated from field: double judge_cost_usd = 43;
+   */
+  judgeCostUsd: number;
+
+  /**
+   * Why the run ended as it did when the status alone does not say (e.g. the budget spent).
+   *
+   * @generated from field: string reason = 44;
+   */
+  reason: string;
 };
 
 /**
@@ -525,7 +618,7 @@ export type TestRunSummary = Message<"assay.v1.TestRunSummary"> & {
  * Use `create(TestRunSummarySchema)` to create a new message.
  */
 export const TestRunSummarySchema: GenMessage<TestRunSummary> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 4);
+  messageDesc(file_assay_v1_execution, 5);
 
 /**
  * One message of an Execute, Rescore or WatchTestRun stream.
@@ -570,7 +663,7 @@ export type ExecutionEvent = Message<"assay.v1.ExecutionEvent"> & {
  * Use `create(ExecutionEventSchema)` to create a new message.
  */
 export const ExecutionEventSchema: GenMessage<ExecutionEvent> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 5);
+  messageDesc(file_assay_v1_execution, 6);
 
 /**
  * Request of Execute.
@@ -621,6 +714,16 @@ export type ExecuteRequest = Message<"assay.v1.ExecuteRequest"> & {
   parameters?: JsonObject | undefined;
 
   /**
+   * Most USD the run may spend (endpoint and judge calls at their endpoints' `pricing`): once
+   * the results stored or in flight on a replica reach it, no further test is started, and the
+   * run ends as `RUN_STATUS_BUDGET_EXCEEDED` keeping every result so far. Unset: no budget.
+   * Tests already in flight finish, so the spend may pass the budget by their cost.
+   *
+   * @generated from field: optional double budget_usd = 20;
+   */
+  budgetUsd?: number | undefined;
+
+  /**
    * Labels stored on the run, e.g. `branch: main`, `commit: 3f2a...`, `pr: "42"`. Keys are 1 to
    * 63 characters of lowercase letters, digits, `_`, `.`, `-` and `/`, starting with a letter
    * or digit; values are at most 256 characters; at most 32 labels.
@@ -649,7 +752,7 @@ export type ExecuteRequest = Message<"assay.v1.ExecuteRequest"> & {
  * Use `create(ExecuteRequestSchema)` to create a new message.
  */
 export const ExecuteRequestSchema: GenMessage<ExecuteRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 6);
+  messageDesc(file_assay_v1_execution, 7);
 
 /**
  * Chooses tests. Within a field any of the values matches; across fields every field that is
@@ -699,7 +802,7 @@ export type TestFilter = Message<"assay.v1.TestFilter"> & {
  * Use `create(TestFilterSchema)` to create a new message.
  */
 export const TestFilterSchema: GenMessage<TestFilter> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 7);
+  messageDesc(file_assay_v1_execution, 8);
 
 /**
  * One part of a stable split of the tests by test id: the `count` shards of a selection hold
@@ -729,7 +832,7 @@ export type Shard = Message<"assay.v1.Shard"> & {
  * Use `create(ShardSchema)` to create a new message.
  */
 export const ShardSchema: GenMessage<Shard> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 8);
+  messageDesc(file_assay_v1_execution, 9);
 
 /**
  * Request of Rescore.
@@ -794,7 +897,7 @@ export type RescoreRequest = Message<"assay.v1.RescoreRequest"> & {
  * Use `create(RescoreRequestSchema)` to create a new message.
  */
 export const RescoreRequestSchema: GenMessage<RescoreRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 9);
+  messageDesc(file_assay_v1_execution, 10);
 
 /**
  * Request of LastRun.
@@ -829,7 +932,7 @@ export type LastRunRequest = Message<"assay.v1.LastRunRequest"> & {
  * Use `create(LastRunRequestSchema)` to create a new message.
  */
 export const LastRunRequestSchema: GenMessage<LastRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 10);
+  messageDesc(file_assay_v1_execution, 11);
 
 /**
  * Response of LastRun.
@@ -850,7 +953,7 @@ export type LastRunResponse = Message<"assay.v1.LastRunResponse"> & {
  * Use `create(LastRunResponseSchema)` to create a new message.
  */
 export const LastRunResponseSchema: GenMessage<LastRunResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 11);
+  messageDesc(file_assay_v1_execution, 12);
 
 /**
  * Request of ListTestSetMetrics.
@@ -871,7 +974,7 @@ export type ListTestSetMetricsRequest = Message<"assay.v1.ListTestSetMetricsRequ
  * Use `create(ListTestSetMetricsRequestSchema)` to create a new message.
  */
 export const ListTestSetMetricsRequestSchema: GenMessage<ListTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 12);
+  messageDesc(file_assay_v1_execution, 13);
 
 /**
  * Response of ListTestSetMetrics.
@@ -892,7 +995,7 @@ export type ListTestSetMetricsResponse = Message<"assay.v1.ListTestSetMetricsRes
  * Use `create(ListTestSetMetricsResponseSchema)` to create a new message.
  */
 export const ListTestSetMetricsResponseSchema: GenMessage<ListTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 13);
+  messageDesc(file_assay_v1_execution, 14);
 
 /**
  * Request of AddTestSetMetrics.
@@ -920,7 +1023,7 @@ export type AddTestSetMetricsRequest = Message<"assay.v1.AddTestSetMetricsReques
  * Use `create(AddTestSetMetricsRequestSchema)` to create a new message.
  */
 export const AddTestSetMetricsRequestSchema: GenMessage<AddTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 14);
+  messageDesc(file_assay_v1_execution, 15);
 
 /**
  * Response of AddTestSetMetrics.
@@ -941,7 +1044,7 @@ export type AddTestSetMetricsResponse = Message<"assay.v1.AddTestSetMetricsRespo
  * Use `create(AddTestSetMetricsResponseSchema)` to create a new message.
  */
 export const AddTestSetMetricsResponseSchema: GenMessage<AddTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 15);
+  messageDesc(file_assay_v1_execution, 16);
 
 /**
  * Request of RemoveTestSetMetrics.
@@ -969,7 +1072,7 @@ export type RemoveTestSetMetricsRequest = Message<"assay.v1.RemoveTestSetMetrics
  * Use `create(RemoveTestSetMetricsRequestSchema)` to create a new message.
  */
 export const RemoveTestSetMetricsRequestSchema: GenMessage<RemoveTestSetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 16);
+  messageDesc(file_assay_v1_execution, 17);
 
 /**
  * Response of RemoveTestSetMetrics.
@@ -990,7 +1093,7 @@ export type RemoveTestSetMetricsResponse = Message<"assay.v1.RemoveTestSetMetric
  * Use `create(RemoveTestSetMetricsResponseSchema)` to create a new message.
  */
 export const RemoveTestSetMetricsResponseSchema: GenMessage<RemoveTestSetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 17);
+  messageDesc(file_assay_v1_execution, 18);
 
 /**
  * Request of GetTestRun.
@@ -1011,7 +1114,7 @@ export type GetTestRunRequest = Message<"assay.v1.GetTestRunRequest"> & {
  * Use `create(GetTestRunRequestSchema)` to create a new message.
  */
 export const GetTestRunRequestSchema: GenMessage<GetTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 18);
+  messageDesc(file_assay_v1_execution, 19);
 
 /**
  * Request of ListTestRuns.
@@ -1060,7 +1163,7 @@ export type ListTestRunsRequest = Message<"assay.v1.ListTestRunsRequest"> & {
  * Use `create(ListTestRunsRequestSchema)` to create a new message.
  */
 export const ListTestRunsRequestSchema: GenMessage<ListTestRunsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 19);
+  messageDesc(file_assay_v1_execution, 20);
 
 /**
  * Response of ListTestRuns.
@@ -1088,7 +1191,7 @@ export type ListTestRunsResponse = Message<"assay.v1.ListTestRunsResponse"> & {
  * Use `create(ListTestRunsResponseSchema)` to create a new message.
  */
 export const ListTestRunsResponseSchema: GenMessage<ListTestRunsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 20);
+  messageDesc(file_assay_v1_execution, 21);
 
 /**
  * Request of ListTestResults.
@@ -1123,7 +1226,7 @@ export type ListTestResultsRequest = Message<"assay.v1.ListTestResultsRequest"> 
  * Use `create(ListTestResultsRequestSchema)` to create a new message.
  */
 export const ListTestResultsRequestSchema: GenMessage<ListTestResultsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 21);
+  messageDesc(file_assay_v1_execution, 22);
 
 /**
  * Response of ListTestResults.
@@ -1151,7 +1254,7 @@ export type ListTestResultsResponse = Message<"assay.v1.ListTestResultsResponse"
  * Use `create(ListTestResultsResponseSchema)` to create a new message.
  */
 export const ListTestResultsResponseSchema: GenMessage<ListTestResultsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 22);
+  messageDesc(file_assay_v1_execution, 23);
 
 /**
  * Request of WatchTestRun.
@@ -1172,7 +1275,7 @@ export type WatchTestRunRequest = Message<"assay.v1.WatchTestRunRequest"> & {
  * Use `create(WatchTestRunRequestSchema)` to create a new message.
  */
 export const WatchTestRunRequestSchema: GenMessage<WatchTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 23);
+  messageDesc(file_assay_v1_execution, 24);
 
 /**
  * Request of CancelTestRun.
@@ -1193,7 +1296,7 @@ export type CancelTestRunRequest = Message<"assay.v1.CancelTestRunRequest"> & {
  * Use `create(CancelTestRunRequestSchema)` to create a new message.
  */
 export const CancelTestRunRequestSchema: GenMessage<CancelTestRunRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 24);
+  messageDesc(file_assay_v1_execution, 25);
 
 /**
  * Request of RetryErrors.
@@ -1214,7 +1317,7 @@ export type RetryErrorsRequest = Message<"assay.v1.RetryErrorsRequest"> & {
  * Use `create(RetryErrorsRequestSchema)` to create a new message.
  */
 export const RetryErrorsRequestSchema: GenMessage<RetryErrorsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 25);
+  messageDesc(file_assay_v1_execution, 26);
 
 /**
  * Request of CompareRuns.
@@ -1250,7 +1353,7 @@ export type CompareRunsRequest = Message<"assay.v1.CompareRunsRequest"> & {
  * Use `create(CompareRunsRequestSchema)` to create a new message.
  */
 export const CompareRunsRequestSchema: GenMessage<CompareRunsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 26);
+  messageDesc(file_assay_v1_execution, 27);
 
 /**
  * Response of CompareRuns.
@@ -1279,7 +1382,7 @@ export type CompareRunsResponse = Message<"assay.v1.CompareRunsResponse"> & {
  * Use `create(CompareRunsResponseSchema)` to create a new message.
  */
 export const CompareRunsResponseSchema: GenMessage<CompareRunsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 27);
+  messageDesc(file_assay_v1_execution, 28);
 
 /**
  * The totals of a comparison.
@@ -1386,7 +1489,7 @@ export type ComparisonSummary = Message<"assay.v1.ComparisonSummary"> & {
  * Use `create(ComparisonSummarySchema)` to create a new message.
  */
 export const ComparisonSummarySchema: GenMessage<ComparisonSummary> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 28);
+  messageDesc(file_assay_v1_execution, 29);
 
 /**
  * One test in a comparison.
@@ -1463,7 +1566,7 @@ export type TestComparison = Message<"assay.v1.TestComparison"> & {
  * Use `create(TestComparisonSchema)` to create a new message.
  */
 export const TestComparisonSchema: GenMessage<TestComparison> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 29);
+  messageDesc(file_assay_v1_execution, 30);
 
 /**
  * How one metric's verdict on a test changed.
@@ -1526,7 +1629,7 @@ export type MetricChange = Message<"assay.v1.MetricChange"> & {
  * Use `create(MetricChangeSchema)` to create a new message.
  */
 export const MetricChangeSchema: GenMessage<MetricChange> = /*@__PURE__*/
-  messageDesc(file_assay_v1_execution, 30);
+  messageDesc(file_assay_v1_execution, 31);
 
 /**
  * How the tests of a run are dispatched.
@@ -1624,7 +1727,8 @@ export enum RunStatus {
   COMPLETED = 2,
 
   /**
-   * Some results are errors.
+   * Some results are errors, or some tests have no result because they were removed from the
+   * test set while the run ran (the run's `error` says how many).
    *
    * @generated from enum value: RUN_STATUS_PARTIAL = 3;
    */
@@ -1643,6 +1747,14 @@ export enum RunStatus {
    * @generated from enum value: RUN_STATUS_CANCELLED = 5;
    */
   CANCELLED = 5,
+
+  /**
+   * The run's spend reached `ExecuteRequest.budget_usd`: no test was started after that, the
+   * results so far are kept and the run's `error` says how much was spent.
+   *
+   * @generated from enum value: RUN_STATUS_BUDGET_EXCEEDED = 6;
+   */
+  BUDGET_EXCEEDED = 6,
 }
 
 /**
