@@ -8,5 +8,6 @@ mod limits;
 mod outbound;
 mod recorder;
 mod secrets;
+mod shutdown;
 mod stored_size;
 mod tls;
