@@ -235,3 +235,52 @@ async fn a_server_whose_database_goes_away_says_not_serving_and_serves_again_whe
         .into_inner();
     assert_eq!(metric.name, "before");
 }
+
+#[tokio::test]
+async fn a_server_whose_database_turns_read_only_says_not_serving_and_still_reads() {
+    use sqlx::Connection;
+    let database = TestDatabase::create().await;
+    let server = server_on(&database).await;
+    wait_for_health(&server, ServingStatus::Serving).await;
+    create_metric(&server, contains("before", &["x"])).await;
+
+    // Every new session of the database is read-only, and the server's sessions are ended, so
+    // its pool reconnects into read-only ones.
+    let mut admin = sqlx::PgConnection::connect(database.url())
+        .await
+        .expect("connect");
+    let name = url::Url::parse(database.url()).expect("a URL").path()[1..].to_string();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = on"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("make the database read-only");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut admin)
+    .await
+    .expect("end the server's sessions");
+
+    wait_for_health(&server, ServingStatus::NotServing).await;
+    let metric = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "before".into(),
+        })
+        .await
+        .expect("reads are served")
+        .into_inner();
+    assert_eq!(metric.name, "before");
+    let refused = server
+        .metrics()
+        .create_metric(pb::CreateMetricRequest {
+            metric: Some(contains("after", &["x"])),
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("read-only"), "{refused:?}");
+}
