@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "assay/v1/endpoint.proto",
         "assay/v1/test_set.proto",
         "assay/v1/execution.proto",
+        "assay/v1/scorer.proto",
     ];
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_imports(true).include_source_info(true);

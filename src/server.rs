@@ -26,6 +26,16 @@ use crate::proto::v1::{
 use crate::store::{PgStore, SqliteStore, Store, WriteFaults, sqlite_fault};
 use crate::telemetry::{Telemetry, exposition, grpc};
 
+/// The services this server implements besides reflection, as reflection lists them.
+const SERVED: [&str; 6] = [
+    crate::proto::v1::metric_service_server::SERVICE_NAME,
+    crate::proto::v1::behavior_service_server::SERVICE_NAME,
+    crate::proto::v1::endpoint_service_server::SERVICE_NAME,
+    crate::proto::v1::test_set_service_server::SERVICE_NAME,
+    crate::proto::v1::test_execution_service_server::SERVICE_NAME,
+    "grpc.health.v1.Health",
+];
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -196,17 +206,21 @@ pub async fn serve_with_metrics(
     let stop_health = CancellationToken::new();
     health.follow_store(Arc::clone(&store), write_faults, stop_health.clone());
 
-    // google.rpc error details are registered too, so that grpcurl can decode them.
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // google.rpc error details are registered too, so that grpcurl can decode them. Only the
+    // services served are listed: `assay.v1.ScorerService` is described (scorers are generated
+    // from it) but implemented by users' scorers, not here.
+    let reflection = |own: &str| {
+        SERVED.iter().chain([&own]).fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(*name),
+        )
+    };
+    let reflection_v1 = reflection("grpc.reflection.v1.ServerReflection").build_v1()?;
+    let reflection_v1alpha =
+        reflection("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
 
     // Client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) are not server faults: debug level.
     // Server faults are logged at error level where they are mapped to a status.

@@ -7,8 +7,9 @@ use tonic::{Request, Response, Status};
 use super::{mask_paths, reference, required, timestamp, update_target};
 use crate::catalogue::Catalogue;
 use crate::domain::{
-    Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricDraft, MetricKind, PageRequest, Ref,
-    ScoreType, SimilarityMeasure, SimilarityOptions, ThresholdOperator,
+    Affix, BleuTokenizer, ExternalScorer, LengthUnit, LlmJudge, Metric, MetricDraft, MetricKind,
+    PageRequest, Ref, ScoreType, ScorerProtocol, SimilarityMeasure, SimilarityOptions,
+    ThresholdOperator,
 };
 use crate::error::{Error, Result};
 use crate::proto::v1 as pb;
@@ -94,6 +95,14 @@ pub(super) fn to_proto(m: Metric) -> pb::Metric {
             embedding_endpoint: embedding_endpoint
                 .map(|id| id.to_string())
                 .unwrap_or_default(),
+        }),
+        MetricKind::External(scorer) => Kind::External(pb::External {
+            protocol: match scorer.protocol {
+                ScorerProtocol::Http => pb::ExternalProtocol::Http,
+                ScorerProtocol::Grpc => pb::ExternalProtocol::Grpc,
+            } as i32,
+            url: scorer.url,
+            endpoint: scorer.endpoint.map(|id| id.to_string()).unwrap_or_default(),
         }),
         MetricKind::Similarity {
             measure,
@@ -216,6 +225,25 @@ pub(super) fn from_proto(p: pb::Metric) -> Result<MetricDraft> {
                         value: s.value,
                         embedding_endpoint: None,
                     }
+                }
+                Kind::External(e) => {
+                    judge_endpoint = optional_ref(&e.endpoint);
+                    MetricKind::External(ExternalScorer {
+                        protocol: match pb::ExternalProtocol::try_from(e.protocol) {
+                            Ok(pb::ExternalProtocol::Unspecified | pb::ExternalProtocol::Http) => {
+                                ScorerProtocol::Http
+                            }
+                            Ok(pb::ExternalProtocol::Grpc) => ScorerProtocol::Grpc,
+                            Err(_) => {
+                                return Err(Error::invalid(
+                                    "metric.external.protocol",
+                                    format!("{} is not an ExternalProtocol", e.protocol),
+                                ));
+                            }
+                        },
+                        url: e.url,
+                        endpoint: None,
+                    })
                 }
                 Kind::LlmJudge(j) => {
                     judge_endpoint = optional_ref(&j.judge_endpoint);

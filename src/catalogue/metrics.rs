@@ -1,6 +1,7 @@
-//! Metrics, and the rules of the endpoints metrics call models through: an LLM judge's judge
-//! and a semantic similarity's embedding endpoint, named by reference, must be endpoints of the
-//! `openai_chat` kind; a judge metric that names none needs the server's default judge.
+//! Metrics, and the rules of the endpoints metrics call through: an LLM judge's judge and a
+//! semantic similarity's embedding endpoint, named by reference, must be endpoints of the
+//! `openai_chat` kind; a judge metric that names none needs the server's default judge. An
+//! external scorer's endpoint (only its call policy is used) may be of any kind.
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use crate::error::{Error, Result};
 const JUDGE_FIELD: &str = "metric.llm_judge.judge_endpoint";
 /// The field that names a semantic similarity's embedding endpoint, for errors.
 const EMBEDDING_FIELD: &str = "metric.semantic_similarity.embedding_endpoint";
+/// The field that names the endpoint whose call policy an external scorer's calls take.
+const EXTERNAL_FIELD: &str = "metric.external.endpoint";
 
 impl Catalogue {
     /// Creates a metric, its unset settings at their defaults.
@@ -70,8 +73,8 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Replaces the reference to the endpoint a kind calls a model through by the endpoint's
-    /// id: unknown is `NotFound`, not of the `openai_chat` kind is `InvalidArgument`.
+    /// Replaces the reference to the endpoint a kind calls through by the endpoint's id: unknown
+    /// is `NotFound`; for a model, not of the `openai_chat` kind is `InvalidArgument`.
     pub(super) async fn resolve_judge(&self, draft: &mut MetricDraft) -> Result<()> {
         let (Some(role), Some(reference)) =
             (model_role(draft.kind.as_ref()), &draft.judge_endpoint)
@@ -84,20 +87,29 @@ impl Catalogue {
     }
 }
 
-/// The field naming the endpoint a kind calls a model through (for errors) and what it does
-/// with it; `None` for kinds that call no model.
-pub(super) fn model_role(kind: Option<&MetricKind>) -> Option<(&'static str, &'static str)> {
+/// The field naming the endpoint a kind calls through (for errors) and, when the endpoint's
+/// model is called, what it does with it; `None` for kinds that call no endpoint.
+pub(super) fn model_role(
+    kind: Option<&MetricKind>,
+) -> Option<(&'static str, Option<&'static str>)> {
     match kind? {
-        MetricKind::LlmJudge(_) => Some((JUDGE_FIELD, "judge")),
-        MetricKind::SemanticSimilarity { .. } => Some((EMBEDDING_FIELD, "embed")),
+        MetricKind::LlmJudge(_) => Some((JUDGE_FIELD, Some("judge"))),
+        MetricKind::SemanticSimilarity { .. } => Some((EMBEDDING_FIELD, Some("embed"))),
+        // Only the endpoint's call policy is used, so any kind will do.
+        MetricKind::External(_) => Some((EXTERNAL_FIELD, None)),
         _ => None,
     }
 }
 
-/// The reference a metric keeps to the endpoint it calls a model through (its id);
-/// `InvalidArgument` unless the endpoint is of the `openai_chat` kind.
-pub(super) fn model_endpoint(endpoint: &Endpoint, (field, role): (&str, &str)) -> Result<Ref> {
-    if !matches!(endpoint.target, Target::OpenAiChat(_)) {
+/// The reference a metric keeps to the endpoint it calls through (its id); `InvalidArgument`
+/// when a model is called (`role`) and the endpoint is not of the `openai_chat` kind.
+pub(super) fn model_endpoint(
+    endpoint: &Endpoint,
+    (field, role): (&str, Option<&str>),
+) -> Result<Ref> {
+    if let Some(role) = role
+        && !matches!(endpoint.target, Target::OpenAiChat(_))
+    {
         return Err(Error::invalid(
             field,
             format!(
@@ -111,14 +123,21 @@ pub(super) fn model_endpoint(endpoint: &Endpoint, (field, role): (&str, &str)) -
 
 /// Refuses an LLM judge whose evaluation prompt is not a valid template (it would fail every
 /// call), whose inline `api_key_env` names a variable the server does not allow, or whose inline
-/// base URL is an address the outbound policy refuses.
+/// base URL is an address the outbound policy refuses; and an external scorer at an address the
+/// outbound policy refuses.
 pub(super) fn check_judge(
     metric: &Metric,
     allowed: &SecretEnv,
     outbound: &OutboundPolicy,
 ) -> Result<()> {
-    let MetricKind::LlmJudge(judge) = &metric.kind else {
-        return Ok(());
+    let judge = match &metric.kind {
+        MetricKind::LlmJudge(judge) => judge,
+        MetricKind::External(scorer) => {
+            return outbound
+                .check_url_text(&scorer.url)
+                .map_err(|reason| Error::invalid("metric.external.url", reason));
+        }
+        _ => return Ok(()),
     };
     outbound
         .check_url_text(&judge.base_url)
@@ -145,6 +164,10 @@ pub(super) fn place_judge(mut draft: MetricDraft, default_judge: bool) -> Result
             embedding_endpoint, ..
         }) => {
             *embedding_endpoint = resolved;
+            return Ok(draft);
+        }
+        Some(MetricKind::External(scorer)) => {
+            scorer.endpoint = resolved;
             return Ok(draft);
         }
         _ => return Ok(draft),

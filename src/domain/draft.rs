@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// The kinds of a metric, as requests name them (for error messages).
 pub const METRIC_KINDS: &str = "exact_match, contains, not_contains, regex, starts_with, \
     ends_with, is_json, json_schema, length, latency, levenshtein, rouge_l, bleu, \
-    semantic_similarity, cost, token_usage, llm_judge";
+    semantic_similarity, cost, token_usage, llm_judge, external";
 
 /// A metric as given: `None` fields take their defaults.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,8 +45,8 @@ pub struct MetricDraft {
     /// endpoint](MetricKind::model_endpoint) is filled in from
     /// [`judge_endpoint`](Self::judge_endpoint) when it is resolved.
     pub kind: Option<MetricKind>,
-    /// The endpoint the kind calls a model through, by id or name: an LLM judge's judge, a
-    /// semantic similarity's embedding endpoint.
+    /// The endpoint the kind calls through, by id or name: an LLM judge's judge, a semantic
+    /// similarity's embedding endpoint, an external scorer's call-policy endpoint.
     pub judge_endpoint: Option<Ref>,
 }
 
@@ -79,6 +79,7 @@ impl Patch for MetricDraft {
         "semantic_similarity",
         "cost",
         "token_usage",
+        "external",
     ];
 
     fn is_set(&self, path: &str) -> bool {

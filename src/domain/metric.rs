@@ -127,6 +127,61 @@ pub enum MetricKind {
         /// resolved the reference (a metric without one is invalid).
         embedding_endpoint: Option<Uuid>,
     },
+    /// A scorer the user runs (HTTP or gRPC) scores the output.
+    External(ExternalScorer),
+}
+
+/// Settings of an `external` metric: where its scorer listens and whose call policy its calls
+/// take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalScorer {
+    /// How the scorer is called.
+    pub protocol: ScorerProtocol,
+    /// The URL posted to (HTTP), or the gRPC server's `scheme://host:port`.
+    pub url: String,
+    /// The endpoint whose timeout, retries and limits the calls take; set once the catalogue has
+    /// resolved the reference. `None`: an endpoint's defaults.
+    #[serde(default)]
+    pub endpoint: Option<Uuid>,
+}
+
+/// How an external scorer is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScorerProtocol {
+    /// A JSON POST.
+    Http,
+    /// `assay.v1.ScorerService/Score`.
+    Grpc,
+}
+
+impl ExternalScorer {
+    /// The URL must be an absolute http(s) URL; a gRPC scorer's names only a server (no path,
+    /// query or fragment), because the RPC's path is fixed.
+    fn validate(&self, field: impl Fn(&str) -> String) -> Result<()> {
+        let field = field("external.url");
+        let url = url::Url::parse(self.url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                Error::invalid(
+                    &field,
+                    format!("{:?} is not an absolute http(s) URL", self.url),
+                )
+            })?;
+        if self.protocol == ScorerProtocol::Grpc
+            && (url.path() != "/" || url.query().is_some() || url.fragment().is_some())
+        {
+            return Err(Error::invalid(
+                &field,
+                format!(
+                    "{:?}: a gRPC scorer's URL names only its server (scheme://host:port)",
+                    self.url
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Settings of prefix and suffix checks.
@@ -322,6 +377,7 @@ impl MetricKind {
             MetricKind::SemanticSimilarity { .. } => "semantic_similarity",
             MetricKind::Cost { .. } => "cost",
             MetricKind::TokenUsage { .. } => "token_usage",
+            MetricKind::External(_) => "external",
         }
     }
 
@@ -330,7 +386,8 @@ impl MetricKind {
         match self {
             MetricKind::LlmJudge(_)
             | MetricKind::Similarity { .. }
-            | MetricKind::SemanticSimilarity { .. } => ScoreType::Numeric,
+            | MetricKind::SemanticSimilarity { .. }
+            | MetricKind::External(_) => ScoreType::Numeric,
             _ => ScoreType::Binary,
         }
     }
@@ -359,17 +416,19 @@ impl MetricKind {
 
     /// Whether this kind can only give a score (no category).
     fn is_deterministic(&self) -> bool {
-        !matches!(self, MetricKind::LlmJudge(_))
+        !matches!(self, MetricKind::LlmJudge(_) | MetricKind::External(_))
     }
 
-    /// The endpoint a kind calls a model through, when it names one: an LLM judge's
-    /// `judge_endpoint`, a semantic similarity's `embedding_endpoint`.
+    /// The endpoint a kind calls through, when it names one: an LLM judge's `judge_endpoint`, a
+    /// semantic similarity's `embedding_endpoint`, an external scorer's `endpoint` (whose call
+    /// policy its calls take).
     pub fn model_endpoint(&self) -> Option<Uuid> {
         match self {
             MetricKind::LlmJudge(judge) => judge.judge_endpoint,
             MetricKind::SemanticSimilarity {
                 embedding_endpoint, ..
             } => *embedding_endpoint,
+            MetricKind::External(scorer) => scorer.endpoint,
             _ => None,
         }
     }
@@ -633,6 +692,7 @@ impl MetricKind {
                 }
                 Ok(())
             }
+            MetricKind::External(scorer) => scorer.validate(field),
             MetricKind::LlmJudge(judge) => {
                 judge.validate_judge(&field)?;
                 judge.validate_steps(&field)?;

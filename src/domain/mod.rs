@@ -30,8 +30,8 @@ pub use endpoint::{
 };
 pub use labels::{Labels, validate_labels};
 pub use metric::{
-    Affix, BleuTokenizer, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType, SimilarityMeasure,
-    SimilarityOptions, ThresholdOperator, compile_schema,
+    Affix, BleuTokenizer, ExternalScorer, LengthUnit, LlmJudge, Metric, MetricKind, ScoreType,
+    ScorerProtocol, SimilarityMeasure, SimilarityOptions, ThresholdOperator, compile_schema,
 };
 pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 pub use patch::{Patch, apply as apply_patch};

@@ -1,6 +1,7 @@
 //! Sending a request through the endpoint's gate with timeout and retries, and the generic HTTP
 //! target.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,7 +12,7 @@ use tracing::Instrument;
 
 use super::env::EnvTemplate;
 use super::gate::Gate;
-use super::outbound::OutboundPolicy;
+use super::outbound::{OutboundPolicy, refused_by_policy};
 use super::template::{BodyTemplate, TemplateVars};
 use super::{CallError, Observed, TargetError};
 use crate::domain::{
@@ -108,11 +109,11 @@ impl RetryPolicy {
     }
 }
 
-/// A successful (2xx) response.
+/// A successful (2xx) response: its body, or what a gRPC call answered.
 #[derive(Debug)]
-pub(crate) struct Reply {
+pub(crate) struct Reply<T = Vec<u8>> {
     /// The response body.
-    pub body: Vec<u8>,
+    pub body: T,
     /// Duration of the successful attempt.
     pub latency: Duration,
     /// Attempts made, the successful one included.
@@ -131,10 +132,8 @@ pub(crate) struct SendFailure {
 }
 
 /// Sends `request` until it succeeds, fails for good, the retries are used up, or the next retry
-/// would start after the retry budget. Failures the policy's [`Retries`] name are retried after a backoff with full jitter, or after the `Retry-After` the endpoint
-/// asked for (capped). Every attempt passes the endpoint's gate, and tells it about 429s and
-/// successes; a backoff holds no place in the gate. A body larger than the guard's limit, or an
-/// address its policy refuses, fails the call for good.
+/// would start after the retry budget (see [`retrying`]). A body larger than the guard's limit,
+/// or an address its policy refuses, fails the call for good.
 pub(crate) async fn send(
     client: &reqwest::Client,
     gate: &Gate,
@@ -143,6 +142,44 @@ pub(crate) async fn send(
     guard: &Guard,
     observed: &Observed,
 ) -> Result<Reply, SendFailure> {
+    retrying(gate, request, policy, observed, |headers| async move {
+        let (status, retry_after, body) = attempt(client, request, headers, guard)
+            .await
+            .map_err(|error| (error, None))?;
+        if status.is_success() {
+            return Ok((status.as_u16(), body));
+        }
+        let error = CallError::Status {
+            status: status.as_u16(),
+            body: snippet(&body),
+        };
+        Err((error, retry_after))
+    })
+    .await
+}
+
+/// What one attempt gave: its status and answer, or why it failed and the wait the server asked
+/// for before the next one.
+pub(crate) type Attempted<T> = Result<(u16, T), (CallError, Option<Duration>)>;
+
+/// Makes attempts (`attempt`, given the request's headers with the trace context) until one
+/// succeeds, fails for good, the retries are used up, or the next retry would start after the
+/// retry budget: the one retry loop of every call, HTTP or gRPC. Failures the policy's
+/// [`Retries`] name are retried after a backoff with full jitter, or after the `Retry-After` the
+/// server asked for (capped). Every attempt passes the endpoint's gate and its timeout, and tells
+/// the gate about throttling and successes; a backoff holds no place in the gate. `request`
+/// names the call in spans and logs.
+pub(crate) async fn retrying<T, F, Fut>(
+    gate: &Gate,
+    request: &Request,
+    policy: RetryPolicy,
+    observed: &Observed,
+    mut attempt: F,
+) -> Result<Reply<T>, SendFailure>
+where
+    F: FnMut(HeaderMap) -> Fut,
+    Fut: Future<Output = Attempted<T>>,
+{
     let mut attempts = 0;
     let mut last_error = None;
     let mut first_started = None;
@@ -154,10 +191,9 @@ pub(crate) async fn send(
         propagation::inject(&span, &mut headers);
         let started = tokio::time::Instant::now();
         let first_started = *first_started.get_or_insert(started);
-        let outcome =
-            tokio::time::timeout(policy.timeout, attempt(client, request, headers, guard))
-                .instrument(span.clone())
-                .await;
+        let outcome = tokio::time::timeout(policy.timeout, attempt(headers))
+            .instrument(span.clone())
+            .await;
         let latency = started.elapsed();
         let (error, retry_after) = match outcome {
             Err(_) => (
@@ -166,9 +202,9 @@ pub(crate) async fn send(
                 },
                 None,
             ),
-            Ok(Err(error)) => (error, None),
-            Ok(Ok((status, _, body))) if status.is_success() => {
-                observed.attempted(&span, Ok(status.as_u16()), latency);
+            Ok(Err(failed)) => failed,
+            Ok(Ok((status, body))) => {
+                observed.attempted(&span, Ok(status), latency);
                 pass.succeeded();
                 return Ok(Reply {
                     body,
@@ -177,16 +213,9 @@ pub(crate) async fn send(
                     last_error,
                 });
             }
-            Ok(Ok((status, retry_after, body))) => (
-                CallError::Status {
-                    status: status.as_u16(),
-                    body: snippet(&body),
-                },
-                retry_after,
-            ),
         };
         observed.attempted(&span, Err(&error), latency);
-        if matches!(error, CallError::Status { status: 429, .. }) {
+        if error.is_throttled() {
             pass.throttled();
         } else {
             drop(pass);
@@ -308,7 +337,9 @@ async fn read_capped(mut response: reqwest::Response, max_body: u64) -> Result<V
 
 fn classify(error: &reqwest::Error) -> CallError {
     let message = error_chain(error);
-    if error.is_connect() {
+    if refused_by_policy(error) {
+        CallError::Blocked { message }
+    } else if error.is_connect() {
         CallError::Connect { message }
     } else {
         CallError::Transport { message }

@@ -7,10 +7,12 @@
 
 mod env;
 mod gate;
+mod grpc;
 pub(crate) mod http;
 mod observed;
 pub(crate) mod openai;
 mod outbound;
+mod scorer;
 mod template;
 #[cfg(test)]
 pub(crate) mod test_server;
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use reqwest::Url;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -27,6 +30,7 @@ pub use env::{
 };
 pub use gate::{Gate, SharedPace};
 pub use outbound::{DEFAULT_DENY_CIDRS, OutboundPolicy};
+pub use scorer::{ScorerAnswer, ScorerInput};
 pub use template::{
     BodyTemplate, BodyTemplateSyntax, DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES, DEFAULT_TEMPLATE_FUEL,
     TemplateLimits, TemplateVars, check_template_syntax, set_template_limits, template_limits,
@@ -38,14 +42,15 @@ pub(crate) use template::{
 };
 
 use crate::domain::{
-    DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, Pricing, Retries, Target, Test,
-    Usage,
+    DEFAULT_CHAT_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS, Endpoint, ExternalScorer, Pricing, Retries,
+    ScorerProtocol, Target, Test, Usage,
 };
 use crate::telemetry::Telemetry;
 use gate::GateSettings;
 use http::{Guard, PreparedHttp, Reply, Request, RetryPolicy, SendFailure};
 use observed::Observed;
 use openai::PreparedOpenAi;
+use scorer::PreparedScorer;
 
 /// One shared HTTP client (connection pooling, rustls) for all endpoint and judge calls, and the
 /// gate of every endpoint called so far.
@@ -173,17 +178,49 @@ impl TargetClient {
     ) -> Result<PreparedTarget, String> {
         check_target_env(&endpoint.target, &self.secret_env)
             .map_err(|(field, reason)| format!("{field}: {reason}"))?;
-        let (kind, timeout_ms) = match &endpoint.target {
-            Target::Http(http) => (
-                Kind::Http(Box::new(PreparedHttp::prepare(http)?)),
-                nonzero_or(http.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
-            ),
-            Target::OpenAiChat(chat) => (
-                Kind::OpenAi(Box::new(PreparedOpenAi::prepare(chat, parameters)?)),
-                nonzero_or(chat.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
-            ),
+        let kind = match &endpoint.target {
+            Target::Http(http) => Kind::Http(Box::new(PreparedHttp::prepare(http)?)),
+            Target::OpenAiChat(chat) => {
+                Kind::OpenAi(Box::new(PreparedOpenAi::prepare(chat, parameters)?))
+            }
         };
-        Ok(PreparedTarget {
+        Ok(self.prepared(endpoint, kind, parameters))
+    }
+
+    /// Prepares an external scorer for one run. Its calls take `policy`'s call policy (its
+    /// timeout, retries, backoff, and its gate: concurrency and rate limits shared with every
+    /// other call of that endpoint) and go through the same guard as every call.
+    pub fn prepare_scorer(
+        &self,
+        scorer: &ExternalScorer,
+        policy: &Endpoint,
+    ) -> Result<PreparedTarget, String> {
+        let url = Url::parse(scorer.url.trim())
+            .map_err(|e| format!("external.url: {:?} is not a URL: {e}", scorer.url))?;
+        let prepared = match scorer.protocol {
+            ScorerProtocol::Http => PreparedScorer::Http(url),
+            ScorerProtocol::Grpc => PreparedScorer::Grpc {
+                client: grpc::scorer_client(&url, &self.outbound, self.max_body)?,
+                url: url
+                    .join(scorer::SCORE_PATH)
+                    .map_err(|e| format!("external.url: {e}"))?,
+            },
+        };
+        Ok(self.prepared(policy, Kind::Scorer(Box::new(prepared)), &Map::new()))
+    }
+
+    /// A prepared `kind` with `endpoint`'s gate, call policy and prices.
+    fn prepared(
+        &self,
+        endpoint: &Endpoint,
+        kind: Kind,
+        parameters: &Map<String, Value>,
+    ) -> PreparedTarget {
+        let timeout_ms = match &endpoint.target {
+            Target::Http(http) => nonzero_or(http.timeout_ms, DEFAULT_HTTP_TIMEOUT_MS),
+            Target::OpenAiChat(chat) => nonzero_or(chat.timeout_ms, DEFAULT_CHAT_TIMEOUT_MS),
+        };
+        PreparedTarget {
             client: self.http.clone(),
             kind,
             parameters: template::json_to_value(&Value::Object(parameters.clone())),
@@ -199,7 +236,14 @@ impl TargetClient {
                 outbound: Arc::clone(&self.outbound),
             },
             pricing: endpoint.pricing,
-        })
+        }
+    }
+}
+
+/// A scorer is called by its metric, never for a test.
+fn not_for_tests() -> TargetError {
+    TargetError::BadResponse {
+        reason: "a scorer answers metrics, not tests".into(),
     }
 }
 
@@ -210,6 +254,8 @@ fn nonzero_or(value: u32, default: u32) -> u32 {
 enum Kind {
     Http(Box<PreparedHttp>),
     OpenAi(Box<PreparedOpenAi>),
+    /// An external scorer, called only by its metric.
+    Scorer(Box<PreparedScorer>),
 }
 
 /// An endpoint ready to be called for the tests of one run; share it between tasks with `Arc`.
@@ -273,6 +319,7 @@ impl PreparedTarget {
         let request = match &self.kind {
             Kind::Http(http) => http.request(test, &self.parameters),
             Kind::OpenAi(chat) => chat.request(test),
+            Kind::Scorer(_) => Err(not_for_tests()),
         }
         .map_err(|error| TargetFailure { error, attempts: 0 })?;
         let reply = self.send(&request).await.map_err(|failure| TargetFailure {
@@ -282,6 +329,7 @@ impl PreparedTarget {
         let mapped = match &self.kind {
             Kind::Http(http) => http.map(&reply.body),
             Kind::OpenAi(chat) => chat.map(&reply.body),
+            Kind::Scorer(_) => Err(not_for_tests()),
         }
         .map_err(|error| TargetFailure {
             error,
@@ -348,6 +396,57 @@ impl PreparedTarget {
         Ok((vectors, openai::usage(&json)))
     }
 
+    /// What an external scorer answers for one answer of a test: one JSON POST (HTTP) or one
+    /// `Score` call (gRPC), with the same gate, timeout, retries and guard as
+    /// [`call`](Self::call). A body that is not a `ScoreResponse` is `BadResponse`.
+    pub async fn score(&self, input: &ScorerInput<'_>) -> Result<ScorerAnswer, TargetError> {
+        let Kind::Scorer(scorer) = &self.kind else {
+            return Err(TargetError::BadResponse {
+                reason: "only an external scorer scores".into(),
+            });
+        };
+        match &**scorer {
+            PreparedScorer::Http(url) => {
+                let body = serde_json::to_vec(input).map_err(|e| TargetError::BadResponse {
+                    reason: e.to_string(),
+                })?;
+                let request = Request {
+                    method: reqwest::Method::POST,
+                    url: url.clone(),
+                    headers: scorer::json_headers(),
+                    body,
+                };
+                let reply = self.send(&request).await.map_err(TargetError::from)?;
+                let json = http::parse_json(&reply.body)?;
+                serde_json::from_value(json).map_err(|e| TargetError::BadResponse {
+                    reason: format!("the answer is not a ScoreResponse: {e}"),
+                })
+            }
+            PreparedScorer::Grpc { url, client } => {
+                // Named in spans as the HTTP/2 POST it is.
+                let request = Request {
+                    method: reqwest::Method::POST,
+                    url: url.clone(),
+                    headers: reqwest::header::HeaderMap::new(),
+                    body: Vec::new(),
+                };
+                let message = input.to_proto();
+                let reply = http::retrying(
+                    &self.gate,
+                    &request,
+                    self.policy,
+                    &self.observed,
+                    |headers| {
+                        grpc::score(client.clone(), url, message.clone(), headers, &self.guard)
+                    },
+                )
+                .await
+                .map_err(TargetError::from)?;
+                Ok(ScorerAnswer::from(reply.body))
+            }
+        }
+    }
+
     /// The one way a request reaches this endpoint: through its gate (shared by every run and
     /// judge of the process), with the endpoint's timeout, retries, backoff and retry budget.
     async fn send(&self, request: &Request) -> Result<Reply, SendFailure> {
@@ -389,13 +488,30 @@ pub(crate) enum CallError {
     /// The outbound policy refuses the address.
     #[error("{message}")]
     Blocked { message: String },
+    /// A gRPC call ended with an error status (a connection failure included: gRPC reports it as
+    /// `UNAVAILABLE`).
+    #[error("returned gRPC status {code:?}: {message}")]
+    Grpc { code: tonic::Code, message: String },
 }
 
 impl CallError {
+    /// The HTTP status a response stands for: its own, or a gRPC status's equivalent (the
+    /// mapping of `google.rpc.Code`), so that both protocols are retried, billed and counted by
+    /// the same rules.
+    pub(crate) fn http_status(&self) -> Option<u16> {
+        match self {
+            CallError::Status { status, .. } => Some(*status),
+            CallError::Grpc { code, .. } => Some(grpc::http_equivalent(*code)),
+            _ => None,
+        }
+    }
+
     /// Whether another attempt may succeed.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
-            CallError::Status { status, .. } => matches!(status, 408 | 429) || *status >= 500,
+            CallError::Status { .. } | CallError::Grpc { .. } => self
+                .http_status()
+                .is_some_and(|status| matches!(status, 408 | 429) || status >= 500),
             CallError::Timeout { .. } | CallError::Connect { .. } | CallError::Transport { .. } => {
                 true
             }
@@ -408,13 +524,20 @@ impl CallError {
     /// broken connection may have been billed.
     pub(crate) fn is_unbilled(&self) -> bool {
         match self {
-            CallError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            CallError::Status { .. } | CallError::Grpc { .. } => self
+                .http_status()
+                .is_some_and(|status| matches!(status, 429 | 500 | 502 | 503 | 504)),
             CallError::Connect { .. } => true,
             CallError::Timeout { .. }
             | CallError::Transport { .. }
             | CallError::TooLarge { .. }
             | CallError::Blocked { .. } => false,
         }
+    }
+
+    /// Whether the server asked to slow down (HTTP 429, gRPC `RESOURCE_EXHAUSTED`).
+    pub(crate) fn is_throttled(&self) -> bool {
+        self.http_status() == Some(429)
     }
 }
 
@@ -469,6 +592,16 @@ pub enum TargetError {
     Blocked {
         /// The address and the rule.
         message: String,
+    },
+    /// A gRPC call ended with an error status.
+    #[error("gRPC call returned status {code:?}: {message}{}", after(*.attempts))]
+    Grpc {
+        /// The status code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
     },
     /// The response body is not JSON.
     #[error("endpoint response is not JSON: {reason}")]
@@ -541,6 +674,11 @@ impl From<SendFailure> for TargetError {
             CallError::Transport { message } => TargetError::Transport { message, attempts },
             CallError::TooLarge { limit } => TargetError::TooLarge { limit },
             CallError::Blocked { message } => TargetError::Blocked { message },
+            CallError::Grpc { code, message } => TargetError::Grpc {
+                code,
+                message,
+                attempts,
+            },
         }
     }
 }

@@ -61,11 +61,11 @@ impl Observed {
         took: Duration,
     ) {
         let status = match result {
-            Ok(status) | Err(&CallError::Status { status, .. }) => Some(status),
-            Err(_) => None,
+            Ok(status) => Some(status),
+            Err(error) => error.http_status(),
         };
         let outcome = match result {
-            Ok(_) | Err(CallError::Status { .. }) => {
+            Ok(_) | Err(CallError::Status { .. } | CallError::Grpc { .. }) => {
                 CallOutcome::of_status(status.unwrap_or_default())
             }
             Err(CallError::Timeout { .. }) => CallOutcome::Timeout,

@@ -85,6 +85,17 @@ impl OutboundPolicy {
     }
 }
 
+/// A name that resolves only to addresses the policy refuses: found in the sources of the HTTP
+/// client's error, it makes the call blocked rather than a connect error (which is retried).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Refused(String);
+
+/// Whether the outbound policy refused every address of a name somewhere in `error`'s sources.
+pub(crate) fn refused_by_policy(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<Refused>())
+}
+
 /// The DNS resolver of the HTTP client: the system's, keeping only the addresses the policy
 /// allows, so that a name can never lead a connection to a refused address.
 #[derive(Clone, Debug)]
@@ -96,27 +107,37 @@ impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = Arc::clone(&self.policy);
         Box::pin(async move {
-            let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refusal = None;
-            let allowed: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|addr| match policy.check(addr.ip()) {
-                    Ok(()) => true,
-                    Err(why) => {
-                        refusal.get_or_insert(why);
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refusal) {
-                (true, Some(why)) => {
-                    Err(format!("{host} resolves to a refused address: {why}").into())
-                }
-                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            let allowed = allowed_addrs(&policy, name.as_str(), 0).await?;
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The addresses of `host` that the policy allows (with `port`): the system's resolver, keeping
+/// only allowed addresses; an error when every address is refused. What every connection made
+/// by name goes through, HTTP (the client's resolver) or gRPC (the scorers' connector).
+pub(crate) async fn allowed_addrs(
+    policy: &OutboundPolicy,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    let mut refusal = None;
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|addr| match policy.check(addr.ip()) {
+            Ok(()) => true,
+            Err(why) => {
+                refusal.get_or_insert(why);
+                false
             }
         })
+        .collect();
+    match (allowed.is_empty(), refusal) {
+        (true, Some(why)) => Err(Box::new(Refused(format!(
+            "{host} resolves to a refused address: {why}"
+        )))),
+        _ => Ok(allowed),
     }
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::{Metric, MetricKind, Ref, RunPlan, TestSet};
 use crate::error::{Error, Result};
-use crate::scoring::{JudgeHandle, PreparedMetric, Scorer, judge};
+use crate::scoring::{JudgeHandle, PreparedMetric, Scorer, default_policy_endpoint, judge};
 use crate::store::Store;
 
 /// The metrics of one test.
@@ -163,13 +163,14 @@ impl<'a> Judges<'a> {
         Ok(Arc::from(set))
     }
 
-    /// The model endpoint of a metric that calls one (an LLM judge's judge, a semantic
-    /// similarity's embedding endpoint): one that cannot be had is an error of the metric's
-    /// results, not of the run.
+    /// The endpoint of a metric that calls one (an LLM judge's judge, a semantic similarity's
+    /// embedding endpoint, an external scorer with its call policy): one that cannot be had is an
+    /// error of the metric's results, not of the run.
     async fn judge(&mut self, metric: &Metric) -> Option<JudgeHandle> {
         let role = match &metric.kind {
             MetricKind::LlmJudge(_) => "judge",
             MetricKind::SemanticSimilarity { .. } => "embedding",
+            MetricKind::External(_) => "call policy",
             _ => return None,
         };
         let endpoint = if let Some(id) = metric.kind.model_endpoint() {
@@ -184,6 +185,8 @@ impl<'a> Judges<'a> {
             && settings.is_inline()
         {
             judge::inline_endpoint(metric, settings)
+        } else if let MetricKind::External(settings) = &metric.kind {
+            default_policy_endpoint(metric, settings)
         } else {
             match self.scorer.default_judge() {
                 Some(endpoint) => endpoint.clone(),
@@ -197,6 +200,10 @@ impl<'a> Judges<'a> {
             }
         };
         let scorer = self.scorer;
+        if let MetricKind::External(settings) = &metric.kind {
+            // Prepared per metric (the URL is the metric's); the gate is still the endpoint's.
+            return Some(scorer.prepare_scorer(settings, &endpoint));
+        }
         Some(
             self.prepared
                 .entry(endpoint.id)

@@ -501,6 +501,8 @@ impl Engine {
                 result.error = Some("no metrics".into());
             } else {
                 let input = ScoreInput {
+                    test_id: test.id,
+                    metadata: &test.metadata,
                     prompt: &test.prompt,
                     expected_response: test.expected_response.as_deref(),
                     output,

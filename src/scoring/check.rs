@@ -1,12 +1,13 @@
 //! Routing a metric to the check that scores it, and nothing else: pass/fail checks
 //! ([`super::deterministic`]) are evaluated in place, similarity ([`super::similarity`]) on the
 //! blocking pool, semantic similarity ([`super::semantic`]) and LLM judges ([`super::judge`]) by
-//! their model.
+//! their model, external scorers ([`super::external`]) by the user's scorer.
 
 use super::deterministic::{
     AffixMatch, Contains, Cost, ExactMatch, IsJson, JsonSchema, Latency, Length, NotContains,
     PassFail, RegexMatch, TokenUsage,
 };
+use super::external::ExternalCheck;
 use super::judge::JudgeCheck;
 use super::semantic::SemanticCheck;
 use super::similarity::SimilarityCheck;
@@ -45,6 +46,8 @@ pub(super) enum Check {
     Semantic(SemanticCheck),
     /// `llm_judge`.
     Judge(JudgeCheck),
+    /// `external`.
+    External(ExternalCheck),
 }
 
 impl Check {
@@ -88,6 +91,7 @@ impl Check {
                 Check::Semantic(SemanticCheck::new(value, judge))
             }
             MetricKind::LlmJudge(settings) => Check::Judge(JudgeCheck::new(settings, judge)),
+            MetricKind::External(_) => Check::External(ExternalCheck::new(judge)),
         })
     }
 
@@ -117,6 +121,7 @@ impl Check {
                     category: None,
                     reason,
                     spent: None,
+                    passed: None,
                 });
             }
             Check::Semantic(check) => {
@@ -126,8 +131,10 @@ impl Check {
                     category: None,
                     reason,
                     spent,
+                    passed: None,
                 });
             }
+            Check::External(check) => return check.evaluate(metric, input).await,
             Check::Judge(check) => {
                 let (judgement, spent) = check.judge(metric, input).await?;
                 return Ok(Verdict {
@@ -135,6 +142,7 @@ impl Check {
                     category: judgement.category,
                     reason: judgement.reason,
                     spent,
+                    passed: None,
                 });
             }
         };
@@ -143,6 +151,7 @@ impl Check {
             category: None,
             reason,
             spent: None,
+            passed: None,
         })
     }
 }

@@ -9,28 +9,36 @@
 
 mod check;
 mod deterministic;
+mod external;
 pub mod judge;
 mod semantic;
 mod similarity;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
+use uuid::Uuid;
 
-use crate::domain::{Endpoint, Metric, MetricResult, Usage};
+use crate::domain::{Endpoint, ExternalScorer, Metric, MetricResult, Usage};
 use crate::endpoint_client::TargetClient;
 use check::Check;
+pub use external::default_policy_endpoint;
 pub use judge::JudgeClient;
 
-/// The model endpoint of a metric for one run (an LLM judge's judge, a semantic similarity's
-/// embedding endpoint), or why it has none (then every score of the metric is an error, and the
-/// run goes on).
+/// The endpoint a metric calls for one run (an LLM judge's judge, a semantic similarity's
+/// embedding endpoint, an external scorer), or why it has none (then every score of the metric
+/// is an error, and the run goes on).
 pub type JudgeHandle = Result<Arc<JudgeClient>, String>;
 
 /// What a metric looks at for one test.
 #[derive(Clone, Copy, Debug)]
 pub struct ScoreInput<'a> {
+    /// The test's id.
+    pub test_id: Uuid,
+    /// The test's metadata.
+    pub metadata: &'a BTreeMap<String, String>,
     /// The prompt sent.
     pub prompt: &'a str,
     /// The test's expected response.
@@ -91,6 +99,11 @@ impl Scorer {
         JudgeClient::prepare(&self.targets, endpoint).map(Arc::new)
     }
 
+    /// Prepares an external scorer for one run, its calls with `policy`'s call policy.
+    pub fn prepare_scorer(&self, scorer: &ExternalScorer, policy: &Endpoint) -> JudgeHandle {
+        JudgeClient::prepare_scorer(&self.targets, scorer, policy).map(Arc::new)
+    }
+
     /// The verdict of one metric on one answer. Never fails: a metric that cannot be evaluated
     /// gives a result with `error` set and `passed == false`.
     pub async fn score(
@@ -120,7 +133,9 @@ impl Scorer {
         );
         match self.verdict(prepared, input).instrument(span).await {
             Ok(verdict) => {
-                result.passed = metric.passes(verdict.score, verdict.category.as_deref());
+                result.passed = verdict
+                    .passed
+                    .unwrap_or_else(|| metric.passes(verdict.score, verdict.category.as_deref()));
                 result.score = verdict.score;
                 result.category = verdict.category;
                 result.reason = verdict.reason;
@@ -174,6 +189,9 @@ struct Verdict {
     reason: String,
     /// What the metric's model calls spent.
     spent: Spent,
+    /// The verdict itself, when the metric gives one (an external scorer's `passed`); else the
+    /// score or category is compared with the metric's threshold or passing categories.
+    passed: Option<bool>,
 }
 
 impl<'a> ScoreInput<'a> {
@@ -197,7 +215,11 @@ fn truncate(text: &str, max_chars: usize) -> String {
 /// Answers for the tests of the checks.
 #[cfg(test)]
 mod fixtures {
+    use std::collections::BTreeMap;
+
     use super::ScoreInput;
+
+    static NO_METADATA: BTreeMap<String, String> = BTreeMap::new();
 
     /// About 100k characters of text ending with "the end.".
     pub(super) fn long_text() -> String {
@@ -207,6 +229,8 @@ mod fixtures {
     /// The answer `output` to a test that expects `expected`, given at once.
     pub(super) fn input<'a>(output: &'a str, expected: Option<&'a str>) -> ScoreInput<'a> {
         ScoreInput {
+            test_id: uuid::Uuid::nil(),
+            metadata: &NO_METADATA,
             prompt: "p",
             expected_response: expected,
             output,

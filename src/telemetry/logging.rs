@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchConfig, BatchConfigBuilder, Sampler, SdkTracerProvider};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -89,17 +90,29 @@ pub fn init(
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    // Each layer has a filter of its own: the log level (`ASSAY_LOG=warn`, say) must not turn
+    // off the spans that are exported, nor the trace context that calls carry and results keep.
     let (spans, provider) = match otlp {
         Some(settings) => {
             let provider = provider(settings)?;
-            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("assay"));
+            // Spans carry what their fields say, not where in the code or on which thread they
+            // began, nor busy and idle times, and entering a span does not switch the
+            // OpenTelemetry context (calls read theirs from the span): each of these costs
+            // every test a few microseconds, which the overhead bench counts.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("assay"))
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false)
+                .with_filter(Targets::new().with_target("assay", Level::INFO));
             (Some(layer), Some(provider))
         }
         None => (None, None),
     };
     tracing_subscriber::registry()
-        .with(filter(default))
-        .with(logs)
+        .with(logs.with_filter(filter(default)))
         .with(spans)
         .init();
     if provider.is_some() {
@@ -109,6 +122,18 @@ pub fn init(
         super::propagation::enable();
     }
     Ok(Tracing { provider })
+}
+
+/// The span queue and batches: a fast run ends three spans per test, tens of thousands a
+/// second, which the SDK's default queue (2,048 spans) drops; a queue of 32,768 holds about a
+/// second of them (a few megabytes) while batches of 2,048 are exported, two at a time. The
+/// `OTEL_BSP_*` variables still set the rest.
+fn batch_config() -> BatchConfig {
+    BatchConfigBuilder::default()
+        .with_max_queue_size(32_768)
+        .with_max_export_batch_size(2_048)
+        .with_max_concurrent_exports(2)
+        .build()
 }
 
 /// A tracer provider exporting in batches over OTLP/gRPC from a task of this runtime; a trace
@@ -131,6 +156,7 @@ fn provider(settings: &OtlpSettings) -> Result<SdkTracerProvider, TracingError> 
             exporter,
             opentelemetry_sdk::runtime::Tokio,
         )
+        .with_batch_config(batch_config())
         .build();
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
     Ok(SdkTracerProvider::builder()

@@ -54,14 +54,16 @@ impl Server {
         Server::launch(db_path, configure, None).await
     }
 
-    /// A server on a fresh database that serves Prometheus metrics too, and the address of its
-    /// metrics listener.
-    pub async fn start_with_metrics() -> (Server, SocketAddr) {
+    /// A server on a fresh database, with settings changed by `configure`, that serves
+    /// Prometheus metrics too, and the address of its metrics listener.
+    pub async fn start_with_metrics(
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> (Server, SocketAddr) {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("assay.db");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let metrics_addr = metrics.local_addr().expect("addr");
-        let mut server = Server::launch(&db_path, |_| {}, Some(metrics)).await;
+        let mut server = Server::launch(&db_path, configure, Some(metrics)).await;
         server.dir = Some(dir);
         (server, metrics_addr)
     }

@@ -19,6 +19,7 @@ mod regressions;
 mod replicas;
 mod resilience;
 mod runs;
+mod scorers;
 mod security;
 mod semantic;
 mod spend;

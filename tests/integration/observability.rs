@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use assay::cli::Clients;
+use assay::endpoint_client::OutboundPolicy;
 use assay::proto::v1 as pb;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -50,6 +51,17 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// `assay_results_total` is `n` for each `(status, n)`.
+fn assert_results(scrape: &Scrape, expected: [(&str, f64); 3]) {
+    for (status, n) in expected {
+        assert_eq!(
+            value(scrape, "assay_results_total", &[("status", status)]),
+            n,
+            "{status}"
+        );
+    }
+}
+
 /// An endpoint on `target` that retries twice, at once.
 fn retrying_endpoint(name: &str, target: &Target) -> pb::Endpoint {
     pb::Endpoint {
@@ -65,7 +77,7 @@ fn retrying_endpoint(name: &str, target: &Target) -> pb::Endpoint {
 
 #[tokio::test]
 async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
-    let (server, metrics) = Server::start_with_metrics().await;
+    let (server, metrics) = Server::start_with_metrics(|_| {}).await;
     let target = Target::start().await;
     create_metric(&server, exact("exact")).await;
     let endpoint = create_endpoint(&server, retrying_endpoint("shop", &target)).await;
@@ -103,13 +115,7 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
         ),
         1.0
     );
-    for (status, n) in [("passed", 1.0), ("failed", 1.0), ("error", 2.0)] {
-        assert_eq!(
-            value(&during, "assay_results_total", &[("status", status)]),
-            n,
-            "{status}"
-        );
-    }
+    assert_results(&during, [("passed", 1.0), ("failed", 1.0), ("error", 2.0)]);
 
     while let Some(event) = futures::StreamExt::next(&mut stream).await {
         event.expect("event");
@@ -147,13 +153,7 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
         ),
         7.0
     );
-    for (status, n) in [("passed", 2.0), ("failed", 1.0), ("error", 2.0)] {
-        assert_eq!(
-            value(&after, "assay_results_total", &[("status", status)]),
-            n,
-            "{status}"
-        );
-    }
+    assert_results(&after, [("passed", 2.0), ("failed", 1.0), ("error", 2.0)]);
     assert_eq!(value(&after, "assay_runs_active", &[]), 0.0);
     assert_eq!(
         value(
@@ -197,8 +197,49 @@ async fn metrics_count_a_runs_calls_results_and_retries_during_and_after_it() {
 }
 
 #[tokio::test]
+async fn a_call_refused_by_the_outbound_policy_is_counted_as_blocked() {
+    // `localhost` passes the check at create (it is no address) and resolves to a denied one
+    // when the call connects.
+    let (server, metrics) = Server::start_with_metrics(|config| {
+        config.deny_cidr = ["127.0.0.0/8", "::1/128"]
+            .map(|range| OutboundPolicy::parse_cidr(range).expect("a range"))
+            .to_vec();
+    })
+    .await;
+    let target = Target::start().await;
+    let port = target.url.rsplit(':').next().expect("a port");
+    create_metric(&server, exact("exact")).await;
+    create_endpoint(
+        &server,
+        http_endpoint("walled", &format!("http://localhost:{port}")),
+    )
+    .await;
+    create_test_set(
+        &server,
+        "obs",
+        &["exact"],
+        vec![test("Paris", "Paris", &[])],
+    )
+    .await;
+    let (_, results, _) = execute(&server, execute_request("obs", "walled")).await;
+    assert_eq!(results[0].status, pb::ResultStatus::Error as i32);
+
+    let scraped = scrape(metrics).await;
+    let calls = |outcome| {
+        value(
+            &scraped,
+            "assay_endpoint_calls_total",
+            &[("endpoint", "walled"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(calls("blocked"), 1.0);
+    assert_eq!(calls("connect_error"), 0.0);
+    assert_eq!(target.calls(), 0);
+}
+
+#[tokio::test]
 async fn grpc_metrics_label_refusals_by_code_and_unknown_methods_as_other() {
-    let (server, metrics) = Server::start_with_metrics().await;
+    let (server, metrics) = Server::start_with_metrics(|_| {}).await;
     let refused = server
         .metrics()
         .get_metric(pb::GetMetricRequest {
@@ -328,10 +369,12 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
     let target = Target::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("assay.db");
-    let assay = Assay::start_with(
+    // Logs at `warn` only: the log level must not turn the exported spans off.
+    let assay = Assay::start_logging(
         &format!("sqlite://{}", db.display()),
         &db,
         &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
+        "warn",
     );
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
         .expect("an address")

@@ -89,6 +89,11 @@ async fn reflection_v1_lists_every_service_and_describes_them() {
     let (services, descriptors) = reflect!(v1, server);
     assert_lists(&services, SERVICES);
     assert_lists(&services, &["grpc.reflection.v1.ServerReflection"]);
+    // Described (scorers are generated from it) but served by users' scorers, not by Assay.
+    assert!(
+        !services.iter().any(|s| s == "assay.v1.ScorerService"),
+        "{services:?}"
+    );
     assert!(descriptors > 0, "no file descriptor for a service");
 }
 

@@ -14,7 +14,7 @@ use crate::harness::Server;
 
 /// Runs `assay ARGS` in `dir`; against `server` when given, else with no server at all (no
 /// `ASSAY_SERVER`), as `eval` runs on a fresh machine.
-async fn assay(server: Option<&Server>, dir: &Path, args: &[&str]) -> Output {
+pub async fn assay(server: Option<&Server>, dir: &Path, args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"));
     command
         .args(args)
@@ -28,11 +28,11 @@ async fn assay(server: Option<&Server>, dir: &Path, args: &[&str]) -> Output {
     command.output().await.expect("run the assay binary")
 }
 
-fn code(output: &Output) -> i32 {
+pub fn code(output: &Output) -> i32 {
     output.status.code().expect("exited, not killed")
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

@@ -19,15 +19,16 @@ mod verdict;
 use serde_json::{Map, Value, json};
 
 use super::{JudgeHandle, ScoreInput, Spent};
-use crate::domain::{Endpoint, LlmJudge, Metric, Target, Usage};
+use crate::domain::{Endpoint, ExternalScorer, LlmJudge, Metric, Target, Usage};
 use crate::endpoint_client::openai::{first_content, usage};
-use crate::endpoint_client::{PreparedTarget, TargetClient, rendering};
+use crate::endpoint_client::{PreparedTarget, ScorerAnswer, ScorerInput, TargetClient, rendering};
 pub use endpoint::{DEFAULT_JUDGE_ID, default_endpoint, inline_endpoint};
 use prompt::{instructions, render_prompt};
 pub use verdict::Judgement;
 use verdict::{parse_verdict, raw};
 
-/// A judge endpoint made ready for one run, shared by the run's metrics that use it.
+/// An endpoint made ready for one run to be called by metrics, shared by the run's metrics that
+/// use it: a judge, an embedding endpoint, or an external scorer (with its call policy).
 #[derive(Debug)]
 pub struct JudgeClient {
     name: String,
@@ -52,6 +53,34 @@ impl JudgeClient {
             name: endpoint.name.clone(),
             target,
         })
+    }
+
+    /// Prepares an external scorer, its calls with `policy`'s call policy.
+    pub fn prepare_scorer(
+        targets: &TargetClient,
+        scorer: &ExternalScorer,
+        policy: &Endpoint,
+    ) -> Result<Self, String> {
+        let target = targets
+            .prepare_scorer(scorer, policy)
+            .map_err(|e| format!("scorer {:?} cannot be called: {e}", scorer.url))?;
+        Ok(JudgeClient {
+            name: scorer.url.clone(),
+            target,
+        })
+    }
+
+    /// The name shown in errors (an external scorer's: its URL).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What an external scorer answers for one answer.
+    pub(crate) async fn score(&self, input: &ScorerInput<'_>) -> Result<ScorerAnswer, String> {
+        self.target
+            .score(input)
+            .await
+            .map_err(|e| format!("scorer {:?}: {e}", self.name))
     }
 
     /// One vector per text, from the endpoint's embeddings API, and what the call spent.

@@ -24,6 +24,12 @@ class LengthUnit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LENGTH_UNIT_UNSPECIFIED: _ClassVar[LengthUnit]
     LENGTH_UNIT_CHARACTERS: _ClassVar[LengthUnit]
     LENGTH_UNIT_WORDS: _ClassVar[LengthUnit]
+
+class ExternalProtocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXTERNAL_PROTOCOL_UNSPECIFIED: _ClassVar[ExternalProtocol]
+    EXTERNAL_PROTOCOL_HTTP: _ClassVar[ExternalProtocol]
+    EXTERNAL_PROTOCOL_GRPC: _ClassVar[ExternalProtocol]
 SCORE_TYPE_UNSPECIFIED: ScoreType
 SCORE_TYPE_BINARY: ScoreType
 SCORE_TYPE_NUMERIC: ScoreType
@@ -31,9 +37,12 @@ SCORE_TYPE_CATEGORICAL: ScoreType
 LENGTH_UNIT_UNSPECIFIED: LengthUnit
 LENGTH_UNIT_CHARACTERS: LengthUnit
 LENGTH_UNIT_WORDS: LengthUnit
+EXTERNAL_PROTOCOL_UNSPECIFIED: ExternalProtocol
+EXTERNAL_PROTOCOL_HTTP: ExternalProtocol
+EXTERNAL_PROTOCOL_GRPC: ExternalProtocol
 
 class Metric(_message.Message):
-    __slots__ = ("id", "name", "description", "score_type", "threshold", "threshold_operator", "categories", "passing_categories", "requires_expected", "requires_context", "exact_match", "contains", "regex", "llm_judge", "not_contains", "starts_with", "ends_with", "is_json", "json_schema", "length", "latency", "levenshtein", "rouge_l", "bleu", "semantic_similarity", "cost", "token_usage", "created_at", "updated_at")
+    __slots__ = ("id", "name", "description", "score_type", "threshold", "threshold_operator", "categories", "passing_categories", "requires_expected", "requires_context", "exact_match", "contains", "regex", "llm_judge", "not_contains", "starts_with", "ends_with", "is_json", "json_schema", "length", "latency", "levenshtein", "rouge_l", "bleu", "semantic_similarity", "cost", "token_usage", "external", "created_at", "updated_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +70,7 @@ class Metric(_message.Message):
     SEMANTIC_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
     TOKEN_USAGE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
@@ -90,9 +100,10 @@ class Metric(_message.Message):
     semantic_similarity: SemanticSimilarity
     cost: Cost
     token_usage: TokenUsageLimit
+    external: External
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., score_type: _Optional[_Union[ScoreType, str]] = ..., threshold: _Optional[float] = ..., threshold_operator: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., passing_categories: _Optional[_Iterable[str]] = ..., requires_expected: _Optional[bool] = ..., requires_context: _Optional[bool] = ..., exact_match: _Optional[_Union[ExactMatch, _Mapping]] = ..., contains: _Optional[_Union[Contains, _Mapping]] = ..., regex: _Optional[_Union[Regex, _Mapping]] = ..., llm_judge: _Optional[_Union[LlmJudge, _Mapping]] = ..., not_contains: _Optional[_Union[NotContains, _Mapping]] = ..., starts_with: _Optional[_Union[AffixMatch, _Mapping]] = ..., ends_with: _Optional[_Union[AffixMatch, _Mapping]] = ..., is_json: _Optional[_Union[IsJson, _Mapping]] = ..., json_schema: _Optional[_Union[JsonSchema, _Mapping]] = ..., length: _Optional[_Union[Length, _Mapping]] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., levenshtein: _Optional[_Union[Similarity, _Mapping]] = ..., rouge_l: _Optional[_Union[Similarity, _Mapping]] = ..., bleu: _Optional[_Union[Similarity, _Mapping]] = ..., semantic_similarity: _Optional[_Union[SemanticSimilarity, _Mapping]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., token_usage: _Optional[_Union[TokenUsageLimit, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., score_type: _Optional[_Union[ScoreType, str]] = ..., threshold: _Optional[float] = ..., threshold_operator: _Optional[str] = ..., categories: _Optional[_Iterable[str]] = ..., passing_categories: _Optional[_Iterable[str]] = ..., requires_expected: _Optional[bool] = ..., requires_context: _Optional[bool] = ..., exact_match: _Optional[_Union[ExactMatch, _Mapping]] = ..., contains: _Optional[_Union[Contains, _Mapping]] = ..., regex: _Optional[_Union[Regex, _Mapping]] = ..., llm_judge: _Optional[_Union[LlmJudge, _Mapping]] = ..., not_contains: _Optional[_Union[NotContains, _Mapping]] = ..., starts_with: _Optional[_Union[AffixMatch, _Mapping]] = ..., ends_with: _Optional[_Union[AffixMatch, _Mapping]] = ..., is_json: _Optional[_Union[IsJson, _Mapping]] = ..., json_schema: _Optional[_Union[JsonSchema, _Mapping]] = ..., length: _Optional[_Union[Length, _Mapping]] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., levenshtein: _Optional[_Union[Similarity, _Mapping]] = ..., rouge_l: _Optional[_Union[Similarity, _Mapping]] = ..., bleu: _Optional[_Union[Similarity, _Mapping]] = ..., semantic_similarity: _Optional[_Union[SemanticSimilarity, _Mapping]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., token_usage: _Optional[_Union[TokenUsageLimit, _Mapping]] = ..., external: _Optional[_Union[External, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExactMatch(_message.Message):
     __slots__ = ("value", "ignore_case", "trim")
@@ -199,6 +210,16 @@ class SemanticSimilarity(_message.Message):
     value: str
     embedding_endpoint: str
     def __init__(self, value: _Optional[str] = ..., embedding_endpoint: _Optional[str] = ...) -> None: ...
+
+class External(_message.Message):
+    __slots__ = ("protocol", "url", "endpoint")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    protocol: ExternalProtocol
+    url: str
+    endpoint: str
+    def __init__(self, protocol: _Optional[_Union[ExternalProtocol, str]] = ..., url: _Optional[str] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class LlmJudge(_message.Message):
     __slots__ = ("base_url", "model", "api_key_env", "evaluation_prompt", "min_score", "max_score", "timeout_ms", "judge_endpoint", "evaluation_steps")

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file assay/v1/metric.proto.
  */
 export const file_assay_v1_metric: GenFile = /*@__PURE__*/
-  fileDesc("ChVhc3NheS92MS9tZXRyaWMucHJvdG8SCGFzc2F5LnYxIr0ICgZNZXRyaWMSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgpzY29yZV90eXBlGAQgASgOMhMuYXNzYXkudjEuU2NvcmVUeXBlEhYKCXRocmVzaG9sZBgFIAEoAUgBiAEBEhoKEnRocmVzaG9sZF9vcGVyYXRvchgGIAEoCRISCgpjYXRlZ29yaWVzGAcgAygJEhoKEnBhc3NpbmdfY2F0ZWdvcmllcxgIIAMoCRIZChFyZXF1aXJlc19leHBlY3RlZBgJIAEoCBIYChByZXF1aXJlc19jb250ZXh0GAogASgIEisKC2V4YWN0X21hdGNoGBQgASgLMhQuYXNzYXkudjEuRXhhY3RNYXRjaEgAEiYKCGNvbnRhaW5zGBUgASgLMhIuYXNzYXkudjEuQ29udGFpbnNIABIgCgVyZWdleBgWIAEoCzIPLmFzc2F5LnYxLlJlZ2V4SAASJwoJbGxtX2p1ZGdlGBcgASgLMhIuYXNzYXkudjEuTGxtSnVkZ2VIABItCgxub3RfY29udGFpbnMYGCABKAsyFS5hc3NheS52MS5Ob3RDb250YWluc0gAEisKC3N0YXJ0c193aXRoGBkgASgLMhQuYXNzYXkudjEuQWZmaXhNYXRjaEgAEikKCWVuZHNfd2l0aBgaIAEoCzIULmFzc2F5LnYxLkFmZml4TWF0Y2hIABIjCgdpc19qc29uGBsgASgLMhAuYXNzYXkudjEuSXNKc29uSAASKwoLanNvbl9zY2hlbWEYHCABKAsyFC5hc3NheS52MS5Kc29uU2NoZW1hSAASIgoGbGVuZ3RoGB0gASgLMhAuYXNzYXkudjEuTGVuZ3RoSAASJAoHbGF0ZW5jeRggIAEoCzIRLmFzc2F5LnYxLkxhdGVuY3lIABIrCgtsZXZlbnNodGVpbhghIAEoCzIULmFzc2F5LnYxLlNpbWlsYXJpdHlIABInCgdyb3VnZV9sGCIgASgLMhQuYXNzYXkudjEuU2ltaWxhcml0eUgAEiQKBGJsZXUYIyABKAsyFC5hc3NheS52MS5TaW1pbGFyaXR5SAASOwoTc2VtYW50aWNfc2ltaWxhcml0eRgkIAEoCzIcLmFzc2F5LnYxLlNlbWFudGljU2ltaWxhcml0eUgAEh4KBGNvc3QYJSABKAsyDi5hc3NheS52MS5Db3N0SAASMAoLdG9rZW5fdXNhZ2UYJiABKAsyGS5hc3NheS52MS5Ub2tlblVzYWdlTGltaXRIABIuCgpjcmVhdGVkX2F0GB4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GB8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRraW5kQgwKCl90aHJlc2hvbGQiTQoKRXhhY3RNYXRjaBISCgV2YWx1ZRgBIAEoCUgAiAEBEhMKC2lnbm9yZV9jYXNlGAIgASgIEgwKBHRyaW0YAyABKAhCCAoGX3ZhbHVlIkUKCENvbnRhaW5zEg4KBnZhbHVlcxgBIAMoCRIRCgltYXRjaF9hbGwYAiABKAgSFgoOY2FzZV9zZW5zaXRpdmUYAyABKAgiKgoFUmVnZXgSDwoHcGF0dGVybhgBIAEoCRIQCghub19tYXRjaBgCIAEoCCI1CgtOb3RDb250YWlucxIOCgZ2YWx1ZXMYASADKAkSFgoOY2FzZV9zZW5zaXRpdmUYAiABKAgiTQoKQWZmaXhNYXRjaBISCgV2YWx1ZRgBIAEoCUgAiAEBEhMKC2lnbm9yZV9jYXNlGAIgASgIEgwKBHRyaW0YAyABKAhCCAoGX3ZhbHVlIggKBklzSnNvbiIcCgpKc29uU2NoZW1hEg4KBnNjaGVtYRgBIAEoCSJgCgZMZW5ndGgSEAoDbWluGAEgASgNSACIAQESEAoDbWF4GAIgASgNSAGIAQESIgoEdW5pdBgDIAEoDjIULmFzc2F5LnYxLkxlbmd0aFVuaXRCBgoEX21pbkIGCgRfbWF4IhkKB0xhdGVuY3kSDgoGbWF4X21zGAEgASgNInEKClNpbWlsYXJpdHkSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBILCgNuZmMYAyABKAgSEQoJbG93ZXJjYXNlGAQgASgIEhAKCHRva2VuaXplGAUgASgJQggKBl92YWx1ZSIXCgRDb3N0Eg8KB21heF91c2QYASABKAEiJQoPVG9rZW5Vc2FnZUxpbWl0EhIKCm1heF90b2tlbnMYASABKAQiTgoSU2VtYW50aWNTaW1pbGFyaXR5EhIKBXZhbHVlGAEgASgJSACIAQESGgoSZW1iZWRkaW5nX2VuZHBvaW50GAIgASgJQggKBl92YWx1ZSLHAQoITGxtSnVkZ2USEAoIYmFzZV91cmwYASABKAkSDQoFbW9kZWwYAiABKAkSEwoLYXBpX2tleV9lbnYYAyABKAkSGQoRZXZhbHVhdGlvbl9wcm9tcHQYBCABKAkSEQoJbWluX3Njb3JlGAUgASgBEhEKCW1heF9zY29yZRgGIAEoARISCgp0aW1lb3V0X21zGAcgASgNEhYKDmp1ZGdlX2VuZHBvaW50GAggASgJEhgKEGV2YWx1YXRpb25fc3RlcHMYCSADKAkiNwoTQ3JlYXRlTWV0cmljUmVxdWVzdBIgCgZtZXRyaWMYASABKAsyEC5hc3NheS52MS5NZXRyaWMiIgoQR2V0TWV0cmljUmVxdWVzdBIOCgZtZXRyaWMYASABKAkiOwoSTGlzdE1ldHJpY3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlEKE0xpc3RNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaAoTVXBkYXRlTWV0cmljUmVxdWVzdBIgCgZtZXRyaWMYASABKAsyEC5hc3NheS52MS5NZXRyaWMSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIiUKE0RlbGV0ZU1ldHJpY1JlcXVlc3QSDgoGbWV0cmljGAEgASgJKnIKCVNjb3JlVHlwZRIaChZTQ09SRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRU0NPUkVfVFlQRV9CSU5BUlkQARIWChJTQ09SRV9UWVBFX05VTUVSSUMQAhIaChZTQ09SRV9UWVBFX0NBVEVHT1JJQ0FMEAMqXAoKTGVuZ3RoVW5pdBIbChdMRU5HVEhfVU5JVF9VTlNQRUNJRklFRBAAEhoKFkxFTkdUSF9VTklUX0NIQVJBQ1RFUlMQARIVChFMRU5HVEhfVU5JVF9XT1JEUxACMt8CCg1NZXRyaWNTZXJ2aWNlEj8KDENyZWF0ZU1ldHJpYxIdLmFzc2F5LnYxLkNyZWF0ZU1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSOQoJR2V0TWV0cmljEhouYXNzYXkudjEuR2V0TWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxJKCgtMaXN0TWV0cmljcxIcLmFzc2F5LnYxLkxpc3RNZXRyaWNzUmVxdWVzdBodLmFzc2F5LnYxLkxpc3RNZXRyaWNzUmVzcG9uc2USPwoMVXBkYXRlTWV0cmljEh0uYXNzYXkudjEuVXBkYXRlTWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxJFCgxEZWxldGVNZXRyaWMSHS5hc3NheS52MS5EZWxldGVNZXRyaWNSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChVhc3NheS92MS9tZXRyaWMucHJvdG8SCGFzc2F5LnYxIuUICgZNZXRyaWMSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgpzY29yZV90eXBlGAQgASgOMhMuYXNzYXkudjEuU2NvcmVUeXBlEhYKCXRocmVzaG9sZBgFIAEoAUgBiAEBEhoKEnRocmVzaG9sZF9vcGVyYXRvchgGIAEoCRISCgpjYXRlZ29yaWVzGAcgAygJEhoKEnBhc3NpbmdfY2F0ZWdvcmllcxgIIAMoCRIZChFyZXF1aXJlc19leHBlY3RlZBgJIAEoCBIYChByZXF1aXJlc19jb250ZXh0GAogASgIEisKC2V4YWN0X21hdGNoGBQgASgLMhQuYXNzYXkudjEuRXhhY3RNYXRjaEgAEiYKCGNvbnRhaW5zGBUgASgLMhIuYXNzYXkudjEuQ29udGFpbnNIABIgCgVyZWdleBgWIAEoCzIPLmFzc2F5LnYxLlJlZ2V4SAASJwoJbGxtX2p1ZGdlGBcgASgLMhIuYXNzYXkudjEuTGxtSnVkZ2VIABItCgxub3RfY29udGFpbnMYGCABKAsyFS5hc3NheS52MS5Ob3RDb250YWluc0gAEisKC3N0YXJ0c193aXRoGBkgASgLMhQuYXNzYXkudjEuQWZmaXhNYXRjaEgAEikKCWVuZHNfd2l0aBgaIAEoCzIULmFzc2F5LnYxLkFmZml4TWF0Y2hIABIjCgdpc19qc29uGBsgASgLMhAuYXNzYXkudjEuSXNKc29uSAASKwoLanNvbl9zY2hlbWEYHCABKAsyFC5hc3NheS52MS5Kc29uU2NoZW1hSAASIgoGbGVuZ3RoGB0gASgLMhAuYXNzYXkudjEuTGVuZ3RoSAASJAoHbGF0ZW5jeRggIAEoCzIRLmFzc2F5LnYxLkxhdGVuY3lIABIrCgtsZXZlbnNodGVpbhghIAEoCzIULmFzc2F5LnYxLlNpbWlsYXJpdHlIABInCgdyb3VnZV9sGCIgASgLMhQuYXNzYXkudjEuU2ltaWxhcml0eUgAEiQKBGJsZXUYIyABKAsyFC5hc3NheS52MS5TaW1pbGFyaXR5SAASOwoTc2VtYW50aWNfc2ltaWxhcml0eRgkIAEoCzIcLmFzc2F5LnYxLlNlbWFudGljU2ltaWxhcml0eUgAEh4KBGNvc3QYJSABKAsyDi5hc3NheS52MS5Db3N0SAASMAoLdG9rZW5fdXNhZ2UYJiABKAsyGS5hc3NheS52MS5Ub2tlblVzYWdlTGltaXRIABImCghleHRlcm5hbBgnIAEoCzISLmFzc2F5LnYxLkV4dGVybmFsSAASLgoKY3JlYXRlZF9hdBgeIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgfIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBgoEa2luZEIMCgpfdGhyZXNob2xkIk0KCkV4YWN0TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSJFCghDb250YWlucxIOCgZ2YWx1ZXMYASADKAkSEQoJbWF0Y2hfYWxsGAIgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAMgASgIIioKBVJlZ2V4Eg8KB3BhdHRlcm4YASABKAkSEAoIbm9fbWF0Y2gYAiABKAgiNQoLTm90Q29udGFpbnMSDgoGdmFsdWVzGAEgAygJEhYKDmNhc2Vfc2Vuc2l0aXZlGAIgASgIIk0KCkFmZml4TWF0Y2gSEgoFdmFsdWUYASABKAlIAIgBARITCgtpZ25vcmVfY2FzZRgCIAEoCBIMCgR0cmltGAMgASgIQggKBl92YWx1ZSIICgZJc0pzb24iHAoKSnNvblNjaGVtYRIOCgZzY2hlbWEYASABKAkiYAoGTGVuZ3RoEhAKA21pbhgBIAEoDUgAiAEBEhAKA21heBgCIAEoDUgBiAEBEiIKBHVuaXQYAyABKA4yFC5hc3NheS52MS5MZW5ndGhVbml0QgYKBF9taW5CBgoEX21heCIZCgdMYXRlbmN5Eg4KBm1heF9tcxgBIAEoDSJxCgpTaW1pbGFyaXR5EhIKBXZhbHVlGAEgASgJSACIAQESEwoLaWdub3JlX2Nhc2UYAiABKAgSCwoDbmZjGAMgASgIEhEKCWxvd2VyY2FzZRgEIAEoCBIQCgh0b2tlbml6ZRgFIAEoCUIICgZfdmFsdWUiFwoEQ29zdBIPCgdtYXhfdXNkGAEgASgBIiUKD1Rva2VuVXNhZ2VMaW1pdBISCgptYXhfdG9rZW5zGAEgASgEIk4KElNlbWFudGljU2ltaWxhcml0eRISCgV2YWx1ZRgBIAEoCUgAiAEBEhoKEmVtYmVkZGluZ19lbmRwb2ludBgCIAEoCUIICgZfdmFsdWUiVwoIRXh0ZXJuYWwSLAoIcHJvdG9jb2wYASABKA4yGi5hc3NheS52MS5FeHRlcm5hbFByb3RvY29sEgsKA3VybBgCIAEoCRIQCghlbmRwb2ludBgDIAEoCSLHAQoITGxtSnVkZ2USEAoIYmFzZV91cmwYASABKAkSDQoFbW9kZWwYAiABKAkSEwoLYXBpX2tleV9lbnYYAyABKAkSGQoRZXZhbHVhdGlvbl9wcm9tcHQYBCABKAkSEQoJbWluX3Njb3JlGAUgASgBEhEKCW1heF9zY29yZRgGIAEoARISCgp0aW1lb3V0X21zGAcgASgNEhYKDmp1ZGdlX2VuZHBvaW50GAggASgJEhgKEGV2YWx1YXRpb25fc3RlcHMYCSADKAkiNwoTQ3JlYXRlTWV0cmljUmVxdWVzdBIgCgZtZXRyaWMYASABKAsyEC5hc3NheS52MS5NZXRyaWMiIgoQR2V0TWV0cmljUmVxdWVzdBIOCgZtZXRyaWMYASABKAkiOwoSTGlzdE1ldHJpY3NSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlEKE0xpc3RNZXRyaWNzUmVzcG9uc2USIQoHbWV0cmljcxgBIAMoCzIQLmFzc2F5LnYxLk1ldHJpYxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaAoTVXBkYXRlTWV0cmljUmVxdWVzdBIgCgZtZXRyaWMYASABKAsyEC5hc3NheS52MS5NZXRyaWMSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIiUKE0RlbGV0ZU1ldHJpY1JlcXVlc3QSDgoGbWV0cmljGAEgASgJKnIKCVNjb3JlVHlwZRIaChZTQ09SRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRU0NPUkVfVFlQRV9CSU5BUlkQARIWChJTQ09SRV9UWVBFX05VTUVSSUMQAhIaChZTQ09SRV9UWVBFX0NBVEVHT1JJQ0FMEAMqXAoKTGVuZ3RoVW5pdBIbChdMRU5HVEhfVU5JVF9VTlNQRUNJRklFRBAAEhoKFkxFTkdUSF9VTklUX0NIQVJBQ1RFUlMQARIVChFMRU5HVEhfVU5JVF9XT1JEUxACKm0KEEV4dGVybmFsUHJvdG9jb2wSIQodRVhURVJOQUxfUFJPVE9DT0xfVU5TUEVDSUZJRUQQABIaChZFWFRFUk5BTF9QUk9UT0NPTF9IVFRQEAESGgoWRVhURVJOQUxfUFJPVE9DT0xfR1JQQxACMt8CCg1NZXRyaWNTZXJ2aWNlEj8KDENyZWF0ZU1ldHJpYxIdLmFzc2F5LnYxLkNyZWF0ZU1ldHJpY1JlcXVlc3QaEC5hc3NheS52MS5NZXRyaWMSOQoJR2V0TWV0cmljEhouYXNzYXkudjEuR2V0TWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxJKCgtMaXN0TWV0cmljcxIcLmFzc2F5LnYxLkxpc3RNZXRyaWNzUmVxdWVzdBodLmFzc2F5LnYxLkxpc3RNZXRyaWNzUmVzcG9uc2USPwoMVXBkYXRlTWV0cmljEh0uYXNzYXkudjEuVXBkYXRlTWV0cmljUmVxdWVzdBoQLmFzc2F5LnYxLk1ldHJpYxJFCgxEZWxldGVNZXRyaWMSHS5hc3NheS52MS5EZWxldGVNZXRyaWNSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A metric scores one answer of an endpoint.
@@ -246,6 +246,16 @@ export type Metric = Message<"assay.v1.Metric"> & {
      */
     value: TokenUsageLimit;
     case: "tokenUsage";
+  } | {
+    /**
+     * A scorer the user runs scores the output: an HTTP scorer (a JSON POST) or a gRPC scorer
+     * implementing `assay.v1.ScorerService/Score` (scorer.proto). Numeric by default, passing at
+     * `threshold` (default 0.5); a scorer's `passed`, when it answers one, is the verdict.
+     *
+     * @generated from field: assay.v1.External external = 39;
+     */
+    value: External;
+    case: "external";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -649,6 +659,47 @@ export const SemanticSimilaritySchema: GenMessage<SemanticSimilarity> = /*@__PUR
   messageDesc(file_assay_v1_metric, 13);
 
 /**
+ * Settings of `external`: where the scorer listens and whose call policy its calls take. A
+ * scorer's answer with none of `score`, `passed` and `category`, a non-2xx status (a gRPC error),
+ * a body that is not a `ScoreResponse`, or a timeout makes that result's metric an error; the run
+ * goes on.
+ *
+ * @generated from message assay.v1.External
+ */
+export type External = Message<"assay.v1.External"> & {
+  /**
+   * How the scorer is called (default HTTP).
+   *
+   * @generated from field: assay.v1.ExternalProtocol protocol = 1;
+   */
+  protocol: ExternalProtocol;
+
+  /**
+   * The scorer's absolute http(s) URL: the URL posted to (HTTP), or the server's address
+   * `scheme://host:port` (gRPC). The outbound policy applies.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * Id or name of an endpoint (of any kind) whose call policy the scorer calls take: its timeout,
+   * `max_retries`, `max_concurrency`, rate limit and backoff; stored and returned as its id. Empty:
+   * an endpoint's defaults (30 s timeout, the default retries, no concurrency limit).
+   *
+   * @generated from field: string endpoint = 3;
+   */
+  endpoint: string;
+};
+
+/**
+ * Describes the message assay.v1.External.
+ * Use `create(ExternalSchema)` to create a new message.
+ */
+export const ExternalSchema: GenMessage<External> = /*@__PURE__*/
+  messageDesc(file_assay_v1_metric, 14);
+
+/**
  * LLM-as-judge settings: the model is called with an evaluation prompt and must answer with a
  * JSON object holding `score` (or `category`) and `reason`. The judge is, in order: the endpoint
  * named by `judge_endpoint`; else the inline `base_url` and `model`; else the server's default
@@ -732,7 +783,7 @@ export type LlmJudge = Message<"assay.v1.LlmJudge"> & {
  * Use `create(LlmJudgeSchema)` to create a new message.
  */
 export const LlmJudgeSchema: GenMessage<LlmJudge> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 14);
+  messageDesc(file_assay_v1_metric, 15);
 
 /**
  * Request of CreateMetric.
@@ -753,7 +804,7 @@ export type CreateMetricRequest = Message<"assay.v1.CreateMetricRequest"> & {
  * Use `create(CreateMetricRequestSchema)` to create a new message.
  */
 export const CreateMetricRequestSchema: GenMessage<CreateMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 15);
+  messageDesc(file_assay_v1_metric, 16);
 
 /**
  * Request of GetMetric.
@@ -774,7 +825,7 @@ export type GetMetricRequest = Message<"assay.v1.GetMetricRequest"> & {
  * Use `create(GetMetricRequestSchema)` to create a new message.
  */
 export const GetMetricRequestSchema: GenMessage<GetMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 16);
+  messageDesc(file_assay_v1_metric, 17);
 
 /**
  * Request of ListMetrics.
@@ -802,7 +853,7 @@ export type ListMetricsRequest = Message<"assay.v1.ListMetricsRequest"> & {
  * Use `create(ListMetricsRequestSchema)` to create a new message.
  */
 export const ListMetricsRequestSchema: GenMessage<ListMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 17);
+  messageDesc(file_assay_v1_metric, 18);
 
 /**
  * Response of ListMetrics.
@@ -830,7 +881,7 @@ export type ListMetricsResponse = Message<"assay.v1.ListMetricsResponse"> & {
  * Use `create(ListMetricsResponseSchema)` to create a new message.
  */
 export const ListMetricsResponseSchema: GenMessage<ListMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 18);
+  messageDesc(file_assay_v1_metric, 19);
 
 /**
  * Request of UpdateMetric.
@@ -859,7 +910,7 @@ export type UpdateMetricRequest = Message<"assay.v1.UpdateMetricRequest"> & {
  * Use `create(UpdateMetricRequestSchema)` to create a new message.
  */
 export const UpdateMetricRequestSchema: GenMessage<UpdateMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 19);
+  messageDesc(file_assay_v1_metric, 20);
 
 /**
  * Request of DeleteMetric.
@@ -880,7 +931,7 @@ export type DeleteMetricRequest = Message<"assay.v1.DeleteMetricRequest"> & {
  * Use `create(DeleteMetricRequestSchema)` to create a new message.
  */
 export const DeleteMetricRequestSchema: GenMessage<DeleteMetricRequest> = /*@__PURE__*/
-  messageDesc(file_assay_v1_metric, 20);
+  messageDesc(file_assay_v1_metric, 21);
 
 /**
  * How a metric's score is read.
@@ -956,6 +1007,43 @@ export enum LengthUnit {
  */
 export const LengthUnitSchema: GenEnum<LengthUnit> = /*@__PURE__*/
   enumDesc(file_assay_v1_metric, 1);
+
+/**
+ * How an external scorer is called.
+ *
+ * @generated from enum assay.v1.ExternalProtocol
+ */
+export enum ExternalProtocol {
+  /**
+   * Not set: HTTP.
+   *
+   * @generated from enum value: EXTERNAL_PROTOCOL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A POST of a JSON `ScoreRequest` (field names in snake_case) to `url`; the scorer answers a
+   * JSON `ScoreResponse`: `{"score"?: number, "passed"?: bool, "category"?: string, "reason"?:
+   * string}`.
+   *
+   * @generated from enum value: EXTERNAL_PROTOCOL_HTTP = 1;
+   */
+  HTTP = 1,
+
+  /**
+   * The unary RPC `assay.v1.ScorerService/Score` at `url` (`http://` for plain HTTP/2, `https://`
+   * for TLS).
+   *
+   * @generated from enum value: EXTERNAL_PROTOCOL_GRPC = 2;
+   */
+  GRPC = 2,
+}
+
+/**
+ * Describes the enum assay.v1.ExternalProtocol.
+ */
+export const ExternalProtocolSchema: GenEnum<ExternalProtocol> = /*@__PURE__*/
+  enumDesc(file_assay_v1_metric, 2);
 
 /**
  * MetricService manages the metrics that score the answers of an endpoint.
