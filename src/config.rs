@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use crate::auth::{ApiKey, ApiKeys};
-use crate::domain::Endpoint;
+use crate::domain::{DEFAULT_MAX_STORED_OUTPUT_BYTES, Endpoint, MAX_STORED_OUTPUT_BYTES};
 use crate::endpoint_client::{
     DEFAULT_DENY_CIDRS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES,
     DEFAULT_SECRET_ENV, DEFAULT_TEMPLATE_FUEL, OutboundPolicy, SecretEnv, TemplateLimits,
@@ -115,6 +115,14 @@ pub struct ServeConfig {
     #[arg(long, env = "ASSAY_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES, value_parser = at_least_1_kib)]
     pub max_request_bytes: usize,
 
+    /// Largest text, in bytes, stored for one test or result: a test's prompt and its expected
+    /// response (a longer one is refused at AddTests, ImportTests and apply), and an endpoint's
+    /// answer, its output, context and metadata together (a longer one makes the result an
+    /// error, its answer not stored). So every stored test and result fits in one message of
+    /// the read RPCs. At most 1 MiB.
+    #[arg(long, env = "ASSAY_MAX_STORED_OUTPUT_BYTES", default_value_t = DEFAULT_MAX_STORED_OUTPUT_BYTES, value_parser = stored_text_limit)]
+    pub max_stored_output_bytes: usize,
+
     /// Browser origins (e.g. `https://app.example.com`) allowed to call the API through
     /// gRPC-Web on the same port; `*` allows any. Repeat the flag for several; none: no CORS
     /// headers are sent, so browsers on other origins are refused.
@@ -190,6 +198,11 @@ pub struct ServeConfig {
     #[arg(long, env = "ASSAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Not a flag: the most pages the SQLite file may grow to (SQLite's `max_page_count`), so
+    /// that writes beyond fail as on a full disk. Fault tests set it.
+    #[arg(skip)]
+    pub sqlite_max_page_count: Option<u32>,
+
     /// OpenTelemetry collector to export spans to over OTLP/gRPC (e.g. `http://127.0.0.1:4317`);
     /// unset: no spans are exported and no `traceparent` is sent to endpoints.
     #[arg(long, env = "ASSAY_OTLP_ENDPOINT")]
@@ -223,6 +236,17 @@ fn at_least_1_kib(value: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// A `--max-stored-output-bytes`: from 1 KiB to [`MAX_STORED_OUTPUT_BYTES`].
+fn stored_text_limit(value: &str) -> Result<usize, String> {
+    let bytes = at_least_1_kib(value)?;
+    if bytes > MAX_STORED_OUTPUT_BYTES {
+        return Err(format!(
+            "{bytes} is above the maximum of {MAX_STORED_OUTPUT_BYTES} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Default of `--shutdown-grace-ms`: below the 30 s after which orchestrators send SIGKILL.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
 
@@ -248,6 +272,7 @@ impl ServeConfig {
             template_fuel: DEFAULT_TEMPLATE_FUEL,
             max_template_output_bytes: DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_stored_output_bytes: DEFAULT_MAX_STORED_OUTPUT_BYTES,
             database: database.into(),
             default_concurrency: 16,
             max_concurrency_cap: 256,
@@ -262,6 +287,7 @@ impl ServeConfig {
             log_format: LogFormat::Text,
             otlp_endpoint: None,
             otlp_sample_ratio: 1.0,
+            sqlite_max_page_count: None,
         }
     }
 

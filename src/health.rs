@@ -1,6 +1,7 @@
-//! `grpc.health.v1`: every service of Assay is `SERVING` while its database answers, and
-//! `NOT_SERVING` while it does not (so a load balancer sends requests to replicas that can
-//! serve them) or once the server is shutting down.
+//! `grpc.health.v1`: every service of Assay is `SERVING` while its database can be read and
+//! written, and `NOT_SERVING` while it cannot (so a load balancer sends requests to replicas that
+//! can serve them; the log says why: not answering, corrupt, read-only, full) or once the server
+//! is shutting down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +18,15 @@ use crate::proto::v1::{
     test_execution_service_server::TestExecutionServiceServer,
     test_set_service_server::TestSetServiceServer,
 };
-use crate::store::Store;
+use crate::store::{Store, WriteFaults};
 
 /// How often the database is asked whether it answers.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long an answer may take before the database counts as gone.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a failed write of results keeps the server `NOT_SERVING`: the health check's own
+/// write may succeed where larger ones fail (a full disk), so the failure counts for a while.
+pub const FAULT_HOLD: Duration = Duration::from_secs(30);
 
 /// The names the health service knows: the server as a whole (`""`) and each service.
 const SERVICES: [&str; 6] = [
@@ -53,8 +57,15 @@ impl Health {
         }
     }
 
-    /// Asks the database every second whether it answers, and says so, until `stop`.
-    pub fn follow_store(&self, store: Arc<dyn Store>, stop: CancellationToken) {
+    /// Asks the database every second whether it can be read and written, and says so, until
+    /// `stop`; a write of results that failed (told through `faults`) makes the server
+    /// `NOT_SERVING` for [`FAULT_HOLD`] too. Each change is logged with why.
+    pub fn follow_store(
+        &self,
+        store: Arc<dyn Store>,
+        faults: WriteFaults,
+        stop: CancellationToken,
+    ) {
         let health = self.clone();
         tokio::spawn(async move {
             let mut serving = true;
@@ -64,7 +75,10 @@ impl Health {
                     () = tokio::time::sleep(CHECK_EVERY) => {}
                 }
                 let answered = match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(())) => match faults.recent(FAULT_HOLD) {
+                        None => Ok(()),
+                        Some(error) => Err(format!("a write failed: {error}")),
+                    },
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
                 };
@@ -76,7 +90,7 @@ impl Health {
                 match answered {
                     Ok(()) => tracing::info!("the database answers again: serving"),
                     Err(error) => {
-                        tracing::error!(%error, "the database does not answer: not serving")
+                        tracing::error!(%error, "the database cannot serve: not serving")
                     }
                 }
                 let status = if serving {

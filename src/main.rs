@@ -86,7 +86,10 @@ async fn main() -> std::process::ExitCode {
             };
             let code = serve(config).await;
             tracing.shutdown().await;
-            code
+            // Exits here rather than by returning, which would drop the runtime and wait for
+            // every thread: a template render cannot be interrupted, and one still running
+            // after the grace period must not hold the process.
+            std::process::exit(code)
         }
         Command::Client(command) => {
             // `eval` runs a server inside the process: its progress is the output, so the
@@ -101,12 +104,12 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// Runs the server until it stops; the exit code says whether it stopped cleanly.
-async fn serve(config: assay::config::ServeConfig) -> std::process::ExitCode {
+async fn serve(config: assay::config::ServeConfig) -> i32 {
     match assay::server::run(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "assay stopped");
-            std::process::ExitCode::FAILURE
+            1
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::proto::v1::{
     test_execution_service_server::TestExecutionServiceServer,
     test_set_service_server::TestSetServiceServer,
 };
-use crate::store::{PgStore, SqliteStore, Store};
+use crate::store::{PgStore, SqliteStore, Store, WriteFaults, sqlite_fault};
 use crate::telemetry::{Telemetry, exposition, grpc};
 
 /// The services this server implements besides reflection, as reflection lists them.
@@ -70,9 +70,20 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
 /// Opens the store named by a database URL: `sqlite://PATH` (created if missing) or
 /// `postgres://USER@HOST:PORT/DB` (`postgresql://` too).
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, ServerError> {
+    open_store_limited(url, None).await
+}
+
+/// [`open_store`], a SQLite file allowed `sqlite_max_page_count` pages at most when given.
+async fn open_store_limited(
+    url: &str,
+    sqlite_max_page_count: Option<u32>,
+) -> Result<Arc<dyn Store>, ServerError> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url).await.map_err(|e| {
-            crate::error::Error::storage(format!("cannot open {url:?}{}", sqlite_hint(url)), e)
+        let opened = SqliteStore::open_with_page_limit(url, sqlite_max_page_count).await;
+        let store = opened.map_err(|e| {
+            let hint =
+                sqlite_fault(&e).map_or_else(|| sqlite_hint(url).into(), |why| format!(" ({why})"));
+            crate::error::Error::storage(format!("cannot open {url:?}{hint}"), e)
         })?;
         return Ok(Arc::new(store));
     }
@@ -157,8 +168,9 @@ pub async fn serve_with_metrics(
     {
         tracing::warn!("template limits were set by an earlier server of this process; kept");
     }
-    let store = open_store(&config.database).await?;
+    let store = open_store_limited(&config.database, config.sqlite_max_page_count).await?;
     let default_judge = config.default_judge();
+    let write_faults = WriteFaults::default();
     let engine = Engine::new(
         Arc::clone(&store),
         EngineSettings {
@@ -170,15 +182,18 @@ pub async fn serve_with_metrics(
             replica: Replica::new(Duration::from_millis(config.lease_ms)),
             secret_env: config.secret_env(),
             max_response_bytes: config.max_response_bytes,
+            max_stored_output_bytes: config.max_stored_output_bytes,
             outbound: config.outbound(),
             telemetry: telemetry.clone(),
+            write_faults: write_faults.clone(),
         },
         default_judge.clone(),
     );
     let catalogue = Arc::new(
         Catalogue::new(Arc::clone(&store), default_judge.is_some())
             .with_secret_env(config.secret_env())
-            .with_outbound(config.outbound()),
+            .with_outbound(config.outbound())
+            .with_max_stored_output_bytes(config.max_stored_output_bytes),
     );
     // Runs left by an earlier stop or crash, and runs of the other replicas, are taken up now.
     engine.schedule();
@@ -189,7 +204,7 @@ pub async fn serve_with_metrics(
     // whether its database answers.
     health.set(ServingStatus::Serving).await;
     let stop_health = CancellationToken::new();
-    health.follow_store(Arc::clone(&store), stop_health.clone());
+    health.follow_store(Arc::clone(&store), write_faults, stop_health.clone());
 
     // google.rpc error details are registered too, so that grpcurl can decode them. Only the
     // services served are listed: `assay.v1.ScorerService` is described (scorers are generated

@@ -155,6 +155,22 @@ fn usage_to_proto(u: Usage) -> pb::TokenUsage {
     }
 }
 
+/// What an `Execute` request asks for, checked.
+pub(super) fn execute_spec(r: pb::ExecuteRequest) -> Result<ExecuteSpec, Status> {
+    Ok(ExecuteSpec {
+        mode: mode_from_proto(r.mode)?,
+        test_set: reference(&r.test_set, "test_set")?,
+        endpoint: reference(&r.endpoint, "endpoint")?,
+        metrics: references(&r.metrics, "metrics")?,
+        max_concurrency: r.max_concurrency,
+        parameters: r.parameters.map(json::from_struct).unwrap_or_default(),
+        budget_usd: budget(r.budget_usd)?,
+        labels: selection::labels(r.labels, "labels")?,
+        selection: selection::selection(r.filter, r.shard)?,
+        repeats: validate_repeats(r.repeats, "repeats")?,
+    })
+}
+
 /// A budget in USD: finite and above 0 when given.
 fn budget(budget_usd: Option<f64>) -> Result<Option<f64>, Status> {
     match budget_usd {
@@ -277,19 +293,7 @@ impl pb::test_execution_service_server::TestExecutionService for ExecutionApi {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let r = request.into_inner();
-        let spec = ExecuteSpec {
-            mode: mode_from_proto(r.mode)?,
-            test_set: reference(&r.test_set, "test_set")?,
-            endpoint: reference(&r.endpoint, "endpoint")?,
-            metrics: references(&r.metrics, "metrics")?,
-            max_concurrency: r.max_concurrency,
-            parameters: r.parameters.map(json::from_struct).unwrap_or_default(),
-            budget_usd: budget(r.budget_usd)?,
-            labels: selection::labels(r.labels, "labels")?,
-            selection: selection::selection(r.filter, r.shard)?,
-            repeats: validate_repeats(r.repeats, "repeats")?,
-        };
+        let spec = execute_spec(request.into_inner())?;
         Ok(event_stream(self.engine.execute(spec).await?))
     }
 

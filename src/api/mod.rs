@@ -4,6 +4,8 @@
 
 mod behaviors;
 mod comparison;
+#[cfg(test)]
+pub(crate) mod decoding_props;
 mod endpoints;
 mod execution;
 mod metrics;

@@ -49,7 +49,10 @@ fn test_from_proto(t: pb::Test) -> TestDraft {
 
 /// The tests of one message of an import; `index` counts messages from 0. Only the first names
 /// the test set.
-fn import_piece(message: pb::ImportTestsRequest, index: usize) -> Result<Vec<TestDraft>> {
+pub(super) fn import_piece(
+    message: pb::ImportTestsRequest,
+    index: usize,
+) -> Result<Vec<TestDraft>> {
     if index > 0
         && (!message.test_set.is_empty() || message.new_test_set.is_some() || message.replace)
     {
@@ -64,7 +67,7 @@ fn import_piece(message: pb::ImportTestsRequest, index: usize) -> Result<Vec<Tes
 }
 
 /// The test set that the first message of an import names.
-fn import_target(first: &mut pb::ImportTestsRequest) -> Result<ImportTarget> {
+pub(super) fn import_target(first: &mut pb::ImportTestsRequest) -> Result<ImportTarget> {
     match (first.test_set.trim().is_empty(), first.new_test_set.take()) {
         (true, None) => Err(Error::invalid(
             "test_set",
@@ -85,7 +88,7 @@ fn import_target(first: &mut pb::ImportTestsRequest) -> Result<ImportTarget> {
 }
 
 /// A suite from the API; errors name items by their place in the request (`metrics[2].kind`).
-fn suite_from_proto(r: pb::ApplySuiteRequest) -> Result<Suite> {
+pub(super) fn suite_from_proto(r: pb::ApplySuiteRequest) -> Result<Suite> {
     let each = |field: &str, i: usize, e: Error| e.within(field, &format!("{field}s[{i}]"));
     Ok(Suite {
         metrics: (r.metrics.into_iter().enumerate())

@@ -34,6 +34,8 @@ pub struct Catalogue {
     secret_env: Arc<SecretEnv>,
     /// The addresses endpoints and inline judges may be at.
     outbound: Arc<OutboundPolicy>,
+    /// Longest prompt or expected response of a test, in bytes.
+    max_stored_bytes: usize,
 }
 
 impl Catalogue {
@@ -44,7 +46,15 @@ impl Catalogue {
             default_judge,
             secret_env: Arc::default(),
             outbound: Arc::default(),
+            max_stored_bytes: crate::domain::DEFAULT_MAX_STORED_OUTPUT_BYTES,
         }
+    }
+
+    /// This catalogue, refusing tests whose prompt or expected response is longer than `bytes`
+    /// (`--max-stored-output-bytes`), so that every stored test and result can be read back.
+    pub fn with_max_stored_output_bytes(mut self, bytes: usize) -> Self {
+        self.max_stored_bytes = bytes;
+        self
     }
 
     /// This catalogue, refusing endpoints and inline judges whose URL is an address `outbound`

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Catalogue, ids, refs};
 use crate::domain::{
     GroupDraft, Metric, Page, PageRequest, Ref, Test, TestDraft, TestSet, apply_patch,
+    check_stored_text,
 };
 use crate::error::{Error, Result};
 
@@ -150,6 +151,11 @@ impl Catalogue {
                 }),
             };
             let field = format!("tests[{}]", first + i);
+            let limit = self.max_stored_bytes;
+            check_stored_text(&format!("{field}.prompt"), &draft.prompt, limit)?;
+            if let Some(expected) = &draft.expected_response {
+                check_stored_text(&format!("{field}.expected_response"), expected, limit)?;
+            }
             tests.push(Test::from_draft(
                 draft,
                 test_set_id,

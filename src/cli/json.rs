@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, ReflectMessage};
 use serde_json::Value;
 
 use super::CliError;
@@ -55,7 +55,44 @@ pub fn to_json<M: prost::Message>(message: &M, name: &str) -> ProtoJson {
     dynamic
         .transcode_from(message)
         .expect("a generated message decodes with its own descriptor");
+    spell_non_finite(&mut dynamic);
     ProtoJson(dynamic)
+}
+
+/// Proto JSON has no form for a non-finite number in a `google.protobuf.Value` (in a `Struct`,
+/// e.g. a run's parameters, which any client can set), and refuses to serialize one: such a
+/// number becomes the string proto JSON spells it with elsewhere ("NaN", "Infinity",
+/// "-Infinity").
+fn spell_non_finite(message: &mut DynamicMessage) {
+    if message.descriptor().full_name() == "google.protobuf.Value" {
+        let number = message
+            .get_field_by_name("number_value")
+            .and_then(|v| v.as_f64())
+            .filter(|n| !n.is_finite() && message.has_field_by_name("number_value"));
+        if let Some(n) = number {
+            let text = if n.is_nan() {
+                "NaN"
+            } else if n > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            };
+            message.set_field_by_name("string_value", prost_reflect::Value::String(text.into()));
+            return;
+        }
+    }
+    for (_, value) in message.fields_mut() {
+        spell_in(value);
+    }
+}
+
+fn spell_in(value: &mut prost_reflect::Value) {
+    match value {
+        prost_reflect::Value::Message(message) => spell_non_finite(message),
+        prost_reflect::Value::List(items) => items.iter_mut().for_each(spell_in),
+        prost_reflect::Value::Map(entries) => entries.values_mut().for_each(spell_in),
+        _ => {}
+    }
 }
 
 /// Reads proto JSON (either field-name style) into the message `name`; `what` names the input
@@ -217,5 +254,63 @@ mod tests {
         assert_eq!(v, json!(0.5));
         let (_, v) = set_flag("Metric", "contains.values=[\"Paris\"]").unwrap();
         assert_eq!(v, json!(["Paris"]));
+    }
+
+    /// A result and a run with every kind of field set, encoded.
+    fn rendered_seeds() -> Vec<Vec<u8>> {
+        use prost::Message;
+        let result = pb::TestResult {
+            id: "r".into(),
+            output: "Paris \u{0} \"quoted\" 🎉".into(),
+            context: vec!["c".into()],
+            metadata: Some(prost_types::Struct {
+                fields: [(
+                    "k".to_string(),
+                    prost_types::Value {
+                        kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)),
+                    },
+                )]
+                .into(),
+            }),
+            metric_results: vec![pb::MetricResult {
+                metric_name: "m".into(),
+                score: Some(0.5),
+                ..Default::default()
+            }],
+            latency_ms: u64::MAX,
+            ..Default::default()
+        };
+        let run = pb::TestRun {
+            id: "run".into(),
+            status: pb::RunStatus::Partial as i32,
+            labels: [("branch".to_string(), "main".to_string())].into(),
+            ..Default::default()
+        };
+        vec![result.encode_to_vec(), run.encode_to_vec()]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a result or a run holds (unknown enum values, NaN, any text), it renders
+        /// as proto JSON, and that JSON reads back as the same message.
+        #[test]
+        fn any_message_renders_as_json_that_reads_back(
+            bytes in crate::api::decoding_props::request_bytes(rendered_seeds()),
+        ) {
+            use prost::Message;
+            if let Ok(result) = pb::TestResult::decode(bytes.as_slice()) {
+                let value = to_json(&result, "TestResult").value();
+                let back: pb::TestResult = from_json(value.clone(), "TestResult", "rendered")
+                    .expect("rendered JSON reads back");
+                proptest::prop_assert_eq!(to_json(&back, "TestResult").value(), value);
+            }
+            if let Ok(run) = pb::TestRun::decode(bytes.as_slice()) {
+                let value = to_json(&run, "TestRun").value();
+                let back: pb::TestRun =
+                    from_json(value.clone(), "TestRun", "rendered").expect("rendered JSON reads back");
+                proptest::prop_assert_eq!(to_json(&back, "TestRun").value(), value);
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ mod reference;
 mod repeats;
 mod run;
 mod selection;
+mod stored;
 mod tally;
 mod test_set;
 mod usage;
@@ -42,6 +43,10 @@ pub use run::{
     RunSummary, TestResult, TestRun,
 };
 pub use selection::{Shard, TestFacts, TestFilter};
+pub use stored::{
+    DEFAULT_MAX_STORED_OUTPUT_BYTES, MAX_REASON_CHARS, MAX_STORED_OUTPUT_BYTES, answer_over_limit,
+    check_stored_text,
+};
 pub use tally::Tally;
 pub use test_set::{Test, TestSet};
 pub use usage::{Pricing, Spending, Usage};

@@ -44,7 +44,8 @@ pub enum RunStatus {
     Running,
     /// No result is an error.
     Completed,
-    /// Some results are errors.
+    /// Some results are errors, or some tests have no result (removed from the test set while
+    /// the run ran).
     Partial,
     /// All results are errors, or the run could not proceed.
     Failed,
@@ -206,21 +207,35 @@ impl RunPlan {
 
     /// The final status of a run of `total` tests that was not cancelled, and why when the
     /// status alone does not say: a run that spent its budget with tests left unstarted ended
-    /// for that, else the results decide.
+    /// for that; a run some of whose tests were removed from the test set while it ran is at
+    /// best `Partial` (never `Completed` with tests missing), saying how many; else the results
+    /// decide.
     pub fn outcome(&self, total: u32) -> (RunStatus, Option<String>) {
         let spent = self.tally.spending().total_usd();
         let repeats = self.repeats();
         let items = total.saturating_mul(repeats);
         let unit = if repeats == 1 { "tests" } else { "repetitions" };
+        let missing = items.saturating_sub(self.tally.stored());
         match self.budget_usd {
-            Some(budget) if self.budget_spent(spent) && self.tally.stored() < items => (
+            Some(budget) if self.budget_spent(spent) && missing > 0 => (
                 RunStatus::BudgetExceeded,
                 Some(format!(
-                    "budget of {budget} USD reached: spent {spent:.6} USD, {} of {items} {unit} \
-                     not run",
-                    items - self.tally.stored()
+                    "budget of {budget} USD reached: spent {spent:.6} USD, {missing} of {items} \
+                     {unit} not run"
                 )),
             ),
+            // Items are only dropped unrun for a spent budget or a removed test.
+            _ if missing > 0 => {
+                let status = match self.tally.status() {
+                    RunStatus::Completed => RunStatus::Partial,
+                    status => status,
+                };
+                let reason = format!(
+                    "{missing} of {items} {unit} were removed from the test set while the run \
+                     ran: they have no result"
+                );
+                (status, Some(reason))
+            }
             _ => (self.tally.status(), None),
         }
     }

@@ -518,16 +518,15 @@ impl PreparedHttp {
         test: &Test,
         parameters: &minijinja::Value,
     ) -> Result<Request, TargetError> {
-        let body = self
-            .body
-            .render(&TemplateVars {
-                prompt: &test.prompt,
-                expected_response: test.expected_response.as_deref().unwrap_or(""),
-                category: &test.category,
-                topic: &test.topic,
-                metadata: &test.metadata,
-                parameters,
-            })
+        let vars = TemplateVars {
+            prompt: &test.prompt,
+            expected_response: test.expected_response.as_deref().unwrap_or(""),
+            category: &test.category,
+            topic: &test.topic,
+            metadata: &test.metadata,
+            parameters,
+        };
+        let body = super::rendering(|| self.body.render(&vars))
             .map_err(|reason| TargetError::Template { reason })?;
         let body = serde_json::to_vec(&body).map_err(|e| TargetError::Template {
             reason: e.to_string(),
@@ -689,5 +688,91 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    /// Any JSON document, a few levels deep.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-c]{1,2}", inner, 0..6)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSONPath, well formed or not: `$` and segments, or any text.
+    fn json_path() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const SEGMENTS: &[&str] = &[
+            ".a",
+            ".b",
+            "..a",
+            "[0]",
+            "[-1]",
+            "[*]",
+            ".*",
+            "[1:3]",
+            "[::2]",
+            "['a','b']",
+            "[?@.a]",
+            "[?@.a > 1]",
+            "[?length(@) > 2]",
+            "[?@.b == 'x']",
+            "[",
+            "]",
+            "?",
+            "..",
+        ];
+        prop_oneof![
+            3 => prop::collection::vec(prop::sample::select(SEGMENTS), 0..6)
+                .prop_map(|segments| format!("${}", segments.concat())),
+            1 => ".{0,20}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// A response mapping of any paths, applied to any response body: refused when a path
+        /// is not JSONPath, else an answer or an error naming what is missing; never a panic.
+        #[test]
+        fn any_mapping_on_any_body_maps_or_fails(
+            output in json_path(),
+            context in json_path(),
+            tokens in json_path(),
+            body in json_value(),
+            garbage in proptest::prelude::any::<bool>(),
+        ) {
+            let target = HttpTarget {
+                url: "http://127.0.0.1:9/".into(),
+                method: String::new(),
+                headers: Default::default(),
+                body_template: String::new(),
+                response_mapping: crate::domain::ResponseMapping {
+                    output,
+                    context: Some(context),
+                    metadata: Some("$".into()),
+                    input_tokens: Some(tokens.clone()),
+                    output_tokens: Some(tokens),
+                },
+                timeout_ms: 0,
+            };
+            if let Ok(prepared) = PreparedHttp::prepare(&target) {
+                let mut bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+                if garbage {
+                    bytes.truncate(bytes.len() / 2);
+                }
+                let _ = prepared.map(&bytes);
+            }
+        }
     }
 }

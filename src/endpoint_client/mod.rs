@@ -37,7 +37,7 @@ pub use template::{
 };
 
 pub(crate) use template::{
-    check_output as check_template_output, describe as describe_template_error,
+    check_output as check_template_output, describe as describe_template_error, rendering,
     template_environment,
 };
 

@@ -143,6 +143,19 @@ pub(crate) fn check_output(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `render`, a template render that may take as long as its fuel allows (seconds, with a
+/// large `--template-fuel`), where it cannot stall the runtime: on a multi-threaded runtime its
+/// worker hands its other tasks (the signal handler, the streams, the shutdown) to the others
+/// first, so SIGTERM is served whatever renders are going on.
+pub(crate) fn rendering<T>(render: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(render)
+        }
+        _ => render(),
+    }
+}
+
 /// Checks that `source` compiles as a template (e.g. a judge's evaluation prompt), so that a
 /// syntax error is refused when the resource is created rather than failing every call.
 pub fn check_template_syntax(source: &str) -> Result<(), String> {
@@ -248,7 +261,15 @@ impl BodyTemplate {
                     return Ok(serde_json::Value::Null);
                 }
                 let expression = expression_of(template.source());
-                value_to_json(&value).map_err(|e| format!("at {name}: {expression}: {e}"))?
+                let json =
+                    value_to_json(&value).map_err(|e| format!("at {name}: {expression}: {e}"))?;
+                // A value is bounded as text is: `{{ prompt * 100000 }}` alone makes one too.
+                match &json {
+                    serde_json::Value::String(text) => check_output(text),
+                    other => check_output(&other.to_string()),
+                }
+                .map_err(|e| format!("at {name}: {e}"))?;
+                json
             }
             Node::Array(items) => serde_json::Value::Array(
                 items
@@ -591,5 +612,92 @@ mod tests {
         let err = BodyTemplate::parse(r#"{"a": "say {{ question }}"}"#).unwrap_err();
         assert!(err.contains("`question`"), "{err}");
         BodyTemplate::parse(r#"{"a": "{% for k in metadata %}{{ k }}{% endfor %}"}"#).unwrap();
+    }
+
+    #[test]
+    fn a_placeholder_alone_is_bounded_like_text() {
+        // 80 bytes repeated 100,000 times: 8 MB, within the fuel but over the 4 MiB output.
+        let err = render(
+            r#"{"a": "{{ prompt * 100000 }}"}"#,
+            &"🎉".repeat(20),
+            json!({}),
+        )
+        .unwrap_err();
+        assert!(err.contains("ASSAY_MAX_TEMPLATE_OUTPUT_BYTES"), "{err}");
+    }
+
+    /// Pieces of templates: sound ones, heavy ones, and broken halves.
+    const PIECES: &[&str] = &[
+        "{{ prompt }}",
+        "{{ prompt|upper }}",
+        "{{ prompt * 100000 }}",
+        "{{ (prompt * 100000)|length }}",
+        "{% for c in prompt * 1000 %}",
+        "{% for k in metadata %}{{ k }}",
+        "{% endfor %}",
+        "{% if parameters.x %}",
+        "{% else %}",
+        "{% endif %}",
+        "{% set v = prompt ~ topic %}{{ v }}",
+        "{{ metadata.lang }}",
+        "{{ parameters }}",
+        "{{ expected_response[0] }}",
+        "{{ 1 / 0 }}",
+        "{{ category|replace('c', prompt * 1000) }}",
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "x",
+        "\"",
+        "\\",
+    ];
+
+    /// A template: pieces in any order, or any text.
+    fn template() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => prop::collection::vec(prop::sample::select(PIECES), 0..10)
+                .prop_map(|pieces| pieces.concat()),
+            1 => ".{0,40}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any template string, in a body template or as one, with any prompt: it parses and
+        /// renders or fails with a message, within its fuel (so in bounded time) and output
+        /// limit, and never panics.
+        #[test]
+        fn any_template_renders_or_fails_within_its_limits(
+            text in template(),
+            prompt in proptest::prop_oneof![
+                proptest::strategy::Strategy::boxed(".{0,20}"),
+                proptest::strategy::Strategy::boxed(proptest::strategy::Just("🎉".repeat(20))),
+            ],
+            whole in proptest::prelude::any::<bool>(),
+        ) {
+            let body = if whole {
+                text.clone()
+            } else {
+                json!({ "a": text, "b": [text.clone()] }).to_string()
+            };
+            if let Ok(rendered) = render(&body, &prompt, json!({ "x": prompt })) {
+                let longest = longest_string(&rendered);
+                proptest::prop_assert!(longest <= DEFAULT_MAX_TEMPLATE_OUTPUT_BYTES, "{longest}");
+            }
+        }
+    }
+
+    /// The length of the longest string in a JSON value.
+    fn longest_string(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::String(text) => text.len(),
+            serde_json::Value::Array(items) => items.iter().map(longest_string).max().unwrap_or(0),
+            serde_json::Value::Object(map) => map.values().map(longest_string).max().unwrap_or(0),
+            _ => 0,
+        }
     }
 }

@@ -59,6 +59,8 @@ impl Follower {
             return Ok(());
         }
         let mut cursor = None;
+        // Set when this replica could store neither the run's results nor its end.
+        let mut unstored: Option<String> = None;
         loop {
             // Whether the run has ended is known before the results are read, so that the read
             // below sees every result.
@@ -66,9 +68,10 @@ impl Follower {
                 Some(rx) => {
                     let (ended_here, latest) = {
                         let state = rx.borrow_and_update();
+                        unstored.clone_from(&state.unstored);
                         (state.ended, state.latest.clone())
                     };
-                    if ended_here && ended.is_none() {
+                    if ended_here && ended.is_none() && unstored.is_none() {
                         ended = Some(self.store.get_run(run_id).await?);
                     }
                     latest
@@ -83,7 +86,9 @@ impl Follower {
             };
             // Once the run has ended, everything is read from the store: other replicas may have
             // stored results after this replica's last batch.
-            match latest.filter(|batch| batch.after == cursor && ended.is_none()) {
+            match latest
+                .filter(|batch| batch.after == cursor && ended.is_none() && unstored.is_none())
+            {
                 // Caught up: the batch stored last is exactly what comes next.
                 Some(batch) => {
                     let results = Arc::clone(&batch.results);
@@ -112,6 +117,9 @@ impl Follower {
             if let Some(run) = ended.take() {
                 let _ = tx.send(Ok(RunEvent::Finished(run))).await;
                 return Ok(());
+            }
+            if let Some(why) = unstored.take() {
+                return Err(Error::Unavailable(why));
             }
             self.wait(progress).await;
             if self.stopping.is_cancelled() && progress.is_none() {

@@ -41,7 +41,7 @@ use crate::domain::{
 use crate::endpoint_client::{PreparedTarget, TargetClient};
 use crate::error::{Error, Result};
 use crate::scoring::Scorer;
-use crate::store::Store;
+use crate::store::{Store, WriteFaults};
 use crate::telemetry::{ActiveRun, Telemetry};
 pub use concurrency::ConcurrencyLimits;
 pub use history::{Base, RunComparison};
@@ -115,6 +115,9 @@ struct Progress {
     latest: Option<Arc<StoredBatch>>,
     /// The run has ended and its final state is stored.
     ended: bool,
+    /// This replica stopped working on the run because its results could not be stored, and
+    /// neither could the run's end: why. The run stays `RUNNING` in the store.
+    unstored: Option<String>,
 }
 
 /// Results just stored, in order.
@@ -154,10 +157,15 @@ pub struct EngineSettings {
     pub secret_env: crate::endpoint_client::SecretEnv,
     /// Largest response body read from an endpoint or judge.
     pub max_response_bytes: u64,
+    /// Largest answer of an endpoint (output, context and metadata) a result stores; a larger
+    /// one is an error of that result.
+    pub max_stored_output_bytes: usize,
     /// The addresses endpoint and judge calls may reach.
     pub outbound: crate::endpoint_client::OutboundPolicy,
     /// Where runs, results, endpoint calls and metric evaluations are counted.
     pub telemetry: Telemetry,
+    /// Where writes of results that failed are told, for health reporting.
+    pub write_faults: WriteFaults,
 }
 
 /// Runs test sets and keeps track of the runs this replica works on.
@@ -170,6 +178,10 @@ pub struct Engine {
     shutdown_grace: Duration,
     replica: Replica,
     telemetry: Telemetry,
+    /// Largest answer a result stores.
+    max_stored_bytes: usize,
+    /// Where failed writes are told.
+    write_faults: WriteFaults,
     /// The runs this replica works on.
     live: Mutex<HashMap<Uuid, LiveRun>>,
     /// Tells the scheduler to look for work now.
@@ -209,6 +221,8 @@ impl Engine {
             shutdown_grace: settings.shutdown_grace,
             replica: settings.replica,
             telemetry: settings.telemetry,
+            max_stored_bytes: settings.max_stored_output_bytes,
+            write_faults: settings.write_faults,
             live: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             stopping: CancellationToken::new(),

@@ -21,7 +21,10 @@ use super::budget::Spend;
 use super::jobs::{Input, Items, Job};
 use super::plan::MetricPlan;
 use super::{Engine, Registered, StoredBatch};
-use crate::domain::{ResultStatus, RunStatus, TestResult, TestRun, Usage};
+use crate::domain::{
+    MAX_REASON_CHARS, ResultStatus, RunStatus, Test, TestResult, TestRun, Usage, answer_over_limit,
+    truncated,
+};
 use crate::endpoint_client::PreparedTarget;
 use crate::error::{Error, Result};
 use crate::scoring::ScoreInput;
@@ -263,7 +266,7 @@ impl Engine {
                 () = &mut grace_over => break,
                 written = writer.written() => match written {
                     Ok(completed) => if record(completed) { ended = true; break; },
-                    Err(e) => { failure = Some(format!("results could not be stored: {e}")); break; }
+                    Err(e) => { failure = Some(self.unstored(&e)); break; }
                 },
                 next = results.next(), if !exhausted && !writer.is_full() => match next {
                     Some(Ok(done)) => writer.push(done),
@@ -281,15 +284,25 @@ impl Engine {
         while !ended && failure.is_none() && !writer.is_idle() {
             match writer.written().await {
                 Ok(completed) => ended = record(completed),
-                Err(e) => failure = Some(format!("results could not be stored: {e}")),
+                Err(e) => failure = Some(self.unstored(&e)),
             }
         }
         if let Some(error) = failure {
             tracing::error!(run_id = %run_id, error = %error, "the run failed");
-            match self.fail(run_id, error).await {
+            match self.fail(run_id, error.clone()).await {
                 Ok(run) => self.ended(&run),
                 Err(e) => {
-                    tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored")
+                    self.write_faults.record(&e);
+                    tracing::error!(run_id = %run_id, error = %e, "the end of the run could not be stored");
+                    // Its followers must not take the run, still `RUNNING` in the store, for
+                    // ended: they end their streams with why.
+                    progress.send_modify(|p| {
+                        p.unstored = Some(format!(
+                            "run {run_id}: {error}; nor could the run's end be stored ({e}): the \
+                             run stays RUNNING and goes on once the database can be written \
+                             again; the results stored so far are readable"
+                        ));
+                    });
                 }
             }
             ended = true;
@@ -300,6 +313,13 @@ impl Engine {
         } else if self.stopping.is_cancelled() {
             tracing::info!(run_id = %run_id, "run left to the other replicas or the next start");
         }
+    }
+
+    /// Why a run stops when a batch of its results could not be stored (told to health
+    /// reporting too): none of that batch was sent to any client.
+    fn unstored(&self, e: &Error) -> String {
+        self.write_faults.record(e);
+        format!("results could not be stored: {e}")
     }
 
     /// Ends a running run as `FAILED` with `error`; a run that has ended already stays as it is.
@@ -445,6 +465,19 @@ impl Engine {
             }
             (Input::Call, Some(target)) => match target.call(&test).await {
                 Ok(answer) => {
+                    result.attempts = answer.attempts;
+                    let size = answer.output.len()
+                        + answer.context.iter().map(String::len).sum::<usize>()
+                        + answer.metadata.as_ref().map_or(0, |m| m.to_string().len());
+                    // Stored, it must fit in a message of the read RPCs: refused whole rather
+                    // than cut, so that no metric scores an answer other than the one given.
+                    if let Some(error) = answer_over_limit(size, self.max_stored_bytes) {
+                        result.latency_ms = answer.latency_ms;
+                        result.error = Some(error);
+                        result.usage = answer.usage;
+                        result.cost_usd = answer.cost_usd;
+                        return self.finish(result, test);
+                    }
                     result.output = Some(answer.output);
                     result.context = answer.context;
                     result.metadata = answer.metadata;
@@ -484,6 +517,11 @@ impl Engine {
                 )
                 .await;
                 result.metric_results = scores;
+                for m in &mut result.metric_results {
+                    if m.reason.len() > MAX_REASON_CHARS {
+                        m.reason = truncated(&m.reason, MAX_REASON_CHARS);
+                    }
+                }
                 result.count_judge_spend();
                 result.status = if result.metric_results.iter().all(|m| m.error.is_some()) {
                     result.error = Some("no metric could be evaluated".into());
@@ -495,6 +533,11 @@ impl Engine {
                 };
             }
         }
+        self.finish(result, test)
+    }
+
+    /// The result stamped now, with its test's prompt and expected response.
+    fn finish(&self, mut result: TestResult, test: Test) -> TestResult {
         result.created_at = chrono::Utc::now();
         result.prompt = test.prompt;
         result.expected_response = test.expected_response;

@@ -9,8 +9,11 @@ mod sqlite;
 mod work;
 
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, fault_of_error as sqlite_fault};
 pub use work::{ClaimRequest, Completed, Completion, Fold, WorkSource};
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -126,7 +129,8 @@ pub trait TestImport: Send {
 /// reference; methods that write a unique name answer `Error::AlreadyExists`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Answers when the database does: what health checks ask.
+    /// Answers when the database can be read and, unless a write is in progress, written:
+    /// what health checks ask. The error says which failed, and why when the database says.
     async fn ping(&self) -> Result<()>;
     /// Whether several processes may use this database at once, so that limits must hold across
     /// them.
@@ -293,4 +297,27 @@ pub trait Store: Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(i64, TestResult)>>;
+}
+
+/// Failures of writes that the store's users saw (results of a run that could not be stored),
+/// shared with health reporting: a database that refuses writes makes the server `NOT_SERVING`
+/// for a while, also when the health check's own small write still goes through (a nearly full
+/// disk may take it).
+#[derive(Clone, Debug, Default)]
+pub struct WriteFaults(Arc<Mutex<Option<(Instant, String)>>>);
+
+impl WriteFaults {
+    /// Records that a write failed with `error`.
+    pub fn record(&self, error: &crate::error::Error) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), error.to_string()));
+    }
+
+    /// The last failure, when it happened within `within`.
+    pub fn recent(&self, within: Duration) -> Option<String> {
+        let last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() < within)
+            .map(|(_, error)| error.clone())
+    }
 }

@@ -120,6 +120,16 @@ mod dialect {
         db.constraint().is_some_and(|c| c.ends_with("_name_key"))
     }
 
+    /// Which fault of the database an error reports, by its SQLSTATE.
+    pub(super) fn fault_of(db: &dyn DatabaseError) -> Option<&'static str> {
+        match db.code()?.as_ref() {
+            "XX001" | "XX002" => Some("its data is corrupt"),
+            "25006" => Some("it is read-only"),
+            "53100" => Some("its disk is full"),
+            _ => None,
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]

@@ -10,6 +10,11 @@ use crate::domain::{
 };
 use crate::error::Error;
 
+/// Most bytes of stored records (their JSON, larger than their protobuf form) in one page of a
+/// list, so that a page stays below gRPC's usual 4 MiB message limit; a page of one record may
+/// be larger, up to about 3.1 MiB (see `crate::domain::MAX_STORED_OUTPUT_BYTES`).
+pub(super) const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
 /// Bind parameters per statement of a bulk insert, below SQLite's limit (32766) and
 /// PostgreSQL's (65535).
 pub(super) const MAX_BINDS_PER_STATEMENT: usize = 8000;

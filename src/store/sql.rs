@@ -52,8 +52,8 @@ macro_rules! sql_store {
         };
         use $crate::error::{Error, Result};
         use $crate::store::records::{
-            BEHAVIORS, Bind, Condition, MAX_BINDS_PER_STATEMENT, METRICS, Named, Stored, TEST_RUNS,
-            TEST_SETS, TESTS, Table, power_of_two_chunks, text,
+            BEHAVIORS, Bind, Condition, MAX_BINDS_PER_STATEMENT, MAX_PAGE_BYTES, METRICS, Named,
+            Stored, TEST_RUNS, TEST_SETS, TESTS, Table, power_of_two_chunks, text,
         };
         use $crate::store::{
             Change, ClaimRequest, Completed, Completion, Extent, Fold, ImportInto, LatestRun,
@@ -160,22 +160,33 @@ macro_rules! sql_store {
                 let size = page.size as usize;
                 // One row more than asked tells whether there is a next page.
                 let mut rows = self
-                    .after::<T>(
+                    .after_sized::<T>(
                         filters,
                         page.after,
                         page.size.saturating_add(1),
                         newest_first,
                     )
                     .await?;
-                let more = rows.len() > size;
-                rows.truncate(size);
+                // A page ends early rather than outgrow a response message; it always holds
+                // one record, which fits alone (see `crate::domain::MAX_STORED_OUTPUT_BYTES`).
+                let mut bytes = 0;
+                let fitting = rows
+                    .iter()
+                    .take_while(|(_, _, len)| {
+                        bytes += len;
+                        bytes <= MAX_PAGE_BYTES
+                    })
+                    .count()
+                    .max(1);
+                let more = rows.len() > size.min(fitting);
+                rows.truncate(size.min(fitting));
                 let next = if more {
-                    rows.last().map(|(seq, _)| *seq)
+                    rows.last().map(|(seq, _, _)| *seq)
                 } else {
                     None
                 };
                 Ok(Page {
-                    items: rows.into_iter().map(|(_, record)| record).collect(),
+                    items: rows.into_iter().map(|(_, record, _)| record).collect(),
                     next,
                 })
             }
@@ -189,6 +200,23 @@ macro_rules! sql_store {
                 limit: u32,
                 newest_first: bool,
             ) -> Result<Vec<(i64, T)>> {
+                let rows = self
+                    .after_sized(filters, after, limit, newest_first)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, record, _)| (seq, record))
+                    .collect())
+            }
+
+            /// [`after`](Self::after), each record with the size of its stored form in bytes.
+            async fn after_sized<T: Stored>(
+                &self,
+                filters: &[Condition],
+                after: Option<i64>,
+                limit: u32,
+                newest_first: bool,
+            ) -> Result<Vec<(i64, T, usize)>> {
                 let (op, order, start) = if newest_first {
                     ("<", "DESC", i64::MAX)
                 } else {
@@ -204,7 +232,10 @@ macro_rules! sql_store {
                     .fetch_all(&mut *conn)
                     .await?;
                 rows.iter()
-                    .map(|row| Ok((row.try_get::<i64, _>("seq")?, decode(row)?)))
+                    .map(|row| {
+                        let size = row.try_get::<&str, _>("body")?.len();
+                        Ok((row.try_get::<i64, _>("seq")?, decode(row)?, size))
+                    })
                     .collect()
             }
 
@@ -413,6 +444,17 @@ macro_rules! sql_store {
             Ok(())
         }
 
+        /// A storage error saying what the database `cannot` do, and why when the backend says
+        /// which fault it is (corrupt, read-only, full).
+        fn fault(cannot: &str, e: sqlx::Error) -> Error {
+            let why = e
+                .as_database_error()
+                .and_then(|db| $d::fault_of(db))
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default();
+            Error::storage(format!("the database {cannot}{why}"), e)
+        }
+
         /// A stored id.
         fn parse_id(id: &str) -> Result<Uuid> {
             Uuid::parse_str(id).map_err(|e| Error::internal_from(format!("stored id {id:?}"), e))
@@ -557,7 +599,26 @@ macro_rules! sql_store {
         #[async_trait]
         impl Store for $store {
             async fn ping(&self) -> Result<()> {
-                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                // A real read, not `SELECT 1`: a file overwritten with garbage fails it.
+                sqlx::query("SELECT COUNT(*) FROM health_probe")
+                    .execute(&self.reader)
+                    .await
+                    .map_err(|e| fault("cannot be read", e))?;
+                // A write, when the writer is free: while it is busy, writes are going on, and
+                // the ones that fail are reported by those who made them. Waiting for it would
+                // make a long import look like a database that does not answer.
+                let Some(mut writer) = self.writer.try_acquire() else {
+                    return Ok(());
+                };
+                sqlx::query($d::sql(
+                    "INSERT INTO health_probe (id, checked_at) VALUES (1, ?) \
+                     ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at"
+                        .to_string(),
+                ))
+                .bind(chrono::Utc::now().timestamp_millis())
+                .execute(&mut *writer)
+                .await
+                .map_err(|e| fault("cannot be written", e))?;
                 Ok(())
             }
 

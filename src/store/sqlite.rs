@@ -39,22 +39,46 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating it if missing) the database at `url`, e.g. `sqlite://assay.db`, and
-    /// brings its schema up to date.
+    /// Opens (creating it if missing) the database at `url`, e.g. `sqlite://assay.db`, checks
+    /// that it is not corrupt, and brings its schema up to date.
     ///
     /// An in-memory URL (`sqlite::memory:`) does not work: the writer and the readers would each
     /// see a database of their own.
     pub async fn open(url: &str) -> Result<SqliteStore> {
+        SqliteStore::open_with_page_limit(url, None).await
+    }
+
+    /// [`open`](Self::open), the file allowed to grow to `max_page_count` pages at most (SQLite's
+    /// `max_page_count`): writes beyond fail as on a full disk. What fault tests use.
+    pub async fn open_with_page_limit(
+        url: &str,
+        max_page_count: Option<u32>,
+    ) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        let mut writer_options = options.clone();
+        if let Some(pages) = max_page_count {
+            writer_options = writer_options.pragma("max_page_count", pages.to_string());
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await?;
+        // A damaged file is refused at start, saying so, rather than serving until a read
+        // reaches the damage. It reads every page once: about a second per few hundred MB.
+        let check: String = sqlx::query_scalar("PRAGMA quick_check(1)")
+            .fetch_one(&writer)
+            .await?;
+        if check != "ok" {
+            return Err(Error::storage(
+                "the file is corrupt or not an SQLite database (PRAGMA quick_check)",
+                check,
+            ));
+        }
         MIGRATOR
             .run(&writer)
             .await
@@ -137,6 +161,35 @@ mod dialect {
     pub(super) fn is_name_clash(db: &dyn DatabaseError) -> bool {
         db.message().ends_with(".name")
     }
+
+    /// Which fault of the file an error reports, by SQLite's primary result code.
+    pub(super) fn fault_of(db: &dyn DatabaseError) -> Option<&'static str> {
+        let code: i32 = db.code()?.parse().ok()?;
+        super::fault_of_code(code)
+    }
+}
+
+/// Which fault of the file an SQLite result code (extended or primary) reports.
+fn fault_of_code(code: i32) -> Option<&'static str> {
+    match code & 0xff {
+        11 | 26 => Some("the file is corrupt or not an SQLite database"),
+        8 => Some("the file or its folder is read-only"),
+        13 => Some("the disk or the database is full"),
+        _ => None,
+    }
+}
+
+/// What an error of the store says about the file (corrupt, read-only, full), when it says
+/// something.
+pub fn fault_of_error(e: &Error) -> Option<&'static str> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
+            return dialect::fault_of(db.as_ref());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 sql_store!(

@@ -48,6 +48,12 @@ impl Server {
         Server::launch(db_path, |_| {}, None).await
     }
 
+    /// A server on the database file at `db_path` (kept by the caller), with settings changed
+    /// by `configure`.
+    pub async fn start_on_with(db_path: &Path, configure: impl FnOnce(&mut ServeConfig)) -> Server {
+        Server::launch(db_path, configure, None).await
+    }
+
     /// A server on a fresh database, with settings changed by `configure`, that serves
     /// Prometheus metrics too, and the address of its metrics listener.
     pub async fn start_with_metrics(

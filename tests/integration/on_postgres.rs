@@ -235,3 +235,121 @@ async fn a_server_whose_database_goes_away_says_not_serving_and_serves_again_whe
         .into_inner();
     assert_eq!(metric.name, "before");
 }
+
+/// Makes every new session of `database` read-only (or writable again), and ends the sessions
+/// open on it, so the server's pool reconnects into new ones.
+async fn set_read_only(database: &TestDatabase, read_only: bool) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(database.url())
+        .await
+        .expect("connect");
+    let name = url::Url::parse(database.url()).expect("a URL").path()[1..].to_string();
+    let value = if read_only { "on" } else { "off" };
+    // This session may be read-only itself, as a new session of the database.
+    sqlx::raw_sql("SET default_transaction_read_only = off")
+        .execute(&mut admin)
+        .await
+        .expect("a writable session");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = {value}"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("change the database");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut admin)
+    .await
+    .expect("end the server's sessions");
+}
+
+#[tokio::test]
+async fn a_server_whose_database_turns_read_only_says_not_serving_and_still_reads() {
+    let database = TestDatabase::create().await;
+    let server = server_on(&database).await;
+    wait_for_health(&server, ServingStatus::Serving).await;
+    create_metric(&server, contains("before", &["x"])).await;
+
+    set_read_only(&database, true).await;
+    wait_for_health(&server, ServingStatus::NotServing).await;
+    let metric = server
+        .metrics()
+        .get_metric(pb::GetMetricRequest {
+            metric: "before".into(),
+        })
+        .await
+        .expect("reads are served")
+        .into_inner();
+    assert_eq!(metric.name, "before");
+    let refused = server
+        .metrics()
+        .create_metric(pb::CreateMetricRequest {
+            metric: Some(contains("after", &["x"])),
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("read-only"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_run_whose_results_and_end_cannot_be_stored_ends_its_stream_saying_so_and_goes_on_later()
+{
+    let database = TestDatabase::create().await;
+    let target = Target::start().await;
+    let server = server_on(&database).await;
+    create_metric(&server, contains("any", &["q"])).await;
+    create_endpoint(&server, http_endpoint("slow", &target.url)).await;
+    let tests = (0..10)
+        .map(|i| test(&format!("q{i}"), "", &[("delay_ms", "200")]))
+        .collect();
+    create_test_set(&server, "set", &["any"], tests).await;
+    let mut request = execute_request("set", "slow");
+    request.max_concurrency = 1;
+    let (run, mut stream) = start(&server, request).await;
+    let first = next_result(&mut stream).await;
+
+    // Nothing can be written from now on: neither the next results nor the run's end.
+    set_read_only(&database, true).await;
+    let mut streamed = vec![first.id];
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(pb::ExecutionEvent {
+                event: Some(pb::execution_event::Event::Result(result)),
+            })) => streamed.push(result.id),
+            Ok(other) => panic!("expected results, then an error; got {other:?}"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("could not be stored")
+            && status.message().contains("stays RUNNING"),
+        "{status:?}"
+    );
+    // What was streamed is stored; the run is readable, still running.
+    let stored: HashSet<String> = stored_results(&server, &run.id)
+        .await
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(stored, streamed.into_iter().collect());
+    assert_eq!(
+        get_run(&server, &run.id).await.status,
+        pb::RunStatus::Running as i32
+    );
+
+    // Once the database can be written again, the run goes on (here: at the next start).
+    set_read_only(&database, false).await;
+    server.stop().await;
+    let server = server_on(&database).await;
+    let (_, results, summary) = split(collect(watch(&server, &run.id).await).await);
+    assert_eq!(
+        summary.status,
+        pb::RunStatus::Completed as i32,
+        "{summary:?}"
+    );
+    assert_eq!(results.len(), 10);
+}

@@ -138,7 +138,8 @@ const (
 	RunStatus_RUN_STATUS_RUNNING RunStatus = 1
 	// Every result was scored without error.
 	RunStatus_RUN_STATUS_COMPLETED RunStatus = 2
-	// Some results are errors.
+	// Some results are errors, or some tests have no result because they were removed from the
+	// test set while the run ran (the run's `error` says how many).
 	RunStatus_RUN_STATUS_PARTIAL RunStatus = 3
 	// Every result is an error, or the run could not proceed.
 	RunStatus_RUN_STATUS_FAILED RunStatus = 4

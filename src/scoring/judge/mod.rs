@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use super::{JudgeHandle, ScoreInput, Spent};
 use crate::domain::{Endpoint, ExternalScorer, LlmJudge, Metric, Target, Usage};
 use crate::endpoint_client::openai::{first_content, usage};
-use crate::endpoint_client::{PreparedTarget, ScorerAnswer, ScorerInput, TargetClient};
+use crate::endpoint_client::{PreparedTarget, ScorerAnswer, ScorerInput, TargetClient, rendering};
 pub use endpoint::{DEFAULT_JUDGE_ID, default_endpoint, inline_endpoint};
 use prompt::{instructions, render_prompt};
 pub use verdict::Judgement;
@@ -164,7 +164,8 @@ pub async fn judge(
     metric: &Metric,
     input: &JudgeInput<'_>,
 ) -> Result<(Judgement, Spent), String> {
-    let user = render_prompt(&judge.evaluation_prompt, &judge.evaluation_steps, input)?;
+    let user =
+        rendering(|| render_prompt(&judge.evaluation_prompt, &judge.evaluation_steps, input))?;
     let system = instructions(judge, metric);
     let mut body = Map::new();
     body.insert(

@@ -1,5 +1,6 @@
 //! An HTTP application for the security tests: `/answer` records each call's headers and
-//! answers; `/redirect?to=URL` answers 307 to that URL; `/huge` streams a body that never ends.
+//! answers; `/redirect?to=URL` answers 307 to that URL; `/huge` streams a body that never ends;
+//! `/sized?bytes=N` answers an output of `N` bytes.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +24,11 @@ struct To {
     to: String,
 }
 
+#[derive(serde::Deserialize)]
+struct Size {
+    bytes: usize,
+}
+
 impl Recorder {
     /// Starts a recorder on an ephemeral loopback port.
     pub async fn start() -> Recorder {
@@ -31,6 +37,7 @@ impl Recorder {
             .route("/answer", post(answer))
             .route("/redirect", post(redirect))
             .route("/huge", post(huge))
+            .route("/sized", post(sized))
             .with_state(Arc::clone(&seen));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -64,4 +71,15 @@ async fn huge() -> Response {
     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
     let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
     Response::new(Body::from_stream(stream))
+}
+
+/// `{"output": "xxx..."}` with an output of the size asked, once the request is read whole (a
+/// request left unread resets the connection).
+async fn sized(Query(size): Query<Size>, _request: Bytes) -> Response {
+    let body = serde_json::json!({ "output": "x".repeat(size.bytes) });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

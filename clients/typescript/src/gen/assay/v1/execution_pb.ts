@@ -1809,7 +1809,8 @@ export enum RunStatus {
   COMPLETED = 2,
 
   /**
-   * Some results are errors.
+   * Some results are errors, or some tests have no result because they were removed from the
+   * test set while the run ran (the run's `error` says how many).
    *
    * @generated from enum value: RUN_STATUS_PARTIAL = 3;
    */
