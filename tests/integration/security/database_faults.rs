@@ -52,6 +52,17 @@ async fn filled_database(dir: &Path) -> std::path::PathBuf {
         .collect();
     create_test_set(&server, "set", &[], tests).await;
     server.stop().await;
+    // The tests may still be in the write-ahead log (a connection of the stopped server can
+    // outlive it): move them into the database file, whose pages the tests damage.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the database");
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .expect("checkpoint");
+    conn.close().await.expect("close");
     db
 }
 
