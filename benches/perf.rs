@@ -263,8 +263,20 @@ impl Server {
         [cpu_seconds(&pid.to_string()), cpu_seconds("self")]
     }
 
+    /// Stops the server as an operator would (SIGTERM), so that it flushes what it buffers
+    /// (exported spans); killed if it is not gone within 10 s.
     async fn stop(mut self) {
-        self.child.kill().await.unwrap();
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.kill().await.unwrap();
+        }
     }
 
     /// Executes test set `name` against endpoint `name` and follows the run to its end.
