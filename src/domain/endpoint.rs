@@ -144,7 +144,7 @@ pub struct HttpTarget {
 }
 
 /// JSONPath expressions into the response.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResponseMapping {
     /// Path of the answer.
     pub output: String,

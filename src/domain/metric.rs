@@ -517,6 +517,19 @@ impl ThresholdOperator {
 }
 
 impl Metric {
+    /// The category of this metric that an answer names: the same text, else the same letters
+    /// in any case with surrounding spaces aside (as judges and external scorers answer).
+    pub fn category_named(&self, answered: &str) -> Option<&String> {
+        self.categories
+            .iter()
+            .find(|c| c.as_str() == answered)
+            .or_else(|| {
+                self.categories
+                    .iter()
+                    .find(|c| c.trim().eq_ignore_ascii_case(answered))
+            })
+    }
+
     /// The threshold in force: the given one, else 1 (true) for binary and 0.5 for numeric.
     pub fn effective_threshold(&self) -> f64 {
         self.threshold.unwrap_or(match self.score_type {

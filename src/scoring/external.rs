@@ -23,13 +23,7 @@ pub fn default_policy_endpoint(metric: &Metric, scorer: &ExternalScorer) -> Endp
             method: String::new(),
             headers: BTreeMap::new(),
             body_template: String::new(),
-            response_mapping: ResponseMapping {
-                output: String::new(),
-                context: None,
-                metadata: None,
-                input_tokens: None,
-                output_tokens: None,
-            },
+            response_mapping: ResponseMapping::default(),
             timeout_ms: 0,
         }),
         max_concurrency: 0,
@@ -107,17 +101,7 @@ fn read_answer(metric: &Metric, answer: ScorerAnswer) -> Result<Verdict, String>
         }
         (ScoreType::Categorical, Some(answered)) => {
             let answered = answered.trim();
-            let found = metric
-                .categories
-                .iter()
-                .find(|c| c.as_str() == answered)
-                .or_else(|| {
-                    metric
-                        .categories
-                        .iter()
-                        .find(|c| c.trim().eq_ignore_ascii_case(answered))
-                });
-            Some(found.cloned().ok_or_else(|| {
+            Some(metric.category_named(answered).cloned().ok_or_else(|| {
                 format!(
                     "category {answered:?} is not one of {:?}",
                     metric.categories

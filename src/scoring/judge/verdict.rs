@@ -47,22 +47,12 @@ pub(super) fn parse_verdict(
                 }
                 Some(other) => other.to_string(),
             };
-            let category = metric
-                .categories
-                .iter()
-                .find(|c| **c == answered)
-                .or_else(|| {
-                    metric
-                        .categories
-                        .iter()
-                        .find(|c| c.trim().eq_ignore_ascii_case(&answered))
-                })
-                .ok_or_else(|| {
-                    fail(format!(
-                        "judge answered category {answered:?}, which is not one of {:?}",
-                        metric.categories
-                    ))
-                })?;
+            let category = metric.category_named(&answered).ok_or_else(|| {
+                fail(format!(
+                    "judge answered category {answered:?}, which is not one of {:?}",
+                    metric.categories
+                ))
+            })?;
             Ok(Judgement {
                 score: None,
                 category: Some(category.clone()),
