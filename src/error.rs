@@ -40,6 +40,9 @@ pub enum Error {
     /// The server cannot take the request now (it is shutting down); the client may try again.
     #[error("{0}")]
     Unavailable(String),
+    /// The request is larger than a limit of the server; the message names the limit.
+    #[error("{0}")]
+    ResourceExhausted(String),
     // Storage and Internal put their source's text in the message as well as in `source()`:
     // the gRPC status and the log lines carry only the message.
     /// The storage backend failed.

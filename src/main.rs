@@ -53,14 +53,27 @@ enum Command {
 }
 
 /// `serve`'s own command line, for its help: the client's global flags (`--server`, `--json`),
-/// which clap shows in every subcommand's help, mean nothing to the server.
+/// which clap shows in every subcommand's help, mean nothing to the server; the global
+/// `--api-key` does (the key the server requires), so it is listed.
 fn serve_help() -> clap::Command {
-    let serve = Cli::command()
+    let cli = Cli::command();
+    let serve = cli
         .find_subcommand("serve")
         .expect("serve is a subcommand")
         .clone();
-    assay::config::ServeConfig::augment_args(clap::Command::new("serve").bin_name("assay serve"))
-        .about(serve.get_about().cloned().unwrap_or_default())
+    let api_key = cli
+        .get_arguments()
+        .find(|a| a.get_id() == "api_key")
+        .expect("--api-key is a global flag")
+        .clone()
+        .global(false)
+        .help("API key callers must send (authorization: Bearer KEY, or x-api-key: KEY); it grants every RPC. Without one, the server listens on loopback addresses only (unless --insecure-no-auth)");
+    assay::config::ServeConfig::augment_args(
+        clap::Command::new("serve")
+            .bin_name("assay serve")
+            .arg(api_key),
+    )
+    .about(serve.get_about().cloned().unwrap_or_default())
 }
 
 #[tokio::main]

@@ -281,6 +281,8 @@ pub async fn serve_with_metrics(
         .layer(tower::util::option_layer(
             api_keys.map(crate::auth::RequireApiKey::new),
         ))
+        // Inside the metrics layer, which then counts the code clients are told.
+        .layer(crate::api::RequestLimitLayer::new(config.max_request_bytes))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -297,8 +299,11 @@ pub async fn serve_with_metrics(
                 .max_decoding_message_size(config.max_request_bytes),
         )
         .add_service(
-            TestSetServiceServer::new(TestSetApi::new(Arc::clone(&catalogue)))
-                .max_decoding_message_size(config.max_request_bytes),
+            TestSetServiceServer::new(TestSetApi::new(
+                Arc::clone(&catalogue),
+                config.max_request_bytes,
+            ))
+            .max_decoding_message_size(config.max_request_bytes),
         )
         .add_service(
             TestExecutionServiceServer::new(ExecutionApi::new(catalogue, engine))

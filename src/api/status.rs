@@ -8,7 +8,7 @@ use crate::error::Error;
 
 /// Longest text of a status (its message, each detail): a message quotes the input it refuses,
 /// and an input may be megabytes long; gRPC clients refuse large metadata.
-const MAX_STATUS_CHARS: usize = 1000;
+const MAX_STATUS_CHARS: usize = 500;
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
@@ -44,6 +44,7 @@ impl From<Error> for Status {
                 ),
             ),
             Error::Unavailable(_) => Status::unavailable(message),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(message),
             Error::Storage { .. } | Error::Internal { .. } => {
                 // Server faults are logged here, once; client mistakes stay at debug level.
                 tracing::error!(error = %message, "request failed");

@@ -7,7 +7,9 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use super::{mask_paths, reference, references, required, timestamp, update_target, uuid};
+use super::{
+    mask_paths, reference, references, request_limit, required, timestamp, update_target, uuid,
+};
 use crate::catalogue::{Action, Applied, Catalogue, ImportTarget, Suite, SuiteTestSet};
 use crate::domain::{GroupDraft, PageRequest, Ref, Test, TestDraft, TestSet};
 use crate::error::{Error, Result};
@@ -16,12 +18,17 @@ use crate::proto::v1 as pb;
 /// The gRPC `TestSetService`.
 pub struct TestSetApi {
     catalogue: Arc<Catalogue>,
+    /// The service's decoding limit, named when a message of an import is above it.
+    max_request_bytes: usize,
 }
 
 impl TestSetApi {
-    /// A service over the catalogue.
-    pub fn new(catalogue: Arc<Catalogue>) -> Self {
-        TestSetApi { catalogue }
+    /// A service over the catalogue, decoding messages of up to `max_request_bytes`.
+    pub fn new(catalogue: Arc<Catalogue>, max_request_bytes: usize) -> Self {
+        TestSetApi {
+            catalogue,
+            max_request_bytes,
+        }
     }
 }
 
@@ -298,6 +305,12 @@ impl pb::test_set_service_server::TestSetService for TestSetApi {
             .enumerate()
             .map(|(index, message)| match message {
                 Ok(message) => import_piece(message, index),
+                Err(status) if request_limit::is_over_limit(&status) => {
+                    Err(Error::ResourceExhausted(format!(
+                        "{}; nothing was imported",
+                        request_limit::over_limit(&status, self.max_request_bytes).message()
+                    )))
+                }
                 Err(status) => Err(Error::Unavailable(format!(
                     "the import stream broke ({}: {}); nothing was imported",
                     status.code(),

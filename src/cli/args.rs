@@ -348,8 +348,9 @@ pub struct RegressionArgs {
     /// With `execute`, the pass-rate gate then applies only when `--fail-under` is given.
     #[arg(long)]
     pub fail_on_regression: bool,
-    /// Write a Markdown summary of the comparison (totals, regressions, fixes) to this file,
-    /// e.g. `$GITHUB_STEP_SUMMARY` or a merge-request comment.
+    /// Write a Markdown summary of the comparison (totals, regressions, fixes, flaky tests) to
+    /// this file, e.g. `$GITHUB_STEP_SUMMARY` or a merge-request comment. With `execute` and no
+    /// `--compare-to`, or no base run yet, it has the run's own totals and flaky tests.
     #[arg(long, value_name = "FILE")]
     pub summary_md: Option<PathBuf>,
 }

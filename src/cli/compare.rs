@@ -11,6 +11,8 @@ use super::args::{CompareArgs, Global, RegressionArgs};
 use super::client::Clients;
 use super::json::to_json;
 use super::output::{Output, line, shorten, table};
+use super::progress::summary_text;
+use super::report::Flaky;
 use crate::proto::v1 as pb;
 
 /// Longest prompt shown in a table row.
@@ -65,22 +67,35 @@ pub async fn compare(global: &Global, out: &Output, args: CompareArgs) -> Result
         base_run,
         base_labels,
     };
-    show(&clients, out, request, &args.regression).await
+    show(&clients, out, request, &args.regression, None).await
 }
 
 /// Asks for the comparison, prints it, writes the Markdown summary when asked, and applies the
-/// regression gate.
+/// regression gate. `alone` is the head's own summary for when the base is to be found (not
+/// named) and there is none yet, as on the first run of a branch: that is told, and nothing is
+/// compared, rather than failing a run that could not have regressed.
 pub async fn show(
     clients: &Clients,
     out: &Output,
     request: pb::CompareRunsRequest,
     regression: &RegressionArgs,
+    alone: Option<&str>,
 ) -> Result<(), CliError> {
-    let response = clients
-        .execution()
-        .compare_runs(request)
-        .await?
-        .into_inner();
+    let found = request.base_run.is_empty();
+    let response = match clients.execution().compare_runs(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::FailedPrecondition && found => {
+            let Some(alone) = alone else {
+                return Err(status.into());
+            };
+            eprintln!("nothing compared: {}", status.message());
+            if let Some(path) = &regression.summary_md {
+                std::fs::write(path, alone)?;
+            }
+            return Ok(());
+        }
+        Err(status) => return Err(status.into()),
+    };
     let summary = response.summary.clone().unwrap_or_default();
     if out.json {
         out.value(&to_json(&response, "CompareRunsResponse"))?;
@@ -259,6 +274,28 @@ fn markdown(response: &pb::CompareRunsResponse, s: &pb::ComparisonSummary) -> St
                 t.base_pass_rate * 100.0,
                 t.head_pass_rate * 100.0,
                 change_name(t.change)
+            );
+        }
+    }
+    md
+}
+
+/// Markdown of a run on its own (no base to compare with): its totals, then its flaky tests.
+pub fn run_markdown(summary: &pb::TestRunSummary, flaky: &[Flaky]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "## Assay: run `{}`\n", summary.run_id);
+    let _ = writeln!(md, "```\n{}\n```", summary_text(summary).trim());
+    if !flaky.is_empty() {
+        let _ = writeln!(md, "\n### Flaky tests ({})\n", flaky.len());
+        let _ = writeln!(md, "| Test | Passing repetitions |");
+        let _ = writeln!(md, "|---|---|");
+        for f in flaky {
+            let _ = writeln!(
+                md,
+                "| {} | {} of {} |",
+                md_cell(&shorten(&f.prompt, PROMPT_WIDTH)),
+                f.passed,
+                f.repetitions
             );
         }
     }

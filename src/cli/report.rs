@@ -249,6 +249,26 @@ impl Case<'_> {
     }
 }
 
+/// A repeated test whose repetitions disagreed: its prompt, how many passed, of how many.
+pub(super) struct Flaky {
+    pub prompt: String,
+    pub passed: usize,
+    pub repetitions: usize,
+}
+
+/// The flaky tests of a run's results (none unless it repeated its tests), in test order.
+pub(super) fn flaky_tests(results: &[pb::TestResult], repeats: u32) -> Vec<Flaky> {
+    Case::of(results, repeats)
+        .iter()
+        .filter(|c| c.is_flaky())
+        .map(|c| Flaky {
+            prompt: c.results[0].prompt.clone(),
+            passed: c.passed(),
+            repetitions: c.results.len(),
+        })
+        .collect()
+}
+
 fn junit(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let cases = Case::of(&report.results, report.run.repeats);
     let count = |s: pb::ResultStatus| cases.iter().filter(|c| c.status() == s).count();

@@ -554,7 +554,7 @@ enum Claimed {
 
 impl Engine {
     /// Logs and counts the end of a run, stored by this replica.
-    fn ended(&self, run: &TestRun) {
+    pub(super) fn ended(&self, run: &TestRun) {
         let summary = run.summary.as_ref();
         tracing::info!(
             run_id = %run.id,

@@ -35,8 +35,10 @@ struct Chooser {
 }
 
 impl Chooser {
-    fn chooses(&self, facts: TestFacts<'_>) -> bool {
-        self.filter.matches(facts) && self.shard.is_none_or(|s| s.holds(facts.id))
+    /// Whether the filter keeps a test, and whether it is chosen (kept, and in the shard).
+    fn choice(&self, facts: TestFacts<'_>) -> (bool, bool) {
+        let kept = self.filter.matches(facts);
+        (kept, kept && self.shard.is_none_or(|s| s.holds(facts.id)))
     }
 }
 
@@ -71,13 +73,18 @@ impl Engine {
         let Some(chooser) = self.chooser(selection).await? else {
             return Ok(None);
         };
+        let mut filtered = false;
         let chosen = positions_where(
             |after| self.store.tests_after(test_set_id, after, LOAD_PAGE),
             through,
-            |t: &Test| chooser.chooses(t.into()),
+            |t: &Test| {
+                let (kept, chosen) = chooser.choice(t.into());
+                filtered |= kept;
+                chosen
+            },
         )
         .await?;
-        nonempty(chosen, || format!("test set {set_name:?}"))
+        nonempty(chosen, filtered, || format!("test set {set_name:?}"))
     }
 
     /// The positions of the results of `source_run_id`, up to `through`, whose test
@@ -96,15 +103,17 @@ impl Engine {
         };
         let tests: HashMap<Uuid, Test> = self.tests_by_id(test_set_id).await?;
         let mut chosen_tests = HashSet::new();
+        let mut filtered = false;
         let chosen = positions_where(
             |after| self.store.results_after(source_run_id, after, LOAD_PAGE),
             through,
             |r: &TestResult| {
-                let chosen = chooser.chooses(TestFacts {
+                let (kept, chosen) = chooser.choice(TestFacts {
                     id: r.test_id,
                     behavior_id: r.behavior_id,
                     test: tests.get(&r.test_id),
                 });
+                filtered |= kept;
                 if chosen {
                     chosen_tests.insert(r.test_id);
                 }
@@ -113,7 +122,7 @@ impl Engine {
         )
         .await?;
         let count = u32::try_from(chosen_tests.len()).unwrap_or(u32::MAX);
-        Ok(nonempty(chosen, || format!("run {source_run_id}"))?.map(|p| (p, count)))
+        Ok(nonempty(chosen, filtered, || format!("run {source_run_id}"))?.map(|p| (p, count)))
     }
 }
 
@@ -147,13 +156,20 @@ where
     }
 }
 
-/// The chosen positions; none is `FailedPrecondition` naming what they were chosen from.
-fn nonempty(chosen: Vec<i64>, of: impl FnOnce() -> String) -> Result<Option<Vec<i64>>> {
-    if chosen.is_empty() {
+/// The chosen positions. A filter that keeps none of the tests (`filtered` false) is
+/// `FailedPrecondition` naming what they were chosen from; a shard that holds none of the kept
+/// tests is an empty selection, not an error: the shards of a split together run each test once,
+/// and with fewer tests than shards some shards are empty.
+fn nonempty(
+    chosen: Vec<i64>,
+    filtered: bool,
+    of: impl FnOnce() -> String,
+) -> Result<Option<Vec<i64>>> {
+    if !filtered {
         let of = of();
         return Err(Error::precondition(
             of.clone(),
-            format!("the filter and shard choose none of the tests of {of}"),
+            format!("the filter chooses none of the tests of {of}"),
         ));
     }
     Ok(Some(chosen))

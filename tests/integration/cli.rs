@@ -1323,6 +1323,100 @@ async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() 
 }
 
 #[tokio::test]
+async fn the_first_run_of_a_branch_compares_nothing_and_an_empty_shard_passes() {
+    let server = Server::start().await;
+    let target = Target::start().await;
+    crate::regressions::switch_endpoint(&server, &target).await;
+    create_metric(&server, exact("exact")).await;
+    let tests = vec![test("q1", "a1", &[]), test("q2", "a2", &[])];
+    create_test_set(&server, "suite", &["exact"], tests).await;
+    target.set_answer("q1", &["a1"]);
+    target.set_answer("q2", &["a2"]);
+    let dir = tempfile::tempdir().unwrap();
+
+    // No run on main yet: nothing to regress from, so the gate is the pass rate's alone.
+    let first = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "suite",
+            "switch",
+            "--compare-to",
+            "branch=main",
+            "--fail-on-regression",
+            "--summary-md",
+            "first.md",
+        ],
+    )
+    .await;
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("nothing compared"),
+        "{}",
+        stderr(&first)
+    );
+    let md = std::fs::read_to_string(dir.path().join("first.md")).unwrap();
+    assert!(md.contains("## Assay: run"), "{md}");
+    assert!(md.contains("2 tests, 2 passed"), "{md}");
+    // A base named by id must exist: that is the user's mistake, not a first run.
+    let unknown = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "suite",
+            "switch",
+            "--compare-to",
+            "0190ec1c-8ba3-7000-8000-000000000000",
+        ],
+    )
+    .await;
+    assert_eq!(code(&unknown), 1, "{}", stderr(&unknown));
+
+    // The Markdown summary of a run alone: its totals and its flaky tests.
+    target.set_answer("q2", &["a2", "wrong", "a2"]);
+    let alone = assay(
+        &server,
+        dir.path(),
+        &[
+            "execute",
+            "suite",
+            "switch",
+            "--repeats",
+            "3",
+            "--mode",
+            "sequential",
+            "--summary-md",
+            "alone.md",
+        ],
+    )
+    .await;
+    assert_eq!(code(&alone), 0, "{}", stderr(&alone));
+    let md = std::fs::read_to_string(dir.path().join("alone.md")).unwrap();
+    assert!(md.contains("### Flaky tests (1)"), "{md}");
+    assert!(md.contains("| q2 | 2 of 3 |"), "{md}");
+
+    // Two tests in twenty shards: most shards are empty, and an empty shard passes (exit 0).
+    let mut ran = 0;
+    for index in 1..=20 {
+        let shard = format!("{index}/20");
+        let output = assay(
+            &server,
+            dir.path(),
+            &["--json", "execute", "suite", "switch", "--shard", &shard],
+        )
+        .await;
+        assert_eq!(code(&output), 0, "shard {shard}: {}", stderr(&output));
+        ran += stdout(&output)
+            .lines()
+            .filter(|l| l.contains("\"result\""))
+            .count();
+    }
+    assert_eq!(ran, 2, "every test ran in exactly one shard");
+}
+
+#[tokio::test]
 async fn execute_shows_tokens_and_cost_and_stops_at_its_budget() {
     let (server, target, dir) = setup().await;
     create_endpoint(&server, crate::spend::priced("priced", &target)).await;

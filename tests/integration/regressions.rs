@@ -424,8 +424,8 @@ async fn filters_choose_tests_any_value_within_a_field_all_across() {
     );
 }
 
-/// The prompts shard `index` of `count` of the selection `filter` ran: none when the shard
-/// is empty (FAILED_PRECONDITION, like any empty selection).
+/// The prompts shard `index` of `count` of the selection `filter` ran. Every shard runs, an
+/// empty one too: it ends COMPLETED at once with no test (a CI job whose shard is empty passes).
 async fn shard_prompts(
     server: &Server,
     filter: Option<pb::TestFilter>,
@@ -437,17 +437,22 @@ async fn shard_prompts(
         shard: Some(pb::Shard { index, count }),
         ..execute_request("catalogued", "echo")
     };
-    match server.execution().execute(request).await {
-        Ok(stream) => {
-            let events = crate::fixtures::collect(stream.into_inner()).await;
-            let results = crate::fixtures::split(events).1;
-            results.into_iter().map(|r| r.prompt).collect()
-        }
-        Err(e) => {
-            assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
-            Vec::new()
-        }
-    }
+    let stream = server.execution().execute(request).await.unwrap();
+    let events = crate::fixtures::collect(stream.into_inner()).await;
+    let (run, results, summary) = crate::fixtures::split(events);
+    assert_eq!(
+        summary.total as usize,
+        results.len(),
+        "shard {index}/{count}"
+    );
+    assert_eq!(
+        summary.status(),
+        pb::RunStatus::Completed,
+        "shard {index}/{count}"
+    );
+    let stored = crate::fixtures::get_run(server, &run.id).await;
+    assert_eq!(stored.status(), pb::RunStatus::Completed);
+    results.into_iter().map(|r| r.prompt).collect()
 }
 
 /// Every shard of `count` of a selection: each test in exactly one.
@@ -472,6 +477,9 @@ async fn the_shards_of_a_selection_partition_it() {
     let target = Target::start().await;
     let tests = catalogued_set(&server, &target).await;
     assert_partition(&server, None, 3, &prompts(&tests)).await;
+    // More shards than tests: some shards are empty, and they pass with no test.
+    let many = tests.len() as u32 * 3;
+    assert_partition(&server, None, many, &prompts(&tests)).await;
 
     let filter = Some(pb::TestFilter {
         categories: vec!["geo".into(), "chat".into()],

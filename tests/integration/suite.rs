@@ -476,6 +476,9 @@ async fn serve_help_lists_only_the_server_options() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("--database"), "{help}");
     assert!(help.contains("--max-concurrency-cap"), "{help}");
+    // The key the server requires is the server's option too.
+    assert!(help.contains("--api-key"), "{help}");
+    assert!(help.contains("ASSAY_API_KEY"), "{help}");
     assert!(
         !help.contains("--server"),
         "a client flag in serve's help:\n{help}"

@@ -204,7 +204,22 @@ async fn a_request_above_the_size_limit_is_refused() {
         })
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // The message names the limit, so the operator knows what to raise or the client to split.
+    for part in ["--max-request-bytes", "ASSAY_MAX_REQUEST_BYTES", "bytes"] {
+        assert!(refused.message().contains(part), "{}", refused.message());
+    }
+    // Nothing was added.
+    let listed = server
+        .test_sets()
+        .list_tests(pb::ListTestsRequest {
+            test_set: "big".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.tests.is_empty());
 }
 
 #[tokio::test]
