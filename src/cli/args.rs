@@ -383,10 +383,11 @@ pub struct EvalArgs {
     /// The endpoint to run it against (id or name); may be left out when the file has one.
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// The embedded SQLite database, created if missing [default: ./.assay/assay.db]. Not with
-    /// `--server`.
-    #[arg(long, conflicts_with = "server")]
-    pub database: Option<PathBuf>,
+    /// The database of the server inside the process: a SQLite file's path, created if missing
+    /// [default: ./.assay/assay.db], or a URL as `serve --database` takes (`sqlite://PATH`,
+    /// `postgres://USER@HOST:PORT/DB`). Not with `--server`.
+    #[arg(long, conflicts_with = "server", value_name = "PATH|URL")]
+    pub database: Option<String>,
     /// Mode and concurrency.
     #[command(flatten)]
     pub dispatch: DispatchArgs,

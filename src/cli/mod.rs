@@ -64,6 +64,10 @@ pub enum CliError {
          `assay cancel {0}` stops it"
     )]
     Interrupted(String),
+    /// Ctrl-C stopped a run of `eval` on its embedded server (its id): the run was cancelled,
+    /// since no server goes on with it once the command ends.
+    #[error("stopped: run {0} was cancelled (it ran on eval's own embedded server)")]
+    Cancelled(String),
 }
 
 impl CliError {
@@ -80,7 +84,7 @@ impl CliError {
             CliError::Gate(_) => 3,
             CliError::Unjudged(_) => 4,
             // As a shell reports a command that SIGINT stopped.
-            CliError::Interrupted(_) => 130,
+            CliError::Interrupted(_) | CliError::Cancelled(_) => 130,
         }
     }
 

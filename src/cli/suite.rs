@@ -138,7 +138,7 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
     }
     let database = args
         .database
-        .unwrap_or_else(|| Path::new(".assay").join("assay.db"));
+        .unwrap_or_else(|| Path::new(".assay").join("assay.db").display().to_string());
     let embedded = Embedded::start(&database).await?;
     let clients = Clients::connect_to(global, &embedded.url).await?;
     let outcome = async {
@@ -146,6 +146,16 @@ pub async fn eval(global: &Global, out: &Output, args: EvalArgs) -> Result<(), C
         run::execute_on(&clients, out, execute).await
     }
     .await;
+    // Nothing follows the run once this command ends: a run stopped by Ctrl-C is cancelled
+    // rather than left RUNNING, to be resumed by whichever server opens the database next.
+    let outcome = match outcome {
+        Err(CliError::Interrupted(run)) if !run.is_empty() => {
+            let cancel = pb::CancelTestRunRequest { run: run.clone() };
+            clients.execution().cancel_test_run(cancel).await?;
+            Err(CliError::Cancelled(run))
+        }
+        outcome => outcome,
+    };
     drop(clients);
     embedded.stop().await?;
     outcome
@@ -160,14 +170,25 @@ struct Embedded {
 
 impl Embedded {
     /// Opens (creating it and its folder if missing) the database and starts serving.
-    async fn start(database: &Path) -> Result<Embedded, CliError> {
-        let unusable = |e: &dyn std::fmt::Display| {
-            CliError::input(format!("--database {}: {e}", database.display()))
+    /// `database` is a SQLite file's path, or a URL as `serve --database` takes
+    /// (`sqlite://PATH`, `postgres://...`).
+    async fn start(database: &str) -> Result<Embedded, CliError> {
+        let unusable =
+            |e: &dyn std::fmt::Display| CliError::input(format!("--database {database}: {e}"));
+        let url = if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            database.to_string()
+        } else {
+            let path = Path::new(
+                database
+                    .strip_prefix("sqlite://")
+                    .or_else(|| database.strip_prefix("sqlite:"))
+                    .unwrap_or(database),
+            );
+            if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|e| unusable(&e))?;
+            }
+            format!("sqlite://{}", path.display())
         };
-        if let Some(folder) = database.parent().filter(|f| !f.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|e| unusable(&e))?;
-        }
-        let url = format!("sqlite://{}", database.display());
         // Opened once here so that a database that cannot be used is an input error, told
         // before anything is sent (the server opens its own).
         server::open_store(&url).await.map_err(|e| unusable(&e))?;

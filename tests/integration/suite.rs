@@ -492,3 +492,110 @@ async fn serve_help_lists_only_the_server_options() {
         "--help started the server"
     );
 }
+
+#[tokio::test]
+async fn eval_takes_a_database_url_as_serve_does() {
+    let target = Target::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("suite.yaml"), suite(&target, TWO_TESTS)).unwrap();
+    let run = |database: String| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let args = [
+                "eval",
+                "-f",
+                "suite.yaml",
+                "--endpoint",
+                "app",
+                "--database",
+                &database,
+            ];
+            assay(None, &dir, &args).await
+        }
+    };
+
+    // `sqlite://PATH` is the file at PATH (its folder created), as `serve --database` reads it.
+    let output = run("sqlite://runs/suite.db".into()).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(dir.path().join("runs/suite.db").exists());
+    assert!(
+        !dir.path().join("sqlite:").exists(),
+        "a folder named after the scheme"
+    );
+
+    // And PostgreSQL: the one-shot run on a shared database.
+    let database = crate::postgres::TestDatabase::create().await;
+    let output = run(database.url().to_string()).await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("2 passed"), "{stdout}");
+    // Applied again on the same database: nothing new, and the run passes again.
+    let again = run(database.url().to_string()).await;
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("unchanged"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_during_eval_cancels_the_run_of_its_embedded_server() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let target = Target::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let slow: String = (0..20)
+        .map(|i| {
+            format!(
+                "      - {{prompt: \"s{i}\", metadata: {{answer: Paris, delay_ms: \"500\"}}}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("suite.yaml"), suite(&target, &slow)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args([
+            "eval",
+            "-f",
+            "suite.yaml",
+            "--endpoint",
+            "app",
+            "--mode",
+            "sequential",
+        ])
+        .current_dir(dir.path())
+        .env_remove("ASSAY_SERVER")
+        .env("ASSAY_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the assay binary");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run_id = loop {
+        let line = stdout.next_line().await.unwrap().expect("a run line");
+        if let Some(rest) = line.strip_prefix("run ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("run {run_id} was cancelled")),
+        "{stderr}"
+    );
+    // No advice to watch a run that no server goes on with.
+    assert!(!stderr.contains("assay watch"), "{stderr}");
+
+    // The run is CANCELLED in the database, not left RUNNING to be resumed by the next server.
+    let server = Server::start_on(&dir.path().join(".assay/assay.db")).await;
+    let run = crate::fixtures::get_run(&server, &run_id).await;
+    assert_eq!(run.status(), pb::RunStatus::Cancelled);
+}
