@@ -19,6 +19,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+mod degraded;
 pub mod domain;
 pub mod endpoint_client;
 pub mod engine;

@@ -168,7 +168,41 @@ pub async fn serve_with_metrics(
     {
         tracing::warn!("template limits were set by an earlier server of this process; kept");
     }
-    let store = open_store_limited(&config.database, config.sqlite_max_page_count).await?;
+    // `shutdown` may come while the database is awaited, or while the server runs.
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    let open = || open_store_limited(&config.database, config.sqlite_max_page_count);
+    let store = match open().await {
+        Ok(store) => store,
+        // A database that cannot be used (corrupt, read-only, not answering) is waited for
+        // while health says NOT_SERVING; a bad URL is a configuration error.
+        Err(ServerError::Store(e @ crate::error::Error::Storage { .. })) => {
+            let settings = crate::degraded::Settings {
+                tls: tls.clone(),
+                api_keys: api_keys.clone(),
+            };
+            let retry = || async { open().await.map_err(|e| e.to_string()) };
+            match crate::degraded::until_open(
+                &listener,
+                settings,
+                e.to_string(),
+                retry,
+                stop.clone(),
+            )
+            .await?
+            {
+                Some(store) => store,
+                None => return Ok(()),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let default_judge = config.default_judge();
     let write_faults = WriteFaults::default();
     let engine = Engine::new(
@@ -206,21 +240,7 @@ pub async fn serve_with_metrics(
     let stop_health = CancellationToken::new();
     health.follow_store(Arc::clone(&store), write_faults, stop_health.clone());
 
-    // google.rpc error details are registered too, so that grpcurl can decode them. Only the
-    // services served are listed: `assay.v1.ScorerService` is described (scorers are generated
-    // from it) but implemented by users' scorers, not here.
-    let reflection = |own: &str| {
-        SERVED.iter().chain([&own]).fold(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET),
-            |builder, name| builder.with_service_name(*name),
-        )
-    };
-    let reflection_v1 = reflection("grpc.reflection.v1.ServerReflection").build_v1()?;
-    let reflection_v1alpha =
-        reflection("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?;
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
 
     // Client mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) are not server faults: debug level.
     // Server faults are logged at error level where they are mapped to a status.
@@ -310,7 +330,7 @@ pub async fn serve_with_metrics(
                 .max_decoding_message_size(config.max_request_bytes),
         )
         .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
+            stop.cancelled().await;
             tracing::info!("shutting down");
             stop_health.cancel();
             health.set(ServingStatus::NotServing).await;
@@ -322,6 +342,36 @@ pub async fn serve_with_metrics(
         .await?;
     tracing::info!("assay stopped");
     Ok(())
+}
+
+/// Reflection, v1 and v1alpha (grpcurl asks v1, some clients v1alpha). google.rpc error details
+/// are registered too, so that grpcurl can decode them. Only the services served are listed:
+/// `assay.v1.ScorerService` is described (scorers are generated from it) but implemented by
+/// users' scorers, not here.
+pub(crate) fn reflection() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = |own: &str| {
+        SERVED.iter().chain([&own]).fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(*name),
+        )
+    };
+    Ok((
+        builder("grpc.reflection.v1.ServerReflection").build_v1()?,
+        builder("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?,
+    ))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).

@@ -353,3 +353,59 @@ async fn a_run_whose_results_and_end_cannot_be_stored_ends_its_stream_saying_so_
     );
     assert_eq!(results.len(), 10);
 }
+
+/// What health says of the server as a whole; `None` while it cannot be asked (the server
+/// making way for another on its port).
+async fn health_of(server: &Server) -> Option<i32> {
+    let mut health = HealthClient::new(server.channel());
+    let asked = health.check(HealthCheckRequest {
+        service: String::new(),
+    });
+    Some(asked.await.ok()?.into_inner().status)
+}
+
+#[tokio::test]
+async fn a_server_started_while_its_database_is_away_says_not_serving_then_serves_when_it_returns()
+{
+    let database = TestDatabase::create().await;
+    let outage = Outage::to(&database).await;
+    outage.cut();
+    let url = outage.url(&database);
+    let server = Server::start_with(move |config| config.database = url).await;
+    assert_eq!(
+        health_of(&server).await,
+        Some(ServingStatus::NotServing as i32)
+    );
+    let refused = server
+        .metrics()
+        .list_metrics(pb::ListMetricsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("database cannot be used"),
+        "{}",
+        refused.message()
+    );
+
+    outage.restore();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while health_of(&server).await != Some(ServingStatus::Serving as i32) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never served once its database returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The whole server now: the catalogue is stored on the database that came back.
+    create_metric(&server, contains("after", &["x"])).await;
+    let listed = server
+        .metrics()
+        .list_metrics(pb::ListMetricsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .metrics;
+    assert_eq!(listed.len(), 1);
+    server.stop().await;
+}
