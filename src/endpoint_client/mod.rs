@@ -13,6 +13,7 @@ mod observed;
 pub(crate) mod openai;
 mod outbound;
 mod scorer;
+mod scrub;
 mod template;
 #[cfg(test)]
 pub(crate) mod test_server;
@@ -322,26 +323,35 @@ impl PreparedTarget {
             Kind::Scorer(_) => Err(not_for_tests()),
         }
         .map_err(|error| TargetFailure { error, attempts: 0 })?;
-        let reply = self.send(&request).await.map_err(|failure| TargetFailure {
-            attempts: failure.attempts,
-            error: TargetError::from(failure),
+        let secrets = scrub::Secrets::of(&request.headers);
+        let failed = |mut error: TargetError, attempts: u32| {
+            secrets.scrub_error(&mut error);
+            TargetFailure { error, attempts }
+        };
+        let reply = self.send(&request).await.map_err(|failure| {
+            let attempts = failure.attempts;
+            failed(TargetError::from(failure), attempts)
         })?;
         let mapped = match &self.kind {
             Kind::Http(http) => http.map(&reply.body),
             Kind::OpenAi(chat) => chat.map(&reply.body),
             Kind::Scorer(_) => Err(not_for_tests()),
         }
-        .map_err(|error| TargetFailure {
-            error,
-            attempts: reply.attempts,
-        })?;
+        .map_err(|error| failed(error, reply.attempts))?;
+        let (mut output, mut context) = (mapped.output, mapped.context);
+        secrets.scrub(&mut output);
+        context.iter_mut().for_each(|c| secrets.scrub(c));
+        let mut last_error = reply.last_error.map(|e| format!("endpoint {e}"));
+        if let Some(e) = last_error.as_mut() {
+            secrets.scrub(e);
+        }
         Ok(TargetOutput {
-            output: mapped.output,
-            context: mapped.context,
+            output,
+            context,
             metadata: mapped.metadata,
             latency_ms: u64::try_from(reply.latency.as_millis()).unwrap_or(u64::MAX),
             attempts: reply.attempts,
-            last_error: reply.last_error.map(|e| format!("endpoint {e}")),
+            last_error,
             usage: mapped.usage,
             cost_usd: mapped.usage.map_or(0.0, |usage| self.cost(usage)),
         })

@@ -38,6 +38,7 @@ impl Recorder {
             .route("/redirect", post(redirect))
             .route("/huge", post(huge))
             .route("/sized", post(sized))
+            .route("/echo", post(echo))
             .with_state(Arc::clone(&seen));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -82,4 +83,29 @@ async fn sized(Query(size): Query<Size>, _request: Bytes) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The value of the request's `x-api-key` echoed, as a careless application's debug output
+/// does: in its answer, or with `?fail=1` in an error page.
+async fn echo(Query(fail): Query<Fail>, headers: HeaderMap) -> Response {
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if fail.fail == 1 {
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("bad key {key}")).into_response();
+    }
+    let body = serde_json::json!({ "output": format!("Paris (key {key})") });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Fail {
+    #[serde(default)]
+    fail: u8,
 }

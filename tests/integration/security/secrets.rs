@@ -280,3 +280,41 @@ async fn a_redirect_to_another_origin_drops_every_configured_header() {
     assert_eq!(seen["x-api-key"], "sk-live-1");
     assert_eq!(seen["x-team"], "qa");
 }
+
+#[tokio::test]
+async fn a_resolved_secret_echoed_by_the_application_is_never_stored_or_shown() {
+    // SAFETY: a variable of this test's own name, set before any server reads it.
+    unsafe { std::env::set_var("ASSAY_SECRET_IT_ECHOED", "s3cr3t-echoed-42") };
+    let server = Server::start().await;
+    let app = Recorder::start().await;
+    create_metric(&server, contains("says-paris", &["Paris"])).await;
+    let key = [("X-Api-Key", "${env:ASSAY_SECRET_IT_ECHOED}")];
+    create_endpoint(&server, endpoint("bot", &format!("{}/echo", app.url), &key)).await;
+    let answered = run_once(&server, "answered").await;
+    assert_eq!(answered.output, "Paris (key ********)", "{answered:?}");
+
+    move_endpoint(&server, &format!("{}/echo?fail=1", app.url), &key)
+        .await
+        .expect("moved");
+    let failed = run_once(&server, "failed").await;
+    assert_eq!(failed.status(), pb::ResultStatus::Error);
+    assert!(
+        failed.error.contains("bad key ********"),
+        "{}",
+        failed.error
+    );
+
+    // Nor does any read show it: the stored results, as reports are written from them.
+    let stored = server
+        .execution()
+        .list_test_results(pb::ListTestResultsRequest {
+            run: failed.run_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = format!("{stored:?}");
+    assert!(!text.contains("s3cr3t-echoed-42"), "{text}");
+    assert!(!format!("{answered:?}").contains("s3cr3t-echoed-42"));
+}
