@@ -89,7 +89,7 @@ pub enum ClientCommand {
     /// Score the stored outputs of an earlier run again, without calling the endpoint.
     Rescore(RescoreArgs),
     /// The summary of the latest completed run of a test set and an endpoint.
-    LastRun(PairArgs),
+    LastRun(LastRunArgs),
     /// Follow a run by id: its stored results, then the live ones, then the summary.
     Watch(WatchArgs),
     /// Run again only the tests whose result was an error in an ended run, as a new run that
@@ -254,6 +254,18 @@ pub struct PairArgs {
     pub test_set: String,
     /// Endpoint id or name.
     pub endpoint: String,
+}
+
+/// `last-run`: a test set, an endpoint, and labels the run must carry.
+#[derive(Debug, Args)]
+pub struct LastRunArgs {
+    /// Test set and endpoint.
+    #[command(flatten)]
+    pub pair: PairArgs,
+    /// Only a run that carries this label (`KEY=VALUE`, repeatable: all must hold), e.g.
+    /// `--label branch=main`.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
 }
 
 /// A run id.

@@ -8,8 +8,8 @@ use serde_json::Value;
 use tonic::Streaming;
 
 use super::args::{
-    ExecuteArgs, FilterArgs, Global, Mode, OutcomeArgs, PairArgs, ReportCommandArgs, RescoreArgs,
-    RunArgs, TestSetMetricsCommand, WatchArgs,
+    ExecuteArgs, FilterArgs, Global, LastRunArgs, Mode, OutcomeArgs, ReportCommandArgs,
+    RescoreArgs, RunArgs, TestSetMetricsCommand, WatchArgs,
 };
 use super::client::Clients;
 use super::json::{key_value, to_json};
@@ -283,14 +283,16 @@ pub async fn retry_errors(global: &Global, out: &Output, args: WatchArgs) -> Res
 }
 
 /// `last-run`.
-pub async fn last_run(global: &Global, out: &Output, args: PairArgs) -> Result<(), CliError> {
+pub async fn last_run(global: &Global, out: &Output, args: LastRunArgs) -> Result<(), CliError> {
+    let labels = compare::pairs(&args.labels, "--label")?;
+    let args = args.pair;
     let clients = Clients::connect(global).await?;
     let response = clients
         .execution()
         .last_run(pb::LastRunRequest {
             test_set: args.test_set.clone(),
             endpoint: args.endpoint.clone(),
-            labels: Default::default(),
+            labels,
         })
         .await?
         .into_inner();

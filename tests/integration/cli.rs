@@ -1235,6 +1235,36 @@ async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() 
     );
     assert!(md.contains("### Fixes (1)"), "{md}");
 
+    // `last-run --label` finds the last run on main, not the later run of the feature branch.
+    let on_main = assay(
+        &server,
+        dir.path(),
+        &[
+            "--json",
+            "last-run",
+            "suite",
+            "switch",
+            "--label",
+            "branch=main",
+        ],
+    )
+    .await;
+    assert_eq!(code(&on_main), 0, "{}", stderr(&on_main));
+    let summary: Value = serde_json::from_str(stdout(&on_main).trim()).unwrap();
+    assert_eq!(summary["runId"], base_id.as_str(), "{summary}");
+    let nowhere = assay(
+        &server,
+        dir.path(),
+        &["last-run", "suite", "switch", "--label", "branch=nowhere"],
+    )
+    .await;
+    assert_eq!(code(&nowhere), 0, "{}", stderr(&nowhere));
+    assert!(
+        stdout(&nowhere).contains("no completed run"),
+        "{}",
+        stdout(&nowhere)
+    );
+
     // `compare HEAD` finds the base by label; without the gate flag a regression is exit 0.
     let runs = server
         .execution()
