@@ -136,6 +136,26 @@ def test_the_api_key_is_sent_as_a_bearer_token() -> None:
     assert servicer.metadata.get("authorization") == "Bearer sk-test-1"
 
 
+def test_the_api_key_is_read_from_assay_api_key_when_not_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    servicer = _RecordingMetrics()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    metric_pb2_grpc.add_MetricServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setenv("ASSAY_API_KEY", "sk-from-env")
+    try:
+        with AssayClient(f"http://127.0.0.1:{port}") as client:
+            assert client.metrics.get("m").name == "m"
+        assert servicer.metadata.get("authorization") == "Bearer sk-from-env"
+        with AssayClient(f"http://127.0.0.1:{port}", api_key="") as client:
+            client.metrics.get("m")
+        assert "authorization" not in servicer.metadata
+    finally:
+        server.stop(None)
+
+
 def test_a_server_with_a_key_serves_the_client_that_sends_it(keyed_server_url: str) -> None:
     from conftest import API_KEY
 

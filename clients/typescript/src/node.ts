@@ -7,7 +7,8 @@ import { AssayClient, bearer } from "./client.js";
 
 /** How to reach the server from Node.js. */
 export interface NodeOptions {
-  /** Sent as `authorization: Bearer <apiKey>` with every call. */
+  /** Sent as `authorization: Bearer <apiKey>` with every call; left out, it is read from
+   * `ASSAY_API_KEY` (as the `assay` command does), and `""` sends none. */
   apiKey?: string;
   /** "grpc" (HTTP/2, default) or "grpc-web" (HTTP/1.1, as through a proxy that only speaks it). */
   protocol?: "grpc" | "grpc-web";
@@ -17,7 +18,8 @@ export interface NodeOptions {
 
 /** A transport to `url` (`http://HOST:PORT`, or `https://...` for TLS). */
 export function nodeTransport(url: string, options: NodeOptions = {}): Transport {
-  const interceptors = [...(options.apiKey ? [bearer(options.apiKey)] : []), ...(options.interceptors ?? [])];
+  const apiKey = options.apiKey ?? process.env.ASSAY_API_KEY;
+  const interceptors = [...(apiKey ? [bearer(apiKey)] : []), ...(options.interceptors ?? [])];
   if (options.protocol === "grpc-web") {
     return createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1", interceptors });
   }

@@ -189,6 +189,19 @@ for (const [protocol, connectTo] of Object.entries(transports)) {
   });
 }
 
+test("on Node.js the API key is read from ASSAY_API_KEY when not given", async () => {
+  const recording = await recordingServer("grpc");
+  process.env.ASSAY_API_KEY = "sk-from-env";
+  try {
+    await connect(recording.url).metrics.get("m");
+    await connect(recording.url, { apiKey: "" }).metrics.get("m");
+  } finally {
+    delete process.env.ASSAY_API_KEY;
+    recording.close();
+  }
+  assert.deepEqual(recording.seen, ["Bearer sk-from-env", ""]);
+});
+
 test("a mode other than parallel or sequential is refused", () => {
   const assay = connect("http://127.0.0.1:9"); // never called: the mode is checked first
   assert.throws(() => assay.execute("set", "endpoint", { mode: "fast" as "parallel" }), /"fast"/);

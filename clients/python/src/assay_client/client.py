@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -108,7 +109,8 @@ class AssayClient:
     `url` is `http://HOST:PORT` (plaintext), `https://HOST[:PORT]` (TLS) or `HOST:PORT`.
     `tls`: None follows the URL's scheme; True uses the system's root certificates; False is
     plaintext; `grpc.ChannelCredentials` for your own (e.g. `grpc.ssl_channel_credentials(ca)`).
-    `api_key` is sent with every call as `authorization: Bearer <api_key>`.
+    `api_key` is sent with every call as `authorization: Bearer <api_key>`; left out, it is read
+    from `ASSAY_API_KEY` (as the `assay` command does), and `""` sends none.
     Every failed call raises `AssayError`.
     """
 
@@ -127,6 +129,8 @@ class AssayClient:
         else:
             credentials = grpc.ssl_channel_credentials() if tls is True else tls
             self._channel = grpc.secure_channel(target, credentials, options=list(options))
+        if api_key is None:
+            api_key = os.environ.get("ASSAY_API_KEY")
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._execution = execution_pb2_grpc.TestExecutionServiceStub(self._channel)
         self._test_sets = test_set_pb2_grpc.TestSetServiceStub(self._channel)
