@@ -1,6 +1,7 @@
 //! The README and docs/ as a reader follows them: the quick start's and the suite page's commands
-//! run as written (with the stand-in application of examples/quickstart), and every link between
-//! the pages leads to a page and a heading that exist.
+//! run as written (with the stand-in application of examples/quickstart), every grpcurl command
+//! of the API walk-through, the metrics and the errors pages runs against a real server, and
+//! every link between the pages leads to a page and a heading that exist.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -191,5 +192,74 @@ fn every_link_between_the_pages_leads_somewhere() {
     assert!(
         read("README.md").lines().count() <= 220,
         "the README is a front door, not the manual"
+    );
+}
+
+/// The `sh` blocks of a page that call grpcurl, in order, as bash: `ASSAY=...` lines are left
+/// out (the caller sets the server) and so is starting the pages' example scorers.
+fn grpcurl_blocks(page: &str) -> String {
+    let text = read(page);
+    let mut script = String::new();
+    for block in text.split("```sh\n").skip(1) {
+        let block = block.split("```").next().unwrap_or_default();
+        if !block.contains("grpcurl") {
+            continue;
+        }
+        for line in block.lines() {
+            if line.starts_with("ASSAY=") || line.starts_with("python3 ") {
+                continue;
+            }
+            script.push_str(line);
+            script.push('\n');
+        }
+    }
+    script
+}
+
+/// Every grpcurl command of the API walk-through (and of the metrics and errors pages) runs, in
+/// the pages' order, against a real server: each names an RPC that exists with a request the
+/// server's descriptors accept (grpcurl exits 1 for an unknown method or field, or JSON it
+/// cannot read, and 64 + the code for an RPC's own error, which the pages show for some on
+/// purpose; the application they call is not running, so runs end with errored results).
+#[tokio::test]
+async fn every_grpcurl_command_of_the_docs_names_an_rpc_and_a_request_the_server_takes() {
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken");
+    let address = server.url().trim_start_matches("http://").to_string();
+    for page in ["docs/api.md", "docs/metrics.md", "docs/errors.md"] {
+        let commands = grpcurl_blocks(page);
+        assert!(commands.matches("grpcurl ").count() > 0, "{page}");
+        let script = format!(
+            r#"ASSAY={address}
+grpcurl() {{
+  command "$GRPCURL" -max-time 20 "$@" > /dev/null
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -lt 64 ]; then printf '%s: grpcurl %s (exit %s)\n' "$PAGE" "$*" "$rc" >> "$BROKEN"; fi
+  return 0
+}}
+{commands}"#
+        );
+        let output = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir.path())
+            .env("GRPCURL", crate::e2e::grpcurl_path())
+            .env("BROKEN", &broken)
+            .env("PAGE", page)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run bash");
+        assert!(
+            output.status.success(),
+            "{page}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let broken = std::fs::read_to_string(&broken).unwrap_or_default();
+    assert!(
+        broken.is_empty(),
+        "commands the server cannot take:\n{broken}"
     );
 }

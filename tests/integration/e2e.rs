@@ -183,7 +183,7 @@ fn test_venv() -> Option<PathBuf> {
 }
 
 /// The grpcurl binary: the virtualenv's, else one on PATH.
-fn grpcurl_path() -> PathBuf {
+pub(crate) fn grpcurl_path() -> PathBuf {
     if let Some(venv) = test_venv() {
         let path = venv.join("bin").join("grpcurl");
         if path.is_file() {
