@@ -582,3 +582,70 @@ async fn without_a_metrics_listener_the_run_is_the_same_and_results_carry_no_tra
     assert_eq!(results[0].trace_id, "");
     assert!(target.headers()[0].get("traceparent").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judge_call_carries_the_traceparent_of_its_tests_trace() {
+    let receiver = Receiver::default();
+    let collector = receiver.start().await;
+    let target = Target::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("assay.db");
+    let assay = Assay::start_with(
+        &format!("sqlite://{}", db.display()),
+        &db,
+        &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
+        .expect("an address")
+        .connect()
+        .await
+        .expect("connect");
+    let clients = Clients::on(channel);
+    let judge = pb::Metric {
+        name: "judge".into(),
+        threshold: Some(0.5),
+        kind: Some(pb::metric::Kind::LlmJudge(pb::LlmJudge {
+            base_url: format!("{}/judge/v1", target.url),
+            model: "judge-model".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    create_metric(&clients, judge).await;
+    let endpoint = create_endpoint(&clients, http_endpoint("app", &target.url)).await;
+    let tests = vec![test("capital of France?", "Paris", &[("answer", "Paris")])];
+    let set = create_test_set(&clients, "judged", &["judge"], tests).await;
+
+    let stream = clients
+        .execution()
+        .execute(execute_request(&set.id, &endpoint.id))
+        .await
+        .expect("execute")
+        .into_inner();
+    let (_, results, _) = crate::fixtures::split(crate::fixtures::collect(stream).await);
+    let trace_id = results[0].trace_id.clone();
+    assert_eq!(trace_id.len(), 32, "{:?}", results[0]);
+    // Two calls reached the target: the application's and the judge's; both in the test's trace.
+    let headers = target.headers();
+    assert_eq!(headers.len(), 2);
+    for h in &headers {
+        let traceparent = h
+            .get("traceparent")
+            .expect("a traceparent header")
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            traceparent.split('-').nth(1),
+            Some(trace_id.as_str()),
+            "{traceparent}"
+        );
+    }
+    assert_ne!(
+        headers[0]["traceparent"], headers[1]["traceparent"],
+        "each call is a span of its own"
+    );
+    let status = tokio::task::spawn_blocking(move || assay.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
