@@ -103,16 +103,22 @@ impl Progress {
         } else {
             String::new()
         };
-        let text = format!(
-            "run {} started: {} tests{repeated} ({})",
-            run.id,
-            run.total,
-            pb::ExecutionMode::try_from(run.mode)
-                .map(|m| m
-                    .as_str_name()
+        let mode = pb::ExecutionMode::try_from(run.mode)
+            .map(|m| {
+                m.as_str_name()
                     .trim_start_matches("EXECUTION_MODE_")
-                    .to_lowercase())
-                .unwrap_or_default()
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        // The concurrency the server chose (the request's or the endpoint's, up to its cap).
+        let at_once = if run.max_concurrency > 1 {
+            format!(", {} at a time", run.max_concurrency)
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "run {} started: {} tests{repeated} ({mode}{at_once})",
+            run.id, run.total
         );
         match &self.display {
             Display::Json => {}

@@ -417,6 +417,9 @@ async fn eval_honours_a_concurrency_above_the_default_of_16() {
     .await;
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(target.max_in_flight(), 40);
+    // The start line tells the concurrency the server chose.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(parallel, 40 at a time)"), "{stdout}");
 }
 
 #[tokio::test]
