@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"assay/clients/go/apikey"
 	"assay/clients/go/assayv1"
 )
 
@@ -31,6 +32,12 @@ const (
 
 // startAssay runs `assay serve` on a free port with a fresh database; returns a connection.
 func startAssay(t *testing.T) *grpc.ClientConn {
+	return startAssayWith(t, nil)
+}
+
+// startAssayWith runs `assay serve` with the extra arguments `args`; the connection has the
+// dial options `options` too.
+func startAssayWith(t *testing.T, args []string, options ...grpc.DialOption) *grpc.ClientConn {
 	binary := os.Getenv("ASSAY_BIN")
 	if binary == "" {
 		t.Fatal("ASSAY_BIN is not set: run the suite with scripts/test")
@@ -42,7 +49,7 @@ func startAssay(t *testing.T) *grpc.ClientConn {
 	addr := listener.Addr().String()
 	listener.Close()
 	dir := t.TempDir()
-	cmd := exec.Command(binary, "serve", "--listen", addr, "--database", "sqlite://"+filepath.Join(dir, "assay.db"))
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", addr, "--database", "sqlite://" + filepath.Join(dir, "assay.db")}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +63,7 @@ func startAssay(t *testing.T) *grpc.ClientConn {
 			t.Fatal("assay did not accept connections")
 		}
 	}
-	conn, err := grpc.Dial(addr, grpc.WithInsecure())
+	conn, err := grpc.Dial(addr, append([]grpc.DialOption{grpc.WithInsecure()}, options...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +161,18 @@ func TestAnInvalidArgumentCarriesTheFieldDetails(t *testing.T) {
 		}
 	}
 	t.Fatalf("no BadRequest naming metric.regex.pattern in %v", st.Details())
+}
+
+func TestTheAPIKeyOfAssayAPIKeyIsSentWithEveryCall(t *testing.T) {
+	t.Setenv("ASSAY_API_KEY", "sk-go-test")
+	keyed := startAssayWith(t, []string{"--api-key", "sk-go-test"}, grpc.WithPerRPCCredentials(apikey.FromEnv()))
+	ctx := context.Background()
+	if _, err := assayv1.NewMetricServiceClient(keyed).ListMetrics(ctx, &assayv1.ListMetricsRequest{}); err != nil {
+		t.Fatalf("with the key: %v", err)
+	}
+	without := startAssayWith(t, []string{"--api-key", "sk-go-test"}, grpc.WithPerRPCCredentials(apikey.Key("")))
+	_, err := assayv1.NewMetricServiceClient(without).ListMetrics(ctx, &assayv1.ListMetricsRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("without a key: %v", err)
+	}
 }
