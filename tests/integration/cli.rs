@@ -1079,16 +1079,37 @@ async fn a_run_whose_every_result_is_an_error_exits_4_not_as_a_failed_gate() {
     );
 }
 
-#[tokio::test]
-async fn ctrl_c_stops_following_says_how_to_watch_or_cancel_and_leaves_the_run_going() {
+/// Sends SIGINT (Ctrl-C) to an `assay` command (its stdout piped) once it printed its run's
+/// start line; the run's id and what the command gave.
+pub(crate) async fn interrupt_once_started(
+    mut child: tokio::process::Child,
+) -> (String, std::process::Output) {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run_id = loop {
+        let line = stdout.next_line().await.unwrap().expect("a run line");
+        if let Some(rest) = line.strip_prefix("run ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    (run_id, child.wait_with_output().await.unwrap())
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_following_says_how_to_watch_or_cancel_and_leaves_the_run_going() {
     let (server, _target, dir) = setup().await;
     let slow = (0..20)
         .map(|i| test(&format!("q{i}"), "", &[("delay_ms", "500")]))
         .collect();
     create_test_set(&server, "slow", &["says-paris"], slow).await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
         .args(["execute", "slow", "bot", "--mode", "sequential"])
         .current_dir(dir.path())
         .env("ASSAY_SERVER", server.url())
@@ -1098,21 +1119,7 @@ async fn ctrl_c_stops_following_says_how_to_watch_or_cancel_and_leaves_the_run_g
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run the assay binary");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = stdout.next_line().await.unwrap().expect("a first line");
-    let run_id = first
-        .strip_prefix("run ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("not a run line: {first}"))
-        .to_string();
-
-    let pid = child.id().expect("running").to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let output = child.wait_with_output().await.unwrap();
+    let (run_id, output) = interrupt_once_started(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(
@@ -1151,12 +1158,19 @@ async fn health_says_serving_and_exits_0_and_fails_when_no_server_answers() {
     );
 }
 
-#[tokio::test]
-async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() {
+/// A server with the test set `suite` of `tests`, scored by exact match, and the endpoint
+/// `switch` on a target whose answers the test sets per prompt; and a folder to run in.
+async fn switch_suite(tests: Vec<pb::Test>) -> (Server, Target, tempfile::TempDir) {
     let server = Server::start().await;
     let target = Target::start().await;
     crate::regressions::switch_endpoint(&server, &target).await;
     create_metric(&server, exact("exact")).await;
+    create_test_set(&server, "suite", &["exact"], tests).await;
+    (server, target, tempfile::tempdir().unwrap())
+}
+
+#[tokio::test]
+async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() {
     let tests = vec![
         pb::Test {
             category: "geo".into(),
@@ -1167,8 +1181,7 @@ async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() 
             ..test("q2", "a2", &[])
         },
     ];
-    create_test_set(&server, "suite", &["exact"], tests).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (server, target, dir) = switch_suite(tests).await;
     target.set_answer("q1", &["a1"]);
     target.set_answer("q2", &["wrong"]);
     let main = assay(
@@ -1354,15 +1367,10 @@ async fn execute_compares_with_the_last_run_on_main_and_fails_on_a_regression() 
 
 #[tokio::test]
 async fn the_first_run_of_a_branch_compares_nothing_and_an_empty_shard_passes() {
-    let server = Server::start().await;
-    let target = Target::start().await;
-    crate::regressions::switch_endpoint(&server, &target).await;
-    create_metric(&server, exact("exact")).await;
     let tests = vec![test("q1", "a1", &[]), test("q2", "a2", &[])];
-    create_test_set(&server, "suite", &["exact"], tests).await;
+    let (server, target, dir) = switch_suite(tests).await;
     target.set_answer("q1", &["a1"]);
     target.set_answer("q2", &["a2"]);
-    let dir = tempfile::tempdir().unwrap();
 
     // No run on main yet: nothing to regress from, so the gate is the pass rate's alone.
     let first = assay(

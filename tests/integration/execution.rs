@@ -635,20 +635,7 @@ async fn a_metric_that_errors_is_recorded_and_counts_as_not_passed() {
 async fn an_llm_judge_scores_through_an_openai_compatible_model() {
     let server = Server::start().await;
     let target = Target::start().await;
-    create_metric(
-        &server,
-        pb::Metric {
-            name: "judge".into(),
-            threshold: Some(0.5),
-            kind: Some(pb::metric::Kind::LlmJudge(pb::LlmJudge {
-                base_url: format!("{}/judge/v1", target.url),
-                model: "judge-model".into(),
-                ..Default::default()
-            })),
-            ..Default::default()
-        },
-    )
-    .await;
+    create_metric(&server, crate::fixtures::inline_judge("judge", &target.url)).await;
     create_endpoint(&server, http_endpoint("app", &target.url)).await;
     let tests = vec![
         test("capital of France?", "Paris", &[("answer", "Paris")]),

@@ -47,6 +47,21 @@ pub fn regex(name: &str, pattern: &str) -> pb::Metric {
 /// Body template of the test target: each behaviour knob comes from the test's metadata.
 pub const TARGET_BODY: &str = r#"{"prompt": "{{ prompt }}", "answer": "{{ metadata.answer }}", "delay_ms": "{{ metadata.delay_ms }}", "fail_status": "{{ metadata.fail_status }}", "context": "{{ metadata.context }}"}"#;
 
+/// An LLM judge metric on the test target's judge (`/judge/v1`, which scores answers naming
+/// Paris 0.9 and others 0.2), given inline; passes at 0.5.
+pub fn inline_judge(name: &str, target_url: &str) -> pb::Metric {
+    pb::Metric {
+        name: name.into(),
+        threshold: Some(0.5),
+        kind: Some(pb::metric::Kind::LlmJudge(pb::LlmJudge {
+            base_url: format!("{target_url}/judge/v1"),
+            model: "judge-model".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
 /// An HTTP endpoint pointing at the test target's `/answer`.
 pub fn http_endpoint(name: &str, target_url: &str) -> pb::Endpoint {
     pb::Endpoint {

@@ -362,14 +362,12 @@ async fn catalogue(clients: &Clients, target: &Target, tests: Vec<pb::Test>) -> 
     (set.id, endpoint.id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_call() {
-    let receiver = Receiver::default();
+/// The built binary exporting every span to `receiver`, logging at `warn` only (the log level
+/// must not turn the exported spans off), with clients on it; and its folder.
+async fn traced_server(receiver: &Receiver) -> (Assay, Clients, tempfile::TempDir) {
     let collector = receiver.start().await;
-    let target = Target::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("assay.db");
-    // Logs at `warn` only: the log level must not turn the exported spans off.
     let assay = Assay::start_logging(
         &format!("sqlite://{}", db.display()),
         &db,
@@ -381,7 +379,14 @@ async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_
         .connect()
         .await
         .expect("connect");
-    let clients = Clients::on(channel);
+    (assay, Clients::on(channel), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_receiver_parented_from_traceparent_to_the_endpoint_call() {
+    let receiver = Receiver::default();
+    let target = Target::start().await;
+    let (assay, clients, _dir) = traced_server(&receiver).await;
     let (set, endpoint) = catalogue(
         &clients,
         &target,
@@ -586,32 +591,13 @@ async fn without_a_metrics_listener_the_run_is_the_same_and_results_carry_no_tra
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_judge_call_carries_the_traceparent_of_its_tests_trace() {
     let receiver = Receiver::default();
-    let collector = receiver.start().await;
     let target = Target::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("assay.db");
-    let assay = Assay::start_with(
-        &format!("sqlite://{}", db.display()),
-        &db,
-        &["--otlp-endpoint", &collector, "--otlp-sample-ratio", "1"],
-    );
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", assay.addr()))
-        .expect("an address")
-        .connect()
-        .await
-        .expect("connect");
-    let clients = Clients::on(channel);
-    let judge = pb::Metric {
-        name: "judge".into(),
-        threshold: Some(0.5),
-        kind: Some(pb::metric::Kind::LlmJudge(pb::LlmJudge {
-            base_url: format!("{}/judge/v1", target.url),
-            model: "judge-model".into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
-    create_metric(&clients, judge).await;
+    let (assay, clients, _dir) = traced_server(&receiver).await;
+    create_metric(
+        &clients,
+        crate::fixtures::inline_judge("judge", &target.url),
+    )
+    .await;
     let endpoint = create_endpoint(&clients, http_endpoint("app", &target.url)).await;
     let tests = vec![test("capital of France?", "Paris", &[("answer", "Paris")])];
     let set = create_test_set(&clients, "judged", &["judge"], tests).await;

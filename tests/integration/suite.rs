@@ -544,8 +544,6 @@ async fn eval_takes_a_database_url_as_serve_does() {
 
 #[tokio::test]
 async fn ctrl_c_during_eval_cancels_the_run_of_its_embedded_server() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
     let target = Target::start().await;
     let dir = tempfile::tempdir().unwrap();
     let slow: String = (0..20)
@@ -556,7 +554,7 @@ async fn ctrl_c_during_eval_cancels_the_run_of_its_embedded_server() {
         })
         .collect();
     std::fs::write(dir.path().join("suite.yaml"), suite(&target, &slow)).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_assay"))
         .args([
             "eval",
             "-f",
@@ -574,20 +572,7 @@ async fn ctrl_c_during_eval_cancels_the_run_of_its_embedded_server() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run the assay binary");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let run_id = loop {
-        let line = stdout.next_line().await.unwrap().expect("a run line");
-        if let Some(rest) = line.strip_prefix("run ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    let pid = child.id().expect("running").to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let output = child.wait_with_output().await.unwrap();
+    let (run_id, output) = crate::cli::interrupt_once_started(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(
