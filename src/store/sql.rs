@@ -1089,8 +1089,10 @@ macro_rules! sql_store {
                     .bind(request.now_ms)
                     .bind(limit)
                 };
-                // Without a cap the claim is one statement, atomic on its own.
-                if request.run_cap.is_none() && request.endpoint_cap.is_none() {
+                // Without a cap the claim is one statement, atomic on its own. Nor are caps
+                // counted on a database one process uses: its own concurrency bounds all that
+                // is in flight (see `Store::claim_work`).
+                if !$d::SHARED || (request.run_cap.is_none() && request.endpoint_cap.is_none()) {
                     let mut positions = claim(i64::from(request.limit))
                         .fetch_all(&self.writer)
                         .await?;
