@@ -526,7 +526,9 @@ impl PreparedHttp {
             metadata: &test.metadata,
             parameters,
         };
-        let body = super::rendering(|| self.body.render(&vars))
+        let body = self
+            .body
+            .render_on_runtime(&vars)
             .map_err(|reason| TargetError::Template { reason })?;
         let body = serde_json::to_vec(&body).map_err(|e| TargetError::Template {
             reason: e.to_string(),

@@ -231,6 +231,22 @@ impl BodyTemplate {
         self.render_node(&self.root, vars, &ctx)
     }
 
+    /// [`render`](Self::render) on the runtime: through [`rendering`] when minijinja renders
+    /// some of the body, which may take as long as its fuel allows. A body of literals and fields
+    /// only copies them, in no time; moving the worker's tasks to another thread for it (a
+    /// thread handoff per call, and a pool of threads kept alive by a fast endpoint: 170 threads
+    /// and twice the memory, see BENCHMARKS.md) cost far more than the render.
+    pub(crate) fn render_on_runtime(
+        &self,
+        vars: &TemplateVars<'_>,
+    ) -> Result<serde_json::Value, String> {
+        if self.uses_minijinja {
+            rendering(|| self.render(vars))
+        } else {
+            self.render(vars)
+        }
+    }
+
     fn render_node(
         &self,
         node: &Node,

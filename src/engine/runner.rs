@@ -40,6 +40,16 @@ const MAX_BATCH: usize = 256;
 /// other replicas find work too.
 const MAX_CLAIM: u32 = 128;
 
+/// On a store that is not shared, a replica claims this many times as many items as it keeps in
+/// flight, up to [`MAX_CLAIM_ALONE`]: no other replica needs a share of the run, and fewer,
+/// larger claims take fewer trips to the store (a claim, then a read of its tests). Few enough
+/// times that a test removed while the run goes on is left out unless it is about to run.
+const CLAIM_AHEAD: u32 = 4;
+
+/// Most items claimed at once on a store that is not shared: the tests of two claims (one
+/// dispatched, one read ahead) stay few in memory.
+const MAX_CLAIM_ALONE: u32 = 256;
+
 /// How long a replica waits before asking again when a cap held across replicas is reached and
 /// none of its own writes frees a place sooner.
 const CAPPED_RETRY: Duration = Duration::from_millis(50);
@@ -382,7 +392,13 @@ impl Engine {
         work: Arc<Work>,
         written: Arc<Notify>,
     ) -> Result<Option<Vec<Claimed>>> {
-        let limit = work.concurrency.clamp(1, MAX_CLAIM);
+        let limit = if self.store.is_shared() {
+            work.concurrency.clamp(1, MAX_CLAIM)
+        } else {
+            work.concurrency
+                .saturating_mul(CLAIM_AHEAD)
+                .clamp(1, MAX_CLAIM_ALONE)
+        };
         loop {
             let now = chrono::Utc::now().timestamp_millis();
             let request = ClaimRequest {

@@ -258,6 +258,10 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` free items of a run for a replica, in order, keeping the caps it
     /// names across replicas; returns their positions (empty: no item is free), or `None` when a
     /// cap is reached (items may be free, but not for now).
+    ///
+    /// On a store that is not [shared](Self::is_shared), one process is the only replica, and
+    /// its own concurrency (for the run, and the endpoint's gate across its runs) bounds what it
+    /// has in flight: the caps are not counted, and the answer is never `None`.
     async fn claim_work(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<i64>>>;
     /// Extends every claim of `owner` to `lease_until_ms`.
     async fn renew_claims(&self, owner: &str, lease_until_ms: i64) -> Result<()>;

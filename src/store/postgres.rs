@@ -98,9 +98,6 @@ mod dialect {
          FROM test_results WHERE run_id = ? AND seq <= ? \
          AND body::json ->> 'behavior_id' IS NOT NULL";
 
-    /// The identity column's sequence gave this session's last inserted `seq`.
-    pub(super) const LAST_SEQ: &str = "SELECT lastval()";
-
     /// Writers run side by side: a read that a write depends on locks the row it read.
     pub(super) const FOR_UPDATE: &str = " FOR UPDATE OF t";
 

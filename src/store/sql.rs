@@ -7,7 +7,6 @@
 //! - `IDS_IN`: `(...)`, a subquery of the text values of a JSON array bound as one parameter;
 //! - `METRIC_USERS`, `BEHAVIOR_USERS`: who uses a metric or a behaviour (`(kind, name)` rows);
 //! - `RESULT_BEHAVIORS`: the distinct behaviour ids of a run's results up to a position;
-//! - `LAST_SEQ`: the `seq` of the last row this connection inserted;
 //! - `FOR_UPDATE`: what ends a read that a write in the same transaction depends on;
 //! - `POSITIONS_IN`: `(...)`, a subquery of the integers of a JSON array bound as one parameter;
 //! - `SKIP_LOCKED`: what ends the read of free items when claiming, so concurrent claims skip
@@ -471,32 +470,60 @@ macro_rules! sql_store {
 
         /// Inserts records with multi-row statements (thousands of tests in a few statements).
         async fn insert_records<T: Stored>(conn: &mut $conn, records: &[T]) -> Result<()> {
-            let table = T::TABLE;
-            let rows_per_statement = MAX_BINDS_PER_STATEMENT / (table.columns.len() + 1);
-            for chunk in power_of_two_chunks(records, rows_per_statement) {
-                let rows = chunk
-                    .iter()
-                    .map(|record| Ok((record.keys(), serde_json::to_string(record)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut query = QueryBuilder::<$db>::new(format!(
-                    "INSERT INTO {} ({}, body) ",
-                    table.name,
-                    table.columns.join(", ")
-                ));
-                query.push_values(rows, |mut row, (keys, body)| {
-                    for key in keys {
-                        match key {
-                            Bind::Text(value) => row.push_bind(value),
-                            Bind::Int(value) => row.push_bind(value),
-                        };
-                    }
-                    row.push_bind(body);
-                });
-                if let Err(e) = query.build().execute(&mut *conn).await {
-                    return Err(conflict(e, table, chunk));
+            for chunk in power_of_two_chunks(records, rows_per_insert::<T>()) {
+                if let Err(e) = insert_statement(chunk, "")?.build().execute(&mut *conn).await {
+                    return Err(conflict(e, T::TABLE, chunk));
                 }
             }
             Ok(())
+        }
+
+        /// [`insert_records`], answering the `seq` of the last record inserted (`None`: none
+        /// was) from the inserts themselves: no statement more to ask for it.
+        async fn insert_records_last_seq<T: Stored>(
+            conn: &mut $conn,
+            records: &[T],
+        ) -> Result<Option<i64>> {
+            let mut last = None;
+            for chunk in power_of_two_chunks(records, rows_per_insert::<T>()) {
+                let seqs: Vec<i64> = insert_statement(chunk, " RETURNING seq")?
+                    .build_query_scalar()
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(|e| conflict(e, T::TABLE, chunk))?;
+                last = last.max(seqs.into_iter().max());
+            }
+            Ok(last)
+        }
+
+        /// Most rows of one insert of `T`, within the binds a statement may take.
+        fn rows_per_insert<T: Stored>() -> usize {
+            MAX_BINDS_PER_STATEMENT / (T::TABLE.columns.len() + 1)
+        }
+
+        /// One multi-row insert of `records`, ended by `tail`.
+        fn insert_statement<T: Stored>(records: &[T], tail: &str) -> Result<QueryBuilder<$db>> {
+            let table = T::TABLE;
+            let rows = records
+                .iter()
+                .map(|record| Ok((record.keys(), serde_json::to_string(record)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut query = QueryBuilder::<$db>::new(format!(
+                "INSERT INTO {} ({}, body) ",
+                table.name,
+                table.columns.join(", ")
+            ));
+            query.push_values(rows, |mut row, (keys, body)| {
+                for key in keys {
+                    match key {
+                        Bind::Text(value) => row.push_bind(value),
+                        Bind::Int(value) => row.push_bind(value),
+                    };
+                }
+                row.push_bind(body);
+            });
+            query.push(tail);
+            Ok(query)
         }
 
         /// Inserts and replaces catalogue records of one kind, then checks the metrics they name.
@@ -1089,8 +1116,10 @@ macro_rules! sql_store {
                     .bind(request.now_ms)
                     .bind(limit)
                 };
-                // Without a cap the claim is one statement, atomic on its own.
-                if request.run_cap.is_none() && request.endpoint_cap.is_none() {
+                // Without a cap the claim is one statement, atomic on its own. Nor are caps
+                // counted on a database one process uses: its own concurrency bounds all that
+                // is in flight (see `Store::claim_work`).
+                if !$d::SHARED || (request.run_cap.is_none() && request.endpoint_cap.is_none()) {
                     let mut positions = claim(i64::from(request.limit))
                         .fetch_all(&self.writer)
                         .await?;
@@ -1255,34 +1284,21 @@ macro_rules! sql_store {
                     .collect();
                 // Read once the run is locked (on PostgreSQL, a statement sees what was committed
                 // when it began): results stored meanwhile by other replicas are counted.
-                // Not MAX(seq): SQLite would read every entry of the run in the index.
-                let after: Option<i64> = sqlx::query_scalar($d::sql(
-                    "SELECT seq FROM test_results WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+                // Not MAX(seq): SQLite would read every entry of the run in the index. Whether
+                // items are left is asked in the same statement, as each costs a round trip to
+                // the database (the inserts below change no item).
+                let (after, left): (Option<i64>, i64) = sqlx::query_as($d::sql(
+                    "SELECT (SELECT seq FROM test_results WHERE run_id = ? \
+                     ORDER BY seq DESC LIMIT 1), \
+                     (SELECT COUNT(*) FROM (SELECT 1 FROM run_work WHERE run_id = ? LIMIT 1) w)"
                         .into(),
                 ))
                 .bind(&run_id)
-                .fetch_optional(&mut *tx)
+                .bind(&run_id)
+                .fetch_one(&mut *tx)
                 .await?;
-                // Whether items are left, with the position of the last result when some were
-                // stored (`seq` is the identity, and the rows were inserted in order): one
-                // statement, as each costs a round trip to the database.
-                let left_query =
-                    "(SELECT COUNT(*) FROM (SELECT 1 FROM run_work WHERE run_id = ? LIMIT 1) w)";
-                let (last, left): (Option<i64>, i64) = if results.is_empty() {
-                    let left = sqlx::query_scalar($d::sql(format!("SELECT {left_query}")))
-                        .bind(&run_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    (None, left)
-                } else {
-                    insert_records(&mut tx, &results).await?;
-                    let (last, left): (i64, i64) =
-                        sqlx::query_as($d::sql(format!("{}, {left_query}", $d::LAST_SEQ)))
-                            .bind(&run_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    (Some(last), left)
-                };
+                // `seq` is the identity, and the rows are inserted in order.
+                let last = insert_records_last_seq(&mut tx, &results).await?;
                 let mut run = fold(run, &results, left > 0);
                 count_repetitions(&mut tx, &mut run).await?;
                 update_record(&mut tx, &run).await?;

@@ -138,9 +138,6 @@ mod dialect {
          FROM test_results WHERE run_id = ? AND seq <= ? \
          AND json_extract(body, '$.behavior_id') IS NOT NULL";
 
-    /// `seq` is the rowid.
-    pub(super) const LAST_SEQ: &str = "SELECT last_insert_rowid()";
-
     /// Every write goes through the one writer connection: nothing can come between a read and
     /// a write of one transaction, so no lock is needed (and SQLite has no `FOR UPDATE`).
     pub(super) const FOR_UPDATE: &str = "";

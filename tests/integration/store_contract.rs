@@ -104,6 +104,21 @@ macro_rules! contract {
     };
 }
 
+/// Contracts of stores that several processes share ([`Store::is_shared`]), against those
+/// backends only.
+macro_rules! shared_contract {
+    ($($contract:ident),+ $(,)?) => {
+        backend!(postgres_shared, PostgresBackend::new().await, $($contract),+);
+    };
+}
+
+/// Contracts of stores that one process uses, against those backends only.
+macro_rules! local_contract {
+    ($($contract:ident),+ $(,)?) => {
+        backend!(sqlite_local, SqliteBackend::new().await, $($contract),+);
+    };
+}
+
 contract!(
     catalogue_records_are_found_by_id_and_by_name,
     a_taken_name_is_already_exists,
@@ -127,7 +142,6 @@ contract!(
     a_run_of_chosen_positions_has_exactly_those_items,
     replicas_claim_a_runs_items_under_leases,
     completing_work_stores_only_what_the_replica_holds,
-    caps_bound_the_items_claimed_across_replicas,
     reserved_calls_of_an_endpoint_are_spaced_by_the_interval,
     a_test_has_at_most_one_result_per_run,
     a_repeated_run_works_on_every_repetition_and_ends_counting_tests,
@@ -138,6 +152,12 @@ contract!(
     a_suite_is_written_whole_or_not_at_all,
     an_import_that_replaces_keeps_the_old_tests_until_it_commits,
 );
+
+// Caps are counted across replicas only where there can be several: one process uses a store
+// that is not shared, and its own concurrency bounds what it has in flight, so such a store
+// counts no caps (see `Store::claim_work`).
+shared_contract!(caps_bound_the_items_claimed_across_replicas);
+local_contract!(a_store_one_process_uses_counts_no_caps);
 
 // ---- values
 
@@ -1501,6 +1521,31 @@ async fn caps_bound_the_items_claimed_across_replicas(backend: &dyn Backend) {
     // Ended leases count for nothing.
     store.renew_claims("a", 0).await.unwrap();
     assert_eq!(capped(r2.id, "c", 5, None, cap).await, Some(4));
+}
+
+async fn a_store_one_process_uses_counts_no_caps(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let store = store.as_ref();
+    assert!(!store.is_shared());
+    let (s, e) = run_targets(store).await;
+    let r = run(&s, &e, RunStatus::Running);
+    create_run(store, &r).await;
+    let now = Utc::now().timestamp_millis();
+    let claim = |owner: &'static str| ClaimRequest {
+        run_id: r.id,
+        owner,
+        now_ms: now,
+        lease_until_ms: now + 60_000,
+        limit: 3,
+        run_cap: Some(2),
+        endpoint_cap: Some((e.id, 2)),
+    };
+    // Whatever the owners, the claims are whole: the process's own concurrency bounds what it
+    // has in flight.
+    for owner in ["a", "b"] {
+        let claimed = store.claim_work(&claim(owner)).await.unwrap();
+        assert_eq!(claimed.map(|positions| positions.len()), Some(3));
+    }
 }
 
 async fn reserved_calls_of_an_endpoint_are_spaced_by_the_interval(backend: &dyn Backend) {
