@@ -302,7 +302,7 @@ pub async fn serve_with_metrics(
             api_keys.map(crate::auth::RequireApiKey::new),
         ))
         // Inside the metrics layer, which then counts the code clients are told.
-        .layer(crate::api::RequestLimitLayer::new(config.max_request_bytes))
+        .layer(crate::api::request_limit::layer(config.max_request_bytes))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -9,7 +9,7 @@ pub(crate) mod decoding_props;
 mod endpoints;
 mod execution;
 mod metrics;
-mod request_limit;
+pub mod request_limit;
 mod selection;
 mod status;
 mod test_sets;
@@ -18,7 +18,6 @@ pub use behaviors::BehaviorApi;
 pub use endpoints::EndpointApi;
 pub use execution::ExecutionApi;
 pub use metrics::MetricApi;
-pub use request_limit::RequestLimitLayer;
 pub use test_sets::TestSetApi;
 
 use uuid::Uuid;

@@ -4,11 +4,10 @@
 //! message naming the limit, its flag and its variable, so an operator or a client knows what to
 //! change or how to send less.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use http::{Request, Response};
+use http::Response;
+use tonic::body::Body;
 use tonic::{Code, Status};
+use tower::util::MapResponseLayer;
 
 /// The start of tonic's text for a message above the decoding limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
@@ -36,71 +35,21 @@ pub fn over_limit(status: &Status, limit: usize) -> Status {
 }
 
 /// A layer that rewrites the decoding-limit refusals of the services inside it (they come as
-/// trailers-only responses, whose status is in the headers).
-#[derive(Clone, Copy, Debug)]
-pub struct RequestLimitLayer {
-    limit: usize,
-}
-
-impl RequestLimitLayer {
-    /// For services whose decoding limit is `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        RequestLimitLayer { limit }
-    }
-}
-
-impl<S> tower::Layer<S> for RequestLimitLayer {
-    type Service = RequestLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestLimit {
-            inner,
-            limit: self.limit,
-        }
-    }
-}
-
-/// See [`RequestLimitLayer`].
-#[derive(Clone, Debug)]
-pub struct RequestLimit<S> {
-    inner: S,
-    limit: usize,
-}
-
-impl<S, B, RB> tower::Service<Request<B>> for RequestLimit<S>
-where
-    S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response<RB>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The clone that was made ready is the one called (tower's usual swap).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let limit = self.limit;
-        Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            if let Some(status) = Status::from_header_map(response.headers())
-                && is_over_limit(&status)
-            {
-                let headers = response.headers_mut();
-                for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
-                    headers.remove(name);
-                }
-                // Only fails on a message that cannot be a header; this one always can.
-                let _ = over_limit(&status, limit).add_header(headers);
+/// trailers-only responses, whose status is in the headers); it goes innermost, on the routes.
+pub fn layer(limit: usize) -> MapResponseLayer<impl Fn(Response<Body>) -> Response<Body> + Clone> {
+    MapResponseLayer::new(move |mut response: Response<Body>| {
+        if let Some(status) = Status::from_header_map(response.headers())
+            && is_over_limit(&status)
+        {
+            let headers = response.headers_mut();
+            for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+                headers.remove(name);
             }
-            Ok(response)
-        })
-    }
+            // Only fails on a message that cannot be a header; this one always can.
+            let _ = over_limit(&status, limit).add_header(headers);
+        }
+        response
+    })
 }
 
 #[cfg(test)]

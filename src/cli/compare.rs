@@ -81,10 +81,11 @@ pub async fn show(
     regression: &RegressionArgs,
     alone: Option<&str>,
 ) -> Result<(), CliError> {
-    let found = request.base_run.is_empty();
+    // No base run named: one is looked for, and there may be none yet.
+    let looked_for = request.base_run.is_empty();
     let response = match clients.execution().compare_runs(request).await {
         Ok(response) => response.into_inner(),
-        Err(status) if status.code() == tonic::Code::FailedPrecondition && found => {
+        Err(status) if status.code() == tonic::Code::FailedPrecondition && looked_for => {
             let Some(alone) = alone else {
                 return Err(status.into());
             };

@@ -84,7 +84,7 @@ impl Engine {
             },
         )
         .await?;
-        nonempty(chosen, filtered, || format!("test set {set_name:?}"))
+        kept_some(chosen, filtered, || format!("test set {set_name:?}"))
     }
 
     /// The positions of the results of `source_run_id`, up to `through`, whose test
@@ -122,7 +122,7 @@ impl Engine {
         )
         .await?;
         let count = u32::try_from(chosen_tests.len()).unwrap_or(u32::MAX);
-        Ok(nonempty(chosen, filtered, || format!("run {source_run_id}"))?.map(|p| (p, count)))
+        Ok(kept_some(chosen, filtered, || format!("run {source_run_id}"))?.map(|p| (p, count)))
     }
 }
 
@@ -160,7 +160,7 @@ where
 /// `FailedPrecondition` naming what they were chosen from; a shard that holds none of the kept
 /// tests is an empty selection, not an error: the shards of a split together run each test once,
 /// and with fewer tests than shards some shards are empty.
-fn nonempty(
+fn kept_some(
     chosen: Vec<i64>,
     filtered: bool,
     of: impl FnOnce() -> String,
